@@ -1,0 +1,26 @@
+import 'reflect-metadata';
+
+export * from './hooks/hooks.js';
+export * from './hooks/errors.js';
+export * from './trainer/context.js';
+export * from './plugin/define.js';
+export * from './plugin/config.js';
+export * from './plugin/validate.js';
+export * from './plugin/resolve.js';
+export * from './plugin/resolve-config.js';
+export * from './plugin/compat.js';
+export * from './di/tokens.js';
+export * from './data/dataset.js';
+export * from './data/registry.js';
+export * from './data/loader.js';
+export * from './data/idx.js';
+export * from './data/digits.js';
+export * from './models/registry.js';
+export * from './optim/optimizer.js';
+export * from './optim/registry.js';
+export * from './optim/schedule.js';
+export * from './io/atomic.js';
+export * from './io/logger.js';
+export * from './io/model-files.js';
+export * from './util/rng.js';
+export * from './util/closest.js';

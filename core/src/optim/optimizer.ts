@@ -1,0 +1,154 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
+
+export interface OptimizerOptions {
+  lr: number;
+  weightDecay?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * Base of the project's optimizers: a tfjs Optimizer (so it serializes its slots with getWeights /
+ * setWeights), with a learning rate the schedule sets every step, a weight decay, and a filter that
+ * says which variables are decayed (the no-bias-decay trick sets it). Slots are keyed by variable
+ * name, not position, so a checkpoint restores them whatever order the gradients come in.
+ */
+export abstract class TricksOptimizer extends tf.Optimizer {
+  learningRate: number;
+  weightDecay: number;
+  /** Returns false for variables that get no weight decay. */
+  decayFilter: (variableName: string) => boolean = () => true;
+  protected slots = new Map<string, tf.Variable>();
+
+  constructor(opts: OptimizerOptions) {
+    super();
+    this.learningRate = opts.lr;
+    this.weightDecay = opts.weightDecay ?? 0;
+  }
+
+  setLearningRate(lr: number): void {
+    this.learningRate = lr;
+  }
+
+  protected slot(varName: string, slotName: string, like: tf.Tensor): tf.Variable {
+    const key = `${varName}/${slotName}`;
+    let v = this.slots.get(key);
+    if (!v) {
+      v = tf.tidy(() => tf.variable(tf.zerosLike(like), false, undefined, like.dtype));
+      this.slots.set(key, v);
+    }
+    return v;
+  }
+
+  /** Update one variable in place; runs inside a tidy. */
+  protected abstract update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void;
+
+  applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    const pairs = Array.isArray(variableGradients)
+      ? variableGradients.map((g) => [g.name, g.tensor] as const)
+      : Object.entries(variableGradients);
+    for (const [name, grad] of pairs) {
+      if (grad == null) continue;
+      const value = tf.engine().registeredVariables[name];
+      if (!value) throw new Error(`optimizer: no variable named ${name}`);
+      const decay = this.weightDecay && this.decayFilter(name) ? this.weightDecay : 0;
+      tf.tidy(() => this.update(name, value, grad, decay));
+    }
+    this.incrementIterations();
+  }
+
+  dispose(): void {
+    for (const v of this.slots.values()) v.dispose();
+    this.slots.clear();
+  }
+
+  async getWeights(): Promise<NamedTensor[]> {
+    return [await this.saveIterations(), ...[...this.slots].map(([name, tensor]) => ({ name, tensor }))];
+  }
+
+  async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const rest = await this.extractIterations(weightValues);
+    this.dispose();
+    for (const { name, tensor } of rest) this.slots.set(name, tf.variable(tensor, false, undefined, tensor.dtype));
+  }
+}
+
+/**
+ * SGD as PyTorch applies it: g = grad + wd * w (coupled decay); buf = m * buf + g;
+ * step = nesterov ? g + m * buf : buf; w -= lr * step.
+ */
+export class SGD extends TricksOptimizer {
+  static get className() {
+    return 'TricksSGD';
+  }
+  readonly momentum: number;
+  readonly nesterov: boolean;
+
+  constructor(opts: OptimizerOptions & { momentum?: number; nesterov?: boolean }) {
+    super(opts);
+    this.momentum = opts.momentum ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+  }
+
+  protected update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void {
+    let g = decay ? tf.add(grad, tf.mul(value, decay)) : grad;
+    if (this.momentum) {
+      const buf = this.slot(name, 'momentum', value);
+      // PyTorch initializes the buffer with the first gradient; with a zero buffer m*0 + g is the same.
+      const nb = tf.add(tf.mul(buf, this.momentum), g);
+      buf.assign(nb);
+      g = this.nesterov ? tf.add(g, tf.mul(nb, this.momentum)) : nb;
+    }
+    value.assign(tf.sub(value, tf.mul(g, this.learningRate)));
+  }
+
+  getConfig() {
+    return { lr: this.learningRate, momentum: this.momentum, nesterov: this.nesterov, weightDecay: this.weightDecay };
+  }
+}
+
+/** Adam (Kingma and Ba), with L2 weight decay added to the gradient as PyTorch's Adam does. */
+export class Adam extends TricksOptimizer {
+  static get className() {
+    return 'TricksAdam';
+  }
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Decoupled decay (AdamW, Loshchilov and Hutter) instead of L2 in the gradient. */
+  readonly decoupled: boolean;
+
+  constructor(opts: OptimizerOptions & { beta1?: number; beta2?: number; eps?: number; decoupled?: boolean }) {
+    super(opts);
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.decoupled = opts.decoupled ?? false;
+  }
+
+  protected update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void {
+    const t = this.iterations + 1;
+    const m = this.slot(name, 'm', value);
+    const v = this.slot(name, 'v', value);
+    let g = grad;
+    if (decay && !this.decoupled) g = tf.add(g, tf.mul(value, decay));
+    const nm = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+    const nv = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+    m.assign(nm);
+    v.assign(nv);
+    const bc1 = 1 - Math.pow(this.beta1, t);
+    const bc2 = 1 - Math.pow(this.beta2, t);
+    const denom = tf.add(tf.div(tf.sqrt(nv), Math.sqrt(bc2)), this.eps);
+    let w: tf.Tensor = value;
+    if (decay && this.decoupled) w = tf.mul(w, 1 - this.learningRate * decay);
+    value.assign(tf.sub(w, tf.mul(tf.div(nm, denom), this.learningRate / bc1)));
+  }
+
+  getConfig() {
+    return { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, decoupled: this.decoupled };
+  }
+}

@@ -1,0 +1,130 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TricksError } from '../hooks/errors.js';
+import { closest } from '../util/closest.js';
+import type { PluginDefinition, PresetDefinition } from './define.js';
+import { checkCoreRange } from './compat.js';
+
+export type Kind = 'plugin' | 'preset';
+
+const CORE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** Candidate package names for a short name, as Babel does: mixup -> @tricks/plugin-mixup -> tricks-plugin-mixup. */
+export function candidates(name: string, kind: Kind): string[] {
+  if (name.startsWith('@') || name.startsWith(`tricks-${kind}-`)) return [name];
+  return [`@tricks/${kind}-${name}`, `tricks-${kind}-${name}`];
+}
+
+const isPath = (name: string) => name.startsWith('.') || isAbsolute(name);
+
+/** Directories whose node_modules are searched: the user's project first, then where core is installed. */
+function searchRoots(cwd: string): string[] {
+  return [join(cwd, 'package.json'), join(CORE_DIR, 'package.json')];
+}
+
+function tryResolve(request: string, cwd: string): string | undefined {
+  for (const from of searchRoots(cwd)) {
+    try {
+      return createRequire(from).resolve(request);
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export interface Loaded<T> {
+  definition: T;
+  source: string;
+}
+
+async function importDefinition(file: string, source: string, kind: Kind): Promise<unknown> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (e) {
+    throw new TricksError(`${kind} ${source}: failed to load ${file}: ${(e as Error).message}`, 'is the package built? run `npm run build`');
+  }
+  return mod.default ?? mod[kind];
+}
+
+/** Loads a plugin or preset by short name, package name or path. */
+export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Promise<Loaded<T>> {
+  let file: string | undefined;
+  let source = name;
+  if (isPath(name)) {
+    const p = resolve(cwd, name);
+    file = tryResolve(p, cwd) ?? (existsSync(p) && statSync(p).isFile() ? p : undefined);
+    if (!file) throw new TricksError(`${kind} path ${p} does not exist or has no entry point`, `give a file or a package directory with a package.json "exports"`);
+  } else {
+    for (const pkg of candidates(name, kind)) {
+      file = tryResolve(pkg, cwd);
+      if (file) {
+        source = pkg;
+        break;
+      }
+    }
+  }
+  if (!file) {
+    const names = listInstalled(kind, cwd).map((p) => p.name);
+    throw new TricksError(
+      `unknown ${kind} "${name}"${closest(name, names)}: no package ${candidates(name, kind).join(' or ')} is installed`,
+      `available ${kind}s: ${names.join(', ') || '(none)'}`,
+    );
+  }
+  let def = await importDefinition(file, source, kind);
+  if (kind === 'preset' && typeof def === 'function') def = (def as (o: Record<string, unknown>) => unknown)({});
+  if (!def || typeof def !== 'object' || typeof (def as { name?: unknown }).name !== 'string') {
+    throw new TricksError(`${kind} ${source} (${file}) does not export a ${kind} definition`, `export default define${kind === 'plugin' ? 'Plugin' : 'Preset'}({...})`);
+  }
+  if (kind === 'plugin') checkCoreRange(def as PluginDefinition, source);
+  return { definition: def as T, source };
+}
+
+export interface InstalledPackage {
+  name: string;
+  package: string;
+  dir: string;
+}
+
+/** Every installed @tricks/<kind>-* and tricks-<kind>-* package reachable from cwd or core. */
+export function listInstalled(kind: Kind, cwd = process.cwd()): InstalledPackage[] {
+  const found = new Map<string, InstalledPackage>();
+  const visit = (nm: string) => {
+    if (!existsSync(nm)) return;
+    const scoped = join(nm, '@tricks');
+    if (existsSync(scoped)) {
+      for (const d of readdirSync(scoped)) {
+        if (d.startsWith(`${kind}-`)) add(d.slice(kind.length + 1), `@tricks/${d}`, join(scoped, d));
+      }
+    }
+    for (const d of readdirSync(nm)) {
+      if (d.startsWith(`tricks-${kind}-`)) add(d.slice(`tricks-${kind}-`.length), d, join(nm, d));
+    }
+  };
+  const add = (name: string, pkg: string, dir: string) => {
+    if (!found.has(name) && existsSync(join(dir, 'package.json'))) found.set(name, { name, package: pkg, dir });
+  };
+  for (const start of [cwd, CORE_DIR]) {
+    let dir = resolve(start);
+    for (;;) {
+      visit(join(dir, 'node_modules'));
+      const up = dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
+  }
+  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function packageVersion(dir: string): string | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+  } catch {
+    return undefined;
+  }
+}
+
+export type { PluginDefinition, PresetDefinition };

@@ -1,0 +1,30 @@
+// Runs every package's mocha tests (one process per package, so backends and globals stay isolated)
+// and ends with one line: `N passed, N failed`.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, packageDirs, readPackage } from './packages.mjs';
+
+const only = process.argv.slice(2);
+let passed = 0, failed = 0;
+const broken = [];
+for (const dir of packageDirs()) {
+  if (only.length && !only.some((o) => dir.includes(o))) continue;
+  const pkg = readPackage(dir);
+  if (!pkg.scripts?.test) continue;
+  if (!existsSync(join(root, dir, 'dist', 'test')) && !existsSync(join(root, dir, 'test'))) continue;
+  console.log(`\n=== ${dir}`);
+  const out = await new Promise((resolve) => {
+    const child = spawn('npm', ['test', '--silent'], { cwd: join(root, dir), stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (d) => { text += d; process.stdout.write(d); });
+    child.on('close', (code) => resolve({ text, code }));
+  });
+  const p = Number(/(\d+) passing/.exec(out.text)?.[1] ?? 0);
+  const f = Number(/(\d+) failing/.exec(out.text)?.[1] ?? 0);
+  passed += p; failed += f;
+  if (out.code !== 0 && f === 0) { failed += 1; broken.push(dir); }
+}
+if (broken.length) console.log(`\npackages whose test run failed outright: ${broken.join(', ')}`);
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
