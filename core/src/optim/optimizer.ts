@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { TricksError } from '../hooks/errors.js';
 
 export interface NamedTensor {
   name: string;
@@ -26,11 +27,14 @@ export abstract class TricksOptimizer extends tf.Optimizer {
 
   constructor(opts: OptimizerOptions) {
     super();
+    check('lr', opts.lr, (v) => v > 0, 'a positive number');
+    check('weightDecay', opts.weightDecay ?? 0, (v) => v >= 0, 'a number >= 0');
     this.learningRate = opts.lr;
     this.weightDecay = opts.weightDecay ?? 0;
   }
 
   setLearningRate(lr: number): void {
+    if (!Number.isFinite(lr) || lr < 0) throw new TricksError(`learning rate must be a finite number >= 0, got ${lr}`, 'check optimizer.lr and the schedule options');
     this.learningRate = lr;
   }
 
@@ -77,6 +81,13 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   }
 }
 
+/** Throws a TricksError naming `optimizer.<name>` when a numeric option is out of range. */
+function check(name: string, value: unknown, ok: (v: number) => boolean, what: string): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) {
+    throw new TricksError(`option "optimizer.${name}" must be ${what}, got ${JSON.stringify(value)}`);
+  }
+}
+
 /**
  * SGD as PyTorch applies it: g = grad + wd * w (coupled decay); buf = m * buf + g;
  * step = nesterov ? g + m * buf : buf; w -= lr * step.
@@ -92,6 +103,10 @@ export class SGD extends TricksOptimizer {
     super(opts);
     this.momentum = opts.momentum ?? 0;
     this.nesterov = opts.nesterov ?? false;
+    check('momentum', this.momentum, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    if (this.nesterov && !(this.momentum > 0)) {
+      throw new TricksError('option "optimizer.nesterov" needs a momentum > 0 (as in PyTorch)', 'set optimizer.momentum, e.g. 0.9, or nesterov: false');
+    }
   }
 
   protected update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void {
@@ -128,6 +143,9 @@ export class Adam extends TricksOptimizer {
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.decoupled = opts.decoupled ?? false;
+    check('beta1', this.beta1, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    check('beta2', this.beta2, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    check('eps', this.eps, (v) => v > 0, 'a positive number');
   }
 
   protected update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void {
@@ -152,3 +170,21 @@ export class Adam extends TricksOptimizer {
     return { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, decoupled: this.decoupled };
   }
 }
+
+/**
+ * AdamW (Loshchilov and Hutter 2019) as torch.optim.AdamW: w <- w * (1 - lr * wd) before the Adam step,
+ * with the lr of the current step (so a schedule scales the decay too). Default weight decay 0.01.
+ */
+export class AdamW extends Adam {
+  static override get className() {
+    return 'TricksAdamW';
+  }
+
+  constructor(opts: OptimizerOptions & { beta1?: number; beta2?: number; eps?: number }) {
+    super({ ...opts, weightDecay: opts.weightDecay ?? 0.01, decoupled: true });
+  }
+}
+
+tf.serialization.registerClass(SGD as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+tf.serialization.registerClass(Adam as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+tf.serialization.registerClass(AdamW as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);

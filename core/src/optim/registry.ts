@@ -1,6 +1,6 @@
 import { TricksError } from '../hooks/errors.js';
 import { closest } from '../util/closest.js';
-import { Adam, SGD, type OptimizerOptions, type TricksOptimizer } from './optimizer.js';
+import { Adam, AdamW, SGD, type OptimizerOptions, type TricksOptimizer } from './optimizer.js';
 
 export type OptimizerFactory = (opts: OptimizerOptions) => TricksOptimizer;
 
@@ -11,7 +11,7 @@ export class OptimizerRegistry {
   constructor() {
     this.register('sgd', (o) => new SGD(o as ConstructorParameters<typeof SGD>[0]));
     this.register('adam', (o) => new Adam(o as ConstructorParameters<typeof Adam>[0]));
-    this.register('adamw', (o) => new Adam({ weightDecay: 0.01, ...o, decoupled: true } as ConstructorParameters<typeof Adam>[0]));
+    this.register('adamw', (o) => new AdamW(o as ConstructorParameters<typeof AdamW>[0]));
   }
 
   register(name: string, factory: OptimizerFactory): void {
