@@ -1,0 +1,202 @@
+// Conv2D, FusedConv2D, Conv2DBackpropInput and Conv2DBackpropFilter for the wasm backend.
+//
+// 3x3 stride-1 convolutions (nearly all the FLOPs of a ResNet) run as Winograd F(4x4, 3x3):
+// 36 GEMMs of a quarter of the direct convolution's multiplications, plus cheap transforms. The
+// backprop-input pass is the same convolution over dy with the flipped, transposed filter; the
+// backprop-filter pass is the transposed Winograd product. Every other shape of gradient runs as
+// one GEMM per filter tap over a shifted (strided, padded, dilated) view. Forward convolutions
+// that Winograd does not cover stay on the stock XNNPACK kernel.
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  FusedConv2D,
+  type Conv2DAttrs,
+  type Conv2DBackpropFilterAttrs,
+  type Conv2DBackpropInputAttrs,
+  type FusedConv2DAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { Native, type KernelArgs } from './native.js';
+
+type ConvInfo = backend_util.Conv2DInfo;
+
+/** Below this many input or output channels the transforms cost more than Winograd saves. */
+const WINOGRAD_MIN_CHANNELS = 8;
+
+export function winogradApplies(ci: ConvInfo): boolean {
+  return (
+    ci.filterHeight === 3 && ci.filterWidth === 3 &&
+    ci.strideHeight === 1 && ci.strideWidth === 1 &&
+    ci.dilationHeight === 1 && ci.dilationWidth === 1 &&
+    ci.dataFormat === 'channelsLast' &&
+    ci.inChannels >= WINOGRAD_MIN_CHANNELS && ci.outChannels >= WINOGRAD_MIN_CHANNELS
+  );
+}
+
+function info(xShape: number[], fShape: number[],
+  attrs: Conv2DAttrs | Conv2DBackpropInputAttrs | Conv2DBackpropFilterAttrs): ConvInfo {
+  const dilations = 'dilations' in attrs ? attrs.dilations : 1;
+  return backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], fShape as [number, number, number, number],
+    attrs.strides, dilations, attrs.pad, attrs.dimRoundingMode, false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat));
+}
+
+/**
+ * Winograd 3x3 stride-1 convolution of x [N,H,W,Cin] into out [N,OH,OW,Cout] with top/left padding
+ * padT/padL. With flip, g is the filter [3,3,Cout,Cin] of the forward convolution whose input
+ * gradient this is (used flipped and transposed); otherwise g is [3,3,Cin,Cout].
+ */
+function winogradConv(
+  nat: Native, x: number, N: number, H: number, W: number, Cin: number,
+  g: number, Cout: number, flip: boolean, padT: number, padL: number,
+  out: number, OH: number, OW: number, bias = 0, relu = false,
+): void {
+  const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
+  const T = N * tilesH * tilesW;
+  nat.withScratch([36 * Cin * Cout, 36 * T * Cin, 36 * T * Cout, Native.gemmScratch(Cout)], (U, V, M, S) => {
+    if (flip) nat.k.wino_filter(g, U, Cout, Cin, 1);
+    else nat.k.wino_filter(g, U, Cin, Cout, 0);
+    nat.k.wino_input(x, V, N, H, W, Cin, padT, padL, tilesH, tilesW);
+    nat.k.sgemm(36, T, Cout, Cin, V, Cin, 1, T * Cin, U, Cout, 1, Cin * Cout, M, Cout, T * Cout, 0, S);
+    nat.k.wino_output(M, out, N, OH, OW, Cout, tilesH, tilesW, bias, relu ? 1 : 0);
+  });
+}
+
+function conv2dFunc(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'filter', Conv2DAttrs>;
+    const { x, filter } = inputs;
+    const ci = info(x.shape, filter.shape, attrs);
+    if (!winogradApplies(ci)) return stock(args);
+    const nat = Native.of(backend);
+    const out = backend.makeOutput(ci.outShape, 'float32');
+    winogradConv(nat, nat.ptr(x), ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels,
+      nat.ptr(filter), ci.outChannels, false, ci.padInfo.top, ci.padInfo.left,
+      nat.ptr(out), ci.outHeight, ci.outWidth);
+    return out;
+  };
+}
+
+function fusedConv2dFunc(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'filter', FusedConv2DAttrs>;
+    const { x, filter, bias } = inputs;
+    const ci = info(x.shape, filter.shape, attrs);
+    const activation = attrs.activation ?? 'linear';
+    const biasOk = bias == null || (bias.shape.length === 1 && bias.shape[0] === ci.outChannels);
+    if (!winogradApplies(ci) || !biasOk || (activation !== 'linear' && activation !== 'relu')) {
+      return stock(args);
+    }
+    const nat = Native.of(backend);
+    const out = backend.makeOutput(ci.outShape, 'float32');
+    winogradConv(nat, nat.ptr(x), ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels,
+      nat.ptr(filter), ci.outChannels, false, ci.padInfo.top, ci.padInfo.left,
+      nat.ptr(out), ci.outHeight, ci.outWidth, bias == null ? 0 : nat.ptr(bias), activation === 'relu');
+    return out;
+  };
+}
+
+/** dx = sum over taps of (dy . W[tap]^T) scattered back onto the tap's shifted view of x. */
+function backpropInputFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args as unknown as KernelArgs<'dy' | 'filter', Conv2DBackpropInputAttrs>;
+  const { dy, filter } = inputs;
+  const ci = info(attrs.inputShape, filter.shape, attrs);
+  checkNHWC(ci, Conv2DBackpropInput);
+  const nat = Native.of(backend);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = ci;
+  const dx = backend.makeOutput(ci.inShape, 'float32');
+  const dxP = nat.ptr(dx), dyP = nat.ptr(dy), fP = nat.ptr(filter);
+  if (winogradApplies(ci)) {
+    // dx = dy (*) rot180(W)^T, padded so that its output has the input's size.
+    winogradConv(nat, dyP, N, OH, OW, K, fP, C, true, 2 - ci.padInfo.top, 2 - ci.padInfo.left, dxP, H, W);
+    return dx;
+  }
+  const { filterHeight: FH, filterWidth: FW, strideHeight: sH, strideWidth: sW } = ci;
+  const rows = N * OH * OW;
+  if (isPointwiseIdentity(ci)) {
+    nat.withScratch([Native.gemmScratch(C)], (S) =>
+      nat.k.sgemm(1, rows, C, K, dyP, K, 1, 0, fP, 1, K, 0, dxP, C, 0, 0, S));
+    return dx;
+  }
+  nat.k.zero_floats(dxP, N * H * W * C);
+  nat.withScratch([rows * C, Native.gemmScratch(C)], (tmp, S) => {
+    for (let i = 0; i < FH; i++) {
+      for (let j = 0; j < FW; j++) {
+        const tap = fP + 4 * (i * FW + j) * C * K;
+        nat.k.sgemm(1, rows, C, K, dyP, K, 1, 0, tap, 1, K, 0, tmp, C, 0, 0, S);
+        nat.k.scatter_tap(tmp, dxP, N, H, W, C, OH, OW,
+          i * ci.dilationHeight - ci.padInfo.top, j * ci.dilationWidth - ci.padInfo.left, sH, sW);
+      }
+    }
+  });
+  return dx;
+}
+
+/** dW[tap] = (tap's shifted view of x)^T . dy, or the Winograd transposed product for 3x3/1. */
+function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'dy', Conv2DBackpropFilterAttrs>;
+  const { x, dy } = inputs;
+  const ci = info(x.shape, attrs.filterShape, attrs);
+  checkNHWC(ci, Conv2DBackpropFilter);
+  const nat = Native.of(backend);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = ci;
+  const dw = backend.makeOutput(ci.filterShape, 'float32');
+  const dwP = nat.ptr(dw), xP = nat.ptr(x), dyP = nat.ptr(dy);
+  if (winogradApplies(ci)) {
+    const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
+    const T = N * tilesH * tilesW;
+    nat.withScratch([36 * T * C, 36 * T * K, 36 * C * K, Native.gemmScratch(K)], (V, Z, dU, S) => {
+      nat.k.wino_input(xP, V, N, H, W, C, ci.padInfo.top, ci.padInfo.left, tilesH, tilesW);
+      nat.k.wino_grad_output(dyP, Z, N, OH, OW, K, tilesH, tilesW);
+      nat.k.sgemm(36, C, K, T, V, 1, C, T * C, Z, K, 1, T * K, dU, K, C * K, 0, S);
+      nat.k.wino_filter_grad(dU, dwP, C, K);
+    });
+    return dw;
+  }
+  const { filterHeight: FH, filterWidth: FW, strideHeight: sH, strideWidth: sW } = ci;
+  const rows = N * OH * OW;
+  if (isPointwiseIdentity(ci)) {
+    nat.withScratch([Native.gemmScratch(K)], (S) =>
+      nat.k.sgemm(1, C, K, rows, xP, 1, C, 0, dyP, K, 1, 0, dwP, K, 0, 0, S));
+    return dw;
+  }
+  nat.withScratch([rows * C, Native.gemmScratch(K)], (tap, S) => {
+    for (let i = 0; i < FH; i++) {
+      for (let j = 0; j < FW; j++) {
+        nat.k.gather_tap(xP, tap, N, H, W, C, OH, OW,
+          i * ci.dilationHeight - ci.padInfo.top, j * ci.dilationWidth - ci.padInfo.left, sH, sW);
+        nat.k.sgemm(1, C, K, rows, tap, 1, C, 0, dyP, K, 1, 0, dwP + 4 * (i * FW + j) * C * K, K, 0, 0, S);
+      }
+    }
+  });
+  return dw;
+}
+
+/** A 1x1 stride-1 unpadded convolution: x viewed as [N*H*W, C] is its own (only) tap. */
+function isPointwiseIdentity(ci: ConvInfo): boolean {
+  return ci.filterHeight === 1 && ci.filterWidth === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 &&
+    ci.padInfo.top === 0 && ci.padInfo.left === 0 && ci.outHeight === ci.inHeight && ci.outWidth === ci.inWidth;
+}
+
+function checkNHWC(ci: ConvInfo, kernel: string): void {
+  if (ci.dataFormat !== 'channelsLast') {
+    throw new Error(`wasm backend ${kernel}: dataFormat NCHW is not supported; use NHWC (channelsLast)`);
+  }
+}
+
+export function conv2dConfigs(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
+  const configs: KernelConfig[] = [
+    { kernelName: Conv2DBackpropInput, backendName: 'wasm', kernelFunc: backpropInputFunc },
+    { kernelName: Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: backpropFilterFunc },
+  ];
+  const conv = stock(Conv2D);
+  if (conv) configs.push({ ...conv, kernelFunc: conv2dFunc(conv.kernelFunc) });
+  const fused = stock(FusedConv2D);
+  if (fused) configs.push({ ...fused, kernelFunc: fusedConv2dFunc(fused.kernelFunc) });
+  return configs;
+}

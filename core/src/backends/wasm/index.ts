@@ -1,0 +1,26 @@
+// Training kernels for @tensorflow/tfjs-backend-wasm: the gradients it lacks (Conv2DBackpropFilter,
+// depthwise backprops, UnsortedSegmentSum) and faster versions of the convolutions that dominate
+// convnet training (Winograd 3x3, GEMM-per-tap gradients). See docs/backends.md.
+import '@tensorflow/tfjs-backend-wasm';
+import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { conv2dConfigs } from './conv2d.js';
+import { depthwiseConfigs } from './depthwise.js';
+import { segmentConfigs } from './segment.js';
+
+export { winogradApplies } from './conv2d.js';
+
+let registered = false;
+
+/**
+ * Registers (once; later calls do nothing) the wasm training kernels. Stock kernels that are
+ * replaced stay reachable: the replacements fall back to them for shapes they do not cover.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
+  for (const config of [...conv2dConfigs(stock), ...depthwiseConfigs, ...segmentConfigs]) {
+    if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
+    registerKernel(config);
+  }
+}

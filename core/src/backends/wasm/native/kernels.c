@@ -1,0 +1,486 @@
+// SIMD kernels for the tfjs wasm backend: Winograd F(4x4, 3x3) convolution (forward, backprop
+// input, backprop filter) and a register-blocked SGEMM.
+//
+// This module runs inside the linear memory of @tensorflow/tfjs-backend-wasm (it imports that
+// module's memory), so it reads and writes tensors in place at their heap offsets. It has no data
+// segment and no libc; its shadow stack is a block the loader mallocs from the tfjs heap.
+// Rebuild with ./build.sh (clang >= 16 with the wasm32 target and wasm-ld).
+#include <wasm_simd128.h>
+#include <stdint.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define INLINE static inline __attribute__((always_inline))
+
+typedef v128_t f4;
+
+INLINE f4 ld(const float *p) { return wasm_v128_load(p); }
+INLINE void st(float *p, f4 v) { wasm_v128_store(p, v); }
+INLINE f4 add(f4 a, f4 b) { return wasm_f32x4_add(a, b); }
+INLINE f4 sub(f4 a, f4 b) { return wasm_f32x4_sub(a, b); }
+INLINE f4 mul(f4 a, f4 b) { return wasm_f32x4_mul(a, b); }
+INLINE f4 mulc(f4 a, float c) { return wasm_f32x4_mul(a, wasm_f32x4_splat(c)); }
+INLINE f4 zero(void) { return wasm_f32x4_splat(0.f); }
+
+// Loads n (< 4) floats, zero-filling the rest; stores n floats.
+INLINE f4 ld_n(const float *p, int n) {
+  float a = p[0], b = n > 1 ? p[1] : 0.f, c = n > 2 ? p[2] : 0.f;
+  return wasm_f32x4_make(a, b, c, 0.f);
+}
+INLINE void st_n(float *p, f4 v, int n) {
+  p[0] = wasm_f32x4_extract_lane(v, 0);
+  if (n > 1) p[1] = wasm_f32x4_extract_lane(v, 1);
+  if (n > 2) p[2] = wasm_f32x4_extract_lane(v, 2);
+}
+INLINE f4 ld_c(const float *p, int n) { return n >= 4 ? ld(p) : ld_n(p, n); }
+INLINE void st_c(float *p, f4 v, int n) { if (n >= 4) st(p, v); else st_n(p, v, n); }
+
+// ---------------------------------------------------------------------------------------------
+// Winograd F(4x4, 3x3) transforms (Lavin & Gray 2015). Each 1-D transform works on 4 channels.
+// Input:  V = B^T d B (6x6 from a 6x6 input tile)
+// Filter: U = G g G^T (6x6 from a 3x3 filter)
+// Output: Y = A^T M A (4x4 from a 6x6 product)
+// Output gradient (backprop filter): Z = A y A^T (6x6 from a 4x4 output-gradient tile)
+// Filter gradient: dg = G^T dU G (3x3 from 6x6)
+
+INLINE void bt6(const f4 d[6], f4 r[6]) {
+  f4 four = wasm_f32x4_splat(4.f);
+  f4 t1 = sub(d[4], mul(four, d[2]));  // d4 - 4 d2
+  f4 t2 = sub(d[3], mul(four, d[1]));  // d3 - 4 d1
+  f4 t3 = sub(d[4], d[2]);
+  f4 t4 = mulc(sub(d[3], d[1]), 2.f);
+  r[0] = add(sub(mul(four, d[0]), mulc(d[2], 5.f)), d[4]);
+  r[1] = add(t1, t2);
+  r[2] = sub(t1, t2);
+  r[3] = add(t3, t4);
+  r[4] = sub(t3, t4);
+  r[5] = add(sub(mul(four, d[1]), mulc(d[3], 5.f)), d[5]);
+}
+
+INLINE void g3(const f4 g[3], f4 r[6]) {
+  f4 a = add(g[0], g[2]);
+  r[0] = mulc(g[0], 0.25f);
+  r[1] = mulc(add(a, g[1]), -1.f / 6.f);
+  r[2] = mulc(sub(a, g[1]), -1.f / 6.f);
+  f4 b = add(mulc(g[0], 1.f / 24.f), mulc(g[2], 1.f / 6.f));
+  f4 c = mulc(g[1], 1.f / 12.f);
+  r[3] = add(b, c);
+  r[4] = sub(b, c);
+  r[5] = g[2];
+}
+
+INLINE void at6(const f4 m[6], f4 r[4]) {
+  f4 s12 = add(m[1], m[2]), d12 = sub(m[1], m[2]);
+  f4 s34 = add(m[3], m[4]), d34 = sub(m[3], m[4]);
+  r[0] = add(add(m[0], s12), s34);
+  r[1] = add(d12, mulc(d34, 2.f));
+  r[2] = add(s12, mulc(s34, 4.f));
+  r[3] = add(add(d12, mulc(d34, 8.f)), m[5]);
+}
+
+INLINE void a4(const f4 y[4], f4 r[6]) {
+  f4 s02 = add(y[0], mulc(y[2], 1.f)), s13 = add(y[1], y[3]);
+  f4 t02 = add(y[0], mulc(y[2], 4.f)), t13 = add(mulc(y[1], 2.f), mulc(y[3], 8.f));
+  r[0] = y[0];
+  r[1] = add(s02, s13);
+  r[2] = sub(s02, s13);
+  r[3] = add(t02, t13);
+  r[4] = sub(t02, t13);
+  r[5] = y[3];
+}
+
+INLINE void gt6(const f4 u[6], f4 r[3]) {
+  f4 s12 = add(u[1], u[2]), d12 = sub(u[2], u[1]);
+  f4 s34 = add(u[3], u[4]), d34 = sub(u[3], u[4]);
+  r[0] = add(sub(mulc(u[0], 0.25f), mulc(s12, 1.f / 6.f)), mulc(s34, 1.f / 24.f));
+  r[1] = add(mulc(d12, 1.f / 6.f), mulc(d34, 1.f / 12.f));
+  r[2] = add(add(mulc(s34, 1.f / 6.f), mulc(s12, -1.f / 6.f)), u[5]);
+}
+
+// x: NHWC [N,H,W,C]. V: [36][T][C], T = N*tilesH*tilesW, tile (th,tw) reads rows th*4-padT..+5.
+EXPORT(wino_input)
+void wino_input(const float *x, float *V, int N, int H, int W, int C, int padT, int padL,
+                int tilesH, int tilesW) {
+  const int T = N * tilesH * tilesW;
+  const long pstride = (long)T * C;
+  int t = 0;
+  for (int n = 0; n < N; n++) {
+    const float *xn = x + (long)n * H * W * C;
+    for (int th = 0; th < tilesH; th++) {
+      const int r0 = th * 4 - padT;
+      for (int tw = 0; tw < tilesW; tw++, t++) {
+        const int c0 = tw * 4 - padL;
+        int rv[6], cv[6];
+        int interior = r0 >= 0 && r0 + 6 <= H && c0 >= 0 && c0 + 6 <= W;
+        for (int i = 0; i < 6; i++) {
+          rv[i] = r0 + i >= 0 && r0 + i < H;
+          cv[i] = c0 + i >= 0 && c0 + i < W;
+        }
+        float *vt = V + (long)t * C;
+        for (int c = 0; c < C; c += 4) {
+          const int nc = C - c;
+          f4 d[6][6], tmp[6][6];
+          if (interior && nc >= 4) {
+            for (int i = 0; i < 6; i++)
+              for (int j = 0; j < 6; j++) d[i][j] = ld(xn + ((long)(r0 + i) * W + c0 + j) * C + c);
+          } else {
+            for (int i = 0; i < 6; i++)
+              for (int j = 0; j < 6; j++)
+                d[i][j] = rv[i] && cv[j] ? ld_c(xn + ((long)(r0 + i) * W + c0 + j) * C + c, nc) : zero();
+          }
+          // columns: tmp[.][j] = B^T d[.][j]
+          for (int j = 0; j < 6; j++) {
+            f4 col[6], out[6];
+            for (int i = 0; i < 6; i++) col[i] = d[i][j];
+            bt6(col, out);
+            for (int i = 0; i < 6; i++) tmp[i][j] = out[i];
+          }
+          for (int i = 0; i < 6; i++) {
+            f4 out[6];
+            bt6(tmp[i], out);
+            for (int j = 0; j < 6; j++) st_c(vt + (i * 6 + j) * pstride + c, out[j], nc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// M: [36][T][K] -> y NHWC [N,OH,OW,K]. bias (may be 0) is added; relu != 0 clamps at 0.
+EXPORT(wino_output)
+void wino_output(const float *M, float *y, int N, int OH, int OW, int K, int tilesH, int tilesW,
+                 const float *bias, int relu) {
+  const int T = N * tilesH * tilesW;
+  const long pstride = (long)T * K;
+  int t = 0;
+  for (int n = 0; n < N; n++) {
+    float *yn = y + (long)n * OH * OW * K;
+    for (int th = 0; th < tilesH; th++) {
+      const int r0 = th * 4;
+      const int nr = OH - r0 < 4 ? OH - r0 : 4;
+      for (int tw = 0; tw < tilesW; tw++, t++) {
+        const int c0 = tw * 4;
+        const int ncol = OW - c0 < 4 ? OW - c0 : 4;
+        const float *mt = M + (long)t * K;
+        for (int k = 0; k < K; k += 4) {
+          const int nk = K - k;
+          f4 tmp[4][6];
+          for (int j = 0; j < 6; j++) {
+            f4 col[6], out[4];
+            for (int i = 0; i < 6; i++) col[i] = ld_c(mt + (i * 6 + j) * pstride + k, nk);
+            at6(col, out);
+            for (int i = 0; i < 4; i++) tmp[i][j] = out[i];
+          }
+          f4 b = bias ? ld_c(bias + k, nk) : zero();
+          for (int i = 0; i < nr; i++) {
+            f4 out[4];
+            at6(tmp[i], out);
+            float *row = yn + ((long)(r0 + i) * OW + c0) * K + k;
+            for (int j = 0; j < ncol; j++) {
+              f4 v = add(out[j], b);
+              if (relu) v = wasm_f32x4_max(v, zero());
+              st_c(row + (long)j * K, v, nk);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// dy NHWC [N,OH,OW,K] -> Z: [36][T][K], Z = A y A^T per 4x4 tile (zero beyond OH, OW).
+EXPORT(wino_grad_output)
+void wino_grad_output(const float *dy, float *Z, int N, int OH, int OW, int K, int tilesH,
+                      int tilesW) {
+  const int T = N * tilesH * tilesW;
+  const long pstride = (long)T * K;
+  int t = 0;
+  for (int n = 0; n < N; n++) {
+    const float *dyn = dy + (long)n * OH * OW * K;
+    for (int th = 0; th < tilesH; th++) {
+      const int r0 = th * 4;
+      for (int tw = 0; tw < tilesW; tw++, t++) {
+        const int c0 = tw * 4;
+        float *zt = Z + (long)t * K;
+        for (int k = 0; k < K; k += 4) {
+          const int nk = K - k;
+          f4 tmp[6][4];
+          for (int j = 0; j < 4; j++) {
+            f4 col[4], out[6];
+            for (int i = 0; i < 4; i++)
+              col[i] = r0 + i < OH && c0 + j < OW ? ld_c(dyn + ((long)(r0 + i) * OW + c0 + j) * K + k, nk)
+                                                  : zero();
+            a4(col, out);
+            for (int i = 0; i < 6; i++) tmp[i][j] = out[i];
+          }
+          for (int i = 0; i < 6; i++) {
+            f4 out[6];
+            a4(tmp[i], out);
+            for (int j = 0; j < 6; j++) st_c(zt + (i * 6 + j) * pstride + k, out[j], nk);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Filter g HWIO [3][3][C][K] -> U [36][C][K] (forward). With flip != 0, the filter of the
+// backprop-input convolution: U [36][K][C] from g'[i][j][k][c] = g[2-i][2-j][c][k].
+EXPORT(wino_filter)
+void wino_filter(const float *g, float *U, int C, int K, int flip) {
+  const int rows = flip ? K : C, cols = flip ? C : K;
+  const long pstride = (long)C * K;
+  for (int r = 0; r < rows; r++) {
+    for (int q = 0; q < cols; q += 4) {
+      const int nq = cols - q;
+      f4 gg[3][3], tmp[6][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+          if (!flip) {
+            gg[i][j] = ld_c(g + ((i * 3 + j) * (long)C + r) * K + q, nq);
+          } else {
+            const float *p = g + ((2 - i) * 3 + (2 - j)) * (long)C * K + (long)q * K + r;
+            float a = p[0], b = nq > 1 ? p[K] : 0.f, c = nq > 2 ? p[2 * K] : 0.f,
+                  d = nq > 3 ? p[3 * K] : 0.f;
+            gg[i][j] = wasm_f32x4_make(a, b, c, d);
+          }
+        }
+      for (int j = 0; j < 3; j++) {
+        f4 col[3] = {gg[0][j], gg[1][j], gg[2][j]}, out[6];
+        g3(col, out);
+        for (int i = 0; i < 6; i++) tmp[i][j] = out[i];
+      }
+      for (int i = 0; i < 6; i++) {
+        f4 out[6];
+        g3(tmp[i], out);
+        for (int j = 0; j < 6; j++) st_c(U + (i * 6 + j) * pstride + (long)r * cols + q, out[j], nq);
+      }
+    }
+  }
+}
+
+// dU [36][C][K] -> dg HWIO [3][3][C][K].
+EXPORT(wino_filter_grad)
+void wino_filter_grad(const float *dU, float *dg, int C, int K) {
+  const long pstride = (long)C * K;
+  for (long o = 0; o < pstride; o += 4) {
+    const int nq = pstride - o < 4 ? (int)(pstride - o) : 4;
+    f4 tmp[3][6];
+    for (int j = 0; j < 6; j++) {
+      f4 col[6], out[3];
+      for (int i = 0; i < 6; i++) col[i] = ld_c(dU + (i * 6 + j) * pstride + o, nq);
+      gt6(col, out);
+      for (int i = 0; i < 3; i++) tmp[i][j] = out[i];
+    }
+    for (int i = 0; i < 3; i++) {
+      f4 out[3];
+      gt6(tmp[i], out);
+      for (int j = 0; j < 3; j++) st_c(dg + (i * 3 + j) * pstride + o, out[j], nq);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SGEMM: for p < P: C_p (+)= A_p B_p with A_p (M x K) at A + p*aps, element (r, k) at
+// r*ars + k*aks, B_p (K x N) at B + p*bps, element (k, n) at k*bks + n*bns (so transposed
+// operands cost nothing), C_p row-major with leading dim ldc. B is packed per KC-block into
+// panels of NR columns.
+#define NR 8
+#define KC 256
+#ifndef MR
+#define MR 4
+#endif
+
+INLINE void ukernel(int mr, int kc, const float *a, long ars, long aks, const float *bp, float *c,
+                    long ldc, int ncols, int load_c) {
+  f4 acc0[MR], acc1[MR];
+  for (int r = 0; r < MR; r++) {
+    if (r < mr && load_c && ncols == NR) {
+      acc0[r] = ld(c + r * ldc);
+      acc1[r] = ld(c + r * ldc + 4);
+    } else {
+      acc0[r] = zero();
+      acc1[r] = zero();
+    }
+  }
+  for (int k = 0; k < kc; k++) {
+    f4 b0 = ld(bp), b1 = ld(bp + 4);
+    bp += NR;
+    for (int r = 0; r < MR; r++) {
+      if (r < mr) {
+        f4 av = wasm_v128_load32_splat(a + r * ars);
+        acc0[r] = add(acc0[r], mul(av, b0));
+        acc1[r] = add(acc1[r], mul(av, b1));
+      }
+    }
+    a += aks;
+  }
+  for (int r = 0; r < MR; r++) {
+    if (r >= mr) break;
+    float *cr = c + r * ldc;
+    if (ncols == NR) {
+      st(cr, acc0[r]);
+      st(cr + 4, acc1[r]);
+    } else {
+      float tmp[NR];
+      st(tmp, acc0[r]);
+      st(tmp + 4, acc1[r]);
+      for (int j = 0; j < ncols; j++) cr[j] = (load_c ? cr[j] : 0.f) + tmp[j];
+    }
+  }
+}
+
+// Packs B (kc x N, element (k, n) at b + k*bks + n*bns) into panels of NR columns.
+static void pack_b(const float *b, long bks, long bns, int kc, int N, float *bp) {
+  for (int j0 = 0; j0 < N; j0 += NR) {
+    const int nc = N - j0 < NR ? N - j0 : NR;
+    for (int k = 0; k < kc; k++) {
+      const float *row = b + k * bks + j0 * bns;
+      if (nc == NR && bns == 1) {
+        st(bp, ld(row));
+        st(bp + 4, ld(row + 4));
+      } else {
+        for (int j = 0; j < NR; j++) bp[j] = j < nc ? row[j * bns] : 0.f;
+      }
+      bp += NR;
+    }
+  }
+}
+
+// scratch: KC * round_up(N, NR) floats.
+EXPORT(sgemm)
+void sgemm(int P, int M, int N, int K, const float *A, int ars, int aks, int aps, const float *B,
+           int bks, int bns, int bps, float *C, int ldc, int cps, int accumulate, float *scratch) {
+  for (int p = 0; p < P; p++) {
+    const float *Ap = A + (long)p * aps;
+    const float *Bp = B + (long)p * bps;
+    float *Cp = C + (long)p * cps;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      const int kc = K - k0 < KC ? K - k0 : KC;
+      pack_b(Bp + (long)k0 * bks, bks, bns, kc, N, scratch);
+      const int load_c = accumulate || k0 > 0;
+      for (int i0 = 0; i0 < M; i0 += MR) {
+        const int mr = M - i0 < MR ? M - i0 : MR;
+        const float *a = Ap + (long)i0 * ars + (long)k0 * aks;
+        float *c = Cp + (long)i0 * ldc;
+        for (int j0 = 0; j0 < N; j0 += NR) {
+          const int nc = N - j0 < NR ? N - j0 : NR;
+          const float *bp = scratch + (long)j0 * kc;
+          if (mr == MR) ukernel(MR, kc, a, ars, aks, bp, c + j0, ldc, nc, load_c);
+          else for (int r = 0; r < mr; r++)  // row remainder, one row at a time
+            ukernel(1, kc, a + r * ars, ars, aks, bp, c + j0 + (long)r * ldc, ldc, nc, load_c);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shifted views for the general (any filter size, stride, dilation, padding) convolution
+// gradients as sums of GEMMs over filter taps.
+//
+// gather_tap: out[n][oh][ow][c] = x[n][oh*sH + r0][ow*sW + c0][c] (zero outside the input).
+EXPORT(gather_tap)
+void gather_tap(const float *x, float *out, int N, int H, int W, int C, int OH, int OW, int r0,
+                int c0, int sH, int sW) {
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      const int h = oh * sH + r0;
+      for (int ow = 0; ow < OW; ow++) {
+        const int w = ow * sW + c0;
+        float *o = out + (((long)n * OH + oh) * OW + ow) * C;
+        if (h < 0 || h >= H || w < 0 || w >= W) {
+          for (int c = 0; c < C; c += 4) st_c(o + c, zero(), C - c);
+        } else {
+          const float *xi = x + (((long)n * H + h) * W + w) * C;
+          for (int c = 0; c < C; c += 4) st_c(o + c, ld_c(xi + c, C - c), C - c);
+        }
+      }
+    }
+}
+
+// scatter_tap: dx[n][oh*sH + r0][ow*sW + c0][c] += src[n][oh][ow][c] (inside the input only).
+EXPORT(scatter_tap)
+void scatter_tap(const float *src, float *dx, int N, int H, int W, int C, int OH, int OW, int r0,
+                 int c0, int sH, int sW) {
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      const int h = oh * sH + r0;
+      if (h < 0 || h >= H) continue;
+      for (int ow = 0; ow < OW; ow++) {
+        const int w = ow * sW + c0;
+        if (w < 0 || w >= W) continue;
+        const float *s = src + (((long)n * OH + oh) * OW + ow) * C;
+        float *d = dx + (((long)n * H + h) * W + w) * C;
+        for (int c = 0; c < C; c += 4) st_c(d + c, add(ld_c(d + c, C - c), ld_c(s + c, C - c)), C - c);
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise convolution gradients, NHWC, filter [FH][FW][C][Mul], output channel c*Mul + q.
+// Vectorized over channels when Mul == 1.
+EXPORT(dw_grad_input)
+void dw_grad_input(const float *dy, const float *f, float *dx, int N, int H, int W, int C, int Mul,
+                   int OH, int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT,
+                   int padL) {
+  const int OC = C * Mul;
+  for (long i = 0; i < (long)N * H * W * C; i += 4) st_c(dx + i, zero(), (int)((long)N * H * W * C - i));
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float *g = dy + (((long)n * OH + oh) * OW + ow) * OC;
+        for (int fh = 0; fh < FH; fh++) {
+          const int h = oh * sH + fh * dH - padT;
+          if (h < 0 || h >= H) continue;
+          for (int fw = 0; fw < FW; fw++) {
+            const int w = ow * sW + fw * dW - padL;
+            if (w < 0 || w >= W) continue;
+            float *d = dx + (((long)n * H + h) * W + w) * C;
+            const float *ft = f + ((long)fh * FW + fw) * OC;
+            if (Mul == 1) {
+              for (int c = 0; c < C; c += 4)
+                st_c(d + c, add(ld_c(d + c, C - c), mul(ld_c(g + c, C - c), ld_c(ft + c, C - c))), C - c);
+            } else {
+              for (int c = 0; c < C; c++) {
+                float s = 0.f;
+                for (int q = 0; q < Mul; q++) s += g[c * Mul + q] * ft[c * Mul + q];
+                d[c] += s;
+              }
+            }
+          }
+        }
+      }
+}
+
+EXPORT(dw_grad_filter)
+void dw_grad_filter(const float *x, const float *dy, float *df, int N, int H, int W, int C, int Mul,
+                    int OH, int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT,
+                    int padL) {
+  const int OC = C * Mul;
+  for (long i = 0; i < (long)FH * FW * OC; i += 4) st_c(df + i, zero(), (int)((long)FH * FW * OC - i));
+  for (int fh = 0; fh < FH; fh++)
+    for (int fw = 0; fw < FW; fw++) {
+      float *dft = df + ((long)fh * FW + fw) * OC;
+      for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+          const int h = oh * sH + fh * dH - padT;
+          if (h < 0 || h >= H) continue;
+          for (int ow = 0; ow < OW; ow++) {
+            const int w = ow * sW + fw * dW - padL;
+            if (w < 0 || w >= W) continue;
+            const float *g = dy + (((long)n * OH + oh) * OW + ow) * OC;
+            const float *xi = x + (((long)n * H + h) * W + w) * C;
+            if (Mul == 1) {
+              for (int c = 0; c < C; c += 4)
+                st_c(dft + c, add(ld_c(dft + c, C - c), mul(ld_c(g + c, C - c), ld_c(xi + c, C - c))), C - c);
+            } else {
+              for (int c = 0; c < C; c++)
+                for (int q = 0; q < Mul; q++) dft[c * Mul + q] += g[c * Mul + q] * xi[c];
+            }
+          }
+        }
+    }
+}
+
+EXPORT(zero_floats)
+void zero_floats(float *p, int n) { __builtin_memset(p, 0, (unsigned long)n * 4); }

@@ -1,0 +1,199 @@
+// Every kernel that registerWasmTrainingKernels() registers must agree with the cpu backend
+// (within 1e-4 of the reference's largest magnitude) on random shapes, strides, paddings and
+// dilations.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-layers'; // registers the gradients of tfjs-core ops
+import { expect } from 'chai';
+import { registerWasmTrainingKernels } from '../src/backends/wasm/index.js';
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+/** mulberry32: a small seeded generator, so a failure names a reproducible case. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TOL = 1e-4;
+
+type Input = { shape: number[]; values: Float32Array | Int32Array };
+type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
+
+async function run(backend: string, inputs: Input[], f: Fn): Promise<Float32Array> {
+  await tf.setBackend(backend);
+  const xs = inputs.map((i) => tf.tensor(i.values, i.shape, i.values instanceof Int32Array ? 'int32' : 'float32'));
+  const y = tf.tidy(() => f(...xs));
+  const values = Float32Array.from(await y.data());
+  tf.dispose([...xs, y]);
+  return values;
+}
+
+/** Runs f on both backends with the same input values and returns [cpu, wasm] outputs. */
+async function both(inputs: Input[], f: Fn): Promise<[Float32Array, Float32Array]> {
+  return [await run('cpu', inputs, f), await run('wasm', inputs, f)];
+}
+
+function expectClose(ref: Float32Array, got: Float32Array, what: string): void {
+  expect(got.length, what).to.equal(ref.length);
+  let scale = 1e-6, err = 0;
+  for (let i = 0; i < ref.length; i++) {
+    scale = Math.max(scale, Math.abs(ref[i]!));
+    err = Math.max(err, Math.abs(ref[i]! - got[i]!));
+  }
+  expect(err / scale, `${what}: max error ${err} against max |ref| ${scale}`).to.be.at.most(TOL);
+}
+
+function randn(r: () => number, shape: number[]): { shape: number[]; values: Float32Array } {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = (r() + r() + r() - 1.5) * 2;
+  return { shape, values };
+}
+
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+const int = (r: () => number, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+
+function randomPad(r: () => number, f: number): Pad {
+  const kind = int(r, 0, 3);
+  if (kind === 0) return 'same';
+  if (kind === 1) return 'valid';
+  if (kind === 2) return int(r, 0, f - 1);
+  return [[0, 0], [int(r, 0, f - 1), int(r, 0, f - 1)], [int(r, 0, f - 1), int(r, 0, f - 1)], [0, 0]];
+}
+
+/** A conv case; Winograd cases (3x3, stride 1, >= 8 channels) are drawn half the time. */
+function convCase(r: () => number, allowDilation: boolean) {
+  const winograd = r() < 0.5;
+  const f = winograd ? 3 : pick(r, [1, 2, 3, 5]);
+  const stride = winograd ? 1 : pick(r, [1, 2, 3]);
+  const dilation = allowDilation && !winograd && stride === 1 && r() < 0.4 ? 2 : 1;
+  const c = winograd ? int(r, 8, 20) : int(r, 1, 12);
+  const k = winograd ? int(r, 8, 20) : int(r, 1, 12);
+  const eff = (f - 1) * dilation + 1;
+  const h = int(r, eff, eff + 10), w = int(r, eff, eff + 10);
+  return { n: int(r, 1, 3), h, w, c, k, f, stride, dilation, pad: randomPad(r, f) };
+}
+
+describe('wasm training kernels match the cpu backend', function () {
+  this.timeout(60000);
+
+  before(async () => {
+    registerWasmTrainingKernels();
+    registerWasmTrainingKernels(); // idempotent
+    await tf.setBackend('wasm');
+  });
+
+  it('Conv2D and FusedConv2D (Winograd and stock paths)', async () => {
+    const r = rng(1);
+    for (let i = 0; i < 24; i++) {
+      const c = convCase(r, true);
+      const x = randn(r, [c.n, c.h, c.w, c.c]), w = randn(r, [c.f, c.f, c.c, c.k]), b = randn(r, [c.k]);
+      const what = `conv ${JSON.stringify(c)}`;
+      const [ref, got] = await both([x, w], (x, w) =>
+        tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation));
+      expectClose(ref, got, what);
+      const act = pick(r, ['linear', 'relu', 'relu6'] as const);
+      const [ref2, got2] = await both([x, w, b], (x, w, b) =>
+        tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: c.stride, pad: c.pad,
+          dilations: c.dilation, bias: b, activation: act }));
+      expectClose(ref2, got2, `fused ${act} ${what}`);
+    }
+  });
+
+  it('Conv2DBackpropInput and Conv2DBackpropFilter', async () => {
+    const r = rng(2);
+    for (let i = 0; i < 24; i++) {
+      const c = convCase(r, false);
+      const x = randn(r, [c.n, c.h, c.w, c.c]), w = randn(r, [c.f, c.f, c.c, c.k]);
+      const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' as const };
+      const yShape = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.c], [c.f, c.f, c.c, c.k],
+        c.stride, 1, c.pad).outShape;
+      const dy = randn(r, yShape);
+      const what = JSON.stringify(c);
+      const [refI, gotI] = await both([dy, w], (dy, w) =>
+        tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w },
+          { ...attrs, inputShape: [c.n, c.h, c.w, c.c] }) as tf.Tensor);
+      expectClose(refI, gotI, `backprop input ${what}`);
+      const [refF, gotF] = await both([x, dy], (x, dy) =>
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy },
+          { ...attrs, filterShape: [c.f, c.f, c.c, c.k] }) as tf.Tensor);
+      expectClose(refF, gotF, `backprop filter ${what}`);
+    }
+  });
+
+  // The cpu backend's depthwise backprops ignore dilations, so a dilated case is checked against the
+  // undilated kernel with the filter zero-inserted to its effective size (the same convolution).
+  it('DepthwiseConv2dNativeBackpropInput and DepthwiseConv2dNativeBackpropFilter', async () => {
+    const r = rng(3);
+    for (let i = 0; i < 20; i++) {
+      const f = pick(r, [1, 3, 5]), mul = pick(r, [1, 1, 2]);
+      const stride = pick(r, [1, 2]);
+      const dilation = stride === 1 && r() < 0.3 ? 2 : 1;
+      const eff = (f - 1) * dilation + 1;
+      const n = int(r, 1, 2), h = int(r, eff, eff + 8), w = int(r, eff, eff + 8), ch = int(r, 1, 13);
+      const pad = randomPad(r, f);
+      const yShape = tf.backend_util.computeConv2DInfo([n, h, w, ch], [f, f, ch, mul], stride, dilation, pad,
+        undefined, true).outShape;
+      const x = randn(r, [n, h, w, ch]), filt = randn(r, [f, f, ch, mul]), dy = randn(r, yShape);
+      const what = JSON.stringify({ n, h, w, ch, f, mul, stride, dilation, pad });
+      const attrs = (d: number) => ({ strides: stride, dilations: d, pad });
+      const taps = () => [...Array(f * f).keys()].map((t) => [Math.floor(t / f) * dilation, (t % f) * dilation]);
+      // filt zero-inserted to [eff, eff, ch, mul]
+      const wide = { shape: [eff, eff, ch, mul], values: new Float32Array(eff * eff * ch * mul) };
+      taps().forEach(([a, b], t) => wide.values.set(filt.values.subarray(t * ch * mul, (t + 1) * ch * mul), (a! * eff + b!) * ch * mul));
+      const refI = await run('cpu', [dy, wide], (dy, filter) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter },
+          { ...attrs(1), inputShape: [n, h, w, ch] }) as tf.Tensor);
+      const gotI = await run('wasm', [dy, filt], (dy, filter) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter },
+          { ...attrs(dilation), inputShape: [n, h, w, ch] }) as tf.Tensor);
+      expectClose(refI, gotI, `depthwise backprop input ${what}`);
+      const refWide = await run('cpu', [x, dy], (x, dy) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy },
+          { ...attrs(1), filterShape: [eff, eff, ch, mul] }) as tf.Tensor);
+      const refF = new Float32Array(f * f * ch * mul);
+      taps().forEach(([a, b], t) => refF.set(refWide.subarray((a! * eff + b!) * ch * mul, (a! * eff + b! + 1) * ch * mul), t * ch * mul));
+      const gotF = await run('wasm', [x, dy], (x, dy) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy },
+          { ...attrs(dilation), filterShape: [f, f, ch, mul] }) as tf.Tensor);
+      expectClose(refF, gotF, `depthwise backprop filter ${what}`);
+    }
+  });
+
+  it('UnsortedSegmentSum (the gradient of gather)', async () => {
+    const r = rng(4);
+    for (let i = 0; i < 6; i++) {
+      const rows = int(r, 1, 30), inner = int(r, 1, 7), segs = int(r, 1, 10);
+      const ids = Int32Array.from({ length: rows }, () => int(r, -1, segs));  // -1 and segs are dropped
+      const [ref, got] = await both([randn(r, [rows, inner]), { shape: [rows], values: ids }], (x, s) =>
+        tf.unsortedSegmentSum(x, s as tf.Tensor1D, segs));
+      expectClose(ref, got, `segment sum rows=${rows} inner=${inner} segs=${segs}`);
+    }
+  });
+
+  it('tf.grad through conv, depthwise, gather and pooling agrees end to end', async () => {
+    const r = rng(5);
+    const x = randn(r, [2, 9, 9, 8]), w1 = randn(r, [3, 3, 8, 12]), dw = randn(r, [3, 3, 12, 1]),
+      w2 = randn(r, [1, 1, 12, 8]), table = randn(r, [5, 8]);
+    const idx = { shape: [4], values: Int32Array.from([0, 3, 3, 4]) };
+    const loss = (x: tf.Tensor, w1: tf.Tensor, dw: tf.Tensor, w2: tf.Tensor, table: tf.Tensor, idx: tf.Tensor) => {
+      let y: tf.Tensor4D = tf.relu(tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same'));
+      y = tf.depthwiseConv2d(y, dw as tf.Tensor4D, 2, 'same');
+      y = tf.conv2d(y, w2 as tf.Tensor4D, 1, 'valid');
+      const pooled = tf.mean(y, [1, 2]);
+      const bias = tf.sum(tf.gather(table, idx as tf.Tensor1D), 0);
+      return tf.sum(tf.square(tf.add(pooled, bias)));
+    };
+    for (let arg = 0; arg < 5; arg++) {
+      const [ref, got] = await both([x, w1, dw, w2, table, idx], (...ts) =>
+        tf.grads((...vs: tf.Tensor[]) => loss(...(vs.concat(ts.slice(5)) as Parameters<typeof loss>)))(ts.slice(0, 5))[arg]!);
+      expectClose(ref, got, `gradient of argument ${arg}`);
+    }
+  });
+});
