@@ -15,6 +15,8 @@ export * from './data/registry.js';
 export * from './data/loader.js';
 export * from './data/idx.js';
 export * from './data/digits.js';
+export * from './data/cifar.js';
+export * from './augment/index.js';
 export * from './models/registry.js';
 export * from './optim/optimizer.js';
 export * from './optim/registry.js';
