@@ -4,6 +4,7 @@ import type { DataSplit } from './dataset.js';
 import { loadDigits } from './digits.js';
 import { loadIdxDataset } from './idx.js';
 import { loadCifar } from './cifar.js';
+import { loadFolder } from './folder.js';
 
 export interface DataOptions {
   /** Fraction held out for validation when the data has no split of its own. */
@@ -26,6 +27,7 @@ export class DatasetRegistry {
     this.register('mnist', (dir) => loadIdxDataset('mnist', dir), 'MNIST IDX files in DIR');
     this.register('cifar10', (dir, o) => loadCifar('cifar10', dir, o), 'CIFAR-10 binary files (data_batch_*.bin, test_batch.bin) in DIR');
     this.register('cifar100', (dir, o) => loadCifar('cifar100', dir, o), 'CIFAR-100 binary files (train.bin, test.bin) in DIR; dataOptions.coarse for the 20 superclasses');
+    this.register('folder', (dir, o) => loadFolder(dir, o), 'class sub-folders of JPEG/PNG/WebP images in DIR (or DIR/train and DIR/val); dataOptions size, resize, strict, cache');
   }
 
   register(name: string, factory: DatasetFactory, description = ''): void {
