@@ -68,10 +68,21 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   dispose(): void {
     for (const v of this.slots.values()) v.dispose();
     this.slots.clear();
+    this.iterTensor?.dispose();
+    this.iterTensor = undefined;
   }
 
+  private iterTensor: tf.Tensor | undefined;
+
+  /**
+   * The iteration count and the slots. The returned tensors belong to the optimizer (the caller must not
+   * dispose them): the iteration scalar is replaced on the next call, so repeated checkpoints leak nothing.
+   */
   async getWeights(): Promise<NamedTensor[]> {
-    return [await this.saveIterations(), ...[...this.slots].map(([name, tensor]) => ({ name, tensor }))];
+    this.iterTensor?.dispose();
+    const iter = await this.saveIterations();
+    this.iterTensor = iter.tensor;
+    return [iter, ...[...this.slots].map(([name, tensor]) => ({ name, tensor }))];
   }
 
   async setWeights(weightValues: NamedTensor[]): Promise<void> {
