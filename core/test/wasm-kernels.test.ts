@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import '@tensorflow/tfjs-layers'; // registers the gradients of tfjs-core ops
+import * as tfl from '@tensorflow/tfjs-layers'; // also registers the gradients of tfjs-core ops
 import { expect } from 'chai';
 import { registerWasmTrainingKernels } from '../src/backends/wasm/index.js';
 
@@ -177,6 +177,43 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  it('Sum and Mean over leading axes, Cast, Identity', async () => {
+    const r = rng(6);
+    for (let i = 0; i < 8; i++) {
+      const rank = int(r, 2, 4);
+      const shape = Array.from({ length: rank }, () => int(r, 1, 9));
+      const k = int(r, 1, rank - 1);
+      const axes = [...Array(k).keys()];
+      const keepDims = r() < 0.5;
+      const x = randn(r, shape);
+      const what = `shape ${shape} axes ${axes} keepDims ${keepDims}`;
+      const [refS, gotS] = await both([x], (x) => tf.sum(x, axes, keepDims));
+      expectClose(refS, gotS, `sum ${what}`);
+      const [refM, gotM] = await both([x], (x) => tf.mean(x, axes, keepDims));
+      expectClose(refM, gotM, `mean ${what}`);
+      const [refC, gotC] = await both([x], (x) => tf.add(tf.cast(x, 'float32'), tf.clone(x)));
+      expectClose(refC, gotC, `cast + clone ${what}`);
+    }
+  });
+
+  it('batch-norm and mean gradients (as tfjs-layers BatchNormalization trains)', async () => {
+    const r = rng(7);
+    for (const shape of [[3, 5, 4, 6], [2, 7], [4, 3, 3, 13]]) {
+      const C = shape[shape.length - 1]!;
+      const axes = [...Array(shape.length - 1).keys()];
+      const x = randn(r, shape), gamma = randn(r, [C]), beta = randn(r, [C]), dy = randn(r, shape);
+      const f = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, dy: tf.Tensor) => {
+        const { mean, variance } = tf.moments(x, axes);
+        return tf.sum(tf.mul(tf.batchNorm(x, mean, variance, beta, gamma, 1e-3), dy));
+      };
+      for (let arg = 0; arg < 3; arg++) {
+        const [ref, got] = await both([x, gamma, beta, dy], (...ts) =>
+          tf.grads((x, g, b) => f(x!, g!, b!, ts[3]!))(ts.slice(0, 3))[arg]!);
+        expectClose(ref, got, `batch norm ${shape} gradient of argument ${arg}`);
+      }
+    }
+  });
+
   it('tf.grad through conv, depthwise, gather and pooling agrees end to end', async () => {
     const r = rng(5);
     const x = randn(r, [2, 9, 9, 8]), w1 = randn(r, [3, 3, 8, 12]), dw = randn(r, [3, 3, 12, 1]),
@@ -195,5 +232,30 @@ describe('wasm training kernels match the cpu backend', function () {
         tf.grads((...vs: tf.Tensor[]) => loss(...(vs.concat(ts.slice(5)) as Parameters<typeof loss>)))(ts.slice(0, 5))[arg]!);
       expectClose(ref, got, `gradient of argument ${arg}`);
     }
+  });
+
+  it('a training step of a conv + batch-norm model leaks no tensors', async () => {
+    await tf.setBackend('wasm');
+    const model = tfl.sequential({ layers: [
+      tfl.layers.conv2d({ inputShape: [8, 8, 8], filters: 8, kernelSize: 3, padding: 'same', useBias: false }),
+      tfl.layers.batchNormalization(), tfl.layers.reLU(),
+      tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same' }),
+      tfl.layers.globalAveragePooling2d({}), tfl.layers.dense({ units: 3 }),
+    ] });
+    const x = tf.randomNormal([4, 8, 8, 8]);
+    const opt = tf.train.sgd(0.01);
+    const step = () => tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
+      opt.applyGradients(grads);
+    });
+    step();
+    const before = tf.memory();
+    step();
+    step();
+    const after = tf.memory();
+    expect(after.numTensors).to.equal(before.numTensors);
+    expect(after.numBytes).to.equal(before.numBytes);
+    tf.dispose(x);
+    model.layers.forEach((l) => l.dispose());
   });
 });

@@ -1,10 +1,13 @@
 // Training kernels for @tensorflow/tfjs-backend-wasm: the gradients it lacks (Conv2DBackpropFilter,
-// depthwise backprops, UnsortedSegmentSum) and faster versions of the convolutions that dominate
-// convnet training (Winograd 3x3, GEMM-per-tap gradients). See docs/backends.md.
+// depthwise backprops, UnsortedSegmentSum) and faster versions of what dominates convnet training
+// on it (Winograd 3x3 convolutions, GEMM-per-tap conv gradients, batch-norm gradients, leading-axes
+// reductions, copy-free Identity/Cast). See docs/backends.md.
 import '@tensorflow/tfjs-backend-wasm';
-import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
+import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
+import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
 
 export { winogradApplies } from './conv2d.js';
@@ -19,8 +22,11 @@ export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
-  for (const config of [...conv2dConfigs(stock), ...depthwiseConfigs, ...segmentConfigs]) {
+  const kernels = [...conv2dConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
+    ...gradientKernelConfigs];
+  for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
     registerKernel(config);
   }
+  for (const config of gradientConfigs()) registerGradient(config);
 }

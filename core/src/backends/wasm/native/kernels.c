@@ -484,3 +484,64 @@ void dw_grad_filter(const float *x, const float *dy, float *df, int N, int H, in
 
 EXPORT(zero_floats)
 void zero_floats(float *p, int n) { __builtin_memset(p, 0, (unsigned long)n * 4); }
+
+// ---------------------------------------------------------------------------------------------
+// Per-channel reductions and broadcasts over the rows of a [rows, C] view of an NHWC tensor
+// (batch-norm statistics and their gradients). Sums run in blocks of ROWS_BLOCK rows in registers
+// and are added to the result block by block, which keeps float32 rounding small.
+#define ROWS_BLOCK 256
+
+// out[c] = scale * sum_r x[r][c]
+EXPORT(reduce_rows)
+void reduce_rows(const float *x, float *out, int rows, int C, float scale) {
+  __builtin_memset(out, 0, (unsigned long)C * 4);
+  for (int r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
+    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      f4 s = zero();
+      for (int r = r0; r < r1; r++) s = add(s, ld_c(x + (long)r * C + c, nc));
+      st_c(out + c, add(ld_c(out + c, nc), s), nc);
+    }
+  }
+  if (scale != 1.f)
+    for (int c = 0; c < C; c += 4) st_c(out + c, mulc(ld_c(out + c, C - c), scale), C - c);
+}
+
+// sdy[c] = sum_r dy[r][c]; sdyx[c] = sum_r dy[r][c] * (x[r][c] - mean[c]).
+EXPORT(bn_grad_sums)
+void bn_grad_sums(const float *x, const float *dy, const float *mean, float *sdy, float *sdyx,
+                  int rows, int C) {
+  __builtin_memset(sdy, 0, (unsigned long)C * 4);
+  __builtin_memset(sdyx, 0, (unsigned long)C * 4);
+  for (int r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
+    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      const f4 m = ld_c(mean + c, nc);
+      f4 s = zero(), sx = zero();
+      for (int r = r0; r < r1; r++) {
+        const f4 g = ld_c(dy + (long)r * C + c, nc);
+        s = add(s, g);
+        sx = add(sx, mul(g, sub(ld_c(x + (long)r * C + c, nc), m)));
+      }
+      st_c(sdy + c, add(ld_c(sdy + c, nc), s), nc);
+      st_c(sdyx + c, add(ld_c(sdyx + c, nc), sx), nc);
+    }
+  }
+}
+
+// out[r][c] = x[r][c] * coef[c]
+EXPORT(scale_channels)
+void scale_channels(const float *x, const float *coef, float *out, int rows, int C) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < C; c += 4)
+      st_c(out + (long)r * C + c, mul(ld_c(x + (long)r * C + c, C - c), ld_c(coef + c, C - c)), C - c);
+}
+
+// out[r][c] = v[c] * scale
+EXPORT(broadcast_rows)
+void broadcast_rows(const float *v, float *out, int rows, int C, float scale) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < C; c += 4) st_c(out + (long)r * C + c, mulc(ld_c(v + c, C - c), scale), C - c);
+}

@@ -1,0 +1,85 @@
+// Sum and Mean over the leading axes (an NHWC tensor reduced to its channels: batch-norm
+// statistics, bias gradients, the gradient of broadcasting), which the stock kernels do by
+// transposing the whole tensor first; Identity and same-dtype Cast without a copy; and the
+// broadcast that the gradients of Mean need (custom kernel BroadcastRows).
+import {
+  Cast,
+  Identity,
+  Mean,
+  Sum,
+  util,
+  type CastAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type MeanAttrs,
+  type SumAttrs,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { Native, type KernelArgs, type WasmBackend } from './native.js';
+
+/** Custom kernel: out (attrs.shape, viewed as [rows, C]) = x (C values) * attrs.scale in every row. */
+export const BROADCAST_ROWS = 'TricksBroadcastRows';
+
+/** If axes are exactly the leading `k` axes of shape (0 < k < rank), returns k, else -1. */
+export function leadingAxes(shape: number[], axis: number | number[]): number {
+  const axes = util.parseAxisParam(axis, shape).slice().sort((a, b) => a - b);
+  const k = axes.length;
+  return k > 0 && k < shape.length && axes.every((a, i) => a === i) ? k : -1;
+}
+
+function rowsReducer(stock: KernelFunc, mean: boolean): KernelFunc {
+  return (args) => {
+    const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', SumAttrs | MeanAttrs>;
+    const k = x.dtype === 'float32' ? leadingAxes(x.shape, attrs.axis) : -1;
+    if (k < 0 || util.sizeFromShape(x.shape) === 0) return stock(args);
+    const rows = util.sizeFromShape(x.shape.slice(0, k));
+    const inner = x.shape.slice(k);
+    const out = backend.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...inner] : inner, 'float32');
+    const nat = Native.of(backend);
+    nat.k.reduce_rows(nat.ptr(x), nat.ptr(out), rows, util.sizeFromShape(inner), mean ? 1 / rows : 1);
+    return out;
+  };
+}
+
+/** The tensor itself, shared (as the cpu backend's Identity): tfjs never writes tensors in place. */
+function share(backend: WasmBackend & { incRef(dataId: object): void }, x: TensorInfo): TensorInfo {
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+function identity(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { inputs: { x }, backend } = args as unknown as KernelArgs<'x', object>;
+  return share(backend as WasmBackend & { incRef(dataId: object): void }, x);
+}
+
+function castFunc(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', CastAttrs>;
+    if (x.dtype !== attrs.dtype || x.dtype === 'string') return stock(args);
+    return share(backend as WasmBackend & { incRef(dataId: object): void }, x);
+  };
+}
+
+function broadcastRows(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', { shape: number[]; scale: number }>;
+  const C = util.sizeFromShape(x.shape);
+  const out = backend.makeOutput(attrs.shape, 'float32');
+  const nat = Native.of(backend);
+  nat.k.broadcast_rows(nat.ptr(x), nat.ptr(out), util.sizeFromShape(attrs.shape) / C, C, attrs.scale);
+  return out;
+}
+
+export function reduceConfigs(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
+  const configs: KernelConfig[] = [
+    { kernelName: BROADCAST_ROWS, backendName: 'wasm', kernelFunc: broadcastRows },
+  ];
+  const wrap = (name: string, f: (stock: KernelFunc) => KernelFunc) => {
+    const s = stock(name);
+    if (s) configs.push({ ...s, kernelFunc: f(s.kernelFunc) });
+  };
+  wrap(Sum, (s) => rowsReducer(s, false));
+  wrap(Mean, (s) => rowsReducer(s, true));
+  wrap(Cast, castFunc);
+  wrap(Identity, () => identity);
+  return configs;
+}

@@ -1,0 +1,77 @@
+// Training and inference throughput of a LayersModel on the current backend, with the step of the
+// PyTorch reference (/work/shared/bench/torch_resnet18_cifar.py): SGD lr 0.1, momentum 0.9,
+// weight decay 5e-4 on every weight, softmax cross-entropy with label smoothing 0.1, loss read
+// back each step.
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+
+export interface BenchOptions {
+  model: LayersModel;
+  batchSize: number;
+  /** Timed steps (default 5, as the PyTorch script). */
+  steps?: number;
+  /** Untimed steps first (default 2). */
+  warmup?: number;
+  /** Called after each timed training step with its milliseconds. */
+  onStep?: (ms: number) => void;
+}
+
+export interface BenchResult {
+  trainImagesPerSec: number;
+  inferImagesPerSec: number;
+}
+
+const LR = 0.1, MOMENTUM = 0.9, WEIGHT_DECAY = 5e-4, LABEL_SMOOTHING = 0.1;
+
+export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
+  const { model, batchSize } = opts;
+  const steps = opts.steps ?? 5, warmup = opts.warmup ?? 2;
+  const [h, w, c] = model.inputs[0]!.shape.slice(1) as number[];
+  const classes = model.outputs[0]!.shape[1] as number;
+  const x = tf.randomNormal([batchSize, h!, w!, c!]);
+  const labels = tf.oneHot(tf.randomUniform([batchSize], 0, classes, 'int32') as tf.Tensor1D, classes);
+  const optimizer = tf.train.momentum(LR, MOMENTUM);
+  const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
+
+  const trainStep = (): number => {
+    const loss = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        return tf.losses.softmaxCrossEntropy(labels, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
+      }, weights);
+      optimizer.applyGradients(weights.map((v) => ({ name: v.name, tensor: tf.add(grads[v.name]!, tf.mul(v, WEIGHT_DECAY)) })));
+      return value;
+    });
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    return value;
+  };
+  const inferStep = (): void => {
+    const y = model.predict(x) as tf.Tensor;
+    y.dataSync();
+    y.dispose();
+  };
+
+  try {
+    const train = time(trainStep, warmup, steps, opts.onStep);
+    const infer = time(inferStep, warmup, steps);
+    return { trainImagesPerSec: batchSize / train, inferImagesPerSec: batchSize / infer };
+  } finally {
+    tf.dispose([x, labels]);
+    optimizer.dispose();
+  }
+}
+
+/** Mean seconds per call over `steps` calls after `warmup` untimed ones. */
+function time(f: () => unknown, warmup: number, steps: number, onStep?: (ms: number) => void): number {
+  for (let i = 0; i < warmup; i++) f();
+  let total = 0;
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    f();
+    const ms = performance.now() - t;
+    onStep?.(ms);
+    total += ms;
+  }
+  return total / steps / 1000;
+}
