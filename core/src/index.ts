@@ -27,3 +27,6 @@ export * from './io/logger.js';
 export * from './io/model-files.js';
 export * from './util/rng.js';
 export * from './util/closest.js';
+export * from './models/runtime.js';
+export * from './models/flops.js';
+export * from './models/zoo.js';

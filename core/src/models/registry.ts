@@ -6,6 +6,7 @@ import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { closest } from '../util/closest.js';
 import { smallCnn } from './small-cnn.js';
 import { resnetCifar } from './resnet-cifar.js';
+import { registerZoo } from './zoo.js';
 
 export interface ModelSpec {
   /** [height, width, channels] */
@@ -40,6 +41,7 @@ export class ModelRegistry {
     for (const depth of [20, 32, 44, 56, 110]) {
       this.register(`resnet${depth}`, `CIFAR ResNet-${depth} (He et al. 2016, 3 stages of basic blocks, 16-32-64 channels; option width multiplies them)`, (s, h) => resnetCifar(depth, s, h));
     }
+    registerZoo(this);
   }
 
   register(name: string, description: string, build: ModelBuilder): void {
