@@ -34,6 +34,16 @@ function compare(actual: tf.Tensor, expected: number[][][]): { maxDiff: number; 
   return { maxDiff, badFraction: bad / e.length };
 }
 
+/** Reference pad-crop computed by hand (zero pad, then crop), for an image the fixture does not cover. */
+function padCropOf(image: number, top: number, left: number): number[][][] {
+  const img: number[][][] = fixture.images[image];
+  const h = img.length, w = img[0].length;
+  return Array.from({ length: h }, (_, r) => Array.from({ length: w }, (_, c) => {
+    const sr = r + top - 4, sc = c + left - 4;
+    return sr >= 0 && sr < h && sc >= 0 && sc < w ? img[sr][sc].map((v) => v / 255) : [0, 0, 0];
+  }));
+}
+
 function run(c: Case): tf.Tensor4D {
   const x = input(c.image);
   const p = c.params;
@@ -99,17 +109,20 @@ describe('batched augmentation ops match torchvision 0.14 (fixtures)', () => {
 
   it('applies different parameters to each image of one batch', () => {
     const both = tf.concat([input(0), input(1)]) as tf.Tensor4D;
-    const c0 = cases.find((c) => c.name === 'resized_crop_flip_0')!; // on image 0
-    const c1 = cases.find((c) => c.name === 'resized_crop_flip_2')!;
+    // image 0 gets one box, image 1 another box and a flip: image 1 must match its fixture
+    const c0 = cases.find((c) => c.name === 'resized_crop_0')!;
+    const c1 = cases.find((c) => c.name === 'resized_crop_flip_1')!; // made on image 1
     const boxes = [c0, c1].map((c) => ({ top: c.params.top, left: c.params.left, height: c.params.height, width: c.params.width }));
-    // image 0 gets c0's box and a flip, image 1 another box and no flip: image 0 must still match c0
-    const out = resizedCrop(both, boxes, c0.params.size, [true, false]);
-    const first = tf.slice(out, [0, 0, 0, 0], [1, -1, -1, -1]);
-    expect(compare(first, c0.output).maxDiff).to.be.below(1e-4);
+    const out = resizedCrop(both, boxes, c1.params.size, [false, true]);
+    const first = tf.slice(out, [1, 0, 0, 0], [1, -1, -1, -1]);
+    expect(compare(first, c1.output).maxDiff).to.be.below(1e-6);
+    const padded = padCrop(both, 4, [{ top: 0, left: 0 }, { top: 3, left: 6 }]);
+    expect(compare(tf.slice(padded, [0, 0, 0, 0], [1, -1, -1, -1]), cases.find((c) => c.name === 'pad_crop_0')!.output).maxDiff).to.be.below(1e-6);
+    expect(compare(tf.slice(padded, [1, 0, 0, 0], [1, -1, -1, -1]), padCropOf(1, 3, 6)).maxDiff).to.be.below(1e-6);
     const rot = cases.find((c) => c.name === 'rotate_1')!; // image 1
     const r = affineBatch(both, [null, rotateMatrix(rot.params.angle)], 'nearest');
     expect(compare(tf.slice(r, [1, 0, 0, 0], [1, -1, -1, -1]), rot.output).badFraction).to.be.at.most(0.01);
     expect(compare(tf.slice(r, [0, 0, 0, 0], [1, -1, -1, -1]), (fixture.images[0] as number[][][]).map((row) => row.map((px) => px.map((v) => v / 255)))).maxDiff).to.be.below(1e-6);
-    tf.dispose([both, out, first, r]);
+    tf.dispose([both, out, first, r, padded]);
   });
 });

@@ -23,6 +23,21 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/**
+ * Gathers, for each image b, the rows (axis 1) or columns (axis 2) idx[b, :]. Written with a flat gather:
+ * tfjs-backend-wasm 4.22's GatherV2 with batchDims = 1 returns wrong rows along axis 1 (checked here).
+ */
+export function gatherPerImage(x: tf.Tensor4D, idx: Int32Array, k: number, axis: 1 | 2): tf.Tensor4D {
+  return tf.tidy(() => {
+    const t = axis === 2 ? tf.transpose(x, [0, 2, 1, 3]) : x;
+    const [b, n, m, c] = t.shape;
+    const global = new Int32Array(b * k);
+    for (let i = 0; i < b; i++) for (let j = 0; j < k; j++) global[i * k + j] = i * n + idx[i * k + j];
+    const g = tf.reshape(tf.gather(tf.reshape(t, [b * n, m * c]), tf.tensor1d(global, 'int32')), [b, k, m, c]) as tf.Tensor4D;
+    return axis === 2 ? (tf.transpose(g, [0, 2, 1, 3]) as tf.Tensor4D) : g;
+  });
+}
+
 /** torch upsample_bilinear2d (align_corners=False) source taps of `out` samples over `len` input pixels starting at `start`. */
 export function bilinearTaps(start: number, len: number, out: number): { i0: Int32Array; i1: Int32Array; w1: Float32Array } {
   const i0 = new Int32Array(out), i1 = new Int32Array(out), w1 = new Float32Array(out);
@@ -61,12 +76,10 @@ export function resizedCrop(x: tf.Tensor4D, boxes: Box[], size: [number, number]
   }
   return tf.tidy(() => {
     const lerp = (a: tf.Tensor, c: tf.Tensor, t: tf.Tensor) => tf.add(a, tf.mul(tf.sub(c, a), t));
-    const ri0 = tf.tensor2d(r0, [b, oh], 'int32'), ri1 = tf.tensor2d(r1, [b, oh], 'int32');
     const rt = tf.tensor4d(rw, [b, oh, 1, 1]);
-    const rowsOut = lerp(tf.gather(x, ri0, 1, 1), tf.gather(x, ri1, 1, 1), rt);
-    const ci0 = tf.tensor2d(c0, [b, ow], 'int32'), ci1 = tf.tensor2d(c1, [b, ow], 'int32');
+    const rowsOut = lerp(gatherPerImage(x, r0, oh, 1), gatherPerImage(x, r1, oh, 1), rt) as tf.Tensor4D;
     const ct = tf.tensor4d(cw, [b, 1, ow, 1]);
-    return lerp(tf.gather(rowsOut, ci0, 2, 1), tf.gather(rowsOut, ci1, 2, 1), ct) as tf.Tensor4D;
+    return lerp(gatherPerImage(rowsOut, c0, ow, 2), gatherPerImage(rowsOut, c1, ow, 2), ct) as tf.Tensor4D;
   });
 }
 
@@ -85,8 +98,8 @@ export function padCrop(x: tf.Tensor4D, padding: number, offsets: { top: number;
   }
   return tf.tidy(() => {
     const p = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
-    const r = tf.gather(p, tf.tensor2d(rows, [b, h], 'int32'), 1, 1);
-    return tf.gather(r, tf.tensor2d(cols, [b, w], 'int32'), 2, 1) as tf.Tensor4D;
+    const r = gatherPerImage(p as tf.Tensor4D, rows, h, 1);
+    return gatherPerImage(r, cols, w, 2);
   });
 }
 
@@ -100,7 +113,7 @@ export function flipSome(x: tf.Tensor4D, flips: ArrayLike<boolean>): tf.Tensor4D
     for (let c = 0; c < w; c++) cols[n * w + c] = flips[n] ? w - 1 - c : c;
   }
   if (!any) return tf.clone(x);
-  return tf.tidy(() => tf.gather(x, tf.tensor2d(cols, [b, w], 'int32'), 2, 1) as tf.Tensor4D);
+  return gatherPerImage(x, cols, w, 2);
 }
 
 /** torchvision's _get_inverse_affine_matrix: output-to-input matrix in coordinates centred on `center`. */

@@ -1,0 +1,206 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, cutoutBox, definePlugin, erase,
+  flipSome, IMAGENET_MEAN, IMAGENET_STD, normalize, padCrop, randomAffineParams, randomErasingBox, randomResizedCropBox,
+  resizedCrop, STAGE_AUGMENT, type Batch, type Box, type Rng,
+} from '@tricks/core';
+
+export const PLUGIN_NAME = 'augment';
+/** Crop, flip, affine, colour: first on the batch hook. */
+export const STAGE_GEOMETRY = STAGE_AUGMENT;
+/** Normalize and erasing come after AutoAugment (which taps between), as in torchvision's usual order. */
+export const STAGE_NORMALIZE = STAGE_AUGMENT + 50;
+
+export interface AugmentOptions {
+  /** auto: 'cifar' for images of at most 64 px a side, else 'imagenet'; none: only what is set below. */
+  preset: 'auto' | 'cifar' | 'imagenet' | 'none';
+  /** RandomResizedCrop back to the input size; true takes torchvision's defaults. */
+  randomResizedCrop: boolean | { scale?: [number, number]; ratio?: [number, number] } | null;
+  /** RandomCrop(size, padding): zero-pad then crop at a random offset; a number is the padding. */
+  padCrop: number | boolean | null;
+  /** Probability of a horizontal flip. */
+  flip: number | null;
+  /** RandomRotation(±degrees), nearest, zero fill. */
+  rotate: number;
+  /** RandomAffine. */
+  affine: { degrees?: number; translate?: [number, number]; scale?: [number, number]; shear?: number } | null;
+  /** ColorJitter factors and the probability of applying it to an image. */
+  colorJitter: { brightness?: number; contrast?: number; saturation?: number; hue?: number; prob?: number } | null;
+  /** Normalize (per channel); 'imagenet' or true: ImageNet mean/std; false: none. */
+  normalize: boolean | 'imagenet' | { mean: number[]; std: number[] };
+  /** RandomErasing (after normalize). */
+  erasing: { prob?: number; scale?: [number, number]; ratio?: [number, number]; value?: number } | null;
+  /** Cutout: a square of `size` pixels per image with probability prob (after normalize). */
+  cutout: { size: number; prob?: number } | null;
+}
+
+/** The pipeline an options object resolves to for an h x w image. */
+export interface Pipeline {
+  crop: { kind: 'rrc'; scale: [number, number]; ratio: [number, number] } | { kind: 'pad'; padding: number } | null;
+  flip: number;
+  rotate: number;
+  affine: AugmentOptions['affine'];
+  colorJitter: AugmentOptions['colorJitter'];
+  normalize: { mean: number[]; std: number[] } | null;
+  erasing: AugmentOptions['erasing'];
+  cutout: AugmentOptions['cutout'];
+}
+
+export function resolvePipeline(o: AugmentOptions, h: number, w: number, channels: number): Pipeline {
+  const preset = o.preset === 'auto' ? (Math.max(h, w) <= 64 ? 'cifar' : 'imagenet') : o.preset;
+  let crop: Pipeline['crop'] = null;
+  if (o.randomResizedCrop) {
+    const r = o.randomResizedCrop === true ? {} : o.randomResizedCrop;
+    crop = { kind: 'rrc', scale: r.scale ?? [0.08, 1], ratio: r.ratio ?? [3 / 4, 4 / 3] };
+  } else if (o.padCrop) {
+    crop = { kind: 'pad', padding: o.padCrop === true ? 4 : o.padCrop };
+  } else if (o.randomResizedCrop === null && o.padCrop === null) {
+    if (preset === 'cifar') crop = { kind: 'pad', padding: 4 };
+    if (preset === 'imagenet') crop = { kind: 'rrc', scale: [0.08, 1], ratio: [3 / 4, 4 / 3] };
+  }
+  const flip = o.flip ?? (preset === 'none' ? 0 : 0.5);
+  let norm: Pipeline['normalize'] = null;
+  if (o.normalize === true || o.normalize === 'imagenet') {
+    norm = channels === 1 ? { mean: [0.449], std: [0.226] } : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
+  } else if (o.normalize) norm = o.normalize;
+  return { crop, flip, rotate: o.rotate, affine: o.affine, colorJitter: o.colorJitter, normalize: norm, erasing: o.erasing, cutout: o.cutout };
+}
+
+const flags = (rng: Rng, n: number, p: number) => Array.from({ length: n }, () => p > 0 && rng.next() < p);
+
+/** Crop, flip, rotate/affine and colour jitter of one batch with the run's Rng. */
+export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  return tf.tidy(() => {
+    let y = x;
+    if (p.crop?.kind === 'rrc') {
+      const rrc = p.crop;
+      const boxes: Box[] = Array.from({ length: n }, () => randomResizedCropBox(rng, h, w, rrc.scale, rrc.ratio));
+      y = resizedCrop(y, boxes, [h, w], flags(rng, n, p.flip));
+    } else if (p.crop?.kind === 'pad') {
+      const pad = p.crop.padding;
+      const offsets = Array.from({ length: n }, () => ({ top: rng.int(2 * pad + 1), left: rng.int(2 * pad + 1) }));
+      y = padCrop(y, pad, offsets, flags(rng, n, p.flip));
+    } else if (p.flip > 0) {
+      y = flipSome(y, flags(rng, n, p.flip));
+    }
+    if (p.rotate > 0 || p.affine) {
+      const a = p.affine ?? {};
+      const deg = a.degrees ?? p.rotate;
+      const mats = Array.from({ length: n }, () => affineMatrix(randomAffineParams(rng, h, w, {
+        degrees: [-deg, deg], translate: a.translate, scale: a.scale, shear: a.shear ? [-a.shear, a.shear, 0, 0] : undefined,
+      }), h, w));
+      y = affineBatch(y, mats, 'nearest');
+    }
+    const cj = p.colorJitter;
+    if (cj && (cj.brightness || cj.contrast || cj.saturation || cj.hue)) {
+      const on = flags(rng, n, cj.prob ?? 1);
+      const range = (v: number | undefined, centre: number) => (v ? [Math.max(0, centre - v), centre + v] : null);
+      const draw = (r: number[] | null, identity: number) => on.map((o) => (o && r ? rng.uniform(r[0], r[1]) : identity));
+      const b = draw(range(cj.brightness, 1), 1), ct = draw(range(cj.contrast, 1), 1), s = draw(range(cj.saturation, 1), 1);
+      const hu = draw(cj.hue ? [-cj.hue, cj.hue] : null, 0);
+      // torchvision draws one order per image; a batch shares one seeded order here
+      for (const k of rng.permutation(4)) {
+        if (k === 0 && cj.brightness) y = adjustBrightness(y, b);
+        if (k === 1 && cj.contrast) y = adjustContrast(y, ct);
+        if (k === 2 && cj.saturation && c === 3) y = adjustSaturation(y, s);
+        if (k === 3 && cj.hue && c === 3) y = adjustHue(y, hu);
+      }
+    }
+    return y === x ? tf.clone(x) : y;
+  });
+}
+
+/** Normalize, then random erasing and cutout (the order of torchvision's usual recipe). */
+export function augmentNormalizeAndErase(x: tf.Tensor4D, rng: Rng | null, p: Pipeline): tf.Tensor4D {
+  const [n, h, w] = x.shape;
+  return tf.tidy(() => {
+    let y = p.normalize ? normalize(x, p.normalize.mean, p.normalize.std) : x;
+    if (rng && p.erasing) {
+      const e = p.erasing;
+      const boxes = flags(rng, n, e.prob ?? 0.5).map((on) => (on ? randomErasingBox(rng, h, w, e.scale, e.ratio) : null));
+      if (boxes.some(Boolean)) y = erase(y, boxes, e.value ?? 0);
+    }
+    if (rng && p.cutout) {
+      const co = p.cutout;
+      const boxes = flags(rng, n, co.prob ?? 1).map((on) => (on ? cutoutBox(rng, h, w, co.size) : null));
+      if (boxes.some(Boolean)) y = erase(y, boxes, 0);
+    }
+    return y === x ? tf.clone(x) : y;
+  });
+}
+
+const range2 = { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 2, maxItems: 2 };
+
+export default definePlugin<AugmentOptions>({
+  name: PLUGIN_NAME,
+  description: 'batched augmentation on the training backend (torchvision semantics): random resized crop or pad-crop, flip, rotation/affine, colour jitter, normalize, random erasing, cutout',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      preset: { enum: ['auto', 'cifar', 'imagenet', 'none'], default: 'auto' },
+      randomResizedCrop: {
+        anyOf: [{ type: 'boolean' }, { type: 'null' }, { type: 'object', additionalProperties: false, properties: { scale: range2, ratio: range2 } }],
+        default: null,
+      },
+      padCrop: { anyOf: [{ type: 'integer', minimum: 0, maximum: 64 }, { type: 'boolean' }, { type: 'null' }], default: null },
+      flip: { type: ['number', 'null'], minimum: 0, maximum: 1, default: null },
+      rotate: { type: 'number', minimum: 0, maximum: 180, default: 0 },
+      affine: {
+        anyOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false,
+          properties: { degrees: { type: 'number', minimum: 0, maximum: 180 }, translate: range2, scale: range2, shear: { type: 'number', minimum: 0, maximum: 89 } },
+        }],
+        default: null,
+      },
+      colorJitter: {
+        anyOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false,
+          properties: {
+            brightness: { type: 'number', minimum: 0 }, contrast: { type: 'number', minimum: 0 }, saturation: { type: 'number', minimum: 0 },
+            hue: { type: 'number', minimum: 0, maximum: 0.5 }, prob: { type: 'number', minimum: 0, maximum: 1 },
+          },
+        }],
+        default: null,
+      },
+      normalize: {
+        anyOf: [{ type: 'boolean' }, { enum: ['imagenet'] }, {
+          type: 'object', additionalProperties: false, required: ['mean', 'std'],
+          properties: { mean: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 4 }, std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 4 } },
+        }],
+        default: true,
+      },
+      erasing: {
+        anyOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false,
+          properties: { prob: { type: 'number', minimum: 0, maximum: 1 }, scale: range2, ratio: range2, value: { type: 'number' } },
+        }],
+        default: null,
+      },
+      cutout: {
+        anyOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false, required: ['size'],
+          properties: { size: { type: 'integer', minimum: 1 }, prob: { type: 'number', minimum: 0, maximum: 1 } },
+        }],
+        default: null,
+      },
+    },
+  },
+  apply(api, options) {
+    let pipeline: Pipeline | undefined;
+    const get = (x: tf.Tensor4D) => (pipeline ??= resolvePipeline(options, x.shape[1], x.shape[2], x.shape[3]));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_GEOMETRY }, (batch: Batch, ctx) => ({ ...batch, x: augmentGeometryAndColour(batch.x, ctx.rng, get(batch.x)) }));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch, ctx) => ({ ...batch, x: augmentNormalizeAndErase(batch.x, ctx.rng, get(batch.x)) }));
+    api.hooks.evalBatch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch) => {
+      const p = get(batch.x);
+      return p.normalize ? { ...batch, x: normalize(batch.x, p.normalize.mean, p.normalize.std) } : batch;
+    });
+    api.hooks.export.tapPromise({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, async (artifact) => {
+      // the exported model expects normalized input: say so next to the weights
+      const p = pipeline;
+      if (p?.normalize) artifact.report = { ...artifact.report, preprocess: { scale: 1 / 255, mean: p.normalize.mean, std: p.normalize.std } };
+      return artifact;
+    });
+  },
+});
