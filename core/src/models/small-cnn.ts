@@ -3,7 +3,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BuildHooks } from '../hooks/hooks.js';
 import type { ModelSpec } from './registry.js';
 
-/** Two 3x3 convs with BN, max-pooling, dropout and a dense head: the quick-start model. */
+/** Two 3x3 convs with BN and max-pooling, then a dense head on the flattened maps: the quick-start model. */
 export function smallCnn(spec: ModelSpec, hooks: BuildHooks): LayersModel {
   const width = Number(spec.options?.width ?? 32);
   const input = tfl.input({ shape: spec.inputShape, name: 'input' });
@@ -16,7 +16,7 @@ export function smallCnn(spec: ModelSpec, hooks: BuildHooks): LayersModel {
     x = tfl.layers.maxPooling2d({ poolSize: 2, name: `pool${i + 1}` }).apply(x) as tfl.SymbolicTensor;
     stages.push(x);
   });
-  let f = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tfl.SymbolicTensor;
+  let f = tfl.layers.flatten({ name: 'flatten' }).apply(x) as tfl.SymbolicTensor;
   f = hooks.neck.call(f, { model: 'small-cnn', stages, name: 'neck' });
   f = tfl.layers.dense({ units: 128, activation: 'relu', name: 'fc1' }).apply(f) as tfl.SymbolicTensor;
   const out = tfl.layers.dense({ units: spec.numClasses, name: 'logits' }).apply(f) as tfl.SymbolicTensor;

@@ -105,7 +105,10 @@ export function listInstalled(kind: Kind, cwd = process.cwd()): InstalledPackage
     }
   };
   const add = (name: string, pkg: string, dir: string) => {
-    if (!found.has(name) && existsSync(join(dir, 'package.json'))) found.set(name, { name, package: pkg, dir });
+    if (found.has(name) || !existsSync(join(dir, 'package.json'))) return;
+    // A package may opt out of being listed (e.g. the shared test runner, @tricks/plugin-test-utils).
+    if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).tricksPlugin === false) return;
+    found.set(name, { name, package: pkg, dir });
   };
   for (const start of [cwd, CORE_DIR]) {
     let dir = resolve(start);

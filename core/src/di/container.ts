@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { Container, ContainerModule } from 'inversify';
+import { DefaultBackendService } from '../backends/select.js';
+import { DatasetRegistry } from '../data/registry.js';
+import { ShuffleSampler } from '../data/loader.js';
+import { ConsoleLogger, type Logger } from '../io/logger.js';
+import { crossEntropy } from '../losses/cross-entropy.js';
+import { ModelRegistry } from '../models/registry.js';
+import { OptimizerRegistry } from '../optim/registry.js';
+import { ScheduleRegistry } from '../optim/schedule.js';
+import type { UserConfig } from '../plugin/config.js';
+import { resolveConfig, type ResolveOptions, type Resolution } from '../plugin/resolve-config.js';
+import { DirCheckpointer } from '../trainer/checkpoint.js';
+import { TfjsExporter } from '../trainer/exporter.js';
+import { JsonlMetricsSink } from '../trainer/sinks.js';
+import { Trainer } from '../trainer/trainer.js';
+import { Rng } from '../util/rng.js';
+import { TOKENS } from './tokens.js';
+import { TricksError } from '../hooks/errors.js';
+
+/** The default services. Every binding here can be replaced with `rebind` in a later module. */
+export function coreModule(logger?: Logger): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(TOKENS.Logger).toConstantValue(logger ?? new ConsoleLogger(Boolean(process.env.TRICKS_VERBOSE)));
+    bind(TOKENS.Backend).toResolvedValue((l: Logger) => new DefaultBackendService(l), [TOKENS.Logger]).inSingletonScope();
+    bind(TOKENS.Models).toConstantValue(new ModelRegistry());
+    bind(TOKENS.Datasets).toConstantValue(new DatasetRegistry());
+    bind(TOKENS.Optimizers).toConstantValue(new OptimizerRegistry());
+    bind(TOKENS.Schedules).toConstantValue(new ScheduleRegistry());
+    bind(TOKENS.Loss).toConstantValue(crossEntropy);
+    bind(TOKENS.Sampler).toConstantValue(new ShuffleSampler());
+    bind(TOKENS.Rng).toConstantValue((seed: number) => new Rng(seed));
+    bind(TOKENS.Clock).toConstantValue({ now: () => Date.now() });
+    bind(TOKENS.MetricsSink).to(JsonlMetricsSink);
+    bind(TOKENS.Checkpointer).to(DirCheckpointer).inSingletonScope();
+    bind(TOKENS.Exporter).to(TfjsExporter).inSingletonScope();
+    bind(TOKENS.Trainer).to(Trainer).inSingletonScope();
+  });
+}
+
+export interface CreateTrainerOptions extends ResolveOptions {
+  /** Extra modules loaded after the plugins' (the user's own rebinding). */
+  modules?: ContainerModule[];
+  logger?: Logger;
+}
+
+/**
+ * The composition root: resolves the config (presets, plugins, options), builds the container from
+ * the core module, each plugin's modules, then the user's, and returns the trainer with the plugins
+ * applied. The only place that calls container.get.
+ */
+export async function createTrainer(user: UserConfig, opts: CreateTrainerOptions = {}): Promise<Trainer> {
+  const resolution: Resolution = await resolveConfig(user, opts);
+  const container = new Container();
+  container.load(coreModule(opts.logger));
+  container.bind(TOKENS.Config).toConstantValue(resolution.config);
+  const owners = new Map<symbol, string>();
+  for (const { definition, resolved } of resolution.plugins) {
+    for (const m of definition.modules?.(resolved.options) ?? []) await loadTracked(container, m, `plugin ${definition.name} (${resolved.source})`, owners);
+  }
+  for (const m of [...(user.modules ?? []), ...(opts.modules ?? [])]) await loadTracked(container, m, 'your config', owners);
+  const trainer = container.get<Trainer>(TOKENS.Trainer);
+  trainer.use(resolution.plugins);
+  return trainer;
+}
+
+/**
+ * Loads a module and records which services it rebinds. Two different packages rebinding the same
+ * service is a conflict (the second would silently win): a clear error names both.
+ */
+async function loadTracked(container: Container, module: ContainerModule, owner: string, owners: Map<symbol, string>): Promise<void> {
+  const spy = new ContainerModule(async (options) => {
+    const rebind = <T>(id: symbol) => {
+      const prev = owners.get(id);
+      if (prev && prev !== owner && owner !== 'your config') {
+        throw new TricksError(
+          `${owner} and ${prev} both replace the service ${id.description}`,
+          'use only one of them, or rebind the service yourself in your config file (modules), which takes precedence',
+        );
+      }
+      owners.set(id, owner);
+      return options.rebind<T>(id);
+    };
+    await module.load({ ...options, rebind: rebind as typeof options.rebind, rebindAsync: (async (id: symbol) => rebind(id)) as typeof options.rebindAsync });
+  });
+  await container.loadAsync(spy);
+}
