@@ -83,10 +83,15 @@ function convCase(r: () => number, allowDilation: boolean) {
 describe('wasm training kernels match the cpu backend', function () {
   this.timeout(60000);
 
+  let previousBackend: string | undefined; // undefined when no backend was initialized yet
   before(async () => {
+    previousBackend = tf.getBackend();
     registerWasmTrainingKernels();
     registerWasmTrainingKernels(); // idempotent
     await tf.setBackend('wasm');
+  });
+  after(async () => {
+    if (previousBackend) await tf.setBackend(previousBackend);
   });
 
   it('Conv2D and FusedConv2D (Winograd and stock paths)', async () => {

@@ -12,6 +12,8 @@ export interface BenchOptions {
   steps?: number;
   /** Untimed steps first (default 2). */
   warmup?: number;
+  /** Measure training (default true); when false trainImagesPerSec is NaN. */
+  train?: boolean;
   /** Called after each timed training step with its milliseconds. */
   onStep?: (ms: number) => void;
 }
@@ -53,7 +55,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
   };
 
   try {
-    const train = time(trainStep, warmup, steps, opts.onStep);
+    const train = opts.train === false ? NaN : time(trainStep, warmup, steps, opts.onStep);
     const infer = time(inferStep, warmup, steps);
     return { trainImagesPerSec: batchSize / train, inferImagesPerSec: batchSize / infer };
   } finally {

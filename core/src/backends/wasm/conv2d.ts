@@ -24,6 +24,13 @@ import { Native, type KernelArgs } from './native.js';
 
 type ConvInfo = backend_util.Conv2DInfo;
 
+/**
+ * Plane stride of a [36][n] Winograd buffer: n rounded up and padded by one cache line, so that
+ * the 36 planes a tile touches do not share cache sets (power-of-two strides made the transforms
+ * several times slower).
+ */
+const plane = (n: number): number => Math.ceil(n / 16) * 16 + 16;
+
 /** Below this many input or output channels the transforms cost more than Winograd saves. */
 const WINOGRAD_MIN_CHANNELS = 8;
 
@@ -58,12 +65,13 @@ function winogradConv(
 ): void {
   const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
   const T = N * tilesH * tilesW;
-  nat.withScratch([36 * Cin * Cout, 36 * T * Cin, 36 * T * Cout, Native.gemmScratch(Cout)], (U, V, M, S) => {
-    if (flip) nat.k.wino_filter(g, U, Cout, Cin, 1);
-    else nat.k.wino_filter(g, U, Cin, Cout, 0);
-    nat.k.wino_input(x, V, N, H, W, Cin, padT, padL, tilesH, tilesW);
-    nat.k.sgemm(36, T, Cout, Cin, V, Cin, 1, T * Cin, U, Cout, 1, Cin * Cout, M, Cout, T * Cout, 0, S);
-    nat.k.wino_output(M, out, N, OH, OW, Cout, tilesH, tilesW, bias, relu ? 1 : 0);
+  const pU = plane(Cin * Cout), pV = plane(T * Cin), pM = plane(T * Cout);
+  nat.withScratch([36 * pU, 36 * pV, 36 * pM, Native.gemmScratch(Cout)], (U, V, M, S) => {
+    if (flip) nat.k.wino_filter(g, U, Cout, Cin, 1, pU);
+    else nat.k.wino_filter(g, U, Cin, Cout, 0, pU);
+    nat.k.wino_input(x, V, N, H, W, Cin, padT, padL, tilesH, tilesW, pV);
+    nat.k.sgemm(36, T, Cout, Cin, V, Cin, 1, pV, U, Cout, 1, pU, M, Cout, pM, 0, S);
+    nat.k.wino_output(M, out, N, OH, OW, Cout, tilesH, tilesW, bias, relu ? 1 : 0, pM);
   });
 }
 
@@ -150,11 +158,12 @@ function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   if (winogradApplies(ci)) {
     const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
     const T = N * tilesH * tilesW;
-    nat.withScratch([36 * T * C, 36 * T * K, 36 * C * K, Native.gemmScratch(K)], (V, Z, dU, S) => {
-      nat.k.wino_input(xP, V, N, H, W, C, ci.padInfo.top, ci.padInfo.left, tilesH, tilesW);
-      nat.k.wino_grad_output(dyP, Z, N, OH, OW, K, tilesH, tilesW);
-      nat.k.sgemm(36, C, K, T, V, 1, C, T * C, Z, K, 1, T * K, dU, K, C * K, 0, S);
-      nat.k.wino_filter_grad(dU, dwP, C, K);
+    const pV = plane(T * C), pZ = plane(T * K), pU = plane(C * K);
+    nat.withScratch([36 * pV, 36 * pZ, 36 * pU, Native.gemmScratch(K)], (V, Z, dU, S) => {
+      nat.k.wino_input(xP, V, N, H, W, C, ci.padInfo.top, ci.padInfo.left, tilesH, tilesW, pV);
+      nat.k.wino_grad_output(dyP, Z, N, OH, OW, K, tilesH, tilesW, pZ);
+      nat.k.sgemm(36, C, K, T, V, 1, C, pV, Z, K, 1, pZ, dU, K, pU, 0, S);
+      nat.k.wino_filter_grad(dU, dwP, C, K, pU);
     });
     return dw;
   }

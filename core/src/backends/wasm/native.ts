@@ -44,6 +44,7 @@ export interface NativeExports {
 
 const STACK_BYTES = 1 << 18;
 const GEMM_KC = 256; // KC in kernels.c
+const GEMM_NC = 512; // NC in kernels.c
 const GEMM_NR = 8; // NR in kernels.c
 
 let compiled: WebAssembly.Module | undefined;
@@ -100,6 +101,6 @@ export class Native {
 
   /** Floats of packing scratch that sgemm needs for N output columns. */
   static gemmScratch(N: number): number {
-    return GEMM_KC * Math.ceil(N / GEMM_NR) * GEMM_NR;
+    return GEMM_KC * Math.ceil(Math.min(N, GEMM_NC) / GEMM_NR) * GEMM_NR;
   }
 }

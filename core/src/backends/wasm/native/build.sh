@@ -10,7 +10,7 @@ out=$(mktemp -d)
 $CLANG --target=wasm32 -O3 -msimd128 -mbulk-memory -fno-builtin -nostdlib -fuse-ld="$WASM_LD" \
   -Wl,--no-entry -Wl,--import-memory -Wl,--export=__stack_pointer -Wl,--strip-all \
   ${CFLAGS:-} -o "$out/kernels.wasm" kernels.c
-node -e '
+node --experimental-wasm-relaxed-simd -e '
 const fs = require("fs");
 const bytes = fs.readFileSync(process.argv[1]);
 // A data section (id 11) would be written over the tfjs heap: the module must have none.

@@ -20,6 +20,12 @@ INLINE f4 sub(f4 a, f4 b) { return wasm_f32x4_sub(a, b); }
 INLINE f4 mul(f4 a, f4 b) { return wasm_f32x4_mul(a, b); }
 INLINE f4 mulc(f4 a, float c) { return wasm_f32x4_mul(a, wasm_f32x4_splat(c)); }
 INLINE f4 zero(void) { return wasm_f32x4_splat(0.f); }
+// a * b + c: one fused instruction where relaxed SIMD is on (the build's -mrelaxed-simd variant).
+#ifdef __wasm_relaxed_simd__
+INLINE f4 madd(f4 a, f4 b, f4 c) { return __builtin_wasm_relaxed_madd_f32x4(a, b, c); }
+#else
+INLINE f4 madd(f4 a, f4 b, f4 c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+#endif
 
 // Loads n (< 4) floats, zero-filling the rest; stores n floats.
 INLINE f4 ld_n(const float *p, int n) {
@@ -96,12 +102,14 @@ INLINE void gt6(const f4 u[6], f4 r[3]) {
   r[2] = add(add(mulc(s34, 1.f / 6.f), mulc(s12, -1.f / 6.f)), u[5]);
 }
 
+// Every [36][rows][cols] buffer has a plane stride ps >= rows * cols, given by the caller: padding
+// it off a power of two keeps the 36 planes that a tile touches out of the same cache sets.
+
 // x: NHWC [N,H,W,C]. V: [36][T][C], T = N*tilesH*tilesW, tile (th,tw) reads rows th*4-padT..+5.
 EXPORT(wino_input)
 void wino_input(const float *x, float *V, int N, int H, int W, int C, int padT, int padL,
-                int tilesH, int tilesW) {
-  const int T = N * tilesH * tilesW;
-  const long pstride = (long)T * C;
+                int tilesH, int tilesW, int ps) {
+  const long pstride = ps;
   int t = 0;
   for (int n = 0; n < N; n++) {
     const float *xn = x + (long)n * H * W * C;
@@ -148,9 +156,8 @@ void wino_input(const float *x, float *V, int N, int H, int W, int C, int padT, 
 // M: [36][T][K] -> y NHWC [N,OH,OW,K]. bias (may be 0) is added; relu != 0 clamps at 0.
 EXPORT(wino_output)
 void wino_output(const float *M, float *y, int N, int OH, int OW, int K, int tilesH, int tilesW,
-                 const float *bias, int relu) {
-  const int T = N * tilesH * tilesW;
-  const long pstride = (long)T * K;
+                 const float *bias, int relu, int ps) {
+  const long pstride = ps;
   int t = 0;
   for (int n = 0; n < N; n++) {
     float *yn = y + (long)n * OH * OW * K;
@@ -190,9 +197,8 @@ void wino_output(const float *M, float *y, int N, int OH, int OW, int K, int til
 // dy NHWC [N,OH,OW,K] -> Z: [36][T][K], Z = A y A^T per 4x4 tile (zero beyond OH, OW).
 EXPORT(wino_grad_output)
 void wino_grad_output(const float *dy, float *Z, int N, int OH, int OW, int K, int tilesH,
-                      int tilesW) {
-  const int T = N * tilesH * tilesW;
-  const long pstride = (long)T * K;
+                      int tilesW, int ps) {
+  const long pstride = ps;
   int t = 0;
   for (int n = 0; n < N; n++) {
     const float *dyn = dy + (long)n * OH * OW * K;
@@ -226,9 +232,9 @@ void wino_grad_output(const float *dy, float *Z, int N, int OH, int OW, int K, i
 // Filter g HWIO [3][3][C][K] -> U [36][C][K] (forward). With flip != 0, the filter of the
 // backprop-input convolution: U [36][K][C] from g'[i][j][k][c] = g[2-i][2-j][c][k].
 EXPORT(wino_filter)
-void wino_filter(const float *g, float *U, int C, int K, int flip) {
+void wino_filter(const float *g, float *U, int C, int K, int flip, int ps) {
   const int rows = flip ? K : C, cols = flip ? C : K;
-  const long pstride = (long)C * K;
+  const long pstride = ps;
   for (int r = 0; r < rows; r++) {
     for (int q = 0; q < cols; q += 4) {
       const int nq = cols - q;
@@ -260,10 +266,10 @@ void wino_filter(const float *g, float *U, int C, int K, int flip) {
 
 // dU [36][C][K] -> dg HWIO [3][3][C][K].
 EXPORT(wino_filter_grad)
-void wino_filter_grad(const float *dU, float *dg, int C, int K) {
-  const long pstride = (long)C * K;
-  for (long o = 0; o < pstride; o += 4) {
-    const int nq = pstride - o < 4 ? (int)(pstride - o) : 4;
+void wino_filter_grad(const float *dU, float *dg, int C, int K, int ps) {
+  const long pstride = ps, n = (long)C * K;
+  for (long o = 0; o < n; o += 4) {
+    const int nq = n - o < 4 ? (int)(n - o) : 4;
     f4 tmp[3][6];
     for (int j = 0; j < 6; j++) {
       f4 col[6], out[3];
@@ -274,7 +280,7 @@ void wino_filter_grad(const float *dU, float *dg, int C, int K) {
     for (int i = 0; i < 3; i++) {
       f4 out[3];
       gt6(tmp[i], out);
-      for (int j = 0; j < 3; j++) st_c(dg + (i * 3 + j) * pstride + o, out[j], nq);
+      for (int j = 0; j < 3; j++) st_c(dg + (i * 3 + j) * n + o, out[j], nq);
     }
   }
 }
@@ -285,7 +291,12 @@ void wino_filter_grad(const float *dU, float *dg, int C, int K) {
 // operands cost nothing), C_p row-major with leading dim ldc. B is packed per KC-block into
 // panels of NR columns.
 #define NR 8
+#ifndef KC
 #define KC 256
+#endif
+#ifndef NC
+#define NC 512
+#endif
 #ifndef MR
 #define MR 4
 #endif
@@ -308,8 +319,8 @@ INLINE void ukernel(int mr, int kc, const float *a, long ars, long aks, const fl
     for (int r = 0; r < MR; r++) {
       if (r < mr) {
         f4 av = wasm_v128_load32_splat(a + r * ars);
-        acc0[r] = add(acc0[r], mul(av, b0));
-        acc1[r] = add(acc1[r], mul(av, b1));
+        acc0[r] = madd(av, b0, acc0[r]);
+        acc1[r] = madd(av, b1, acc1[r]);
       }
     }
     a += aks;
@@ -346,7 +357,8 @@ static void pack_b(const float *b, long bks, long bns, int kc, int N, float *bp)
   }
 }
 
-// scratch: KC * round_up(N, NR) floats.
+// scratch: KC * round_up(min(N, NC), NR) floats. Loops: column blocks of NC (the packed B block
+// stays in L2), depth blocks of KC, row blocks of MR, column panels of NR.
 EXPORT(sgemm)
 void sgemm(int P, int M, int N, int K, const float *A, int ars, int aks, int aps, const float *B,
            int bks, int bns, int bps, float *C, int ldc, int cps, int accumulate, float *scratch) {
@@ -354,20 +366,23 @@ void sgemm(int P, int M, int N, int K, const float *A, int ars, int aks, int aps
     const float *Ap = A + (long)p * aps;
     const float *Bp = B + (long)p * bps;
     float *Cp = C + (long)p * cps;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-      const int kc = K - k0 < KC ? K - k0 : KC;
-      pack_b(Bp + (long)k0 * bks, bks, bns, kc, N, scratch);
-      const int load_c = accumulate || k0 > 0;
-      for (int i0 = 0; i0 < M; i0 += MR) {
-        const int mr = M - i0 < MR ? M - i0 : MR;
-        const float *a = Ap + (long)i0 * ars + (long)k0 * aks;
-        float *c = Cp + (long)i0 * ldc;
-        for (int j0 = 0; j0 < N; j0 += NR) {
-          const int nc = N - j0 < NR ? N - j0 : NR;
-          const float *bp = scratch + (long)j0 * kc;
-          if (mr == MR) ukernel(MR, kc, a, ars, aks, bp, c + j0, ldc, nc, load_c);
-          else for (int r = 0; r < mr; r++)  // row remainder, one row at a time
-            ukernel(1, kc, a + r * ars, ars, aks, bp, c + j0 + (long)r * ldc, ldc, nc, load_c);
+    for (int n0 = 0; n0 < N; n0 += NC) {
+      const int nb = N - n0 < NC ? N - n0 : NC;
+      for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+        pack_b(Bp + (long)k0 * bks + (long)n0 * bns, bks, bns, kc, nb, scratch);
+        const int load_c = accumulate || k0 > 0;
+        for (int i0 = 0; i0 < M; i0 += MR) {
+          const int mr = M - i0 < MR ? M - i0 : MR;
+          const float *a = Ap + (long)i0 * ars + (long)k0 * aks;
+          float *c = Cp + (long)i0 * ldc + n0;
+          for (int j0 = 0; j0 < nb; j0 += NR) {
+            const int nc = nb - j0 < NR ? nb - j0 : NR;
+            const float *bp = scratch + (long)j0 * kc;
+            if (mr == MR) ukernel(MR, kc, a, ars, aks, bp, c + j0, ldc, nc, load_c);
+            else for (int r = 0; r < mr; r++)  // row remainder, one row at a time
+              ukernel(1, kc, a + r * ars, ars, aks, bp, c + j0 + (long)r * ldc, ldc, nc, load_c);
+          }
         }
       }
     }

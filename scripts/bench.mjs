@@ -1,0 +1,110 @@
+// npm run bench: ResNet-18 (CIFAR stem, 100 classes) training and inference img/s at batch 64 on
+// our wasm backend, the stock wasm backend and the cpu backend, against the PyTorch CPU reference
+// measured in the same run. Prints ratios and refreshes the table in docs/benchmarks.md.
+//
+//   node scripts/bench.mjs [--only torch,wasm,stock,cpu] [--batch-size 64] [--no-write]
+// Each backend runs in its own process (kernel registrations are global), one after another.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const TORCH_SCRIPT = process.env.TORCH_BENCH ?? '/work/shared/bench/torch_resnet18_cifar.py';
+const TORCH_PYTHON = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+
+if (process.argv[2] === '--child') {
+  await child(JSON.parse(process.argv[3]));
+  process.exit(0);
+}
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const only = arg('--only', 'torch,wasm,stock,cpu').split(',');
+const batch = Number(arg('--batch-size', '64'));
+const CPU_BATCH = 8; // the cpu backend needs ~30 s per image batch of 8: it runs a smaller batch
+
+const rows = [];
+if (only.includes('torch')) rows.push(torch());
+const runs = {
+  wasm: { label: 'tricks wasm (training kernels), 1 thread', backend: 'wasm', kernels: true, batch },
+  stock: { label: 'stock tfjs-backend-wasm 4.22, 1 thread', backend: 'wasm', kernels: false, batch },
+  cpu: { label: `tfjs cpu backend (batch ${CPU_BATCH})`, backend: 'cpu', kernels: false, batch: CPU_BATCH, steps: 1, warmup: 1 },
+};
+for (const [name, cfg] of Object.entries(runs)) if (only.includes(name)) rows.push(runChild(name, cfg));
+
+const ref = rows.find((r) => r.name === 'torch');
+const ratio = (v, r) => (Number.isFinite(v) && r && Number.isFinite(r) ? (v / r).toFixed(2) + 'x' : '-');
+const fmt = (v) => (Number.isFinite(v) ? v.toFixed(1) : '-');
+console.log(`\nResNet-18 CIFAR, batch ${batch}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
+for (const r of rows) {
+  console.log(`${r.label.padEnd(44)} train ${fmt(r.train).padStart(6)} img/s (${ratio(r.train, ref?.train)})` +
+    `  infer ${fmt(r.infer).padStart(6)} img/s (${ratio(r.infer, ref?.infer)})${r.note ? '  ' + r.note : ''}`);
+}
+if (!process.argv.includes('--no-write')) writeTable(rows, ref);
+
+function torch() {
+  const row = { name: 'torch', label: 'PyTorch CPU, 2 threads', command: `${TORCH_PYTHON} ${TORCH_SCRIPT} 2` };
+  if (!existsSync(TORCH_SCRIPT)) return { ...row, train: NaN, infer: NaN, note: `reference script ${TORCH_SCRIPT} not found (set TORCH_BENCH)` };
+  const r = spawnSync(TORCH_PYTHON, [TORCH_SCRIPT, '2'], { encoding: 'utf8' });
+  const rates = [...(r.stdout ?? '').matchAll(/([0-9.]+) img\/s/g)].map((m) => Number(m[1]));
+  const version = /torch (\S+)/.exec(r.stdout ?? '')?.[1];
+  if (rates.length < 2) return { ...row, train: NaN, infer: NaN, note: `failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+  return { ...row, label: `PyTorch ${version ?? ''} CPU, 2 threads`, train: rates[0], infer: rates[1] };
+}
+
+function runChild(name, cfg) {
+  const command = `node scripts/bench.mjs --only ${name}`;
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(cfg)],
+    { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24 });
+  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) return { name, label: cfg.label, command, train: NaN, infer: NaN, note: `failed: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' ')}` };
+  return { name, label: cfg.label, command, ...JSON.parse(line.slice(7)) };
+}
+
+async function child(cfg) {
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-cpu');
+  await import('@tensorflow/tfjs-backend-wasm');
+  const dist = join(root, 'core', 'dist', 'src');
+  if (cfg.kernels) (await import(join(dist, 'backends', 'wasm', 'index.js'))).registerWasmTrainingKernels();
+  await tf.setBackend(cfg.backend);
+  const { benchTrain } = await import(join(dist, 'bench', 'bench.js'));
+  const { resnet18Cifar } = await import(join(dist, 'bench', 'resnet18.js'));
+  const model = resnet18Cifar();
+  const opts = { model, batchSize: cfg.batch, steps: cfg.steps, warmup: cfg.warmup };
+  let note;
+  let result;
+  try {
+    result = await benchTrain(opts);
+  } catch (e) {
+    note = `cannot train: ${String(e.message).split('\n')[0]}`;
+    result = await benchTrain({ ...opts, train: false });
+  }
+  console.log('RESULT ' + JSON.stringify({ train: result.trainImagesPerSec, infer: result.inferImagesPerSec, note }));
+}
+
+function writeTable(rows, ref) {
+  const file = join(root, 'docs', 'benchmarks.md');
+  const begin = '<!-- bench:resnet18 begin (written by npm run bench) -->', end = '<!-- bench:resnet18 end -->';
+  const date = new Date().toISOString().slice(0, 10);
+  const table = [
+    begin,
+    `ResNet-18, CIFAR stem, 100 classes, batch ${batch}, SGD momentum 0.9 + weight decay 5e-4, label smoothing 0.1;`,
+    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}. All rows from one run of \`npm run bench\`.`,
+    '',
+    '| backend | train img/s | vs PyTorch | inference img/s | vs PyTorch | command |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.label}${r.note ? ` (${r.note})` : ''} | ${fmt(r.train)} | ${ratio(r.train, ref?.train)} | ${fmt(r.infer)} | ${ratio(r.infer, ref?.infer)} | \`${r.command}\` |`),
+    end,
+  ].join('\n');
+  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  doc = i >= 0 && j > i ? doc.slice(0, i) + table + doc.slice(j + end.length) : doc.trimEnd() + '\n\n' + table + '\n';
+  writeFileSync(file + '.tmp', doc);
+  renameSync(file + '.tmp', file);
+  console.log(`\nwrote ${file}`);
+}
