@@ -5,6 +5,7 @@ import { loadDigits } from './digits.js';
 import { loadIdxDataset } from './idx.js';
 import { loadCifar } from './cifar.js';
 import { loadFolder } from './folder.js';
+import { loadFashionLongTail, loadFashionNoisy } from './variants.js';
 
 export interface DataOptions {
   /** Fraction held out for validation when the data has no split of its own. */
@@ -28,6 +29,8 @@ export class DatasetRegistry {
     this.register('cifar10', (dir, o) => loadCifar('cifar10', dir, o), 'CIFAR-10 binary files (data_batch_*.bin, test_batch.bin) in DIR');
     this.register('cifar100', (dir, o) => loadCifar('cifar100', dir, o), 'CIFAR-100 binary files (train.bin, test.bin) in DIR; dataOptions.coarse for the 20 superclasses');
     this.register('folder', (dir, o) => loadFolder(dir, o), 'class sub-folders of JPEG/PNG/WebP images in DIR (or DIR/train and DIR/val); dataOptions size, resize, strict, cache');
+    this.register('fashion-mnist-lt', (dir, o) => loadFashionLongTail(dir, o), 'long-tailed Fashion-MNIST training subset (dataOptions.imbalanceRatio 100, maxPerClass 6000), full test set');
+    this.register('fashion-mnist-noisy', (dir, o) => loadFashionNoisy(dir, o), 'Fashion-MNIST with dataOptions.noiseRate (0.2) of the training labels flipped (dataOptions.maxItems caps it)');
   }
 
   register(name: string, factory: DatasetFactory, description = ''): void {
