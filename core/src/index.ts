@@ -22,7 +22,6 @@ export * from './optim/optimizer.js';
 export * from './optim/registry.js';
 export * from './optim/schedule.js';
 export * from './optim/clip.js';
-export * from './losses/cross-entropy.js';
 export * from './io/atomic.js';
 export * from './io/logger.js';
 export * from './io/model-files.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TricksError } from '../hooks/errors.js';
+import { clipByGlobalNorm } from './clip.js';
 
 export interface NamedTensor {
   name: string;
@@ -9,6 +10,8 @@ export interface NamedTensor {
 export interface OptimizerOptions {
   lr: number;
   weightDecay?: number;
+  /** Clip the gradients to this global L2 norm before the update (torch.nn.utils.clip_grad_norm_). */
+  clipNorm?: number;
   [key: string]: unknown;
 }
 
@@ -21,6 +24,13 @@ export interface OptimizerOptions {
 export abstract class TricksOptimizer extends tf.Optimizer {
   learningRate: number;
   weightDecay: number;
+  /** Global-norm gradient clipping applied in applyGradients (optimizer.clipNorm); undefined = off. */
+  clipNorm: number | undefined;
+  /**
+   * Multiplies every learning rate given to setLearningRate (default 1). lr-scaling sets it when the trainer
+   * exposes no writable ctx.baseLr; prefer ctx.baseLr, which the schedule and the logged lr both see.
+   */
+  lrScale = 1;
   /** Returns false for variables that get no weight decay. */
   decayFilter: (variableName: string) => boolean = () => true;
   protected slots = new Map<string, tf.Variable>();
@@ -29,13 +39,15 @@ export abstract class TricksOptimizer extends tf.Optimizer {
     super();
     check('lr', opts.lr, (v) => v > 0, 'a positive number');
     check('weightDecay', opts.weightDecay ?? 0, (v) => v >= 0, 'a number >= 0');
+    if (opts.clipNorm !== undefined) check('clipNorm', opts.clipNorm, (v) => v > 0, 'a positive number');
     this.learningRate = opts.lr;
     this.weightDecay = opts.weightDecay ?? 0;
+    this.clipNorm = opts.clipNorm;
   }
 
   setLearningRate(lr: number): void {
     if (!Number.isFinite(lr) || lr < 0) throw new TricksError(`learning rate must be a finite number >= 0, got ${lr}`, 'check optimizer.lr and the schedule options');
-    this.learningRate = lr;
+    this.learningRate = lr * this.lrScale;
   }
 
   protected slot(varName: string, slotName: string, like: tf.Tensor): tf.Variable {
@@ -52,9 +64,14 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   protected abstract update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void;
 
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    const pairs = Array.isArray(variableGradients)
+    let pairs = Array.isArray(variableGradients)
       ? variableGradients.map((g) => [g.name, g.tensor] as const)
       : Object.entries(variableGradients);
+    let clipped: tf.NamedTensorMap | undefined;
+    if (this.clipNorm !== undefined) {
+      clipped = clipByGlobalNorm(Object.fromEntries(pairs.filter(([, g]) => g != null)), this.clipNorm);
+      pairs = Object.entries(clipped);
+    }
     for (const [name, grad] of pairs) {
       if (grad == null) continue;
       const value = tf.engine().registeredVariables[name];
@@ -62,6 +79,7 @@ export abstract class TricksOptimizer extends tf.Optimizer {
       const decay = this.weightDecay && this.decayFilter(name) ? this.weightDecay : 0;
       tf.tidy(() => this.update(name, value, grad, decay));
     }
+    if (clipped) tf.dispose(Object.values(clipped));
     this.incrementIterations();
   }
 

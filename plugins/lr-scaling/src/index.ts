@@ -20,12 +20,20 @@ export default definePlugin<LrScalingOptions>({
   },
   apply(api, options) {
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
-      // ctx.baseLr: the lr the schedule starts from (writable in setup, read every step)
-      const c = ctx as unknown as { baseLr: number };
-      const before = c.baseLr ?? ctx.config.optimizer.lr;
-      c.baseLr = scaledLr(before, ctx.config.batchSize, options.referenceBatchSize);
-      ctx.optimizer.setLearningRate(c.baseLr);
-      ctx.logger.info(`lr-scaling: base lr ${before} x ${ctx.config.batchSize}/${options.referenceBatchSize} = ${c.baseLr}`);
+      const factor = ctx.config.batchSize / options.referenceBatchSize;
+      const c = ctx as unknown as { baseLr?: number };
+      if (typeof c.baseLr === 'number') {
+        // the trainer's base lr, which the schedule starts from every step (and the logged lr shows)
+        const before = c.baseLr;
+        c.baseLr = scaledLr(before, ctx.config.batchSize, options.referenceBatchSize);
+        ctx.optimizer.setLearningRate(c.baseLr);
+        ctx.logger.info(`lr-scaling: base lr ${before} x ${ctx.config.batchSize}/${options.referenceBatchSize} = ${c.baseLr}`);
+      } else {
+        // a trainer without a writable ctx.baseLr: the optimizer scales every lr the schedule sets
+        ctx.optimizer.lrScale *= factor;
+        ctx.optimizer.setLearningRate(ctx.config.optimizer.lr);
+        ctx.logger.info(`lr-scaling: optimizer.lrScale ${ctx.optimizer.lrScale} (batch ${ctx.config.batchSize}/${options.referenceBatchSize}); logged lr values are before this factor`);
+      }
     });
   },
 });

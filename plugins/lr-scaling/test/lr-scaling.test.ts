@@ -24,6 +24,16 @@ describe('lr-scaling', () => {
     expect(optimizer.learningRate).to.be.closeTo(0.025, 1e-12);
   });
 
+  it('without ctx.baseLr it scales the optimizer (lrScale), so every scheduled lr is scaled', async () => {
+    const hooks = createHooks();
+    plugin.apply({ hooks, config: {} as PluginApi['config'], registerState() {} }, { referenceBatchSize: 256 });
+    const optimizer = new SGD({ lr: 0.1 });
+    await hooks.setup.promise({ config: { batchSize: 512, optimizer: { lr: 0.1 } }, optimizer, logger: quiet } as unknown as TrainContext);
+    expect(optimizer.learningRate).to.be.closeTo(0.2, 1e-12);
+    optimizer.setLearningRate(0.05); // what a schedule does each step
+    expect(optimizer.learningRate).to.be.closeTo(0.1, 1e-12);
+  });
+
   it('rejects a bad reference batch size', () => {
     expect(() => validate(plugin.schema!, { referenceBatchSize: 0 }, 'plugin lr-scaling', 'plugins.lr-scaling')).to.throw(TricksError, /referenceBatchSize/);
   });
