@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { definePlugin, loadModel, ModelRegistry, STAGE_LOSS, STAGE_REPORT, TricksError, weightedMean, type Batch, type LossState, type TrainContext } from '@tricks/core';
+import { decodeTensors, definePlugin, fileHandler, loadModel, ModelRegistry, STAGE_LOSS, STAGE_REPORT, TricksError, weightedMean, type Batch, type LossState, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'kd';
 /** Loss hook: after label-smoothing and focal-loss, so (1 - alpha) scales whatever supervised term they left. */
@@ -54,23 +54,51 @@ export function resolveTeacherDir(dir: string): string {
   return found;
 }
 
-/** Loads the teacher (inference only: its weights are frozen). */
-export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>): Promise<LayersModel> {
+/**
+ * Builds `teacherModel` from core's model registry and copies the weights stored in `dir` into it, in order
+ * (the weights are read from the weights manifest, so the saved topology need not be loadable).
+ */
+async function namedTeacher(dir: string, spec: { name: string; options?: Record<string, unknown> }, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>): Promise<LayersModel> {
+  const artifacts = await fileHandler(dir).load!();
+  const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
+  const map = decodeTensors(data, artifacts.weightSpecs ?? []);
+  const saved = (artifacts.weightSpecs ?? []).map((s) => map[s.name]!);
+  const model = new ModelRegistry().build(spec.name, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, options: spec.options });
+  try {
+    const shapes = (ws: { shape: number[] }[]) => ws.map((t) => t.shape.join('x')).join(',');
+    if (shapes(saved) !== shapes(model.weights as unknown as { shape: number[] }[])) {
+      throw new TricksError(
+        `option "plugins.kd.teacherModel": the ${saved.length} weights in ${dir} do not fit model "${spec.name}" (${model.weights.length} weights)`,
+        'give the model name and options the teacher was trained with, or leave teacherModel out to use the topology in model.json',
+      );
+    }
+    model.setWeights(saved);
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    tf.dispose(Object.values(map));
+  }
+}
+
+/**
+ * Loads the teacher (inference only: its weights are frozen): the topology and weights in model.json, or,
+ * with `teacherModel`, the named registry model with the stored weights copied in.
+ */
+export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>, warn: (m: string) => void = () => {}): Promise<LayersModel> {
   const dir = resolveTeacherDir(o.teacher);
-  let teacher = await loadModel(dir);
-  if (o.teacherModel) {
-    const saved = teacher;
+  let teacher: LayersModel;
+  if (!o.teacherModel) teacher = await loadModel(dir);
+  else {
     try {
-      teacher = new ModelRegistry().build(o.teacherModel.name, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, options: o.teacherModel.options });
-      const w = saved.getWeights();
-      const shapes = (ws: tf.Tensor[]) => ws.map((t) => t.shape.join('x')).join(',');
-      if (shapes(w) !== shapes(teacher.getWeights())) {
-        teacher.dispose();
-        throw new TricksError(`option "plugins.kd.teacherModel": the weights in ${dir} do not fit model "${o.teacherModel.name}"`, 'give the model name and options the teacher was trained with');
-      }
-      teacher.setWeights(w);
-    } finally {
-      saved.dispose();
+      teacher = await namedTeacher(dir, o.teacherModel, ctx);
+    } catch (e) {
+      // e.g. a teacher trained with model-hook plugins (se-block...): its own model.json still describes it
+      const fallback = await loadModel(dir).catch(() => undefined);
+      if (!fallback) throw e;
+      warn(`kd: ${(e as Error).message.split('\n')[0]}; using the topology in ${dir}/model.json instead`);
+      teacher = fallback;
     }
   }
   teacher.trainable = false;
@@ -130,7 +158,7 @@ export default definePlugin<KdOptions>({
     let teacher: LayersModel | undefined;
     let probabilities = false;
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
-      teacher = await loadTeacher(options, ctx);
+      teacher = await loadTeacher(options, ctx, (m) => ctx.logger.warn(m));
       probabilities = endsWithSoftmax(teacher);
       ctx.logger.info(`kd: teacher ${resolveTeacherDir(options.teacher)} (${teacher.countParams().toLocaleString('en-US')} parameters${probabilities ? ', softmax output: using log-probabilities' : ''}), T=${options.temperature}, alpha=${options.alpha}`);
     });

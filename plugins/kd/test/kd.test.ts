@@ -1,4 +1,4 @@
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -82,14 +82,7 @@ describe('kd', () => {
       m.dispose();
     });
 
-    it('builds a named model and copies the weights in (teacherModel)', async () => {
-      const m = tinyModel(3);
-      await saveModel(m, join(dir, 'named'));
-      let err: unknown;
-      await loadTeacher({ teacher: join(dir, 'named'), teacherModel: { name: 'small-cnn' } }, { inputShape: [4, 4, 1], numClasses: 3 }).catch((e) => (err = e));
-      expect(err).to.be.instanceOf(TricksError);
-      expect((err as Error).message).to.match(/plugins.kd.teacherModel.*do not fit model "small-cnn"/);
-      m.dispose();
+    it('teacherModel: builds the named model and copies the stored weights in; falls back to model.json when they do not fit', async () => {
       const cnn = new ModelRegistry().build('small-cnn', { inputShape: [8, 8, 1], numClasses: 3 });
       await saveModel(cnn, join(dir, 'cnn'));
       const teacher = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3 });
@@ -98,6 +91,24 @@ describe('kd', () => {
         close(teacherLogits(teacher, x, 0).dataSync(), Array.from((cnn.predict(x) as tf.Tensor).dataSync()), 'rebuilt teacher');
       });
       teacher.dispose();
+      // wrong options: the weights do not fit; the saved topology is used, with a warning
+      const warnings: string[] = [];
+      const fb = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3 }, (m) => warnings.push(m));
+      expect(warnings[0]).to.match(/plugins.kd.teacherModel.*do not fit model "small-cnn".*model.json instead/);
+      expect(fb.countParams()).to.equal(cnn.countParams());
+      fb.dispose();
+      // a model.json whose topology cannot be loaded (unknown layer class): the weights alone are enough
+      mkdirSync(join(dir, 'weights-only'));
+      const json = JSON.parse(readFileSync(join(dir, 'cnn', 'model.json'), 'utf8'));
+      json.modelTopology.model_config.config.layers[1].class_name = 'NoSuchLayer';
+      writeFileSync(join(dir, 'weights-only', 'model.json'), JSON.stringify(json));
+      copyFileSync(join(dir, 'cnn', 'weights.bin'), join(dir, 'weights-only', 'weights.bin'));
+      const w = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3 });
+      expect(w.countParams()).to.equal(cnn.countParams());
+      w.dispose();
+      const err = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3 }).catch((e) => e);
+      expect(err).to.be.instanceOf(TricksError);
+      expect(err.message).to.match(/plugins.kd.teacherModel.*do not fit/);
       cnn.dispose();
     });
 
