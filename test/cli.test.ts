@@ -1,0 +1,118 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tricks = join(root, 'core', 'bin', 'tricks.js');
+const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-e2e-'));
+
+function run(args: string[], cwd = root) {
+  const r = spawnSync(process.execPath, [tricks, ...args], { cwd, encoding: 'utf8', timeout: 300000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** An expected error: non-zero exit, one message, no stack trace, nothing left in --out. */
+function expectCleanError(args: string[], re: RegExp) {
+  const out = join(tmp(), 'run');
+  const r = run([...args, '--out', out]);
+  expect(r.code, r.err).to.not.equal(0);
+  expect(r.err).to.match(re);
+  expect(r.err).to.not.match(/^\s+at .+:\d+:\d+/m);
+  expect(existsSync(out) ? readdirSync(out) : []).to.deep.equal([]);
+  return r.err;
+}
+
+describe('tricks CLI', function () {
+  this.timeout(300000);
+
+  it('prints help for every command', () => {
+    for (const args of [['--help'], ['train', '--help'], ['eval', '--help'], ['plugins', '--help']]) {
+      const r = run(args);
+      expect(r.code).to.equal(0);
+      expect(r.out).to.match(/Usage: tricks/);
+    }
+  });
+
+  it('lists the unknown preset and the available ones', () => {
+    expectCleanError(['train', '--preset', 'nosuchpreset'], /unknown preset "nosuchpreset"[\s\S]*available presets: .*quickstart/);
+  });
+
+  it('lists the available plugins for an unknown plugin', () => {
+    expectCleanError(['train', '--preset', 'quickstart', '--plugin', 'nosuchplugin'], /unknown plugin "nosuchplugin"[\s\S]*available plugins:/);
+  });
+
+  it('names a bad plugin option and the nearest valid key', function () {
+    if (!existsSync(join(root, 'node_modules', '@tricks', 'plugin-mixup'))) this.skip(); // mixup is a workspace package
+    expectCleanError(['train', '--preset', 'quickstart', '--plugin', 'mixup={"alpah":0.2}'], /plugins\.mixup\.alpah.*did you mean "alpha"/);
+  });
+
+  it('says where it looked for missing data and how to get it', () => {
+    expectCleanError(['train', '--preset', 'quickstart', '--data', 'fashion-mnist:/nonexistent/fm'], /\/nonexistent\/fm does not exist[\s\S]*apt-get install dataset-fashion-mnist/);
+  });
+
+  it('names the corrupt IDX file', () => {
+    const dir = tmp();
+    mkdirSync(dir, { recursive: true });
+    const junk = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7919 + 13) % 251));
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) writeFileSync(join(dir, f), junk);
+    expectCleanError(['train', '--preset', 'quickstart', '--data', `fashion-mnist:${dir}`], new RegExp(`${dir}/train-images-idx3-ubyte: not an IDX file`));
+  });
+
+  it('says so when the batch size is larger than the dataset', () => {
+    expectCleanError(['train', '--preset', 'quickstart', '--limit-train', '50', '--batch-size', '64'], /batch size 64 is larger than the training set \(50 items/);
+  });
+
+  it('names a typo in a config file', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'tricks.config.json'), JSON.stringify({ epohcs: 2 }));
+    const r = run(['train', '--out', join(dir, 'run')], dir);
+    expect(r.code).to.not.equal(0);
+    expect(r.err).to.match(/tricks\.config\.json: unknown option "epohcs" \(did you mean "epochs"\?\)/);
+  });
+
+  it('lists plugins as JSON with name, package, description and options', () => {
+    const r = run(['plugins', '--json']);
+    expect(r.code, r.err).to.equal(0);
+    const list = JSON.parse(r.out) as { name: string; package: string; description: string; options: object }[];
+    expect(list.length).to.be.greaterThan(0);
+    for (const p of list) expect(p).to.have.all.keys('name', 'package', 'description', 'options');
+    expect(list.map((p) => p.name)).to.not.include('test-utils');
+  });
+
+  it('trains a short run, then evaluates the saved model with `tricks eval`', () => {
+    const out = join(tmp(), 'run');
+    const t = run(['train', '--preset', 'quickstart', '--epochs', '1', '--limit-train', '640', '--limit-val', '200', '--steps', '10', '--backend', 'wasm', '--out', out]);
+    expect(t.code, t.err).to.equal(0);
+    expect(t.err).to.match(/backend: wasm|data: digits/);
+    const summary = JSON.parse(t.out.trim().split('\n').at(-1)!);
+    expect(summary.val_top1).to.be.greaterThan(0.2);
+    const e = run(['eval', '--model', join(out, 'model'), '--data', 'digits', '--backend', 'wasm']);
+    expect(e.code, e.err).to.equal(0);
+    const res = JSON.parse(e.out);
+    expect(res.top1).to.be.within(0, 1);
+    expect(res.top5).to.be.at.least(res.top1);
+    expect(res.confusion).to.have.length(10);
+    expect(res.confusion.flat().reduce((a: number, b: number) => a + b, 0)).to.equal(res.count);
+  });
+
+  it('resumes an interrupted run: SIGTERM finishes the step, writes a checkpoint and exits 143', async () => {
+    const { spawn } = await import('node:child_process');
+    const out = join(tmp(), 'run');
+    const child = spawn(process.execPath, [tricks, 'train', '--preset', 'quickstart', '--epochs', '2', '--limit-train', '640', '--limit-val', '100', '--steps', '10', '--backend', 'wasm', '--out', out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (/epoch 1\/2:/.test(err) && !child.killed) child.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code, err).to.equal(143);
+    expect(existsSync(join(out, 'checkpoint', 'state.json'))).to.equal(true);
+    const r = run(['train', '--resume', out]);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.err).to.match(/resumed from/);
+    expect(JSON.parse(r.out.trim().split('\n').at(-1)!).epochs).to.equal(2);
+  });
+});
