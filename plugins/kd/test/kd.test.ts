@@ -100,7 +100,7 @@ describe('kd', () => {
       // a model.json whose topology cannot be loaded (unknown layer class): the weights alone are enough
       mkdirSync(join(dir, 'weights-only'));
       const json = JSON.parse(readFileSync(join(dir, 'cnn', 'model.json'), 'utf8'));
-      json.modelTopology.model_config.config.layers[1].class_name = 'NoSuchLayer';
+      json.modelTopology.config.layers[1].class_name = 'NoSuchLayer';
       writeFileSync(join(dir, 'weights-only', 'model.json'), JSON.stringify(json));
       copyFileSync(join(dir, 'cnn', 'weights.bin'), join(dir, 'weights-only', 'weights.bin'));
       const w = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3 });
