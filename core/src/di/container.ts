@@ -64,24 +64,54 @@ export async function createTrainer(user: UserConfig, opts: CreateTrainerOptions
   return trainer;
 }
 
+/** Core services that take one binding: a second `bind` would make them ambiguous. MetricsSink is multi-bound. */
+const SINGLE_SERVICES = new Set<symbol>(Object.values(TOKENS).filter((t) => t !== TOKENS.MetricsSink));
+
 /**
- * Loads a module and records which services it rebinds. Two different packages rebinding the same
- * service is a conflict (the second would silently win): a clear error names both.
+ * Loads a module and records which services it replaces (rebind, or unbind then bind). Two different
+ * packages replacing the same service is a conflict (the second would silently win): a clear error
+ * names both. A module that `bind`s a second binding of a single-binding core service gets an error
+ * naming it too (inversify would only fail later, with "ambiguous bindings"). Your config's modules
+ * load last and may replace anything.
  */
 async function loadTracked(container: Container, module: ContainerModule, owner: string, owners: Map<symbol, string>): Promise<void> {
+  const claim = (id: symbol) => {
+    const prev = owners.get(id);
+    if (prev && prev !== owner && owner !== 'your config') {
+      throw new TricksError(
+        `${owner} and ${prev} both replace the service ${id.description}`,
+        'use only one of them, or rebind the service yourself in your config file (modules), which takes precedence',
+      );
+    }
+    owners.set(id, owner);
+  };
   const spy = new ContainerModule(async (options) => {
     const rebind = <T>(id: symbol) => {
-      const prev = owners.get(id);
-      if (prev && prev !== owner && owner !== 'your config') {
-        throw new TricksError(
-          `${owner} and ${prev} both replace the service ${id.description}`,
-          'use only one of them, or rebind the service yourself in your config file (modules), which takes precedence',
-        );
-      }
-      owners.set(id, owner);
+      claim(id);
       return options.rebind<T>(id);
     };
-    await module.load({ ...options, rebind: rebind as typeof options.rebind, rebindAsync: (async (id: symbol) => rebind(id)) as typeof options.rebindAsync });
+    const unbind = (id: symbol) => {
+      if (typeof id === 'symbol') claim(id);
+      return options.unbind(id);
+    };
+    const bind = <T>(id: symbol) => {
+      if (typeof id === 'symbol' && SINGLE_SERVICES.has(id) && options.isBound(id)) {
+        const prev = owners.get(id);
+        throw new TricksError(
+          `${owner} binds the service ${id.description} a second time (it is bound by ${prev ?? '@tricks/core'})`,
+          `replace it with rebind(TOKENS.${id.description?.replace(/^tricks\./, '')}) or extend it with onActivation; only metrics sinks take several bindings`,
+        );
+      }
+      return options.bind<T>(id);
+    };
+    await module.load({
+      ...options,
+      bind: bind as typeof options.bind,
+      rebind: rebind as typeof options.rebind,
+      rebindAsync: (async (id: symbol) => rebind(id)) as typeof options.rebindAsync,
+      unbind: unbind as typeof options.unbind,
+      unbindAsync: (async (id: symbol) => unbind(id)) as typeof options.unbindAsync,
+    });
   });
   await container.loadAsync(spy);
 }

@@ -79,8 +79,27 @@ export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Pr
   if (!def || typeof def !== 'object' || typeof (def as { name?: unknown }).name !== 'string') {
     throw new TricksError(`${kind} ${source} (${file}) does not export a ${kind} definition`, `export default define${kind === 'plugin' ? 'Plugin' : 'Preset'}({...})`);
   }
-  if (kind === 'plugin') checkCoreRange(def as PluginDefinition, source);
+  if (kind === 'plugin') checkCoreRange(def as PluginDefinition, source, packageJsonOf(file));
   return { definition: def as T, source };
+}
+
+/** The nearest package.json above `file` that names a package (skipping `{"type":"module"}` stubs). */
+export function packageJsonOf(file: string): { file: string; name?: string; peerDependencies?: Record<string, string> } | undefined {
+  let dir = dirname(file);
+  for (;;) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) {
+      try {
+        const json = JSON.parse(readFileSync(p, 'utf8'));
+        if (typeof json.name === 'string') return { file: p, name: json.name, peerDependencies: json.peerDependencies };
+      } catch {
+        /* not readable: keep looking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
 }
 
 export interface InstalledPackage {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  createTrainer, DefaultBackendService, MemoryLogger, STAGE_DATA, TricksError,
-  type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks,
+  createTrainer, DefaultBackendService, MemoryLogger, Rng, STAGE_DATA, TricksError,
+  type Batch, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks,
 } from '@tricks/core';
 import type { ContainerModule } from 'inversify';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -94,10 +94,13 @@ export function assertNoLeak(run: StepRun): void {
   if (t.some((n) => n !== t[0])) throw new Error(`tensor leak: tensors at the start of each step ${run.tensorsAtStep.join(', ')}`);
 }
 
-/** Expects createTrainer to reject the plugin's options with a message matching `pattern`. */
-export async function assertOptionError(plugin: string, options: Record<string, unknown>, pattern: RegExp): Promise<string> {
+/**
+ * Expects createTrainer to reject the plugin's options with a message matching `pattern`. `plugin` is a
+ * short name, a package name or a path (a scaffolded plugin's tests pass the path of its built entry).
+ */
+export async function assertOptionError(plugin: string, options: Record<string, unknown>, pattern: RegExp, opts: { cwd?: string } = {}): Promise<string> {
   try {
-    await createTrainer(tinyConfig({ plugins: [[plugin, options]] }), { logger: new MemoryLogger() });
+    await createTrainer(tinyConfig({ plugins: [[plugin, options]] }), { logger: new MemoryLogger(), cwd: opts.cwd });
   } catch (e) {
     if (!(e instanceof TricksError)) throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`);
     if (!pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`);
@@ -109,4 +112,48 @@ export async function assertOptionError(plugin: string, options: Record<string, 
 /** The taps of one hook in call order, from a run's calls. */
 export function tapsOf(calls: string[], hook: string): string[] {
   return calls.filter((c) => c.startsWith(`${hook}:`)).map((c) => c.slice(hook.length + 1));
+}
+
+/** The hooks in which `tap` ran, in the order of their first call (e.g. ['batch', 'loss', 'epoch']). */
+export function hooksOf(calls: string[], tap: string): string[] {
+  const hooks: string[] = [];
+  for (const c of calls) {
+    const i = c.indexOf(':');
+    if (c.slice(i + 1) === tap && !hooks.includes(c.slice(0, i))) hooks.push(c.slice(0, i));
+  }
+  return hooks;
+}
+
+/** Throws unless the plugin's taps (named `tap`) first ran in exactly these hooks, in this order. */
+export function assertHookOrder(run: { calls: string[] }, tap: string, expected: string[]): void {
+  const got = hooksOf(run.calls, tap);
+  if (got.join() !== expected.join()) {
+    throw new Error(`hook order of ${tap}: expected ${expected.join(' -> ')}, got ${got.join(' -> ') || '(no call)'}; calls: ${run.calls.slice(0, 40).join(', ')}`);
+  }
+}
+
+/**
+ * Throws unless, on every call of `hook`, the named taps ran in this order (taps not named are
+ * ignored): e.g. assertTapOrder(run, 'batch', ['augment', 'mixup']). Each named tap must have run.
+ */
+export function assertTapOrder(run: { calls: string[] }, hook: string, expected: string[]): void {
+  const seen = tapsOf(run.calls, hook).filter((t) => expected.includes(t));
+  const ok = seen.length > 0 && seen.length % expected.length === 0 && seen.every((t, i) => t === expected[i % expected.length]);
+  if (!ok) throw new Error(`taps of ${hook}: expected ${expected.join(' -> ')} on every call, got ${seen.join(', ') || '(no call)'}`);
+}
+
+/**
+ * A tiny batch for testing a batch or loss tap without a trainer: `size` images of `shape` with
+ * uniform values in [0, 1), one-hot targets of `numClasses`, seeded. Dispose x and y when done.
+ */
+export function tinyBatch(opts: { size?: number; shape?: [number, number, number]; numClasses?: number; seed?: number } = {}): Batch {
+  const { size = 8, shape = [28, 28, 1], numClasses = 10, seed = 0 } = opts;
+  const rng = new Rng(seed);
+  const labels = Int32Array.from({ length: size }, () => Math.floor(rng.next() * numClasses));
+  const pixels = Float32Array.from({ length: size * shape[0] * shape[1] * shape[2] }, () => rng.next());
+  return {
+    x: tf.tensor4d(pixels, [size, ...shape]),
+    y: tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32')) as tf.Tensor2D,
+    meta: { indices: Int32Array.from({ length: size }, (_, i) => i), labels, epoch: 0, step: 0 },
+  };
 }
