@@ -30,6 +30,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--jobs <n>', 'runs at once, each in its own process', positiveInt('--jobs'), 1)
     .option('--teacher <dir>', 'a trained teacher (model or run directory) for distillation steps; default: the ablation trains one')
     .action(async (f: AblateFlags & { out: string }) => {
+      if ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect) return (await import('../distributed/cli.js')).ablateOnQueue(f); // --queue/--collect: on BullMQ workers (issue 10)
       const overrides = await configFromFlags({ ...f, out: undefined });
       const preset = overrides.preset;
       if (!preset) throw new TricksError('tricks ablate needs a preset with a ladder', 'add --preset NAME (e.g. --preset fashion-mnist), or "preset" in the config file');

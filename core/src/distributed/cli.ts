@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TricksError } from '../hooks/errors.js';
 import { ConsoleLogger, type Logger } from '../io/logger.js';
-import type { UserConfig } from '../plugin/config.js';
+import { loadLadder, planAblation } from '../ablate/plan.js';
+import { configFromFlags, type TrainFlags } from '../cli/train.js';
 import type { RunSpec } from './runner.js';
 import { collectStudy, submitStudy, type StudyReport } from './study.js';
 
@@ -12,6 +13,7 @@ export interface QueueFlags {
   collect?: boolean;
   wait?: boolean;
   retries?: number;
+  backoff?: number;
   out?: string;
 }
 
@@ -26,7 +28,8 @@ export function addQueueOptions(cmd: Command, { collect = true } = {}): Command 
   cmd
     .option('--queue <url>', 'run on machines that run `tricks worker`: enqueue one job per run on this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], rediss:// for TLS); without it, run here')
     .option('--no-wait', 'with --queue: enqueue and return instead of following the study (follow later with --collect)')
-    .option('--retries <n>', 'with --queue: retries of a failed run (exponential backoff) before it counts as failed', nonNegativeInt('--retries'), 2);
+    .option('--retries <n>', 'with --queue: retries of a failed run (exponential backoff) before it counts as failed', nonNegativeInt('--retries'), 2)
+    .option('--backoff <ms>', 'with --queue: delay before the first retry of a failed run; doubles at each retry', nonNegativeInt('--backoff'), 10000);
   if (collect) cmd.option('--collect', 'with --queue: follow a study enqueued before (OUT/study.json), show its progress and write its report when it is done');
   return cmd;
 }
@@ -57,17 +60,12 @@ export async function runStudyFromFlags(f: QueueFlags, plan: () => Promise<RunSp
   if (!f.queue) throw new TricksError(`${f.collect ? '--collect' : 'this'} needs --queue URL`);
   if (!f.out) throw new TricksError('--queue needs --out DIR: a directory on storage that every machine mounts at the same path');
   const logger = extra.logger ?? new ConsoleLogger(Boolean(process.env.TRICKS_VERBOSE));
-  const opts = { queue: f.queue, out: resolve(f.out), logger, kind: extra.kind, retries: f.retries, wait: f.wait, title: extra.title, groups: extra.groups };
+  const opts = { queue: f.queue, out: resolve(f.out), logger, kind: extra.kind, retries: f.retries, backoffMs: f.backoff, wait: f.wait, title: extra.title, groups: extra.groups };
   printStudy(f.collect ? await collectStudy(opts) : await submitStudy(await plan(), opts));
 }
 
 /** The hook of `tricks ablate --queue URL` (called from core/src/cli/ablate.ts). */
-export async function ablateOnQueue(f: QueueFlags & { seeds: number; teacher?: string; preset?: string; plugin: string[] }): Promise<void> {
-  const { configFromFlags } = await import('../cli/train.js');
-  const { planAblation, loadLadder } = (await import('../ablate/plan.js' as string)) as {
-    planAblation(o: { preset: string; seeds: number; overrides: UserConfig; out: string; teacher?: string }): Promise<RunSpec[]>;
-    loadLadder(preset: string): Promise<{ definition: { name: string } }>;
-  };
+export async function ablateOnQueue(f: QueueFlags & TrainFlags & { seeds: number; teacher?: string }): Promise<void> {
   const overrides = await configFromFlags({ ...f, out: undefined });
   const preset = overrides.preset;
   delete overrides.preset;

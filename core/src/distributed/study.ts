@@ -207,9 +207,9 @@ async function pollJobs(queue: Queue<RunJobData, RunRecord>, manifest: StudyMani
         return { ...base, state: 'done', seconds: job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : undefined };
       }
       if (state === 'failed') return { ...base, state: 'failed', error };
-      if (state === 'active') return { ...base, state: 'running', progress };
+      if (state === 'active') return { ...base, state: 'running', progress, error };
       if (state === 'delayed' && job.attemptsMade > 0) return { ...base, state: 'retrying', error, progress };
-      return { ...base, state: 'waiting', progress };
+      return { ...base, state: 'waiting', progress, error };
     }),
   );
 }
@@ -265,7 +265,7 @@ async function follow(queue: Queue<RunJobData, RunRecord>, manifest: StudyManife
       lastAt = now;
     }
     for (const r of runs) {
-      if ((r.state === 'failed' || r.state === 'retrying') && r.error && !reported.has(`${r.id}:${r.attempts}`)) {
+      if (r.state !== 'done' && r.attempts > 0 && r.error && !reported.has(`${r.id}:${r.attempts}`)) {
         reported.add(`${r.id}:${r.attempts}`);
         opts.logger.warn(`run ${r.id} ${r.state === 'failed' ? `failed after ${r.attempts} attempt(s)` : `failed (attempt ${r.attempts}), retrying with backoff`}: ${r.error}`);
       }
