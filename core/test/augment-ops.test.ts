@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, applyOps, erase, flipSome,
-  normalize, padCrop, resizedCrop, rotateMatrix, type AAOpName,
+  normalize, padCrop, padCropFast, resizedCrop, resizedCropFast, rotateMatrix, type AAOpName,
 } from '../src/augment/index.js';
 
 /** Reference values: core/test/fixtures/augment/make_fixtures.py (torchvision 0.14 tensor functional API). */
@@ -106,6 +106,26 @@ describe('batched augmentation ops match torchvision 0.14 (fixtures)', () => {
       else expect(r.maxDiff, `${c.name}: max abs difference`).to.be.below(tol.maxDiff);
     });
   }
+
+  it('fast paths (one cropAndResize): pad-crop exact; resized crop equal inside, within 0.1 on the outer ring of an upscaled crop', () => {
+    for (const c of cases.filter((k) => k.op === 'pad_crop' || k.op === 'resized_crop')) {
+      const x = input(c.image);
+      const p = c.params;
+      const fast = c.op === 'pad_crop'
+        ? padCropFast(x, p.padding, [{ top: p.top, left: p.left }])
+        : resizedCropFast(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.size, [p.flip]);
+      const r = compare(fast, c.output);
+      if (c.op === 'pad_crop') expect(r.maxDiff, c.name).to.be.below(1e-5);
+      else {
+        expect(r.maxDiff, c.name).to.be.below(0.1);
+        // away from the outer ring of the output, the two agree to float rounding
+        const [oh, ow] = p.size as [number, number];
+        const inner = tf.slice(fast, [0, 1, 1, 0], [1, oh - 2, ow - 2, 3]);
+        const want = (c.output as number[][][]).slice(1, oh - 1).map((row) => row.slice(1, ow - 1));
+        expect(compare(inner, want).maxDiff, `${c.name} interior`).to.be.below(1e-5);
+      }
+    }
+  });
 
   it('applies different parameters to each image of one batch', () => {
     const both = tf.concat([input(0), input(1)]) as tf.Tensor4D;

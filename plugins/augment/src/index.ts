@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, cutoutBox, definePlugin, erase,
-  flipSome, IMAGENET_MEAN, IMAGENET_STD, normalize, padCrop, randomAffineParams, randomErasingBox, randomResizedCropBox,
-  resizedCrop, STAGE_AUGMENT, type Batch, type Box, type Rng,
+  IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomAffineParams, randomErasingBox, randomResizedCropBox,
+  resizedCrop, resizedCropFast, STAGE_AUGMENT, type Batch, type Box, type Rng,
 } from '@tricks/core';
 
 export const PLUGIN_NAME = 'augment';
@@ -32,6 +32,8 @@ export interface AugmentOptions {
   erasing: { prob?: number; scale?: [number, number]; ratio?: [number, number]; value?: number } | null;
   /** Cutout: a square of `size` pixels per image with probability prob (after normalize). */
   cutout: { size: number; prob?: number } | null;
+  /** RandomResizedCrop exactly as torchvision (gathers) instead of the one-kernel fast path (differs on the crop's outer ring). */
+  exact: boolean;
 }
 
 /** The pipeline an options object resolves to for an h x w image. */
@@ -44,6 +46,7 @@ export interface Pipeline {
   normalize: { mean: number[]; std: number[] } | null;
   erasing: AugmentOptions['erasing'];
   cutout: AugmentOptions['cutout'];
+  exact: boolean;
 }
 
 export function resolvePipeline(o: AugmentOptions, h: number, w: number, channels: number): Pipeline {
@@ -63,7 +66,7 @@ export function resolvePipeline(o: AugmentOptions, h: number, w: number, channel
   if (o.normalize === true || o.normalize === 'imagenet') {
     norm = channels === 1 ? { mean: [0.449], std: [0.226] } : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
   } else if (o.normalize) norm = o.normalize;
-  return { crop, flip, rotate: o.rotate, affine: o.affine, colorJitter: o.colorJitter, normalize: norm, erasing: o.erasing, cutout: o.cutout };
+  return { crop, flip, rotate: o.rotate, affine: o.affine, colorJitter: o.colorJitter, normalize: norm, erasing: o.erasing, cutout: o.cutout, exact: o.exact };
 }
 
 const flags = (rng: Rng, n: number, p: number) => Array.from({ length: n }, () => p > 0 && rng.next() < p);
@@ -76,13 +79,13 @@ export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline):
     if (p.crop?.kind === 'rrc') {
       const rrc = p.crop;
       const boxes: Box[] = Array.from({ length: n }, () => randomResizedCropBox(rng, h, w, rrc.scale, rrc.ratio));
-      y = resizedCrop(y, boxes, [h, w], flags(rng, n, p.flip));
+      y = (p.exact ? resizedCrop : resizedCropFast)(y, boxes, [h, w], flags(rng, n, p.flip));
     } else if (p.crop?.kind === 'pad') {
       const pad = p.crop.padding;
       const offsets = Array.from({ length: n }, () => ({ top: rng.int(2 * pad + 1), left: rng.int(2 * pad + 1) }));
-      y = padCrop(y, pad, offsets, flags(rng, n, p.flip));
+      y = padCropFast(y, pad, offsets, flags(rng, n, p.flip));
     } else if (p.flip > 0) {
-      y = flipSome(y, flags(rng, n, p.flip));
+      y = padCropFast(y, 0, Array.from({ length: n }, () => ({ top: 0, left: 0 })), flags(rng, n, p.flip));
     }
     if (p.rotate > 0 || p.affine) {
       const a = p.affine ?? {};
@@ -178,6 +181,7 @@ export default definePlugin<AugmentOptions>({
         }],
         default: null,
       },
+      exact: { type: 'boolean', default: false },
       cutout: {
         anyOf: [{ type: 'null' }, {
           type: 'object', additionalProperties: false, required: ['size'],
