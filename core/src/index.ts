@@ -16,6 +16,8 @@ export * from './data/loader.js';
 export * from './data/idx.js';
 export * from './data/digits.js';
 export * from './data/cifar.js';
+export * from './data/folder.js';
+export * from './data/variants.js';
 export * from './augment/index.js';
 export * from './models/registry.js';
 export * from './optim/optimizer.js';

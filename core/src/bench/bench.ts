@@ -4,6 +4,7 @@
 // back each step.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { DataParallel, type ModelRef } from '../backends/parallel/index.js';
 
 export interface BenchOptions {
   model: LayersModel;
@@ -71,6 +72,52 @@ function time(f: () => unknown, warmup: number, steps: number, onStep?: (ms: num
   for (let i = 0; i < steps; i++) {
     const t = performance.now();
     f();
+    const ms = performance.now() - t;
+    onStep?.(ms);
+    total += ms;
+  }
+  return total / steps / 1000;
+}
+
+export interface DataParallelBenchOptions {
+  /** Module and export that build the model in each worker. */
+  model: ModelRef;
+  workers: number;
+  batchSize: number;
+  steps?: number;
+  warmup?: number;
+  backend?: string;
+  /** Input [height, width, channels] (default [32, 32, 3]). */
+  inputShape?: [number, number, number];
+  onStep?: (ms: number) => void;
+}
+
+/** benchTrain's measurement with the step split over `workers` DataParallel replicas. */
+export async function benchDataParallel(opts: DataParallelBenchOptions): Promise<BenchResult> {
+  const steps = opts.steps ?? 5, warmup = opts.warmup ?? 2, B = opts.batchSize;
+  const dp = await DataParallel.create({ model: opts.model, workers: opts.workers, backend: opts.backend,
+    optimizer: { lr: LR, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY }, labelSmoothing: LABEL_SMOOTHING });
+  try {
+    const [h, w, c] = opts.inputShape ?? [32, 32, 3];
+    const xShape = [B, h!, w!, c!];
+    const x = Float32Array.from({ length: B * h! * w! * c! }, () => Math.random() * 2 - 1);
+    const classes = (await dp.predict(x.slice(0, opts.workers * h! * w! * c!), [opts.workers, h!, w!, c!])).shape[1]!;
+    const y = new Float32Array(B * classes);
+    for (let i = 0; i < B; i++) y[i * classes + Math.floor(Math.random() * classes)] = 1;
+    const train = await timeAsync(() => dp.step({ x, xShape, y, yShape: [B, classes] }), warmup, steps, opts.onStep);
+    const infer = await timeAsync(() => dp.predict(x, xShape), warmup, steps);
+    return { trainImagesPerSec: B / train, inferImagesPerSec: B / infer };
+  } finally {
+    await dp.dispose();
+  }
+}
+
+async function timeAsync(f: () => Promise<unknown>, warmup: number, steps: number, onStep?: (ms: number) => void): Promise<number> {
+  for (let i = 0; i < warmup; i++) await f();
+  let total = 0;
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    await f();
     const ms = performance.now() - t;
     onStep?.(ms);
     total += ms;

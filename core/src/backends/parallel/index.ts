@@ -1,0 +1,1 @@
+export { DataParallel, type Batch, type DataParallelOptions, type ModelRef, type SgdOptions } from './data-parallel.js';
