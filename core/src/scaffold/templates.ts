@@ -28,6 +28,8 @@ export const DEV_TOOLS: Record<string, string> = {
 };
 
 const FENCE = '```';
+/** A single-quoted TypeScript string literal. */
+const q = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 function packageJson(v: TemplateVars, kind: 'plugin' | 'preset', extra: { dependencies?: Record<string, string>; peer?: Record<string, string> }) {
@@ -89,7 +91,7 @@ const pluginIndex = (v: TemplateVars) => `import * as tf from '@tensorflow/tfjs-
 import { definePlugin, STAGE_REGULARIZE, STAGE_REPORT, type JSONSchema } from '@tricks/core';
 
 /** The plugin's short name: what a config lists, and the name of every tap and loss term it adds. */
-export const PLUGIN_NAME = ${JSON.stringify(v.name)};
+export const PLUGIN_NAME = ${q(v.name)};
 
 export interface Options {
   /** Weight of the z-loss term. */
@@ -115,7 +117,7 @@ export function zLoss(logits: tf.Tensor2D, weight: number): tf.Scalar {
 
 export default definePlugin<Options>({
   name: PLUGIN_NAME,
-  description: ${JSON.stringify(v.description)},
+  description: ${q(v.description)},
   schema,
   apply(api, options) {
     // 1. loss (SyncWaterfallHook, inside the step's tf.tidy): add a named term; the trainer minimizes the sum.
@@ -141,7 +143,7 @@ import { PLUGIN_NAME, zLoss } from '../src/index.js';
 // The built entry point: the shared runner loads the plugin by path, as the trainer would load the package.
 const PLUGIN = fileURLToPath(new URL('../src/index.js', import.meta.url));
 
-describe(${JSON.stringify(v.name)}, function () {
+describe(${q(v.name)}, function () {
   this.timeout(120000);
   before(() => useTestBackend());
 
@@ -250,9 +252,9 @@ const presetIndex = (v: TemplateVars) => `import { definePreset, type PresetDefi
  * overrides any of it. Plugins listed here must be dependencies of this package.
  */
 const preset: PresetDefinition = {
-  name: ${JSON.stringify(v.name)},
-  description: ${JSON.stringify(v.description)},
-  plugins: [[${JSON.stringify(PRESET_EXAMPLE_PLUGIN.name)}, ${JSON.stringify(PRESET_EXAMPLE_PLUGIN.options).replace(/"(\w+)":/g, '$1: ')}]],
+  name: ${q(v.name)},
+  description: ${q(v.description)},
+  plugins: [[${q(PRESET_EXAMPLE_PLUGIN.name)}, { epsilon: ${PRESET_EXAMPLE_PLUGIN.options.epsilon} }]],
   settings: {
     model: { name: 'small-cnn' },
     optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 5e-4 },
@@ -271,7 +273,7 @@ import { assertNoLeak, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks
 
 const PRESET = fileURLToPath(new URL('../src/index.js', import.meta.url));
 
-describe(${JSON.stringify(`preset ${v.name}`)}, function () {
+describe(${q(`preset ${v.name}`)}, function () {
   this.timeout(120000);
   before(() => useTestBackend());
 
@@ -279,8 +281,8 @@ describe(${JSON.stringify(`preset ${v.name}`)}, function () {
     // The shared runner's tiny config (small model, 256 digits) sits on top of the preset, as a user's would.
     const run = await runSteps({ config: { preset: PRESET }, steps: 4 });
     try {
-      expect(run.trainer.config.plugins.map((p) => p.name)).to.deep.equal([${JSON.stringify(PRESET_EXAMPLE_PLUGIN.name)}]);
-      expect(tapsOf(run.calls, 'loss')).to.include(${JSON.stringify(PRESET_EXAMPLE_PLUGIN.name)});
+      expect(run.trainer.config.plugins.map((p) => p.name)).to.deep.equal([${q(PRESET_EXAMPLE_PLUGIN.name)}]);
+      expect(tapsOf(run.calls, 'loss')).to.include(${q(PRESET_EXAMPLE_PLUGIN.name)});
       expect(run.trainer.config.optimizer.lr).to.equal(0.1);
       expect(run.trainer.config.schedule.name).to.equal('cosine');
       expect(Number.isFinite(run.result.epochs[0].train_loss)).to.equal(true);
