@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerWasmTrainingKernels } from '../src/backends/wasm/index.js';
@@ -153,6 +154,53 @@ describe('model zoo: every backbone on a tiny input', function () {
       expect(tf.memory().numTensors).to.equal(start);
     });
   }
+});
+
+describe('model zoo: deployment with @tricks/core/runtime only', function () {
+  this.timeout(60000);
+  it('a fresh process that imports tfjs and @tricks/core/runtime (nothing else of tricks) loads the models and gets the same outputs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tricks-deploy-'));
+    try {
+      const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 3);
+      const xs = Array.from(await x.data());
+      const expected: Record<string, number[]> = {};
+      const models: [string, Record<string, unknown>][] = [
+        ['swin-cifar', { embedDim: 12, depths: [2, 2], heads: [2, 4] }],
+        ['mobilenetv3-small', {}],
+      ];
+      for (const [name, options] of models) {
+        const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 5, options });
+        const y = m.predict(x) as tf.Tensor;
+        expected[name] = Array.from(await y.data());
+        await m.save(fileHandler(join(dir, name)));
+        tf.dispose(y);
+        m.dispose();
+      }
+      x.dispose();
+      const script = `
+        import * as tf from '@tensorflow/tfjs-core';
+        import '@tensorflow/tfjs-backend-cpu';
+        import * as tfl from '@tensorflow/tfjs-layers';
+        import '@tricks/core/runtime';
+        import { readFileSync } from 'node:fs';
+        await tf.setBackend('cpu');
+        const [dir, names, xs] = JSON.parse(process.argv[1]);
+        const out = {};
+        for (const name of names) {
+          const json = JSON.parse(readFileSync(dir + '/' + name + '/model.json', 'utf8'));
+          const bin = readFileSync(dir + '/' + name + '/weights.bin');
+          const m = await tfl.loadLayersModel({ load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) }) });
+          out[name] = Array.from(m.predict(tf.tensor4d(xs, [1, 32, 32, 3])).dataSync());
+        }
+        console.log(JSON.stringify(out));`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([dir, models.map((m) => m[0]), xs])], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' });
+      expect(r.status, r.stderr).to.equal(0);
+      const got = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number[]>;
+      for (const [name] of models) expect(maxAbsDiff(got[name], expected[name]), name).to.be.below(1e-4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('model zoo: block and neck hooks', () => {
