@@ -89,6 +89,26 @@ describe('folder dataset', function () {
     await expectTricksError(() => strict.train.getBatch(all), /img1\.jpg: unreadable image/);
   });
 
+  it('accepts a JPEG that only makes libjpeg warn (sharp\'s own default failOn "warning" rejects it)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 2, ['.jpg']);
+    const file = join(root, 'a', 'img0.jpg');
+    // a textured 96x96 image: enough scan data that the bytes we corrupt are not headers
+    const tex = Buffer.alloc(64 * 64 * 3);
+    for (let i = 0; i < tex.length; i++) tex[i] = (i * 7) & 255;
+    await sharp(tex, { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+    const bad = Buffer.from(readFileSync(file));
+    for (let i = bad.length - 400; i < bad.length - 100; i += 7) bad[i] ^= 0x5a; // corrupt entropy-coded data: "bad Huffman code"
+    writeFileSync(file, bad);
+    const warnings: string[] = [];
+    const lenient = await loadFolder(root, { valSplit: 0, size: 64, cache: false, warn: (m) => warnings.push(m) });
+    await lenient.train.getBatch([0, 1, 2, 3]);
+    expect(warnings, 'decoded with the default failOn "truncated"').to.deep.equal([]);
+    const strictest = await loadFolder(root, { valSplit: 0, size: 64, cache: false, failOn: 'warning', warn: (m) => warnings.push(m) });
+    await strictest.train.getBatch([0, 1, 2, 3]);
+    expect(warnings.join('\n')).to.include('img0.jpg').and.include('Corrupt JPEG data');
+  });
+
   it('caches decoded small images: a second epoch reads the cache, not the files', async () => {
     const root = mkdtempSync(join(tmpdir(), 'folder-'));
     await makeTree(root, ['a', 'b'], 5);
