@@ -41,3 +41,4 @@ export * from './trainer/exporter.js';
 export * from './trainer/evaluate.js';
 export * from './di/container.js';
 export * from './util/seeded-random.js';
+export * from './export/index.js';

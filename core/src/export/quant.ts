@@ -108,8 +108,8 @@ export class MinMaxObserver {
   count = 0;
 
   constructor(readonly name: string, readonly averagingConstant = 0.01) {
-    this.min = tf.variable(tf.scalar(0), false, `${name}/observer_min`);
-    this.max = tf.variable(tf.scalar(0), false, `${name}/observer_max`);
+    this.min = tf.variable(tf.scalar(0), false);
+    this.max = tf.variable(tf.scalar(0), false);
   }
 
   observe(x: tf.Tensor): void {
