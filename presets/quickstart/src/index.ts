@@ -7,8 +7,9 @@ export default definePreset({
   settings: {
     data: 'digits',
     model: { name: 'small-cnn', options: { width: 32 } },
-    epochs: 4,
+    epochs: 3,
     batchSize: 64,
-    optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+    schedule: { name: 'onecycle', pctStart: 0.25 },
   },
 });

@@ -1,0 +1,44 @@
+import { Command, Option } from 'commander';
+import { DefaultBackendService } from '../backends/select.js';
+import { benchTrain } from '../bench/bench.js';
+import { TricksError } from '../hooks/errors.js';
+import { ConsoleLogger, MemoryLogger } from '../io/logger.js';
+import { ModelRegistry } from '../models/registry.js';
+import { withSeededMathRandom } from '../util/seeded-random.js';
+import { Rng } from '../util/rng.js';
+
+/** Default input shape and classes per model family: CIFAR models take 32x32x3 and 100 classes. */
+function defaults(name: string): { input: number; classes: number; channels: number } {
+  if (/cifar|^resnet(20|32|44|56|110)$/.test(name)) return { input: 32, classes: 100, channels: 3 };
+  if (name === 'small-cnn') return { input: 28, classes: 10, channels: 1 };
+  return { input: 224, classes: 1000, channels: 3 };
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('training and inference images/s of a model on a backend (random data, SGD momentum steps)')
+    .requiredOption('--model <name>', 'model name, e.g. resnet18-cifar (see `tricks model list`)')
+    .option('--batch-size <n>', 'batch size', (v) => Number(v), 64)
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--input <px>', 'input height and width (default per model)', (v) => Number(v))
+    .option('--classes <n>', 'number of classes (default per model)', (v) => Number(v))
+    .option('--steps <n>', 'timed steps', (v) => Number(v), 5)
+    .option('--warmup <n>', 'untimed steps first', (v) => Number(v), 2)
+    .option('--json', 'print one JSON line {model, batchSize, backend, trainImagesPerSec, inferImagesPerSec}')
+    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; json?: boolean }) => {
+      const registry = new ModelRegistry();
+      if (!registry.has(f.model)) registry.build(f.model, { inputShape: [1, 1, 1], numClasses: 1 }); // throws the "unknown model" error
+      if (!Number.isInteger(f.batchSize) || f.batchSize < 1) throw new TricksError(`--batch-size ${f.batchSize}: must be a positive integer`);
+      const d = defaults(f.model);
+      const backend = await new DefaultBackendService(f.json ? new MemoryLogger() : new ConsoleLogger()).select(f.backend);
+      const model = withSeededMathRandom(new Rng(0), () =>
+        registry.build(f.model, { inputShape: [f.input ?? d.input, f.input ?? d.input, d.channels], numClasses: f.classes ?? d.classes }),
+      );
+      const r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
+      model.dispose();
+      const out = { model: f.model, batchSize: f.batchSize, backend, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
+      if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+      else process.stdout.write(`${f.model} batch ${f.batchSize} on ${backend}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`);
+    });
+}
