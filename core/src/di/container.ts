@@ -14,6 +14,7 @@ import { DirCheckpointer } from '../trainer/checkpoint.js';
 import { TfjsExporter } from '../trainer/exporter.js';
 import { JsonlMetricsSink } from '../trainer/sinks.js';
 import { Trainer } from '../trainer/trainer.js';
+import { HtmlReporter } from '../report/report.js';
 import { Rng } from '../util/rng.js';
 import { TOKENS } from './tokens.js';
 import { TricksError } from '../hooks/errors.js';
@@ -34,6 +35,7 @@ export function coreModule(logger?: Logger): ContainerModule {
     bind(TOKENS.MetricsSink).to(JsonlMetricsSink);
     bind(TOKENS.Checkpointer).to(DirCheckpointer).inSingletonScope();
     bind(TOKENS.Exporter).to(TfjsExporter).inSingletonScope();
+    bind(TOKENS.Reporter).to(HtmlReporter).inSingletonScope();
     bind(TOKENS.Trainer).to(Trainer).inSingletonScope();
   });
 }

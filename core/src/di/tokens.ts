@@ -28,6 +28,8 @@ export const TOKENS = {
   Checkpointer: Symbol.for('tricks.Checkpointer'),
   /** Exporter: writes the trained model's artifacts. */
   Exporter: Symbol.for('tricks.Exporter'),
+  /** Reporter: writes report.html at the end of a run. */
+  Reporter: Symbol.for('tricks.Reporter'),
   /** The Trainer. */
   Trainer: Symbol.for('tricks.Trainer'),
 } as const;

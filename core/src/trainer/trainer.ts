@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { inject, injectable, multiInject } from 'inversify';
+import { inject, injectable, multiInject, optional } from 'inversify';
 import { SubsetDataset, type Dataset } from '../data/dataset.js';
 import { loadBatches, numBatches, type LoadedBatch, type Sampler } from '../data/loader.js';
 import type { DatasetRegistry } from '../data/registry.js';
@@ -28,6 +28,7 @@ import { checkFormats } from '../export/service.js';
 import { Progress } from './progress.js';
 import { evaluateModel, toBatch } from './evaluate.js';
 import type { MetricsSink } from './sinks.js';
+import type { Reporter } from '../report/report.js';
 
 /** Thrown when SIGTERM/SIGINT stopped the run after a checkpoint was written. */
 export class Interrupted extends TricksError {
@@ -59,6 +60,8 @@ export class Trainer {
   readonly hooks: Hooks = createHooks();
   private readonly pluginStates = new Map<string, PluginState>();
   private interrupt: string | undefined;
+  /** The last epoch's evaluation (its confusion matrix goes into report.html). */
+  private lastEval: EvalResult | undefined;
   ctx!: TrainContext;
   /** Base learning rate before the schedule (lr-scaling changes it in setup). */
   baseLr: number;
@@ -76,6 +79,7 @@ export class Trainer {
     @multiInject(TOKENS.MetricsSink) private readonly sinks: MetricsSink[],
     @inject(TOKENS.Checkpointer) private readonly checkpointer: Checkpointer,
     @inject(TOKENS.Exporter) private readonly exporter: Exporter,
+    @inject(TOKENS.Reporter) @optional() private readonly reporter?: Reporter,
   ) {
     this.baseLr = config.optimizer.lr;
     // The last export tap: the configured formats (checked now, not after training), written from the final artifact and verified.
@@ -224,6 +228,7 @@ export class Trainer {
         progress.stop();
         t0 = performance.now();
         const ev = await this.evaluate(ctx.model);
+        this.lastEval = ev;
         const metrics: EpochMetrics = {
           epoch: epoch + 1,
           train_loss: seen ? lossSum / seen : NaN,
@@ -256,6 +261,7 @@ export class Trainer {
       const best = ctx.metrics.reduce<EpochMetrics | undefined>((b, m) => (!b || m.val_top1 > b.val_top1 ? m : b), undefined);
       const result: RunResult = { out, epochs: ctx.metrics, best, stopped, artifacts };
       await writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, backend, result: { ...result, artifacts: artifacts.map(({ model: _m, ...a }) => a) } }, null, 1));
+      await this.reporter?.write(ctx, result, this.lastEval).then((f) => f && this.logger.info(`report: ${f}`), (e: Error) => this.logger.warn(`report.html not written: ${e.message}`));
       await this.hooks.done.promise(ctx, result);
       return result;
     } finally {
