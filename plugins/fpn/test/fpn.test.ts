@@ -87,7 +87,8 @@ describe('fpn', function () {
     expect(() => fpnNeck(f, { model: 'x', stages: [tfl.input({ shape: [4] })], name: 'neck' }, DEFAULTS)).to.throw(/fpn: x/);
   });
 
-  it('trains end to end in the trainer (resnet20 on digits): loss finite, no tensor leak', async () => {
+  it('trains end to end in the trainer (resnet20 on digits): loss finite, no tensor leak', async function () {
+    this.timeout(120000); // a real (tiny) training run: seconds alone, much more on a loaded machine
     const run = await runSteps({ plugins: [['fpn', { channels: 16 }]], steps: 4, config: { model: { name: 'resnet20' } } });
     try {
       expect(tapsOf(run.calls, 'neck')).to.deep.equal(['fpn']);

@@ -91,7 +91,8 @@ describe('se-block', function () {
     expect(() => squeezeExcite(tfl.input({ shape: [16] }), { ...info, name: 'flat' }, DEFAULTS)).to.throw(/se-block.*flat/);
   });
 
-  it('trains end to end in the trainer (resnet20 on digits): loss finite, no tensor leak', async () => {
+  it('trains end to end in the trainer (resnet20 on digits): loss finite, no tensor leak', async function () {
+    this.timeout(120000); // a real (tiny) training run: seconds alone, much more on a loaded machine
     const run = await runSteps({ plugins: [['se-block', { reduction: 4 }]], steps: 4, config: { model: { name: 'resnet20' } } });
     try {
       expect(tapsOf(run.calls, 'block').filter((t) => t === 'se-block').length).to.equal(9);
