@@ -42,3 +42,4 @@ export * from './trainer/evaluate.js';
 export * from './di/container.js';
 export * from './util/seeded-random.js';
 export * from './export/index.js';
+export { exportCommand, type ExportFlags } from './cli/export.js';

@@ -3,7 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOrt, quantizeModel, toOnnx, type ModelQuantization } from '@tricks/core';
+import { exportCommand, loadOrt, MemoryLogger, quantizeModel, toOnnx, type ModelQuantization } from '@tricks/core';
 import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks/plugin-test-utils';
 import { QatSimulation, type QatOptions } from '../src/index.js';
 
@@ -88,6 +88,10 @@ describe('qat', function () {
       const meta = JSON.parse(readFileSync(join(run.out, 'model-qat', 'model.json'), 'utf8')).userDefinedMetadata.tricks_quantization;
       expect(meta.layers.conv1.weight.scale).to.have.length(8);
       expect((meta.layers as ModelQuantization).conv2.input!.zeroPoint).to.equal(0); // after ReLU + pooling: min 0
+      // tricks export from the saved qat model writes the same QDQ grid
+      const cli = await exportCommand({ model: join(run.out, 'model-qat'), format: 'onnx', out: join(run.out, 'cli-onnx'), data: 'digits', batchSize: 128, backend: 'wasm', bits: 8 }, new MemoryLogger() as never);
+      expect(cli.artifacts[0].quantization).to.equal('qat');
+      expect(cli.artifacts[0].bytes).to.equal(onnx.bytes);
     } finally {
       cleanup(run);
     }
