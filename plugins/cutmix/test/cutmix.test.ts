@@ -17,7 +17,8 @@ function batch(n: number, h = 10, w = 12, k = 3): Batch {
 describe('cutmix', () => {
   before(async () => { await tf.setBackend('wasm'); });
 
-  it('box side is sqrt(1 - lambda) of each side (truncated), clipped, and lambda is the kept area', () => {
+  it('box side is sqrt(1 - lambda) of each side (truncated), clipped, and lambda is the kept area', function () {
+    this.timeout(30000);
     const rng = new Rng(5);
     for (let t = 0; t < 300; t++) {
       const drawn = rng.next();
@@ -57,7 +58,8 @@ describe('cutmix', () => {
     });
   });
 
-  it('switchProb alternates with mixup, prob sets how often a batch is mixed, offEpoch stops it', () => {
+  it('switchProb alternates with mixup, prob sets how often a batch is mixed, offEpoch stops it', function () {
+    this.timeout(30000);
     tf.tidy(() => {
       const b = batch(4);
       const rng = new Rng(7);

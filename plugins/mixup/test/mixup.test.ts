@@ -42,7 +42,8 @@ describe('mixup', () => {
     });
   });
 
-  it('draws lambda from Beta(alpha, alpha): mean 1/2, variance 1/(4(2 alpha + 1))', () => {
+  it('draws lambda from Beta(alpha, alpha): mean 1/2, variance 1/(4(2 alpha + 1))', function () {
+    this.timeout(30000);
     const rng = new Rng(11);
     const lams: number[] = [];
     tf.tidy(() => {
@@ -55,7 +56,8 @@ describe('mixup', () => {
     expect(variance).to.be.closeTo(1 / (4 * 1.8), 0.012);
   });
 
-  it('stops at offEpoch, leaves batches mixed by an earlier tap, and honours prob', () => {
+  it('stops at offEpoch, leaves batches mixed by an earlier tap, and honours prob', function () {
+    this.timeout(30000);
     tf.tidy(() => {
       const b = batch(4);
       expect(mixupStep(b, { rng: new Rng(1), epoch: 5 }, opts({ offEpoch: 5 }))).to.equal(b);
