@@ -2,11 +2,11 @@
 // our wasm backend, the stock wasm backend and the cpu backend, against the PyTorch CPU reference
 // measured in the same run. Prints ratios and refreshes the table in docs/benchmarks.md.
 //
-//   node scripts/bench.mjs [--only torch,wasm,stock,cpu] [--batch-size 64] [--no-write]
+//   node scripts/bench.mjs [--only torch,wasm,wasm2,stock,cpu] [--batch-size 64] [--no-write]
 // Each backend runs in its own process (kernel registrations are global), one after another.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,7 +23,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const only = arg('--only', 'torch,wasm,stock,cpu').split(',');
+const only = arg('--only', 'torch,wasm,wasm2,stock,cpu').split(',');
 const batch = Number(arg('--batch-size', '64'));
 const CPU_BATCH = 8; // the cpu backend needs ~30 s per image batch of 8: it runs a smaller batch
 
@@ -31,8 +31,9 @@ const rows = [];
 if (only.includes('torch')) rows.push(torch());
 const runs = {
   wasm: { label: 'tricks wasm (training kernels), 1 thread', backend: 'wasm', kernels: true, batch },
+  wasm2: { label: 'tricks wasm, DataParallel 2 workers', backend: 'wasm', kernels: true, batch, workers: 2 },
   stock: { label: 'stock tfjs-backend-wasm 4.22, 1 thread', backend: 'wasm', kernels: false, batch },
-  cpu: { label: `tfjs cpu backend (batch ${CPU_BATCH})`, backend: 'cpu', kernels: false, batch: CPU_BATCH, steps: 1, warmup: 1 },
+  cpu: { label: `tfjs cpu backend (batch ${CPU_BATCH}, 1 step)`, backend: 'cpu', kernels: false, batch: CPU_BATCH, steps: 1, warmup: 0 },
 };
 for (const [name, cfg] of Object.entries(runs)) if (only.includes(name)) rows.push(runChild(name, cfg));
 
@@ -72,7 +73,13 @@ async function child(cfg) {
   const dist = join(root, 'core', 'dist', 'src');
   if (cfg.kernels) (await import(join(dist, 'backends', 'wasm', 'index.js'))).registerWasmTrainingKernels();
   await tf.setBackend(cfg.backend);
-  const { benchTrain } = await import(join(dist, 'bench', 'bench.js'));
+  const { benchTrain, benchDataParallel } = await import(join(dist, 'bench', 'bench.js'));
+  if (cfg.workers) {
+    const r = await benchDataParallel({ model: { module: join(dist, 'bench', 'resnet18.js'), export: 'resnet18Cifar' },
+      workers: cfg.workers, batchSize: cfg.batch, backend: cfg.backend });
+    console.log('RESULT ' + JSON.stringify({ train: r.trainImagesPerSec, infer: r.inferImagesPerSec }));
+    return;
+  }
   const { resnet18Cifar } = await import(join(dist, 'bench', 'resnet18.js'));
   const model = resnet18Cifar();
   const opts = { model, batchSize: cfg.batch, steps: cfg.steps, warmup: cfg.warmup };
@@ -94,7 +101,8 @@ function writeTable(rows, ref) {
   const table = [
     begin,
     `ResNet-18, CIFAR stem, 100 classes, batch ${batch}, SGD momentum 0.9 + weight decay 5e-4, label smoothing 0.1;`,
-    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}. All rows from one run of \`npm run bench\`.`,
+    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}.`,
+    'All rows from one run of `npm run bench`, one backend at a time. Timings on a shared machine are noisy: compare ratios within a run.',
     '',
     '| backend | train img/s | vs PyTorch | inference img/s | vs PyTorch | command |',
     '|---|---|---|---|---|---|',
