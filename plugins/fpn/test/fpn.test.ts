@@ -8,7 +8,7 @@ import plugin, { fpnNeck, pyramid, type FpnOptions } from '../src/index.js';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference.json', import.meta.url), 'utf8'));
 const registry = new ModelRegistry();
-const DEFAULTS: FpnOptions = { channels: 128, levels: 3, smooth: true, keepPooled: true };
+const DEFAULTS: FpnOptions = { channels: 128, levels: 3, smooth: true, keepPooled: true, norm: true };
 
 function hooksWith(options: Partial<FpnOptions> = {}) {
   const hooks = createHooks();
@@ -24,7 +24,7 @@ describe('fpn', function () {
 
   it('the pyramid equals torchvision.ops.FeaturePyramidNetwork (7x7, 4x4, 2x2 levels)', async () => {
     const inputs = ref.inputs.map((i: { shape: number[] }) => tfl.input({ shape: i.shape.slice(1) }));
-    const outs = pyramid(inputs, { channels: ref.channels, smooth: true }, 't');
+    const outs = pyramid(inputs, { channels: ref.channels, smooth: true, norm: false }, 't');
     const m = tfl.model({ inputs, outputs: outs });
     ref.lateral.forEach(([k, b]: number[][], i: number) => {
       const l = m.getLayer(`t_lateral${i + 1}`);
@@ -49,9 +49,13 @@ describe('fpn', function () {
     const plain = registry.build('resnet18-cifar', { inputShape: [16, 16, 3], numClasses: 10 });
     const m = registry.build('resnet18-cifar', { inputShape: [16, 16, 3], numClasses: 10 }, hooksWith());
     const d = 128;
-    const lateral = [128, 256, 512].reduce((n, c) => n + c * d + d, 0);
-    const smooth = 3 * (9 * d * d + d);
+    // lateral 1x1 convs without bias + BN (gamma, beta), smoothing 3x3 convs without bias + BN, wider classifier
+    const lateral = [128, 256, 512].reduce((n, c) => n + c * d + 2 * d, 0);
+    const smooth = 3 * (9 * d * d + 2 * d);
     expect(countParams(m) - countParams(plain)).to.equal(lateral + smooth + 3 * d * 10);
+    const noNorm = registry.build('resnet18-cifar', { inputShape: [16, 16, 3], numClasses: 10 }, hooksWith({ norm: false }));
+    expect(countParams(noNorm) - countParams(plain)).to.equal(lateral + smooth - 6 * d + 3 * d * 10); // a bias (d) instead of BN's 2d, 6 convs
+    noNorm.dispose();
     expect(m.getLayer('logits').getWeights()[0].shape).to.deep.equal([512 + 3 * d, 10]);
     expect(modelCost(m).macs).to.be.above(modelCost(plain).macs);
     m.dispose();
