@@ -89,7 +89,9 @@ function withTeacher(plugins: PluginItem[], teacher: string): PluginItem[] {
 /**
  * One run per ladder step x seed, in ladder order (all seeds of a rung together). When a rung adds
  * distillation (kd with `teacherModel` and no `teacher`) and no teacher is given, a teacher run comes
- * first: the recipe of the rung before, with the teacher's model, seed `base`; the kd rungs depend on it.
+ * first: the baseline recipe (rung 1) with the teacher's model, seed `base`; the kd rungs depend on it. Rung 1
+ * is used (not the rung before kd) so that no architecture plugin (se-block) changes the teacher: kd rebuilds
+ * `teacherModel` from the registry and loads the teacher's weights into it.
  */
 export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
   if (!Number.isInteger(opts.seeds) || opts.seeds < 1) throw new TricksError(`--seeds ${opts.seeds}: must be an integer >= 1`);
@@ -106,7 +108,7 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
       teacherId = 'teacher';
       teacherDir = join(out, 'runs', teacherId);
       specs.push({
-        id: teacherId, preset: opts.preset, ladderStep: Math.max(i - 1, 0), stepName: 'teacher', trick: `teacher ${need.name}`, seed: base,
+        id: teacherId, preset: opts.preset, ladderStep: 0, stepName: 'teacher', trick: `teacher ${need.name}`, seed: base,
         overrides: { ...opts.overrides, model: { name: need.name, options: need.options }, seed: base }, out: teacherDir, role: 'teacher',
       });
     }

@@ -51,6 +51,14 @@ async function collectPreset(item: PresetItem, cwd: string, opts: ResolveOptions
   };
 }
 
+/** Deep merge, except that a schedule or optimizer with another name replaces the previous one (multistep -> cosine; sgd -> adamw keeps lr and weight decay). */
+export function mergeSettings(base: TrainSettings, over: Partial<TrainSettings>): TrainSettings {
+  const b = { ...base };
+  if (over.schedule?.name && over.schedule.name !== base.schedule.name) b.schedule = { name: over.schedule.name };
+  if (over.optimizer?.name && over.optimizer.name !== base.optimizer.name) b.optimizer = { name: over.optimizer.name, lr: base.optimizer.lr, weightDecay: base.optimizer.weightDecay };
+  return merge(b, over);
+}
+
 /**
  * Resolves a user config: presets (in Babel's order: plugins before presets, plugins first to last,
  * presets last to first), then the user's own settings and plugins on top. A plugin listed twice in
@@ -64,8 +72,8 @@ export async function resolveConfig(user: UserConfig, opts: ResolveOptions = {})
   for (const p of presetItems) collected.push(await collectPreset(p, cwd, opts, 0, []));
 
   let settings: TrainSettings = structuredClone(DEFAULT_SETTINGS);
-  for (const c of collected) for (const s of c.settings) settings = merge(settings, s);
-  settings = merge(settings, normalizeSettings(user));
+  for (const c of collected) for (const s of c.settings) settings = mergeSettings(settings, s);
+  settings = mergeSettings(settings, normalizeSettings(user));
 
   // User plugins first, then presets last to first.
   const userItems = (user.plugins ?? []).map((p) => ({ item: p, from: 'your config' }));

@@ -1,7 +1,7 @@
 import { definePreset } from '@tricks/core';
 
 /**
- * Fashion-MNIST sized for a 2-core CPU: the quick-start CNN (two 3x3 conv + BN layers, 32 and 64
+ * Fashion-MNIST sized for a 2-core CPU: the quick-start CNN at half width (two 3x3 conv + BN layers, 16 and 32
  * channels, dense head) trained with SGD, and a ladder that adds one trick per step. Run the ladder with
  * `tricks ablate --preset fashion-mnist --data fashion-mnist --seeds 3 --out runs/fm-ablation`.
  */
@@ -10,7 +10,7 @@ export default definePreset({
   description: 'small CNN on Fashion-MNIST for a 2-core CPU; ladder: baseline, + flip/crop augmentation, + cosine LR, + label smoothing, + mixup',
   settings: {
     data: 'fashion-mnist',
-    model: { name: 'small-cnn', options: { width: 32 } },
+    model: { name: 'small-cnn', options: { width: 16 } },
     epochs: 10,
     batchSize: 128,
     evalBatchSize: 500,
