@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFil
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTrainer } from '../src/di/container.js';
+import { createHooks } from '../src/hooks/hooks.js';
 import { TricksError } from '../src/hooks/errors.js';
 import { MemoryLogger } from '../src/io/logger.js';
 import { CORE_VERSION } from '../src/plugin/compat.js';
@@ -126,5 +127,13 @@ describe('tricks new', function () {
     const test = run(bin('mocha', 'bin/mocha.js'), ['dist/test/**/*.test.js'], s.dir);
     expect(test.code, test.out).to.equal(0);
     expect(test.out).to.match(/1 passing/);
+  });
+
+  it('docs/writing-a-plugin.md documents every hook: a table row and an example tap', () => {
+    const doc = readFileSync(join(root, 'docs', 'writing-a-plugin.md'), 'utf8');
+    for (const hook of Object.keys(createHooks())) {
+      expect(doc, hook).to.match(new RegExp(`^\\| \`${hook}\` \\| \\w+Hook \\|`, 'm'));
+      expect(doc, hook).to.match(new RegExp(`^### ${hook}\\n+\`\`\`ts\\napi\\.hooks\\.${hook}\\.tap(Promise)?\\(`, 'm'));
+    }
   });
 });
