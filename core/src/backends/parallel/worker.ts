@@ -45,9 +45,7 @@ function computeGrads(x: tf.Tensor, y: tf.Tensor): number {
 
 /** Averages every replica's slot (in the same order on every replica: identical results). */
 function apply(lr: number): void {
-  if ((optimizer as unknown as { learningRate: number }).learningRate !== lr) {
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
-  }
+  optimizer.setLearningRate(lr);
   tf.tidy(() => {
     let offset = 0;
     const named = weights.map((v, i) => {
