@@ -1,0 +1,23 @@
+// The shared plugin test runner (@tricks/plugin-test-utils) on this plugin: hook order, leaks, option validation.
+import { assertHookOrder, assertNoLeak, assertOptionError, cleanup, runSteps, useTestBackend } from '@tricks/plugin-test-utils';
+
+describe('class-balance with the shared runner', function () {
+  this.timeout(120000);
+  before(() => useTestBackend());
+
+  it('taps setup, loss and done in that order (strategy loss) and leaks no tensor', async () => {
+    const run = await runSteps({ plugins: ['class-balance'], steps: 3 });
+    try {
+      assertHookOrder(run, 'class-balance', ['setup', 'loss', 'done']);
+      assertNoLeak(run);
+    } finally {
+      cleanup(run);
+    }
+  });
+
+  it('validates its options', async () => {
+    await assertOptionError('class-balance', { strategy: 'oversample' }, /option "plugins\.class-balance\.strategy" must be one of "loss", "resample", "smote"/);
+    await assertOptionError('class-balance', { powr: 1 }, /unknown option "plugins\.class-balance\.powr" \(did you mean "power"\?\)/);
+    await assertOptionError('class-balance', { k: 0 }, /option "plugins\.class-balance\.k" must be >= 1/);
+  });
+});
