@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { DefaultBackendService } from '../backends/select.js';
 import { createTrainer } from '../di/container.js';
 import { MemoryLogger } from '../io/logger.js';
 import { loadModel } from '../io/model-files.js';
@@ -93,6 +94,27 @@ export async function benchCompression(trainItems = 6000, epochs = 3, valItems =
   return summary;
 }
 
+/**
+ * Speed only, on the artifacts of a finished benchmark: every artifact timed once per round, rounds interleaved,
+ * best of `rounds` kept, so that load from other processes on the shared machine hits all of them alike.
+ */
+export async function timeArtifacts(rounds = 5): Promise<Record<string, number>> {
+  await new DefaultBackendService(new MemoryLogger()).select('wasm');
+  const out = join('runs', 'bench-compression');
+  const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { results: { run: string; format?: string }[] };
+  const items = summary.results.filter((r) => r.format).map((r) => ({ key: `${r.run}/${r.format}`, dir: join(out, r.run, r.format === 'tfjs' && r.run === 'float' ? 'model' : r.format === 'tfjs' && r.run === 'qat' ? 'model-qat' : r.format === 'tfjs' ? 'model-pruned' : join('export', r.format!)), onnx: r.format!.startsWith('onnx') }));
+  const best: Record<string, number> = {};
+  for (let i = 0; i < rounds; i++) {
+    for (const it of items) {
+      const v = it.onnx ? await ortImgPerSec(join(it.dir, 'model.onnx'), [28, 28, 1], 256, 3) : await tfjsImgPerSec(it.dir, [28, 28, 1], 256, 3);
+      best[it.key] = Math.max(best[it.key] ?? 0, v);
+    }
+  }
+  writeFileSync(join(out, 'speed.json'), JSON.stringify({ rounds, note: 'img/s, batch 256, best of rounds x 3 repeats, interleaved', best }, null, 1));
+  return best;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await benchCompression(Number(process.argv[2] ?? 6000), Number(process.argv[3] ?? 3));
+  if (process.argv[2] === 'time') console.log(JSON.stringify(await timeArtifacts(Number(process.argv[3] ?? 5)), null, 1));
+  else await benchCompression(Number(process.argv[2] ?? 6000), Number(process.argv[3] ?? 3));
 }
