@@ -78,7 +78,9 @@ export default async function processRun(job: SandboxedJob<RunJobData, RunRecord
 
   await ensureDir(spec.out);
   const reused = existsSync(join(spec.out, 'result.json'));
-  log({ event: 'start', checkpointEpoch: checkpointEpoch(spec.out) });
+  const fromEpoch = checkpointEpoch(spec.out);
+  log({ event: 'start', checkpointEpoch: fromEpoch });
+  void job.updateProgress({ epoch: fromEpoch, epochs: here.config.epochs, worker: base.worker, ...(fromEpoch ? { resumedFrom: fromEpoch } : {}) }).catch(() => {});
 
   signal?.addEventListener('abort', () => {
     if (String(signal.reason) === 'shutdown') {

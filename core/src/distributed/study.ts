@@ -149,7 +149,7 @@ export async function submitStudy(specs: RunSpec[], opts: StudyOptions): Promise
         `${already} already queued, ${finished} already finished (study ${out}, ${jobs.length} runs)`,
     );
     if (opts.wait === false) {
-      log(`follow it with: tricks ablate --collect --queue ${target.display} --out ${out}`);
+      log(`follow it with: tricks ${manifest.kind} --collect --queue ${target.display} --out ${out}`);
       return undefined;
     }
     return await follow(queue, manifest, out, target, opts);
