@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, rmSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -11,7 +11,18 @@ import { CORE_VERSION, checkCoreRange, satisfies } from '../src/plugin/compat.js
 import { METRIC_KEYS } from '../src/trainer/sinks.js';
 import { SGD } from '../src/optim/optimizer.js';
 import { configFromFlags } from '../src/cli/train.js';
-import { testBackend, tiny, tmp } from './helpers.js';
+import { testBackend, tiny, tmp as makeTmp } from './helpers.js';
+
+/** Scratch directories of this file, removed after its tests (symlinks inside are removed, not followed). */
+const made: string[] = [];
+const tmp = (prefix?: string) => {
+  const d = makeTmp(prefix);
+  made.push(d);
+  return d;
+};
+after(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 const here = dirname(fileURLToPath(import.meta.url));
 const coreDir = resolve(here, '..', '..');

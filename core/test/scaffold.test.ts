@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTrainer } from '../src/di/container.js';
@@ -9,7 +9,18 @@ import { TricksError } from '../src/hooks/errors.js';
 import { MemoryLogger } from '../src/io/logger.js';
 import { CORE_VERSION } from '../src/plugin/compat.js';
 import { parseName, scaffold } from '../src/scaffold/scaffold.js';
-import { testBackend, tiny, tmp } from './helpers.js';
+import { testBackend, tiny, tmp as makeTmp } from './helpers.js';
+
+/** Scratch directories of this file, removed after its tests (symlinks inside are removed, not followed). */
+const made: string[] = [];
+const tmp = (prefix?: string) => {
+  const d = makeTmp(prefix);
+  made.push(d);
+  return d;
+};
+after(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 const coreDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const root = resolve(coreDir, '..');
