@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -41,7 +42,8 @@ describe('distributed: queue URLs and redaction', () => {
     expect(a.connection.tls).to.equal(undefined);
     const b = parseQueueUrl('rediss://user:p%40ss%3Aword@10.0.0.1:6380/3', {});
     expect(b.connection).to.include({ host: '10.0.0.1', port: 6380, db: 3, username: 'user', password: 'p@ss:word' });
-    expect(b.connection.tls).to.deep.equal({ servername: '10.0.0.1' });
+    expect(b.connection.tls).to.deep.equal({});
+    expect(parseQueueUrl('rediss://redis.example.org', {}).connection.tls).to.deep.equal({ servername: 'redis.example.org' });
     expect(b.display).to.equal('rediss://user:***@10.0.0.1:6380/3');
     expect(b.secrets).to.include('p@ss:word');
     const c = parseQueueUrl('redis://h:1', { TRICKS_REDIS_PASSWORD: 'fromenv' });
@@ -216,6 +218,57 @@ describe('distributed: against a real redis-server', function () {
     } finally {
       await queue.obliterate({ force: true });
       await queue.close();
+    }
+  });
+});
+
+describe('distributed: rediss:// (TLS) against a real redis-server', function () {
+  this.timeout(60000);
+  const password = 'tls-pa55word';
+  let redis: LocalRedis | undefined;
+  let ca = '';
+  before(async function () {
+    const dir = tmp('tricks-tls-');
+    const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    try {
+      ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tricks-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem']);
+      ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
+      writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+      ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'server.pem']);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') this.skip(); // no openssl binary on this machine
+      throw e;
+    }
+    ca = join(dir, 'ca.pem');
+    redis = await startLocalRedis({ password, tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca } });
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('enqueues over TLS with the CA from TRICKS_REDIS_CA, and refuses an unknown CA with a clear error', async () => {
+    expect(redis!.url).to.match(/^rediss:\/\//);
+    const untrusted = parseQueueUrl(redis!.url, {});
+    let err: Error | undefined;
+    await checkRedis(untrusted, () => {}).catch((e: Error) => (err = e));
+    expect(err?.message, err?.message).to.match(/cannot reach Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: .*(self[- ]signed|certificate|issuer)/i);
+    expect(err?.message).to.not.include(password);
+
+    const prev = process.env.TRICKS_REDIS_CA;
+    process.env.TRICKS_REDIS_CA = ca;
+    const out = tmp('tricks-tls-study-');
+    const queue = new Queue(QUEUE_NAME, { connection: parseQueueUrl(redis!.url).connection });
+    try {
+      const specs = await planSweep({ preset: presetFile(), grid: parseGrid('{"optimizer.lr":[0.05]}'), seeds: 1, overrides: {}, out });
+      const logger = new MemoryLogger();
+      await submitStudy(specs, { queue: redis!.url, out, logger, wait: false });
+      expect(await queue.getJobCounts('waiting')).to.deep.equal({ waiting: 1 });
+      expect(logger.lines.join('\n')).to.match(/queue rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: 1 run\(s\) enqueued/);
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      if (prev === undefined) delete process.env.TRICKS_REDIS_CA;
+      else process.env.TRICKS_REDIS_CA = prev;
     }
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +27,21 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startLocalRedis(opts: { password?: string; bin?: string; args?: string[] } = {}): Promise<LocalRedis> {
+export interface LocalRedisOptions {
+  password?: string;
+  bin?: string;
+  args?: string[];
+  /** Serve TLS only (rediss://) with these PEM files; clients are not asked for certificates. */
+  tls?: { cert: string; key: string; ca: string };
+}
+
+export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<LocalRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tricks-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', ...(opts.args ?? [])];
+  const listen = opts.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', ...(opts.args ?? [])];
   if (opts.password) args.push('--requirepass', opts.password);
   const proc = spawn(opts.bin ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -52,7 +63,8 @@ export async function startLocalRedis(opts: { password?: string; bin?: string; a
       proc.once('exit', (code) => reject(new Error(`redis-server exited with code ${code}: ${log.slice(-2000)}`)));
       const deadline = Date.now() + 15_000;
       const tryPing = async () => {
-        const c = new Redis({ host: '127.0.0.1', port, password: opts.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const tls = opts.tls ? { ca: readFileSync(opts.tls.ca) } : undefined;
+        const c = new Redis({ host: '127.0.0.1', port, password: opts.password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
         c.on('error', () => {});
         try {
           await c.connect();
@@ -72,5 +84,5 @@ export async function startLocalRedis(opts: { password?: string; bin?: string; a
     throw e;
   }
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : '';
-  return { port, url: `redis://${auth}127.0.0.1:${port}`, dir, process: proc, stop };
+  return { port, url: `${opts.tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`, dir, process: proc, stop };
 }

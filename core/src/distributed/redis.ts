@@ -10,13 +10,16 @@ import { redact } from './url.js';
  */
 export async function checkRedis(target: QueueTarget, warn: (m: string) => void): Promise<void> {
   const client = new Redis({ ...target.connection, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 10_000 });
-  client.on('error', () => {});
+  // ioredis rejects with a generic "Connection is closed"; the cause (a TLS or DNS error) comes as an event.
+  let cause: Error | undefined;
+  client.on('error', (e: Error) => (cause ??= e));
   try {
     await client.connect();
     await client.ping();
   } catch (e) {
     client.disconnect();
-    throw new TricksError(`cannot reach Redis at ${target.display}: ${redact((e as Error).message, target.secrets)}`, 'check the host, port, password and TLS (rediss://) of --queue, and that redis-server runs there');
+    const why = cause && cause.message !== (e as Error).message ? `${(e as Error).message} (${cause.message})` : (e as Error).message;
+    throw new TricksError(`cannot reach Redis at ${target.display}: ${redact(why, target.secrets)}`, 'check the host, port, password and TLS (rediss://) of --queue, and that redis-server runs there');
   }
   try {
     const [, policy] = (await client.config('GET', 'maxmemory-policy')) as string[];

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { TricksError } from '../hooks/errors.js';
 
 /** ioredis connection options built from a queue URL (what BullMQ's `connection` takes). */
@@ -50,7 +51,8 @@ export function parseQueueUrl(raw: string, env: NodeJS.ProcessEnv = process.env)
   if (username) connection.username = username;
   if (password) connection.password = password;
   if (u.protocol === 'rediss:') {
-    connection.tls = { servername: host };
+    // SNI takes a host name only (RFC 6066); an IP address is checked against the certificate's IP SANs.
+    connection.tls = isIP(host) ? {} : { servername: host };
     if (env.TRICKS_REDIS_CA) {
       try {
         connection.tls.ca = readFileSync(env.TRICKS_REDIS_CA);
