@@ -108,13 +108,6 @@ describe('optimizers against torch.optim (fixtures/optim/optimizers.json)', () =
     expect(registry.create('adam', { lr: 0.1 })).to.be.instanceOf(Adam);
   });
 
-  it('lrScale multiplies the lr the schedule sets (the lr-scaling fallback)', () => {
-    const o = registry.create('sgd', { lr: 0.1 });
-    o.lrScale = 0.25;
-    o.setLearningRate(0.4);
-    expect(o.learningRate).to.be.closeTo(0.1, 1e-15);
-  });
-
   it('rejects bad options with a TricksError naming the option', () => {
     expect(() => registry.create('sgd', { lr: 0.1, clipNorm: 0 })).to.throw(TricksError, /optimizer.clipNorm/);
     expect(() => registry.create('sgd', { lr: 0.1, nesterov: true })).to.throw(TricksError, /optimizer.nesterov/);

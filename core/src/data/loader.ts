@@ -49,6 +49,9 @@ export async function* loadBatches(
     const t0 = performance.now();
     const raw = await pending.shift()!;
     const waitMs = performance.now() - t0;
+    // In-memory batches resolve at once, and awaiting them only runs microtasks: give the event loop
+    // a turn each batch so signal handlers, timers and lock renewals (BullMQ) are not starved.
+    await new Promise<void>((r) => setImmediate(r));
     issue();
     yield { ...raw, indices: indices.slice(b * batchSize, Math.min(indices.length, (b + 1) * batchSize)), waitMs };
   }

@@ -26,11 +26,6 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   weightDecay: number;
   /** Global-norm gradient clipping applied in applyGradients (optimizer.clipNorm); undefined = off. */
   clipNorm: number | undefined;
-  /**
-   * Multiplies every learning rate given to setLearningRate (default 1). lr-scaling sets it when the trainer
-   * exposes no writable ctx.baseLr; prefer ctx.baseLr, which the schedule and the logged lr both see.
-   */
-  lrScale = 1;
   /** Returns false for variables that get no weight decay. */
   decayFilter: (variableName: string) => boolean = () => true;
   protected slots = new Map<string, tf.Variable>();
@@ -47,7 +42,7 @@ export abstract class TricksOptimizer extends tf.Optimizer {
 
   setLearningRate(lr: number): void {
     if (!Number.isFinite(lr) || lr < 0) throw new TricksError(`learning rate must be a finite number >= 0, got ${lr}`, 'check optimizer.lr and the schedule options');
-    this.learningRate = lr * this.lrScale;
+    this.learningRate = lr;
   }
 
   protected slot(varName: string, slotName: string, like: tf.Tensor): tf.Variable {

@@ -21,6 +21,8 @@ export interface TrainContext {
   totalSteps: number;
   /** Learning rate of the current step. */
   lr: number;
+  /** The base learning rate the schedule scales every step (writable: lr-scaling sets it in setup). */
+  baseLr: number;
   model: LayersModel;
   optimizer: TricksOptimizer;
   /** Seeded generator for tricks (mixup's lambda, augmentation parameters); saved in checkpoints. */

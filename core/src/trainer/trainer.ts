@@ -63,8 +63,6 @@ export class Trainer {
   /** The last epoch's evaluation (its confusion matrix goes into report.html). */
   private lastEval: EvalResult | undefined;
   ctx!: TrainContext;
-  /** Base learning rate before the schedule (lr-scaling changes it in setup). */
-  baseLr: number;
 
   constructor(
     @inject(TOKENS.Config) readonly config: ResolvedConfig,
@@ -81,7 +79,6 @@ export class Trainer {
     @inject(TOKENS.Exporter) private readonly exporter: Exporter,
     @inject(TOKENS.Reporter) @optional() private readonly reporter?: Reporter,
   ) {
-    this.baseLr = config.optimizer.lr;
     // The last export tap: the configured formats (checked now, not after training), written from the final artifact and verified.
     checkFormats(config.export?.formats ?? ['tfjs']);
     if (exporter.finish) this.hooks.export.tapPromise({ name: 'tricks:export', stage: STAGE_REPORT }, (a, ctx) => exporter.finish!(a, ctx));
@@ -137,6 +134,7 @@ export class Trainer {
       stepsPerEpoch,
       totalSteps: stepsPerEpoch * cfg.epochs,
       lr: cfg.optimizer.lr,
+      baseLr: cfg.optimizer.lr,
       model,
       optimizer,
       rng,
@@ -202,7 +200,7 @@ export class Trainer {
         let t0 = performance.now();
         for await (const raw of loadBatches(train, indices, cfg.batchSize, { from, dropLast: true })) {
           waitMs += raw.waitMs;
-          ctx.lr = schedule(this.baseLr, { step: ctx.step, stepsPerEpoch, totalSteps: ctx.totalSteps });
+          ctx.lr = schedule(ctx.baseLr, { step: ctx.step, stepsPerEpoch, totalSteps: ctx.totalSteps });
           optimizer.setLearningRate(ctx.lr);
           try {
             const l = withSeededMathRandom(tfRng, () => this.trainStep(raw, ctx));

@@ -20,20 +20,11 @@ export default definePlugin<LrScalingOptions>({
   },
   apply(api, options) {
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
-      const factor = ctx.config.batchSize / options.referenceBatchSize;
-      const c = ctx as unknown as { baseLr?: number };
-      if (typeof c.baseLr === 'number') {
-        // the trainer's base lr, which the schedule starts from every step (and the logged lr shows)
-        const before = c.baseLr;
-        c.baseLr = scaledLr(before, ctx.config.batchSize, options.referenceBatchSize);
-        ctx.optimizer.setLearningRate(c.baseLr);
-        ctx.logger.info(`lr-scaling: base lr ${before} x ${ctx.config.batchSize}/${options.referenceBatchSize} = ${c.baseLr}`);
-      } else {
-        // a trainer without a writable ctx.baseLr: the optimizer scales every lr the schedule sets
-        ctx.optimizer.lrScale *= factor;
-        ctx.optimizer.setLearningRate(ctx.config.optimizer.lr);
-        ctx.logger.info(`lr-scaling: optimizer.lrScale ${ctx.optimizer.lrScale} (batch ${ctx.config.batchSize}/${options.referenceBatchSize}); logged lr values are before this factor`);
-      }
+      const before = ctx.baseLr;
+      // The trainer's base lr: the schedule starts from it every step, and the logged lr shows it.
+      ctx.baseLr = scaledLr(before, ctx.config.batchSize, options.referenceBatchSize);
+      ctx.optimizer.setLearningRate(ctx.baseLr);
+      ctx.logger.info(`lr-scaling: base lr ${before} x ${ctx.config.batchSize}/${options.referenceBatchSize} = ${ctx.baseLr}`);
     });
   },
 });
