@@ -292,8 +292,8 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
   const hasSplit = existsSync(join(dir, 'train')) && existsSync(join(dir, 'val'));
   if (hasSplit) {
     const classNames = listClasses(join(dir, 'train'));
-    train = scanTree(join(dir, 'train'), classNames, `${dir}/val`);
-    val = scanTree(join(dir, 'val'), classNames, `${join(dir, 'val')}`);
+    train = scanTree(join(dir, 'train'), classNames, join(dir, 'train'));
+    val = scanTree(join(dir, 'val'), classNames, join(dir, 'val'));
   } else {
     const classNames = listClasses(dir);
     const all = scanTree(dir, classNames, dir);
