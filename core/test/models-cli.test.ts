@@ -24,7 +24,7 @@ async function run(args: string[]): Promise<string> {
 }
 
 describe('tricks model', function () {
-  this.timeout(20000);
+  this.timeout(60000);
   before(async () => {
     await tf.setBackend('cpu');
   });

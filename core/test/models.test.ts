@@ -1,6 +1,7 @@
 // The model zoo: parameter counts and multiply-accumulates against torchvision (fixtures/models/reference.json,
 // made by make_fixtures.py), a forward pass, gradients to every trainable weight and a save/load round trip for
 // every backbone on tiny inputs, the custom layers against PyTorch, and the block/neck hooks.
+// The whole file takes about 55 s alone on 2 cores; the generous timeouts are for a machine shared with trainings.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -32,7 +33,7 @@ before(async () => {
 });
 
 describe('model zoo: parameter counts and multiply-accumulates at 224x224, 1000 classes (torchvision 0.14)', function () {
-  this.timeout(20000);
+  this.timeout(60000);
   const cases: [string, string][] = [
     ['resnet18', 'resnet18'],
     ['resnet34', 'resnet34'],
@@ -78,7 +79,7 @@ describe('model zoo: parameter counts and multiply-accumulates at 224x224, 1000 
 });
 
 describe('model zoo: every backbone on a tiny input', function () {
-  this.timeout(30000);
+  this.timeout(60000);
   // stochastic depth off, so that no branch is dropped by chance while we look for weights without a gradient
   const noDrop: Record<string, Record<string, unknown>> = { 'efficientnet-b0': { stochasticDepth: 0 }, 'swin-t': { stochasticDepth: 0 }, 'swin-cifar': { stochasticDepth: 0 } };
   // [name, input size, blocks through the block hook, stage outputs given to the neck, block kind]; resnet34 and
@@ -157,7 +158,7 @@ describe('model zoo: every backbone on a tiny input', function () {
 });
 
 describe('model zoo: deployment with @tricks/core/runtime only', function () {
-  this.timeout(60000);
+  this.timeout(120000);
   it('a fresh process that imports tfjs and @tricks/core/runtime (nothing else of tricks) loads the models and gets the same outputs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tricks-deploy-'));
     try {
@@ -203,7 +204,8 @@ describe('model zoo: deployment with @tricks/core/runtime only', function () {
   });
 });
 
-describe('model zoo: block and neck hooks', () => {
+describe('model zoo: block and neck hooks', function () {
+  this.timeout(60000);
   it('a block tap can replace the branch (here: scale it by 0, so the blocks become identities)', () => {
     const hooks = emptyBuildHooks();
     hooks.block.tap('zero', (branch, info) => tfl.layers.multiply({ name: `${info.name}_zero` }).apply([branch, tfl.layers.dense({ units: 1, kernelInitializer: 'zeros', useBias: false, trainable: false, name: `${info.name}_z` }).apply(branch) as tfl.SymbolicTensor]) as tfl.SymbolicTensor);
@@ -213,7 +215,8 @@ describe('model zoo: block and neck hooks', () => {
   });
 });
 
-describe('model zoo: options', () => {
+describe('model zoo: options', function () {
+  this.timeout(60000);
   it('zeroGamma starts the last BN of every branch at 0', async () => {
     const m = registry.build('resnet18-cifar', { inputShape: [8, 8, 3], numClasses: 4, options: { zeroGamma: true } });
     const gamma = m.getLayer('s2b1_2_bn').getWeights()[0];
@@ -236,7 +239,8 @@ describe('model zoo: options', () => {
   });
 });
 
-describe('model zoo: custom layers against PyTorch', () => {
+describe('model zoo: custom layers against PyTorch', function () {
+  this.timeout(60000);
   it('GroupedConv2D: the depthwise, split and dense implementations equal torch.nn.Conv2d(groups=4)', async () => {
     const g = ref.grouped_conv;
     const x = tf.tensor4d(g.x, g.x_shape);

@@ -17,7 +17,7 @@ function hooksWith(options: Partial<FpnOptions> = {}) {
 }
 
 describe('fpn', function () {
-  this.timeout(30000);
+  this.timeout(60000);
   before(async () => {
     await useTestBackend();
   });

@@ -18,7 +18,7 @@ function hooksWith(options: Partial<SeBlockOptions> = {}) {
 }
 
 describe('se-block', function () {
-  this.timeout(30000);
+  this.timeout(60000);
   before(async () => {
     await useTestBackend();
   });
