@@ -84,11 +84,11 @@ describe('tricks CLI', function () {
 
   it('trains a short run, then evaluates the saved model with `tricks eval`', () => {
     const out = join(tmp(), 'run');
-    const t = run(['train', '--preset', 'quickstart', '--epochs', '1', '--limit-train', '640', '--limit-val', '200', '--steps', '10', '--backend', 'wasm', '--out', out]);
+    const t = run(['train', '--preset', 'quickstart', '--epochs', '1', '--limit-train', '1600', '--limit-val', '200', '--steps', '25', '--backend', 'wasm', '--out', out]);
     expect(t.code, t.err).to.equal(0);
     expect(t.err).to.match(/backend: wasm|data: digits/);
     const summary = JSON.parse(t.out.trim().split('\n').at(-1)!);
-    expect(summary.val_top1).to.be.greaterThan(0.2);
+    expect(summary.val_top1).to.be.greaterThan(0.3); // 10 classes: chance is 0.1
     const e = run(['eval', '--model', join(out, 'model'), '--data', 'digits', '--backend', 'wasm']);
     expect(e.code, e.err).to.equal(0);
     const res = JSON.parse(e.out);

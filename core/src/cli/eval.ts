@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
-import { SyncWaterfallHook } from 'tapable';
 import { DefaultBackendService } from '../backends/select.js';
 import { DatasetRegistry } from '../data/registry.js';
-import type { Batch, Hooks } from '../hooks/hooks.js';
+import { createHooks } from '../hooks/hooks.js';
 import { TricksError } from '../hooks/errors.js';
 import { ConsoleLogger } from '../io/logger.js';
 import { loadModel } from '../io/model-files.js';
@@ -30,18 +29,18 @@ export async function evalCommand(f: { model: string; data: string; batchSize: n
     throw new TricksError(`model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`, 'evaluate on the kind of data the model was trained on');
   }
   const meta = (model.getUserDefinedMetadata() ?? {}) as Meta;
-  const evalBatch = new SyncWaterfallHook<[Batch, TrainContext]>(['batch', 'ctx']);
+  // The plugins the model was trained with tap a fresh set of hooks; only evalBatch is called.
+  const hooks = createHooks();
   for (const p of meta.tricks?.pluginOptions ?? []) {
     const { definition } = await load<PluginDefinition>(p.name, 'plugin').catch(() => ({ definition: undefined }));
     if (!definition) {
       logger.warn(`plugin ${p.name} that the model was trained with is not installed; its evaluation transforms are skipped`);
       continue;
     }
-    const hooks = new Proxy({ evalBatch } as unknown as Hooks, { get: (t, k) => (k in t ? (t as never)[k] : new SyncWaterfallHook<[unknown]>(['x'])) });
     definition.apply({ hooks, config: {} as never, registerState: () => {} }, p.options);
   }
   const ctx = { numClasses: data.val.numClasses, inputShape: data.val.shape, epoch: 0, step: 0 } as unknown as TrainContext;
-  const r = await evaluateModel(model, data.val, f.batchSize, (b) => evalBatch.call(b, ctx));
+  const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx));
   model.dispose();
   return { model: f.model, data: data.source, backend, count: r.count, loss: r.loss, top1: r.top1, top5: r.top5, confusion: r.confusion, classNames: data.val.classNames };
 }
