@@ -210,6 +210,37 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     expect(after).to.deep.equal(before);
   });
 
+  it('a worker stopped with SIGTERM checkpoints, puts the run back without using an attempt, and --collect finishes it elsewhere', async () => {
+    const out = join(dir, 'graceful');
+    const runDir = join(out, 'p0-s0');
+    // Only one worker in this scenario: stop the survivors of the first test (gracefully; they are idle).
+    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
+    for (const p of others) p.kill('SIGTERM');
+    await Promise.all(others.map(exited));
+    const w = worker('worker-c');
+    await until('worker-c to be ready', () => /waiting for jobs/.test(log('worker-c')), 60000);
+    const submit = tricksProc('coordinator-graceful', ['sweep', '--preset', preset, '--grid', '{"optimizer.lr":[0.07]}', '--seeds', '1', '--out', out, '--queue', url, '--no-wait']);
+    expect(await exited(submit), log('coordinator-graceful')).to.equal(0);
+    expect(log('coordinator-graceful')).to.match(/follow it with: tricks sweep --collect --queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ --out /);
+    await until('a checkpoint of the run', () => ckptEpoch(runDir) >= 1 && ckptEpoch(runDir) <= 3 && !existsSync(join(runDir, 'result.json')), 180000, 50);
+    w.kill('SIGTERM');
+    expect(await exited(w), log('worker-c')).to.equal(0);
+    const stopped = attempts(runDir);
+    expect(stopped.map((e) => e.event)).to.deep.equal(['start', 'interrupted']);
+
+    worker('worker-d');
+    const collect = tricksProc('coordinator-collect', ['sweep', '--collect', '--queue', url, '--out', out]);
+    expect(await exited(collect), log('coordinator-collect')).to.equal(0);
+    const a = attempts(runDir);
+    expect(a.map((e) => e.event)).to.deep.equal(['start', 'interrupted', 'start', 'result-written']);
+    // The same attempt number both times: a graceful stop does not count as a failure.
+    expect(a.map((e) => e.attempt)).to.deep.equal([1, 1, 1, 1]);
+    expect(a[2].checkpointEpoch).to.be.at.least(1);
+    const rec = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as { resumedFrom?: number };
+    expect(rec.resumedFrom).to.equal(a[2].checkpointEpoch);
+    expect(existsSync(join(out, 'ablation.json'))).to.equal(true);
+  });
+
   it('retries a failing run with backoff, then reports it failed with its error', async () => {
     const out = join(dir, 'failing');
     const c = tricksProc('coordinator-fail', [

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import type { SandboxedJob } from 'bullmq';
 import { completeDir } from '../io/atomic.js';
 import type { Logger } from '../io/logger.js';
@@ -111,5 +112,10 @@ export default async function processRun(job: SandboxedJob<RunJobData, RunRecord
     }
     log({ event: 'error', error: String(err?.message ?? err).slice(0, 2000) });
     throw e;
+  } finally {
+    // This process trains job after job: free the finished run's weights and optimizer slots
+    // (the trainer leaves its model to the caller), or a long study grows the heap run by run.
+    tf.disposeVariables();
+    logger.debug(`tensors left after the run: ${tf.memory().numTensors}`);
   }
 }
