@@ -62,8 +62,14 @@ function runChild(name, cfg) {
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(cfg)],
     { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24 });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) return { name, label: cfg.label, command, train: NaN, infer: NaN, note: `failed: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' ')}` };
+  if (!line) return { name, label: cfg.label, command, train: NaN, infer: NaN, note: `failed: ${lastLines(r.stderr, 3) || `exit ${r.status ?? r.signal}`}` };
   return { name, label: cfg.label, command, ...JSON.parse(line.slice(7)) };
+}
+
+/** The last n meaningful lines of a child's stderr (without tfjs's install-tfjs-node banner). */
+function lastLines(text, n) {
+  return (text ?? '').split('\n').filter((l) => l.trim() && !/^=+$|looks like you are running TensorFlow\.js/.test(l.trim()))
+    .slice(-n).join(' ');
 }
 
 async function child(cfg) {
