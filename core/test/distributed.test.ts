@@ -6,7 +6,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { TricksError } from '../src/hooks/errors.js';
 import { MemoryLogger } from '../src/io/logger.js';
-import { configHash, diffConfigs, jobIdFor, QUEUE_NAME } from '../src/distributed/jobs.js';
+import { configHash, diffConfigs, jobIdFor, QUEUE_NAME, readAttempts } from '../src/distributed/jobs.js';
+import { startWorker } from '../src/distributed/worker.js';
 import { startLocalRedis, type LocalRedis } from '../src/distributed/local-redis.js';
 import { checkRedis } from '../src/distributed/redis.js';
 import type { RunSpec } from '../src/distributed/runner.js';
@@ -218,6 +219,49 @@ describe('distributed: against a real redis-server', function () {
     } finally {
       await queue.obliterate({ force: true });
       await queue.close();
+    }
+  });
+});
+
+describe('distributed: a run that depends on another, with a real worker', function () {
+  this.timeout(120000);
+  let redis: LocalRedis;
+  before(async () => {
+    redis = await startLocalRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('holds the dependent run back without using an attempt, and fails it when its dependency fails', async () => {
+    const preset = presetFile();
+    const out = tmp('tricks-deps-');
+    const bad = { data: 'fashion-mnist:/nonexistent/teacher-data' };
+    const specs: RunSpec[] = [
+      { id: 'teacher', preset, ladderStep: 0, stepName: 'teacher', trick: 'teacher', seed: 0, overrides: bad, out: join(out, 'teacher'), role: 'teacher' },
+      { id: 'student', preset, ladderStep: 1, stepName: 'cos', trick: 'kd', seed: 0, overrides: {}, out: join(out, 'student'), dependsOn: ['teacher'] },
+    ];
+    const prev = process.env.TRICKS_DEPENDENCY_POLL_MS;
+    process.env.TRICKS_DEPENDENCY_POLL_MS = '300';
+    const logger = new MemoryLogger();
+    const w = await startWorker({ queue: redis.url, logger, lockDurationMs: 5000, stalledIntervalMs: 2000 });
+    try {
+      let err: Error | undefined;
+      await submitStudy(specs, { queue: redis.url, out, logger, retries: 0, pollMs: 300 }).catch((e: Error) => (err = e));
+      expect(err, logger.lines.join('\n')).to.be.instanceOf(TricksError);
+      expect(err!.message).to.match(/2 of 2 runs did not finish: teacher \(failed: .*teacher-data does not exist.*\); student \(failed: depends on teacher, which failed\)/);
+      // The student never started: its job only waited in the delayed set.
+      expect(readAttempts(join(out, 'student'))).to.deep.equal([]);
+      expect(readAttempts(join(out, 'teacher')).map((e) => e.event)).to.deep.equal(['start', 'error']);
+      const report = JSON.parse(readFileSync(join(out, 'queue.json'), 'utf8')) as { runs: { id: string; state: string; attempts: number }[] };
+      expect(report.runs.map((r) => [r.id, r.state, r.attempts])).to.deep.equal([['teacher', 'failed', 1], ['student', 'failed', 0]]);
+    } finally {
+      await w.stop();
+      if (prev === undefined) delete process.env.TRICKS_DEPENDENCY_POLL_MS;
+      else process.env.TRICKS_DEPENDENCY_POLL_MS = prev;
+      const q = new Queue(QUEUE_NAME, { connection: parseQueueUrl(redis.url).connection });
+      await q.obliterate({ force: true });
+      await q.close();
     }
   });
 });
