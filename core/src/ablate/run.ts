@@ -71,7 +71,12 @@ export async function runOne(spec: RunSpec, opts: { logger?: Logger; handleSigna
   }
   const user: UserConfig = { ...spec.overrides, preset: spec.preset, seed: spec.seed, out: spec.out, checkpoint: true };
   const trainer = await createTrainer(user, { ladderStep: spec.ladderStep, logger: opts.logger, cwd: opts.cwd });
-  const result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals });
+  let result;
+  try {
+    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals });
+  } finally {
+    trainer.dispose(); // a worker runs many trainings in one process
+  }
   const last = result.epochs.at(-1);
   if (!last) throw new TricksError(`run ${spec.id} finished without an epoch`);
   const record: RunRecord = {

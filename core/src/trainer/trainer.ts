@@ -269,6 +269,13 @@ export class Trainer {
     }
   }
 
+  /** Frees the run's model and optimizer state (a process that runs many trainings calls it after each). */
+  dispose(): void {
+    if (!this.ctx) return;
+    this.ctx.optimizer.dispose();
+    this.ctx.model.dispose();
+  }
+
   makeBatch(raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array }, ctx: TrainContext): Batch {
     return toBatch(raw, ctx.inputShape, ctx.numClasses, ctx.epoch, ctx.step);
   }
