@@ -133,7 +133,11 @@ describe('ablation plan', () => {
   it('describes what a step adds', () => {
     expect(describeStep({ name: 'b' }, 0)).to.equal('baseline');
     expect(describeStep({ name: 'x', plugins: ['mixup', ['label-smoothing', { epsilon: 0.1 }]], settings: { schedule: { name: 'cosine', warmupEpochs: 5 }, batchSize: 1024 } }, 3)).to.equal(
-      'mixup, label-smoothing(epsilon=0.1), schedule=cosine, batchSize=1024',
+      'mixup, label-smoothing(epsilon=0.1), schedule=cosine(warmupEpochs=5), batchSize=1024',
+    );
+    expect(describeStep({ name: 'z', settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } } }, 1)).to.equal('model=resnet50-d(zeroGamma=true)');
+    expect(describeStep({ name: 'c', settings: { schedule: { name: 'cosine' } } }, 1)).to.equal(
+      'schedule=cosine',
     );
   });
 });

@@ -49,7 +49,12 @@ export function describeStep(step: LadderStep, index: number): string {
     parts.push(o.length ? `${pluginName(p)}(${o.map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')})` : pluginName(p));
   }
   for (const [k, v] of Object.entries(step.settings ?? {})) {
-    const val = typeof v === 'object' && v !== null && 'name' in v ? (v as { name: string }).name : JSON.stringify(v);
+    let val = JSON.stringify(v);
+    if (typeof v === 'object' && v !== null && 'name' in v) {
+      const { name, ...rest } = v as { name: string; [k: string]: unknown };
+      const flat = Object.entries(rest).flatMap(([k, x]) => (typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.entries(x).map(([k2, y]) => [k2, y] as const) : [[k, x] as const]));
+      val = flat.length ? `${name}(${flat.map(([k, x]) => `${k}=${JSON.stringify(x)}`).join(', ')})` : name;
+    }
     parts.push(`${k}=${val}`);
   }
   return parts.length ? parts.join(', ') : index === 0 ? 'baseline' : '(nothing)';
