@@ -70,7 +70,7 @@ h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bo
 .card .label{color:#666;font-size:12px} .charts{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0}
 table{border-collapse:collapse;font-size:13px} th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 table.kv th{background:#f6f6f6;font-weight:normal;color:#444} pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:480px}
-code{font-size:12px} .warn{color:#a33}
+code{font-size:12px;word-break:break-word} td{max-width:640px} .warn{color:#a33}
 `;
 
 /** A self-contained HTML page (inline SVG charts and CSS, no script, nothing fetched). */
