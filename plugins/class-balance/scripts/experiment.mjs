@@ -9,15 +9,16 @@ import { join } from 'node:path';
 
 const epochs = Number(process.argv[2] ?? 6);
 const maxPerClass = Number(process.argv[3] ?? 1000);
-const seeds = [0, 1, 2];
+const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
 const variants = [
   ['baseline', []],
   ['loss (1/freq weights)', [['class-balance', { strategy: 'loss' }]]],
   ['resample (balanced sampler)', [['class-balance', { strategy: 'resample' }]]],
   ['smote (sampler + pixel SMOTE)', [['class-balance', { strategy: 'smote' }]]],
 ];
+const only = process.env.VARIANTS?.split(',').map(Number); // run some variants only (indices), e.g. in parallel processes
 const rows = [];
-for (const [name, plugins] of variants) {
+for (const [name, plugins] of variants.filter((_, i) => !only || only.includes(i))) {
   const accs = [], minority = [];
   for (const seed of seeds) {
     const out = mkdtempSync(join(tmpdir(), 'cb-exp-'));
