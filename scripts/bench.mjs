@@ -47,6 +47,18 @@ for (const r of rows) {
 }
 if (!process.argv.includes('--no-write')) writeTable(rows, ref);
 
+// The other measured parts, each a script of its own: framework overhead, then the data pipeline
+// against torchvision's DataLoader (it refreshes its own section of docs/benchmarks.md).
+if (!process.argv.includes('--only')) {
+  for (const [label, args] of [
+    ['framework overhead', [join(root, 'scripts', 'bench-overhead.mjs')]],
+    ['data pipeline vs torchvision', [join(root, 'core', 'dist', 'src', 'bench', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])]],
+  ]) {
+    console.log(`\n== ${label}`);
+    spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
+  }
+}
+
 function torch() {
   const row = { name: 'torch', label: 'PyTorch CPU, 2 threads', command: `${TORCH_PYTHON} ${TORCH_SCRIPT} 2` };
   if (!existsSync(TORCH_SCRIPT)) return { ...row, train: NaN, infer: NaN, note: `reference script ${TORCH_SCRIPT} not found (set TORCH_BENCH)` };

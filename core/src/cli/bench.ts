@@ -1,11 +1,10 @@
 import { Command, Option } from 'commander';
 import { DefaultBackendService } from '../backends/select.js';
-import { benchTrain } from '../bench/bench.js';
+import { benchDataParallel, benchTrain } from '../bench/bench.js';
+import { buildZooModel } from '../bench/zoo-model.js';
 import { TricksError } from '../hooks/errors.js';
 import { ConsoleLogger, MemoryLogger } from '../io/logger.js';
 import { ModelRegistry } from '../models/registry.js';
-import { withSeededMathRandom } from '../util/seeded-random.js';
-import { Rng } from '../util/rng.js';
 
 /** Default input shape and classes per model family: CIFAR models take 32x32x3 and 100 classes. */
 function defaults(name: string): { input: number; classes: number; channels: number } {
@@ -25,19 +24,26 @@ export function registerBenchCommand(program: Command): void {
     .option('--classes <n>', 'number of classes (default per model)', (v) => Number(v))
     .option('--steps <n>', 'timed steps', (v) => Number(v), 5)
     .option('--warmup <n>', 'untimed steps first', (v) => Number(v), 2)
+    .option('--workers <n>', 'split each step over n worker threads, each with its own wasm backend (DataParallel, gradients averaged)', (v) => Number(v), 1)
     .option('--json', 'print one JSON line {model, batchSize, backend, trainImagesPerSec, inferImagesPerSec}')
-    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; json?: boolean }) => {
+    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; workers: number; json?: boolean }) => {
       const registry = new ModelRegistry();
       if (!registry.has(f.model)) registry.build(f.model, { inputShape: [1, 1, 1], numClasses: 1 }); // throws the "unknown model" error
       if (!Number.isInteger(f.batchSize) || f.batchSize < 1) throw new TricksError(`--batch-size ${f.batchSize}: must be a positive integer`);
       const d = defaults(f.model);
       const backend = await new DefaultBackendService(f.json ? new MemoryLogger() : new ConsoleLogger()).select(f.backend);
-      const model = withSeededMathRandom(new Rng(0), () =>
-        registry.build(f.model, { inputShape: [f.input ?? d.input, f.input ?? d.input, d.channels], numClasses: f.classes ?? d.classes }),
-      );
-      const r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
-      model.dispose();
-      const out = { model: f.model, batchSize: f.batchSize, backend, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
+      const input = f.input ?? d.input, classes = f.classes ?? d.classes;
+      let r;
+      if (f.workers > 1) {
+        if (f.batchSize % f.workers) throw new TricksError(`--batch-size ${f.batchSize} does not split evenly over --workers ${f.workers}`);
+        const ref = { module: new URL('../bench/zoo-model.js', import.meta.url).href, export: 'buildZooModel', args: [f.model, input, d.channels, classes] };
+        r = await benchDataParallel({ model: ref, workers: f.workers, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup, backend, inputShape: [input, input, d.channels] });
+      } else {
+        const model = buildZooModel(f.model, input, d.channels, classes);
+        r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
+        model.dispose();
+      }
+      const out = { model: f.model, batchSize: f.batchSize, backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
       if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else process.stdout.write(`${f.model} batch ${f.batchSize} on ${backend}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`);
     });
