@@ -1,18 +1,24 @@
 // Runs every package's mocha tests (one process per package, so backends and globals stay isolated)
 // and ends with one line: `N passed, N failed`.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, packageDirs, readPackage } from './packages.mjs';
 
 const only = process.argv.slice(2);
 let passed = 0, failed = 0;
+
+/** True when a compiled *.test.js exists below dir. */
+function hasTests(dir) {
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { recursive: true }).some((f) => String(f).endsWith('.test.js'));
+}
 const broken = [];
 for (const dir of packageDirs()) {
   if (only.length && !only.some((o) => dir.includes(o))) continue;
   const pkg = readPackage(dir);
   if (!pkg.scripts?.test) continue;
-  if (!existsSync(join(root, dir, 'dist', 'test')) && !existsSync(join(root, dir, 'test'))) continue;
+  if (!hasTests(join(root, dir, 'dist'))) continue;
   console.log(`\n=== ${dir}`);
   const out = await new Promise((resolve) => {
     const child = spawn('npm', ['test', '--silent'], { cwd: join(root, dir), stdio: ['ignore', 'pipe', 'inherit'] });
