@@ -21,6 +21,7 @@ function project(): string {
   pkg('tricks-preset-one', `export default { name: 'one', description: '', plugins: ['a', ['b', { alpha: 2 }]], settings: { epochs: 3, model: { name: 'resnet20' } } };`);
   pkg('tricks-preset-two', `export default { name: 'two', description: '', plugins: ['c'], presets: ['three'], settings: { epochs: 5 } };`);
   pkg('tricks-preset-three', `export default { name: 'three', description: '', plugins: ['d'], settings: { batchSize: 7 } };`);
+  pkg('tricks-preset-fn', `export default (o) => ({ name: 'fn', description: '', plugins: ['a'], settings: { epochs: o.epochs ?? 1 } });`);
   pkg('tricks-preset-dup', `export default { name: 'dup', description: '', plugins: ['a', 'a'] };`);
   pkg('tricks-preset-named', `export default { name: 'named', description: '', plugins: ['a', ['a', { alpha: 3 }, 'a-again']] };`);
   return dir;
@@ -43,6 +44,11 @@ describe('config resolution', () => {
     const b = r.config.plugins.find((p) => p.name === 'b')!;
     expect(b.options).to.deep.equal({ alpha: 2, beta: 4 });
     expect(r.config.epochs).to.equal(9);
+  });
+
+  it('passes a preset item\'s options to a function-style preset', async () => {
+    expect((await resolveConfig({ presets: [['fn', { epochs: 4 }]] }, { cwd })).config.epochs).to.equal(4);
+    expect((await resolveConfig({ preset: 'fn' }, { cwd })).config.epochs).to.equal(1);
   });
 
   it('rejects a duplicate plugin unless it is named', async () => {

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { TricksError } from '../hooks/errors.js';
 import type { UserConfig } from '../plugin/config.js';
 import type { LadderStep, PluginItem, PresetDefinition } from '../plugin/define.js';
-import { load } from '../plugin/resolve.js';
+import { loadPreset } from '../plugin/resolve.js';
 
 /** One training run of an ablation: a ladder step (0-based) of a preset, with one seed. */
 export interface RunSpec {
@@ -62,7 +62,7 @@ export function describeStep(step: LadderStep, index: number): string {
 
 /** Loads a preset and returns its definition, with a clear error when it has no ladder. */
 export async function loadLadder(preset: string, cwd = process.cwd()): Promise<{ definition: PresetDefinition; ladder: LadderStep[] }> {
-  const { definition } = await load<PresetDefinition>(preset, 'preset', cwd);
+  const { definition } = await loadPreset(preset, cwd);
   const ladder = definition.ladder ?? [];
   if (!ladder.length) {
     throw new TricksError(`preset ${definition.name} has no ablation ladder`, 'use a preset with a `ladder` (baseline, cifar100-resnet18, bag-of-tricks-resnet50, mobile, fashion-mnist)');

@@ -2,7 +2,7 @@ import { resolve as resolvePath, join } from 'node:path';
 import { TricksError } from '../hooks/errors.js';
 import { SETTINGS_SCHEMA, merge, type UserConfig } from '../plugin/config.js';
 import type { PluginItem, PresetDefinition } from '../plugin/define.js';
-import { load } from '../plugin/resolve.js';
+import { loadPreset } from '../plugin/resolve.js';
 import { closest } from '../util/closest.js';
 import { Rng } from '../util/rng.js';
 import type { RunSpec } from './runner.js';
@@ -162,7 +162,7 @@ export async function planSweep(opts: SweepOptions): Promise<RunSpec[]> {
   let ladderStep = 0;
   if (preset) {
     if (preset.startsWith('.')) preset = resolvePath(cwd, preset);
-    const { definition } = await load<PresetDefinition>(preset, 'preset', cwd);
+    const { definition } = await loadPreset(preset, cwd);
     ladderStep = Math.max(0, (definition.ladder?.length ?? 1) - 1);
   }
   const base = opts.seed ?? 0;

@@ -1,7 +1,7 @@
 import { TricksError } from '../hooks/errors.js';
 import { DEFAULT_SETTINGS, merge, normalizeSettings, type ResolvedConfig, type ResolvedPlugin, type TrainSettings, type UserConfig } from './config.js';
 import type { PluginDefinition, PluginItem, PresetDefinition, PresetItem } from './define.js';
-import { load } from './resolve.js';
+import { load, loadPreset } from './resolve.js';
 import { validate } from './validate.js';
 
 export interface ResolveOptions {
@@ -30,8 +30,7 @@ const itemKey = (i: PluginItem) => (Array.isArray(i) && i.length > 2 ? (i[2] as 
 async function collectPreset(item: PresetItem, cwd: string, opts: ResolveOptions, depth: number, seen: string[]): Promise<Collected> {
   const name = itemName(item);
   if (seen.includes(name)) throw new TricksError(`preset ${name} includes itself (${[...seen, name].join(' -> ')})`);
-  const { definition, source } = await load<PresetDefinition | ((o: Record<string, unknown>) => PresetDefinition)>(name, 'preset', cwd);
-  const def = typeof definition === 'function' ? definition(itemOptions(item)) : definition;
+  const { definition: def, source } = await loadPreset(name, cwd, itemOptions(item));
   const nested: Collected[] = [];
   for (const p of def.presets ?? []) nested.push(await collectPreset(p, cwd, opts, depth + 1, [...seen, name]));
   const own: { item: PluginItem; from: string }[] = (def.plugins ?? []).map((p) => ({ item: p, from: `preset ${def.name}` }));

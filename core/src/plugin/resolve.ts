@@ -75,7 +75,8 @@ export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Pr
     );
   }
   let def = await importDefinition(file, source, kind);
-  if (kind === 'preset' && typeof def === 'function') def = (def as (o: Record<string, unknown>) => unknown)({});
+  // A preset may be a function of its options: the caller applies it (collectPreset passes the item's options).
+  if (kind === 'preset' && typeof def === 'function') return { definition: def as T, source };
   if (!def || typeof def !== 'object' || typeof (def as { name?: unknown }).name !== 'string') {
     throw new TricksError(`${kind} ${source} (${file}) does not export a ${kind} definition`, `export default define${kind === 'plugin' ? 'Plugin' : 'Preset'}({...})`);
   }
@@ -100,6 +101,16 @@ export function packageJsonOf(file: string): { file: string; name?: string; peer
     if (up === dir) return undefined;
     dir = up;
   }
+}
+
+/** Loads a preset as a definition object; a function-style preset is called with `options`. */
+export async function loadPreset(name: string, cwd = process.cwd(), options: Record<string, unknown> = {}): Promise<Loaded<PresetDefinition>> {
+  const { definition, source } = await load<PresetDefinition | ((o: Record<string, unknown>) => PresetDefinition)>(name, 'preset', cwd);
+  const def = typeof definition === 'function' ? definition(options) : definition;
+  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+    throw new TricksError(`preset ${source} does not export a preset definition`, 'export default definePreset({...})');
+  }
+  return { definition: def, source };
 }
 
 export interface InstalledPackage {
