@@ -43,3 +43,4 @@ export * from './di/container.js';
 export * from './util/seeded-random.js';
 export * from './export/index.js';
 export { exportCommand, type ExportFlags } from './cli/export.js';
+export * from './testing.js';

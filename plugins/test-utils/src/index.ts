@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  createTrainer, DefaultBackendService, MemoryLogger, Rng, STAGE_DATA, TricksError,
+  createTrainer, tinyConfig, DefaultBackendService, MemoryLogger, Rng, STAGE_DATA, TricksError,
   type Batch, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks,
 } from '@tricks/core';
 import type { ContainerModule } from 'inversify';
@@ -16,20 +16,8 @@ export function useTestBackend(name = process.env.TRICKS_TEST_BACKEND ?? 'wasm')
   return backendReady;
 }
 
-/** A tiny run: 256 real digits, a width-8 CNN, batch 32, one epoch of `steps` steps, no checkpoint. */
-export function tinyConfig(over: UserConfig = {}): UserConfig {
-  return {
-    data: 'digits',
-    model: { name: 'small-cnn', options: { width: 8 } },
-    epochs: 1,
-    batchSize: 32,
-    evalBatchSize: 128,
-    limit: { train: 256, val: 128, steps: 4 },
-    checkpoint: false,
-    backend: process.env.TRICKS_TEST_BACKEND ?? 'wasm',
-    ...over,
-  };
-}
+/** A tiny run: 256 real digits, a width-8 CNN, batch 32, one epoch of 4 steps, no checkpoint (defined in core). */
+export { tinyConfig };
 
 export interface StepRun {
   trainer: Trainer;
