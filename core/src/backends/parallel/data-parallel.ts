@@ -73,7 +73,11 @@ export class DataParallel {
     for (let rank = 0; rank < n; rank++) {
       const init: WorkerInit = { model: opts.model, backend: opts.backend ?? 'wasm', optimizer: opts.optimizer,
         labelSmoothing: opts.labelSmoothing ?? 0, rank, workers: n };
-      const r = new Replica(new Worker(new URL('./worker.js', import.meta.url), { workerData: init }));
+      const r = new Replica(new Worker(new URL('./worker.js', import.meta.url), {
+        workerData: init,
+        // one kernel thread per replica: the replicas are the parallelism here
+        env: { ...process.env, TRICKS_WASM_THREADS: '1' },
+      }));
       replicas.push(r);
       ready.push(r.next('ready'));
     }

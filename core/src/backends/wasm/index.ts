@@ -9,6 +9,7 @@ import { depthwiseConfigs } from './depthwise.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
+import { shareTfjsWasmMemory } from './shared-memory.js';
 
 export { winogradApplies } from './conv2d.js';
 
@@ -21,6 +22,8 @@ let registered = false;
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
+  // Before the backend initializes: its heap becomes a shared memory, so the kernels can use every core.
+  shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
   const kernels = [...conv2dConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
     ...gradientKernelConfigs];

@@ -2,6 +2,7 @@
 // they read and write tensors in place (no copies between heaps).
 import type { DataId, DataType, TensorInfo } from '@tensorflow/tfjs-core';
 import { KERNELS_WASM_BASE64 } from './native/kernels.wasm.js';
+import { markMemoryImportShared } from './shared-memory.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the kernels use. */
 export interface WasmBackend {
@@ -33,6 +34,8 @@ export interface NativeExports {
   sgemm: F;
   gather_tap: F;
   scatter_tap: F;
+  im2col: F;
+  bias_act: F;
   dw_grad_input: F;
   dw_grad_filter: F;
   zero_floats: F;
@@ -48,12 +51,21 @@ const GEMM_NC = 512; // NC in kernels.c
 const GEMM_NR = 8; // NR in kernels.c
 
 let compiled: WebAssembly.Module | undefined;
+let compiledShared: WebAssembly.Module | undefined;
+
+/** The kernel module, compiled once per kind of memory it links against. */
+export function kernelModule(shared: boolean): WebAssembly.Module {
+  if (!shared) return (compiled ??= new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64')));
+  return (compiledShared ??= new WebAssembly.Module(markMemoryImportShared(Buffer.from(KERNELS_WASM_BASE64, 'base64')) as Uint8Array<ArrayBuffer>));
+}
 const instances = new WeakMap<object, Native>();
 
 /** The kernels bound to one backend's heap. */
 export class Native {
   readonly k: NativeExports;
-  private readonly memory: WebAssembly.Memory;
+  readonly memory: WebAssembly.Memory;
+  /** Whether the tfjs heap is a shared memory (see shared-memory.ts): then kernels can run on threads. */
+  readonly shared: boolean;
 
   private constructor(private readonly backend: WasmBackend) {
     const memory = backend.wasm.asm['memory'];
@@ -61,11 +73,15 @@ export class Native {
       throw new Error('tfjs wasm backend: its module exports no memory; the training kernels need tfjs-backend-wasm 4.x');
     }
     this.memory = memory;
-    compiled ??= new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
-    const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-    const stack = backend.wasm._malloc(STACK_BYTES) >>> 0;
-    (instance.exports['__stack_pointer'] as WebAssembly.Global).value = stack + STACK_BYTES;
+    this.shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const instance = new WebAssembly.Instance(kernelModule(this.shared), { env: { memory } });
+    (instance.exports['__stack_pointer'] as WebAssembly.Global).value = this.stack();
     this.k = instance.exports as unknown as NativeExports;
+  }
+
+  /** A shadow stack for one instance of the kernel module, malloc'd from the tfjs heap: its top. */
+  stack(): number {
+    return (this.backend.wasm._malloc(STACK_BYTES) >>> 0) + STACK_BYTES;
   }
 
   static of(backend: WasmBackend): Native {

@@ -413,6 +413,46 @@ void gather_tap(const float *x, float *out, int N, int H, int W, int C, int OH, 
     }
 }
 
+// im2col: out[n][oh][ow][(i*FW + j)*C + c] = x[n][oh*sH + i*dH - padT][ow*sW + j*dW - padL][c]
+// (zero outside the input): the rows of the forward convolution as one GEMM against the HWIO filter
+// viewed as [FH*FW*C][K].
+EXPORT(im2col)
+void im2col(const float *x, float *out, int N, int H, int W, int C, int OH, int OW, int FH, int FW,
+            int padT, int padL, int sH, int sW, int dH, int dW) {
+  const long rowLen = (long)FH * FW * C;
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        float *o = out + (((long)n * OH + oh) * OW + ow) * rowLen;
+        for (int i = 0; i < FH; i++) {
+          const int h = oh * sH + i * dH - padT;
+          for (int j = 0; j < FW; j++, o += C) {
+            const int w = ow * sW + j * dW - padL;
+            if (h < 0 || h >= H || w < 0 || w >= W) {
+              for (int c = 0; c < C; c += 4) st_c(o + c, zero(), C - c);
+            } else {
+              const float *xi = x + (((long)n * H + h) * W + w) * C;
+              for (int c = 0; c < C; c += 4) st_c(o + c, ld_c(xi + c, C - c), C - c);
+            }
+          }
+        }
+      }
+}
+
+// y[r][k] = act(y[r][k] + bias[k]) (bias may be 0; relu != 0 clamps at 0).
+EXPORT(bias_act)
+void bias_act(float *y, const float *bias, int rows, int K, int relu) {
+  for (long r = 0; r < rows; r++) {
+    float *row = y + r * K;
+    for (int k = 0; k < K; k += 4) {
+      f4 v = ld_c(row + k, K - k);
+      if (bias) v = add(v, ld_c(bias + k, K - k));
+      if (relu) v = wasm_f32x4_max(v, zero());
+      st_c(row + k, v, K - k);
+    }
+  }
+}
+
 // scatter_tap: dx[n][oh*sH + r0][ow*sW + c0][c] += src[n][oh][ow][c] (inside the input only).
 EXPORT(scatter_tap)
 void scatter_tap(const float *src, float *dx, int N, int H, int W, int C, int OH, int OW, int r0,
