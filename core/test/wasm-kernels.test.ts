@@ -201,6 +201,23 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  it('FusedBatchNorm forward: per-channel statistics with and without offset/scale, and the stock fallback', async () => {
+    const r = rng(8);
+    for (const shape of [[3, 5, 4, 6], [2, 7], [600, 9], [2, 3, 3, 13]]) {
+      const C = shape[shape.length - 1]!;
+      const x = randn(r, shape), mean = randn(r, [C]), gamma = randn(r, [C]), beta = randn(r, [C]);
+      const variance = { shape: [C], values: randn(r, [C]).values.map((v) => v * v + 0.1) };
+      const what = `batch norm forward ${shape}`;
+      const [ref, got] = await both([x, mean, variance, beta, gamma], (x, m, v, b, g) => tf.batchNorm(x!, m!, v!, b, g, 1e-3));
+      expectClose(ref, got, what);
+      const [ref2, got2] = await both([x, mean, variance], (x, m, v) => tf.batchNorm(x!, m!, v!, undefined, undefined, 1e-5));
+      expectClose(ref2, got2, `${what} without offset and scale`);
+      // statistics with the full shape of x: not per channel, so the stock kernel runs
+      const [ref3, got3] = await both([x, x, variance], (x, m, v) => tf.batchNorm(x!, m!, tf.add(tf.mul(m!, 0), tf.mean(v!)), undefined, undefined, 1e-3));
+      expectClose(ref3, got3, `${what} with full-shape statistics`);
+    }
+  });
+
   it('batch-norm and mean gradients (as tfjs-layers BatchNormalization trains)', async () => {
     const r = rng(7);
     for (const shape of [[3, 5, 4, 6], [2, 7], [4, 3, 3, 13]]) {

@@ -20,6 +20,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs } from './native.js';
 import { BROADCAST_ROWS, leadingAxes } from './reduce.js';
+import { ROWS_BLOCK, Threads } from './threads.js';
 
 /** Custom kernel: [dx, dmean, dvariance, dscale, doffset] of FusedBatchNorm over channels-last x. */
 const BATCH_NORM_GRAD = 'TricksBatchNormGrad';
@@ -58,8 +59,13 @@ function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const nat = Native.of(backend);
   const out = [x.shape, [C], [C], [C], [C]].map((s) => backend.makeOutput(s, 'float32'));
   const [dx, dmean, dvar, dscale, doffset] = out as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
-  nat.withScratch([C, C], (sdy, sdyx) => {
-    nat.k.bn_grad_sums(nat.ptr(x), nat.ptr(dy), nat.ptr(mean), sdy, sdyx, rows, C);
+  const th = Threads.of(nat), blocks = Math.ceil(rows / ROWS_BLOCK);
+  const xP = nat.ptr(x), dyP = nat.ptr(dy), meanP = nat.ptr(mean), dxP = nat.ptr(dx);
+  nat.withScratch([C, C, blocks * C, blocks * C], (sdy, sdyx, pdy, pdyx) => {
+    th.byBlocks(rows, (r0, r1, b0) => ['bn_grad_blocks', [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP,
+      pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C]]);
+    nat.k.sum_blocks(pdy, sdy, blocks, C, 1);
+    nat.k.sum_blocks(pdyx, sdyx, blocks, C, 1);
     const heap = nat.heap();
     const f32 = (t: TensorInfo | number) => new Float32Array(heap, typeof t === 'number' ? t : nat.ptr(t), C);
     const [Sdy, Sdyx, V, G] = [f32(sdy), f32(sdyx), f32(variance), scale ? f32(scale) : undefined];
@@ -74,7 +80,7 @@ function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
       Do[c] = sdyc;
       coef[c] = g * rstd;
     }
-    nat.k.scale_channels(nat.ptr(dy), sdy, nat.ptr(dx), rows, C);
+    th.byRows(rows, (r0, r1) => ['scale_channels', [dyP + 4 * r0 * C, sdy, dxP + 4 * r0 * C, r1 - r0, C]]);
   });
   return out;
 }

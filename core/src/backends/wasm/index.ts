@@ -4,6 +4,7 @@
 // reductions, copy-free Identity/Cast). See docs/backends.md.
 import '@tensorflow/tfjs-backend-wasm';
 import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { batchNormConfigs } from './batchnorm.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
@@ -25,7 +26,7 @@ export function registerWasmTrainingKernels(): void {
   // Before the backend initializes: its heap becomes a shared memory, so the kernels can use every core.
   shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
-  const kernels = [...conv2dConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
+  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
     ...gradientKernelConfigs];
   for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');

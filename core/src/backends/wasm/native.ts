@@ -43,6 +43,10 @@ export interface NativeExports {
   bn_grad_sums: F;
   scale_channels: F;
   broadcast_rows: F;
+  reduce_blocks: F;
+  bn_grad_blocks: F;
+  sum_blocks: F;
+  bn_apply: F;
 }
 
 const STACK_BYTES = 1 << 18;

@@ -16,6 +16,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs, type WasmBackend } from './native.js';
+import { ROWS_BLOCK, Threads } from './threads.js';
 
 /** Custom kernel: out (attrs.shape, viewed as [rows, C]) = x (C values) * attrs.scale in every row. */
 export const BROADCAST_ROWS = 'TricksBroadcastRows';
@@ -35,8 +36,12 @@ function rowsReducer(stock: KernelFunc, mean: boolean): KernelFunc {
     const rows = util.sizeFromShape(x.shape.slice(0, k));
     const inner = x.shape.slice(k);
     const out = backend.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...inner] : inner, 'float32');
-    const nat = Native.of(backend);
-    nat.k.reduce_rows(nat.ptr(x), nat.ptr(out), rows, util.sizeFromShape(inner), mean ? 1 / rows : 1);
+    const nat = Native.of(backend), th = Threads.of(nat);
+    const C = util.sizeFromShape(inner), xP = nat.ptr(x);
+    nat.withScratch([Math.ceil(rows / ROWS_BLOCK) * C], (part) => {
+      const blocks = th.byBlocks(rows, (r0, r1, b0) => ['reduce_blocks', [xP + 4 * r0 * C, part + 4 * b0 * C, r1 - r0, C]]);
+      nat.k.sum_blocks(part, nat.ptr(out), blocks, C, mean ? 1 / rows : 1);
+    });
     return out;
   };
 }
@@ -64,8 +69,8 @@ function broadcastRows(args: Parameters<KernelFunc>[0]): TensorInfo {
   const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', { shape: number[]; scale: number }>;
   const C = util.sizeFromShape(x.shape);
   const out = backend.makeOutput(attrs.shape, 'float32');
-  const nat = Native.of(backend);
-  nat.k.broadcast_rows(nat.ptr(x), nat.ptr(out), util.sizeFromShape(attrs.shape) / C, C, attrs.scale);
+  const nat = Native.of(backend), xP = nat.ptr(x), oP = nat.ptr(out);
+  Threads.of(nat).byRows(util.sizeFromShape(attrs.shape) / C, (r0, r1) => ['broadcast_rows', [xP, oP + 4 * r0 * C, r1 - r0, C, attrs.scale]]);
   return out;
 }
 

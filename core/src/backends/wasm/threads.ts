@@ -23,8 +23,11 @@ export const ARGS_BYTE = 64, MAX_ARGS = 24, CTRL_BYTES = ARGS_BYTE + 8 * MAX_ARG
 export const KERNEL_NAMES: KernelName[] = [
   'wino_input', 'wino_output', 'wino_grad_output', 'wino_filter', 'wino_filter_grad', 'sgemm',
   'gather_tap', 'scatter_tap', 'im2col', 'bias_act', 'dw_grad_input', 'dw_grad_filter', 'zero_floats', 'reduce_rows',
-  'bn_grad_sums', 'scale_channels', 'broadcast_rows',
+  'bn_grad_sums', 'scale_channels', 'broadcast_rows', 'reduce_blocks', 'bn_grad_blocks', 'sum_blocks', 'bn_apply',
 ];
+
+/** ROWS_BLOCK in kernels.c: the row blocks that per-channel sums add up in a fixed order. */
+export const ROWS_BLOCK = 256;
 
 /** How many threads the kernels use: TRICKS_WASM_THREADS, or the machine's cores (at most 8). */
 export function threadCount(): number {
@@ -135,6 +138,21 @@ export class Threads {
       return ['sgemm', [P, r1 - r0, N, K, A + 4 * r0 * ars, ars, aks, aps, B, bks, bns, bps,
         C + 4 * r0 * ldc, ldc, cps, accumulate, S(i)]];
     }));
+  }
+
+  /**
+   * Runs `job(r0, r1, block0)` over [0, rows) split between threads in whole ROWS_BLOCK blocks
+   * (block0: index of the first block); returns the number of blocks.
+   */
+  byBlocks(rows: number, job: (r0: number, r1: number, block0: number) => Job): number {
+    const blocks = Math.ceil(rows / ROWS_BLOCK);
+    this.run(this.ranges(blocks).map(([a, b]) => job(a * ROWS_BLOCK, Math.min(rows, b * ROWS_BLOCK), a)));
+    return blocks;
+  }
+
+  /** Runs `job(r0, r1)` over [0, rows) split evenly between threads. */
+  byRows(rows: number, job: (r0: number, r1: number) => Job): void {
+    this.run(this.ranges(rows).map(([a, b]) => job(a, b)));
   }
 
   /** Splits [0, n) into at most `count` contiguous non-empty ranges, the first ones larger. */

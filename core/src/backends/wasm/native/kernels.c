@@ -586,6 +586,69 @@ void bn_grad_sums(const float *x, const float *dy, const float *mean, float *sdy
   }
 }
 
+// The same sums, block by block, for threads: part[b][c] is the sum over block b's rows (blocks of
+// ROWS_BLOCK from row 0 of this call), and sum_blocks adds the parts in block order, which is the
+// order reduce_rows and bn_grad_sums add them in: the result does not depend on how the rows were
+// split between threads.
+EXPORT(reduce_blocks)
+void reduce_blocks(const float *x, float *part, int rows, int C) {
+  for (int r0 = 0, b = 0; r0 < rows; r0 += ROWS_BLOCK, b++) {
+    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      f4 s = zero();
+      for (int r = r0; r < r1; r++) s = add(s, ld_c(x + (long)r * C + c, nc));
+      st_c(part + (long)b * C + c, s, nc);
+    }
+  }
+}
+
+EXPORT(bn_grad_blocks)
+void bn_grad_blocks(const float *x, const float *dy, const float *mean, float *pdy, float *pdyx,
+                    int rows, int C) {
+  for (int r0 = 0, b = 0; r0 < rows; r0 += ROWS_BLOCK, b++) {
+    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      const f4 m = ld_c(mean + c, nc);
+      f4 s = zero(), sx = zero();
+      for (int r = r0; r < r1; r++) {
+        const f4 g = ld_c(dy + (long)r * C + c, nc);
+        s = add(s, g);
+        sx = add(sx, mul(g, sub(ld_c(x + (long)r * C + c, nc), m)));
+      }
+      st_c(pdy + (long)b * C + c, s, nc);
+      st_c(pdyx + (long)b * C + c, sx, nc);
+    }
+  }
+}
+
+// out[c] = scale * (((0 + part[0][c]) + part[1][c]) + ...)
+EXPORT(sum_blocks)
+void sum_blocks(const float *part, float *out, int blocks, int C, float scale) {
+  for (int c = 0; c < C; c += 4) {
+    const int nc = C - c;
+    f4 s = zero();
+    for (int b = 0; b < blocks; b++) s = add(s, ld_c(part + (long)b * C + c, nc));
+    if (scale != 1.f) s = mulc(s, scale);
+    st_c(out + c, s, nc);
+  }
+}
+
+// Batch norm applied: y[r][c] = (x[r][c] - mean[c]) * a[c] + offset[c], a = scale * rsqrt(var + eps)
+// (offset may be 0).
+EXPORT(bn_apply)
+void bn_apply(const float *x, const float *mean, const float *a, const float *offset, float *y,
+              int rows, int C) {
+  for (long r = 0; r < rows; r++)
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      f4 v = mul(sub(ld_c(x + r * C + c, nc), ld_c(mean + c, nc)), ld_c(a + c, nc));
+      if (offset) v = add(v, ld_c(offset + c, nc));
+      st_c(y + r * C + c, v, nc);
+    }
+}
+
 // out[r][c] = x[r][c] * coef[c]
 EXPORT(scale_channels)
 void scale_channels(const float *x, const float *coef, float *out, int rows, int C) {
