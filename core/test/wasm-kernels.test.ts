@@ -218,6 +218,24 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  it('Add, Sub, Multiply (same shape, per-channel either side, other broadcasts) and the relu gradient', async () => {
+    const r = rng(9);
+    const big = [4, 30, 20, 16], C = 16; // 38400 elements: above the threaded kernels' threshold
+    const x = randn(r, big), y = randn(r, big), row = randn(r, [C]), row4 = randn(r, [1, 1, 1, C]), col = randn(r, [4, 1, 1, 1]);
+    const ops = { add: tf.add, sub: tf.sub, mul: tf.mul } as const;
+    for (const [name, op] of Object.entries(ops)) {
+      for (const [label, a, b] of [['same shape', x, y], ['per-channel b', x, row], ['per-channel b rank 4', x, row4],
+        ['per-channel a', row, x], ['other broadcast', x, col], ['small', row, row]] as const) {
+        const [ref, got] = await both([a, b], (a, b) => op(a!, b!));
+        expectClose(ref, got, `${name} ${label}`);
+      }
+    }
+    const xn = { shape: big, values: x.values.map((v, i) => (i % 997 === 0 ? NaN : v)) };
+    const [ref, got] = await both([xn, y], (x, dy) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), dy!)))(x!));
+    expect(Array.from(got).map(Number.isNaN), 'NaN inputs give NaN gradients, as on cpu').to.deep.equal(Array.from(ref).map(Number.isNaN));
+    expectClose(ref.map((v) => (Number.isNaN(v) ? 0 : v)), got.map((v) => (Number.isNaN(v) ? 0 : v)), 'relu gradient');
+  });
+
   it('batch-norm and mean gradients (as tfjs-layers BatchNormalization trains)', async () => {
     const r = rng(7);
     for (const shape of [[3, 5, 4, 6], [2, 7], [4, 3, 3, 13]]) {

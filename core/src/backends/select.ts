@@ -24,14 +24,17 @@ async function tryImport(pkg: string): Promise<boolean> {
   }
 }
 
-async function useWasm(): Promise<void> {
+/** Makes wasm (with the training kernels) the backend; returns the threads its kernels use. */
+async function useWasm(): Promise<number> {
   await import('@tensorflow/tfjs-backend-wasm');
-  const kernelsModule = './wasm/index.js'; // written alongside; optional while it is being built
-  const kernels = await import(kernelsModule).catch(() => undefined);
-  kernels?.registerWasmTrainingKernels?.();
+  const kernels = await import('./wasm/index.js');
+  kernels.registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialize');
   await tf.ready();
+  return kernels.wasmKernelThreads();
 }
+
+const threadsNote = (n: number) => `kernels on ${n} thread${n === 1 ? '' : 's'}; TRICKS_WASM_THREADS sets it`;
 
 async function useCpu(): Promise<void> {
   await import('@tensorflow/tfjs-backend-cpu');
@@ -59,7 +62,7 @@ export class DefaultBackendService implements BackendService {
         return name;
       }
       case 'wasm':
-        await useWasm();
+        this.logger.info(`backend: wasm (${threadsNote(await useWasm())})`);
         return 'wasm';
       case 'cpu':
         await useCpu();
@@ -74,8 +77,8 @@ export class DefaultBackendService implements BackendService {
           }
         }
         try {
-          await useWasm();
-          this.logger.info('backend: wasm (auto: @tensorflow/tfjs-node is not installed; wasm with the tricks training kernels is the fastest here)');
+          const threads = await useWasm();
+          this.logger.info(`backend: wasm (auto: @tensorflow/tfjs-node is not installed; wasm with the tricks training kernels is the fastest here; ${threadsNote(threads)})`);
           return 'wasm';
         } catch (e) {
           this.logger.warn(`wasm backend unavailable (${(e as Error).message}); falling back to cpu`);

@@ -25,8 +25,13 @@ export function registerBenchCommand(program: Command): void {
     .option('--steps <n>', 'timed steps', (v) => Number(v), 5)
     .option('--warmup <n>', 'untimed steps first', (v) => Number(v), 2)
     .option('--workers <n>', 'split each step over n worker threads, each with its own wasm backend (DataParallel, gradients averaged)', (v) => Number(v), 1)
-    .option('--json', 'print one JSON line {model, batchSize, backend, trainImagesPerSec, inferImagesPerSec}')
-    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; workers: number; json?: boolean }) => {
+    .option('--threads <n>', 'threads of the wasm kernels (default: every core; sets TRICKS_WASM_THREADS)', (v) => Number(v))
+    .option('--json', 'print one JSON line {model, batchSize, backend, threads, trainImagesPerSec, inferImagesPerSec}')
+    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; workers: number; threads?: number; json?: boolean }) => {
+      if (f.threads !== undefined) {
+        if (!Number.isInteger(f.threads) || f.threads < 1) throw new TricksError(`--threads ${f.threads}: must be a positive integer`);
+        process.env.TRICKS_WASM_THREADS = String(f.threads);
+      }
       const registry = new ModelRegistry();
       if (!registry.has(f.model)) registry.build(f.model, { inputShape: [1, 1, 1], numClasses: 1 }); // throws the "unknown model" error
       if (!Number.isInteger(f.batchSize) || f.batchSize < 1) throw new TricksError(`--batch-size ${f.batchSize}: must be a positive integer`);
@@ -43,8 +48,9 @@ export function registerBenchCommand(program: Command): void {
         r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
         model.dispose();
       }
-      const out = { model: f.model, batchSize: f.batchSize, backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
+      const threads = f.workers > 1 ? f.workers : backend === 'wasm' ? (await import('../backends/wasm/index.js')).wasmKernelThreads() : undefined;
+      const out = { model: f.model, batchSize: f.batchSize, backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend, threads, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
       if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
-      else process.stdout.write(`${f.model} batch ${f.batchSize} on ${backend}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`);
+      else process.stdout.write(`${f.model} batch ${f.batchSize} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`);
     });
 }

@@ -3,14 +3,17 @@
 // on it (Winograd 3x3 convolutions, GEMM-per-tap conv gradients, batch-norm gradients, leading-axes
 // reductions, copy-free Identity/Cast). See docs/backends.md.
 import '@tensorflow/tfjs-backend-wasm';
-import { getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { backend as currentBackend, getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { batchNormConfigs } from './batchnorm.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
+import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
+import { Native, type WasmBackend } from './native.js';
 import { shareTfjsWasmMemory } from './shared-memory.js';
+import { Threads } from './threads.js';
 
 export { winogradApplies } from './conv2d.js';
 
@@ -26,11 +29,20 @@ export function registerWasmTrainingKernels(): void {
   // Before the backend initializes: its heap becomes a shared memory, so the kernels can use every core.
   shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
-  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
+  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...elementwiseConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
     ...gradientKernelConfigs];
   for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
     registerKernel(config);
   }
-  for (const config of gradientConfigs()) registerGradient(config);
+  for (const config of [...gradientConfigs(), ...elementwiseGradients()]) registerGradient(config);
+}
+
+/**
+ * The threads the kernels of the active wasm backend run on (starts them): TRICKS_WASM_THREADS or
+ * the machine's cores, or 1 if the backend initialized before registerWasmTrainingKernels (its heap
+ * is then private).
+ */
+export function wasmKernelThreads(): number {
+  return Threads.of(Native.of(currentBackend() as unknown as WasmBackend)).count;
 }

@@ -47,6 +47,8 @@ export interface NativeExports {
   bn_grad_blocks: F;
   sum_blocks: F;
   bn_apply: F;
+  binary_op: F;
+  relu_grad: F;
 }
 
 const STACK_BYTES = 1 << 18;

@@ -24,6 +24,7 @@ export const KERNEL_NAMES: KernelName[] = [
   'wino_input', 'wino_output', 'wino_grad_output', 'wino_filter', 'wino_filter_grad', 'sgemm',
   'gather_tap', 'scatter_tap', 'im2col', 'bias_act', 'dw_grad_input', 'dw_grad_filter', 'zero_floats', 'reduce_rows',
   'bn_grad_sums', 'scale_channels', 'broadcast_rows', 'reduce_blocks', 'bn_grad_blocks', 'sum_blocks', 'bn_apply',
+  'binary_op', 'relu_grad',
 ];
 
 /** ROWS_BLOCK in kernels.c: the row blocks that per-channel sums add up in a fixed order. */

@@ -649,6 +649,34 @@ void bn_apply(const float *x, const float *mean, const float *a, const float *of
     }
 }
 
+// Elementwise binary ops on float32, y = a op b, op 0 add, 1 sub, 2 mul; b has the shape of a
+// (bC == 0) or is one row of bC values broadcast over rows of bC (a per-channel operand).
+INLINE f4 binop(f4 x, f4 z, int op) { return op == 0 ? add(x, z) : op == 1 ? sub(x, z) : mul(x, z); }
+
+EXPORT(binary_op)
+void binary_op(const float *a, const float *b, float *y, int n, int bC, int op) {
+  if (bC == 0) {
+    for (long i = 0; i < n; i += 4) st_c(y + i, binop(ld_c(a + i, n - i), ld_c(b + i, n - i), op), n - i);
+    return;
+  }
+  for (long r = 0; r < n; r += bC)
+    for (int c = 0; c < bC; c += 4)
+      st_c(y + r + c, binop(ld_c(a + r + c, bC - c), ld_c(b + c, bC - c), op), bC - c);
+}
+
+// The gradient of relu as tfjs-core writes it: dx = dy * step(x), step(x) = x > 0 ? 1 : 0 (NaN for
+// NaN x), so NaNs and infinities propagate as they do there.
+EXPORT(relu_grad)
+void relu_grad(const float *dy, const float *x, float *dx, int n) {
+  const f4 one = wasm_f32x4_splat(1.f);
+  for (long i = 0; i < n; i += 4) {
+    const f4 xv = ld_c(x + i, n - i);
+    f4 step = wasm_v128_and(wasm_f32x4_gt(xv, zero()), one);
+    step = wasm_v128_or(step, wasm_v128_and(wasm_f32x4_ne(xv, xv), xv));
+    st_c(dx + i, mul(ld_c(dy + i, n - i), step), n - i);
+  }
+}
+
 // out[r][c] = x[r][c] * coef[c]
 EXPORT(scale_channels)
 void scale_channels(const float *x, const float *coef, float *out, int rows, int C) {

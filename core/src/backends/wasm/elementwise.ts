@@ -1,0 +1,98 @@
+// Add, Sub and Multiply of large float32 tensors (same shape, or a per-channel operand broadcast over
+// the rows), and the gradient of Relu as one pass (tfjs-core's is Step, then Multiply), split across
+// the kernel threads. They are the residual adds, batch-norm centring, relu gradients and gradient
+// sums of a training step. Small tensors and other broadcasts stay on the stock kernels.
+import * as tf from '@tensorflow/tfjs-core';
+import { Add, Multiply, Relu, Sub, util, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import { Native, type KernelArgs } from './native.js';
+import { Threads } from './threads.js';
+
+/** Below this many elements a thread handoff costs more than it saves. */
+const MIN_ELEMENTS = 1 << 15;
+/** Elements per part when splitting a flat array (a multiple of 4 keeps SIMD stores whole). */
+const CHUNK = 1 << 12;
+
+const RELU_GRAD = 'TricksReluGrad';
+const OPS = { [Add]: 0, [Sub]: 1, [Multiply]: 2 } as Record<string, number>;
+
+/** C if t is a single row of C values (shape [C] or [1, ..., 1, C]), else 0. */
+function rowOf(t: TensorInfo, C: number): number {
+  const s = t.shape;
+  return s.length > 0 && s[s.length - 1] === C && util.sizeFromShape(s) === C ? C : 0;
+}
+
+/** Runs kernel `name` over [0, n) split in CHUNK-aligned parts; args(start, count) builds each call. */
+function flat(nat: Native, n: number, name: 'binary_op' | 'relu_grad', args: (i: number, count: number) => number[]): void {
+  const th = Threads.of(nat);
+  th.run(th.ranges(Math.ceil(n / CHUNK)).map(([a, b]) => [name, args(a * CHUNK, Math.min(n, b * CHUNK) - a * CHUNK)]));
+}
+
+function binaryFunc(stock: KernelFunc, kernel: string): KernelFunc {
+  const op = OPS[kernel]!;
+  return (args) => {
+    const { inputs, backend } = args as unknown as KernelArgs<'a' | 'b', object>;
+    let { a, b } = inputs;
+    const n = util.sizeFromShape(a.shape);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || Math.max(n, util.sizeFromShape(b.shape)) < MIN_ELEMENTS) return stock(args);
+    let bC = 0;
+    if (!util.arraysEqual(a.shape, b.shape)) {
+      const C = a.shape[a.shape.length - 1] ?? 0;
+      bC = b.shape.length <= a.shape.length ? rowOf(b, C) : 0;
+      if (bC === 0 && op !== 1) { // commutative: the per-channel operand may come first
+        const C2 = b.shape[b.shape.length - 1] ?? 0;
+        if (a.shape.length <= b.shape.length && rowOf(a, C2)) {
+          [a, b] = [b, a];
+          bC = C2;
+        }
+      }
+      if (bC === 0) return stock(args);
+    }
+    const nat = Native.of(backend);
+    const out = backend.makeOutput(a.shape, 'float32');
+    const aP = nat.ptr(a), bP = nat.ptr(b), yP = nat.ptr(out), total = util.sizeFromShape(a.shape);
+    if (bC === 0) {
+      flat(nat, total, 'binary_op', (i, count) => [aP + 4 * i, bP + 4 * i, yP + 4 * i, count, 0, op]);
+    } else {
+      Threads.of(nat).byRows(total / bC, (r0, r1) =>
+        ['binary_op', [aP + 4 * r0 * bC, bP, yP + 4 * r0 * bC, (r1 - r0) * bC, bC, op]]);
+    }
+    return out;
+  };
+}
+
+function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { inputs: { dy, x }, backend } = args as unknown as KernelArgs<'dy' | 'x', object>;
+  const nat = Native.of(backend);
+  const out = backend.makeOutput(x.shape, 'float32');
+  const dyP = nat.ptr(dy), xP = nat.ptr(x), oP = nat.ptr(out);
+  flat(nat, util.sizeFromShape(x.shape), 'relu_grad', (i, count) => [dyP + 4 * i, xP + 4 * i, oP + 4 * i, count]);
+  return out;
+}
+
+function reluGrad(original: GradConfig): GradConfig {
+  return {
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [Tensor];
+      if (tf.getBackend() !== 'wasm' || Array.isArray(dy) || x.dtype !== 'float32' || dy.dtype !== 'float32' ||
+        x.size < MIN_ELEMENTS || !util.arraysEqual(x.shape, dy.shape)) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as Tensor, x }) as Tensor };
+    },
+  };
+}
+
+export function elementwiseConfigs(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
+  const configs: KernelConfig[] = [{ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradKernel }];
+  for (const name of [Add, Sub, Multiply]) {
+    const s = stock(name);
+    if (s) configs.push({ ...s, kernelFunc: binaryFunc(s.kernelFunc, name) });
+  }
+  return configs;
+}
+
+export function elementwiseGradients(): GradConfig[] {
+  const relu = tf.getGradient(Relu);
+  return relu ? [reluGrad(relu)] : [];
+}
