@@ -2,7 +2,7 @@
 // our wasm backend, the stock wasm backend and the cpu backend, against the PyTorch CPU reference
 // measured in the same run. Prints ratios and refreshes the table in docs/benchmarks.md.
 //
-//   node scripts/bench.mjs [--only torch,wasm,wasm2,stock,cpu] [--batch-size 64] [--no-write]
+//   node scripts/bench.mjs [--only torch,wasm,wasm1,wasm2,stock,cpu] [--batch-size 64] [--no-write]
 // Each backend runs in its own process (kernel registrations are global), one after another.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -23,15 +23,17 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const only = arg('--only', 'torch,wasm,wasm2,stock,cpu').split(',');
+const only = arg('--only', 'torch,wasm,wasm1,wasm2,stock,cpu').split(',');
+const cores = cpus().length;
 const batch = Number(arg('--batch-size', '64'));
 const CPU_BATCH = 8; // the cpu backend needs ~30 s per image batch of 8: it runs a smaller batch
 
 const rows = [];
 if (only.includes('torch')) rows.push(torch());
 const runs = {
-  wasm: { label: 'tricks wasm (training kernels), 1 thread', backend: 'wasm', kernels: true, batch },
-  wasm2: { label: 'tricks wasm, DataParallel 2 workers', backend: 'wasm', kernels: true, batch, workers: 2 },
+  wasm: { label: `tricks wasm (training kernels), ${cores} kernel threads (the default)`, backend: 'wasm', kernels: true, batch },
+  wasm1: { label: 'tricks wasm (training kernels), 1 thread', backend: 'wasm', kernels: true, batch, threads: 1 },
+  wasm2: { label: 'tricks wasm, DataParallel 2 workers x 1 thread', backend: 'wasm', kernels: true, batch, workers: 2 },
   stock: { label: 'stock tfjs-backend-wasm 4.22, 1 thread', backend: 'wasm', kernels: false, batch },
   cpu: { label: `tfjs cpu backend (batch ${CPU_BATCH}, 1 step)`, backend: 'cpu', kernels: false, batch: CPU_BATCH, steps: 1, warmup: 0 },
 };
@@ -39,10 +41,10 @@ for (const [name, cfg] of Object.entries(runs)) if (only.includes(name)) rows.pu
 
 const ref = rows.find((r) => r.name === 'torch');
 const ratio = (v, r) => (Number.isFinite(v) && r && Number.isFinite(r) ? (v / r).toFixed(2) + 'x' : '-');
-const fmt = (v) => (Number.isFinite(v) ? v.toFixed(1) : '-');
+const fmt = (v) => (Number.isFinite(v) ? (v < 1 ? v.toPrecision(2) : v.toFixed(1)) : '-');
 console.log(`\nResNet-18 CIFAR, batch ${batch}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
 for (const r of rows) {
-  console.log(`${r.label.padEnd(44)} train ${fmt(r.train).padStart(6)} img/s (${ratio(r.train, ref?.train)})` +
+  console.log(`${r.label.padEnd(58)} train ${fmt(r.train).padStart(6)} img/s (${ratio(r.train, ref?.train)})` +
     `  infer ${fmt(r.infer).padStart(6)} img/s (${ratio(r.infer, ref?.infer)})${r.note ? '  ' + r.note : ''}`);
 }
 if (!process.argv.includes('--no-write')) writeTable(rows, ref);
@@ -71,8 +73,9 @@ function torch() {
 
 function runChild(name, cfg) {
   const command = `node scripts/bench.mjs --only ${name}`;
+  const env = cfg.threads ? { ...process.env, TRICKS_WASM_THREADS: String(cfg.threads) } : process.env;
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(cfg)],
-    { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24 });
+    { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24, env });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) return { name, label: cfg.label, command, train: NaN, infer: NaN, note: `failed: ${lastLines(r.stderr, 3) || `exit ${r.status ?? r.signal}`}` };
   return { name, label: cfg.label, command, ...JSON.parse(line.slice(7)) };

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { threadsPerJob } from '../backends/wasm/threads.js';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +38,11 @@ export interface AblateResult {
 }
 
 /** Spawns `tricks ablate-run SPEC` with its output appended to OUT/runs/<id>/train.log. */
-function spawnRun(spec: RunSpec, cwd: string): { child: ChildProcess; log: string; done: Promise<number> } {
+function spawnRun(spec: RunSpec, cwd: string, jobs: number): { child: ChildProcess; log: string; done: Promise<number> } {
   mkdirSync(spec.out, { recursive: true });
   const log = join(spec.out, 'train.log');
   const stream = createWriteStream(log, { flags: 'a' });
-  const child = spawn(process.execPath, [TRICKS_BIN, 'ablate-run', join(spec.out, 'spec.json')], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const child = spawn(process.execPath, [TRICKS_BIN, 'ablate-run', join(spec.out, 'spec.json')], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRICKS_WASM_THREADS: threadsPerJob(jobs) } }); // the cores shared between the runs at once
   child.stdout!.pipe(stream, { end: false });
   child.stderr!.pipe(stream, { end: false });
   const done = new Promise<number>((res) => {
@@ -110,7 +111,7 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
         if (i < 0) break;
         const spec = pending.splice(i, 1)[0];
         await writeFileAtomic(join(spec.out, 'spec.json'), JSON.stringify(spec, null, 1));
-        const r = spawnRun(spec, cwd);
+        const r = spawnRun(spec, cwd, jobs);
         logger.info(`ablate: [${records.size + running.size + 1}/${total}] start ${spec.id} (${spec.trick}); log ${r.log}`);
         running.set(spec.id, { ...r, done: r.done.then(async (code) => {
           if (code === 0) {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
+import { threadsPerJob } from '../backends/wasm/threads.js';
 import type { Logger } from '../io/logger.js';
 import { checkRedis } from './redis.js';
 import { QUEUE_NAME, type RunJobData } from './jobs.js';
@@ -43,6 +44,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   delete env.TRICKS_REDIS_PASSWORD;
   if (opts.backend) env.TRICKS_WORKER_BACKEND = opts.backend;
   const concurrency = opts.concurrency ?? 1;
+  env.TRICKS_WASM_THREADS = threadsPerJob(concurrency); // the cores shared between the jobs at once
   const worker = new Worker<RunJobData, RunRecord>(QUEUE_NAME, new URL('./processor.js', import.meta.url), {
     connection: { ...target.connection, connectionName: `tricks-worker:${name}` },
     concurrency,

@@ -41,6 +41,16 @@ export function threadCount(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
 }
 
+/**
+ * TRICKS_WASM_THREADS for each of `jobs` trainings that run at once on this machine: the cores shared
+ * out (at least 1), or the value the user set.
+ */
+export function threadsPerJob(jobs: number): string {
+  const env = process.env.TRICKS_WASM_THREADS;
+  if (env !== undefined && env !== '') return env;
+  return String(Math.max(1, Math.floor(threadCount() / Math.max(1, jobs))));
+}
+
 interface Helper { worker: Worker; ctrl: Int32Array; args: Float64Array; seq: number }
 
 const pools = new WeakMap<Native, Threads>();
