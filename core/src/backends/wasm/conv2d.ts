@@ -70,8 +70,8 @@ function winogradConv(
   const pU = plane(Cin * Cout), pV = plane(T * Cin), pM = plane(T * Cout), gs = Native.gemmScratch(Cout);
   const images = th.ranges(N);
   nat.withScratch([36 * pU, 36 * pV, 36 * pM, gs * th.count], (U, V, M, S) => {
-    if (flip) nat.k.wino_filter(g, U, Cout, Cin, 1, pU);
-    else nat.k.wino_filter(g, U, Cin, Cout, 0, pU);
+    // split over the Cin rows of each U plane ([36][Cin][Cout] in both cases)
+    th.run(th.ranges(Cin).map(([a, b]) => ['wino_filter', flip ? [g, U, Cout, Cin, 1, pU, a, b] : [g, U, Cin, Cout, 0, pU, a, b]]));
     th.run(images.map(([a, b]) => ['wino_input',
       [x + 4 * a * H * W * Cin, V + 4 * a * tpi * Cin, b - a, H, W, Cin, padT, padL, tilesH, tilesW, pV]]));
     th.sgemm(36, T, Cout, Cin, V, Cin, 1, pV, U, Cout, 1, pU, M, Cout, pM, 0, S, gs);
@@ -225,7 +225,7 @@ function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
       th.run(images.map(([a, b]) => ['wino_grad_output', [dyP + 4 * a * OH * OW * K, Z + 4 * a * tpi * K, b - a,
         OH, OW, K, tilesH, tilesW, pZ]]));
       th.sgemm(36, C, K, T, V, 1, C, pV, Z, K, 1, pZ, dU, K, pU, 0, S, gs);
-      nat.k.wino_filter_grad(dU, dwP, C, K, pU);
+      th.run(th.ranges(Math.ceil((C * K) / 4)).map(([a, b]) => ['wino_filter_grad', [dU, dwP, C, K, pU, 4 * a, Math.min(C * K, 4 * b)]]));
     });
     return dw;
   }

@@ -231,11 +231,12 @@ void wino_grad_output(const float *dy, float *Z, int N, int OH, int OW, int K, i
 
 // Filter g HWIO [3][3][C][K] -> U [36][C][K] (forward). With flip != 0, the filter of the
 // backprop-input convolution: U [36][K][C] from g'[i][j][k][c] = g[2-i][2-j][c][k].
+// Only rows [r0, r1) of each U plane (rows: C, or K with flip), so threads can share the work.
 EXPORT(wino_filter)
-void wino_filter(const float *g, float *U, int C, int K, int flip, int ps) {
-  const int rows = flip ? K : C, cols = flip ? C : K;
+void wino_filter(const float *g, float *U, int C, int K, int flip, int ps, int r0, int r1) {
+  const int cols = flip ? C : K;
   const long pstride = ps;
-  for (int r = 0; r < rows; r++) {
+  for (int r = r0; r < r1; r++) {
     for (int q = 0; q < cols; q += 4) {
       const int nq = cols - q;
       f4 gg[3][3], tmp[6][3];
@@ -264,12 +265,12 @@ void wino_filter(const float *g, float *U, int C, int K, int flip, int ps) {
   }
 }
 
-// dU [36][C][K] -> dg HWIO [3][3][C][K].
+// dU [36][C][K] -> dg HWIO [3][3][C][K], elements [o0, o1) of each plane (o0 a multiple of 4).
 EXPORT(wino_filter_grad)
-void wino_filter_grad(const float *dU, float *dg, int C, int K, int ps) {
+void wino_filter_grad(const float *dU, float *dg, int C, int K, int ps, int o0, int o1) {
   const long pstride = ps, n = (long)C * K;
-  for (long o = 0; o < n; o += 4) {
-    const int nq = n - o < 4 ? (int)(n - o) : 4;
+  for (long o = o0; o < o1; o += 4) {
+    const int nq = o1 - o < 4 ? (int)(o1 - o) : 4;
     f4 tmp[3][6];
     for (int j = 0; j < 6; j++) {
       f4 col[6], out[3];
