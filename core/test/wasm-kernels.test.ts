@@ -220,8 +220,8 @@ describe('wasm training kernels match the cpu backend', function () {
 
   it('Add, Sub, Multiply (same shape, per-channel either side, other broadcasts) and the relu gradient', async () => {
     const r = rng(9);
-    const big = [4, 30, 20, 16], C = 16; // 38400 elements: above the threaded kernels' threshold
-    const x = randn(r, big), y = randn(r, big), row = randn(r, [C]), row4 = randn(r, [1, 1, 1, C]), col = randn(r, [4, 1, 1, 1]);
+    const big = [8, 96, 96, 16], C = 16; // 1.18M elements: above the threaded kernels' threshold
+    const x = randn(r, big), y = randn(r, big), row = randn(r, [C]), row4 = randn(r, [1, 1, 1, C]), col = randn(r, [8, 1, 1, 1]);
     const ops = { add: tf.add, sub: tf.sub, mul: tf.mul } as const;
     for (const [name, op] of Object.entries(ops)) {
       for (const [label, a, b] of [['same shape', x, y], ['per-channel b', x, row], ['per-channel b rank 4', x, row4],

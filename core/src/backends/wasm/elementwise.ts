@@ -7,8 +7,8 @@ import { Add, Multiply, Relu, Sub, util, type GradConfig, type KernelConfig, typ
 import { Native, type KernelArgs } from './native.js';
 import { Threads } from './threads.js';
 
-/** Below this many elements a thread handoff costs more than it saves. */
-const MIN_ELEMENTS = 1 << 15;
+/** Below this many elements (4 MB) the stock kernel on one thread was as fast (measured: 262k elements 0.18 ms stock, 0.25 ms on 2 threads; 4M elements 1.6 ms against 0.85). */
+const MIN_ELEMENTS = 1 << 20;
 /** Elements per part when splitting a flat array (a multiple of 4 keeps SIMD stores whole). */
 const CHUNK = 1 << 12;
 

@@ -13,8 +13,12 @@ const args = new Float64Array(sab, ARGS_BYTE, MAX_ARGS);
 Atomics.store(ctrl, READY, 1);
 Atomics.notify(ctrl, READY);
 
+// Kernel calls come in bursts (a layer's transforms, GEMM and output; the next layer's): spin a
+// little before sleeping, so that the next call does not pay a futex wake-up.
+const SPIN = 20000;
 let seen = 0;
 for (;;) {
+  for (let i = 0; i < SPIN && Atomics.load(ctrl, SEQ) === seen; i++);
   Atomics.wait(ctrl, SEQ, seen);
   seen = Atomics.load(ctrl, SEQ);
   try {
