@@ -81,7 +81,7 @@ describe('prune', function () {
     }
   });
 
-  it('prune -> fine-tune -> quantize in one run: the int8 ONNX is the pruned model on the QAT grid, within 0.2 points', async () => {
+  it('prune -> fine-tune -> quantize in one run: the int8 ONNX is the pruned model on the QAT grid, within one validation image', async () => {
     const run = await runSteps({
       plugins: [['prune', { ratio: 0.5, epoch: 1 }], ['qat', { startEpoch: 2 }]],
       steps: 4,
@@ -99,7 +99,9 @@ describe('prune', function () {
       const meta = qat.getUserDefinedMetadata() as { tricks_quantization: { layers: Record<string, { weight: { scale: number[] } }> } };
       expect(meta.tricks_quantization.layers.conv1.weight.scale).to.have.length(4);
       expect(onnx.quantization).to.equal('qat');
-      expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(0.002);
+      // tinyConfig validates on 128 images: int8 rounding may flip one borderline prediction (it did when the
+      // float conv kernels changed their summation order), not more; agreement bounds the rest.
+      expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(1 / 128 + 1e-9);
       expect(onnx.agreement).to.be.at.least(0.98);
       expect(run.result.epochs.map((e) => e.qat ?? 0)).to.deep.equal([0, 0, 1]);
     } finally {
