@@ -1,5 +1,6 @@
 // DepthwiseConv2dNativeBackpropInput and DepthwiseConv2dNativeBackpropFilter for the wasm backend
-// (it has neither), as direct loops vectorized over channels (native/kernels.c).
+// (it has neither), as direct loops vectorized over channels (native/kernels.c), split across the
+// kernel threads: the input gradient by images, the filter gradient by filter taps.
 import {
   backend_util,
   DepthwiseConv2dNativeBackpropFilter,
@@ -11,6 +12,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs } from './native.js';
+import { Threads } from './threads.js';
 
 type Shape4 = [number, number, number, number];
 type Attrs = DepthwiseConv2dNativeBackpropInputAttrs | DepthwiseConv2dNativeBackpropFilterAttrs;
@@ -31,9 +33,12 @@ function backpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   const { inputs, backend, attrs } = args as unknown as KernelArgs<'dy' | 'filter', DepthwiseConv2dNativeBackpropInputAttrs>;
   const { dy, filter } = inputs;
   const ci = info(attrs.inputShape, filter.shape, attrs);
-  const nat = Native.of(backend);
+  const nat = Native.of(backend), th = Threads.of(nat);
   const dx = backend.makeOutput(ci.inShape, 'float32');
-  nat.k.dw_grad_input(nat.ptr(dy), nat.ptr(filter), nat.ptr(dx), ...dims(ci));
+  const dyP = nat.ptr(dy), fP = nat.ptr(filter), dxP = nat.ptr(dx);
+  const dyImage = ci.outHeight * ci.outWidth * ci.outChannels, dxImage = ci.inHeight * ci.inWidth * ci.inChannels;
+  th.run(th.ranges(ci.batchSize).map(([a, b]) => ['dw_grad_input',
+    [dyP + 4 * a * dyImage, fP, dxP + 4 * a * dxImage, b - a, ...dims(ci).slice(1)]]));
   return dx;
 }
 
@@ -41,9 +46,10 @@ function backpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'dy', DepthwiseConv2dNativeBackpropFilterAttrs>;
   const { x, dy } = inputs;
   const ci = info(x.shape, attrs.filterShape, attrs);
-  const nat = Native.of(backend);
+  const nat = Native.of(backend), th = Threads.of(nat);
   const df = backend.makeOutput(attrs.filterShape, 'float32');
-  nat.k.dw_grad_filter(nat.ptr(x), nat.ptr(dy), nat.ptr(df), ...dims(ci));
+  const xP = nat.ptr(x), dyP = nat.ptr(dy), dfP = nat.ptr(df);
+  th.run(th.ranges(ci.filterHeight * ci.filterWidth).map(([a, b]) => ['dw_grad_filter', [xP, dyP, dfP, ...dims(ci), a, b]]));
   return df;
 }
 

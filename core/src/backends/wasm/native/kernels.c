@@ -508,15 +508,17 @@ void dw_grad_input(const float *dy, const float *f, float *dx, int N, int H, int
       }
 }
 
+// Filter taps [t0, t1) only (tap = fh * FW + fw): each tap's sum keeps its order, so threads can
+// take disjoint taps.
 EXPORT(dw_grad_filter)
 void dw_grad_filter(const float *x, const float *dy, float *df, int N, int H, int W, int C, int Mul,
                     int OH, int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT,
-                    int padL) {
+                    int padL, int t0, int t1) {
   const int OC = C * Mul;
-  for (long i = 0; i < (long)FH * FW * OC; i += 4) st_c(df + i, zero(), (int)((long)FH * FW * OC - i));
-  for (int fh = 0; fh < FH; fh++)
-    for (int fw = 0; fw < FW; fw++) {
-      float *dft = df + ((long)fh * FW + fw) * OC;
+  for (long i = (long)t0 * OC; i < (long)t1 * OC; i += 4) st_c(df + i, zero(), (int)((long)t1 * OC - i));
+  for (int t = t0; t < t1; t++) {
+      const int fh = t / FW, fw = t % FW;
+      float *dft = df + (long)t * OC;
       for (int n = 0; n < N; n++)
         for (int oh = 0; oh < OH; oh++) {
           const int h = oh * sH + fh * dH - padT;
