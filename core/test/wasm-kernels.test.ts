@@ -236,6 +236,21 @@ describe('wasm training kernels match the cpu backend', function () {
     expectClose(ref.map((v) => (Number.isNaN(v) ? 0 : v)), got.map((v) => (Number.isNaN(v) ? 0 : v)), 'relu gradient');
   });
 
+  it('BatchMatMul with every transpose, batched, and the stock fallbacks (broadcast batch, small)', async () => {
+    const r = rng(10);
+    for (const [M, K, N, batch] of [[70, 90, 80, []], [64, 576, 1024, []], [33, 40, 65, [3]], [5, 7, 9, [2]]] as [number, number, number, number[]][]) {
+      for (const ta of [false, true]) {
+        for (const tb of [false, true]) {
+          const a = randn(r, [...batch, ...(ta ? [K, M] : [M, K])]), b = randn(r, [...batch, ...(tb ? [N, K] : [K, N])]);
+          const [ref, got] = await both([a, b], (a, b) => tf.matMul(a!, b!, ta, tb));
+          expectClose(ref, got, `matMul ${M}x${K}x${N} batch ${batch} transposeA ${ta} transposeB ${tb}`);
+        }
+      }
+    }
+    const [ref, got] = await both([randn(r, [1, 60, 70]), randn(r, [4, 70, 50])], (a, b) => tf.matMul(a!, b!));
+    expectClose(ref, got, 'matMul with a broadcast batch');
+  });
+
   it('batch-norm and mean gradients (as tfjs-layers BatchNormalization trains)', async () => {
     const r = rng(7);
     for (const shape of [[3, 5, 4, 6], [2, 7], [4, 3, 3, 13]]) {

@@ -15,7 +15,7 @@ const runChild = (threads: string) => JSON.parse(execFileSync(process.execPath, 
 describe('wasm kernels on several threads', function () {
   this.timeout(120000);
 
-  it('conv forward and both gradients (Winograd, im2col, pointwise), depthwise gradients, batch norm and its gradient, sums are bit-identical on 1, 2 and 3 threads', () => {
+  it('conv forward and both gradients (Winograd, im2col, pointwise), depthwise gradients, matMul, batch norm and its gradient, sums are bit-identical on 1, 2 and 3 threads', () => {
     const one = runChild('1'), two = runChild('2'), three = runChild('3');
     expect(one).to.include({ threads: 1, shared: false });
     expect(two).to.include({ threads: 2, shared: true });

@@ -50,7 +50,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
     return value;
   };
   const inferStep = (): void => {
-    const y = model.predict(x) as tf.Tensor;
+    const y = model.predict(x, { batchSize }) as tf.Tensor; // the whole batch at once, as the PyTorch reference (predict defaults to 32)
     y.dataSync();
     y.dispose();
   };

@@ -1,20 +1,23 @@
-// Per-kernel profile of a ResNet-18-CIFAR step (batch 64) on the wasm backend with the training
+// Per-kernel profile of a training or inference step (batch 64) on the wasm backend with the training
 // kernels: steady-state step time, then tf.profile's kernel milliseconds summed by kernel.
-//   node core/dist/src/bench/profile.js [train|infer]      (TRICKS_WASM_THREADS=1 for one thread)
+//   node core/dist/src/bench/profile.js [train|infer] [zoo model, default: the bench's ResNet-18-CIFAR] [input px, default 32]
+// (TRICKS_WASM_THREADS=1 for one thread)
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWasmTrainingKernels, wasmKernelThreads } from '../backends/wasm/index.js';
 import { resnet18Cifar } from './resnet18.js';
+import { buildZooModel } from './zoo-model.js';
 
 const mode = process.argv[2] === 'infer' ? 'infer' : 'train';
 registerWasmTrainingKernels();
 await tf.setBackend('wasm');
-const model = resnet18Cifar();
-const x = tf.randomNormal([64, 32, 32, 3]);
+const [name, px] = [process.argv[3], Number(process.argv[4] ?? 32)];
+const model = name ? buildZooModel(name, px, 3, 100) : resnet18Cifar();
+const x = tf.randomNormal([64, px, px, 3]);
 const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 100), 'int32'), 100);
 const optimizer = tf.train.momentum(0.1, 0.9);
 const step = (): void => {
   if (mode === 'infer') {
-    const y = model.predict(x) as tf.Tensor;
+    const y = model.predict(x, { batchSize: 64 }) as tf.Tensor;
     y.dataSync();
     y.dispose();
     return;
@@ -30,7 +33,7 @@ for (let i = 0; i < 3; i++) {
   step();
   best = Math.min(best, performance.now() - t);
 }
-console.log(`${mode} step ${best.toFixed(0)} ms (${(64000 / best).toFixed(1)} img/s), ${wasmKernelThreads()} kernel thread(s), best of 3`);
+console.log(`${name ?? 'resnet18-cifar (bench)'} ${px}px ${mode} step ${best.toFixed(0)} ms (${(64000 / best).toFixed(1)} img/s), ${wasmKernelThreads()} kernel thread(s), best of 3`);
 const profile = await tf.profile(step);
 const byKernel = new Map<string, { calls: number; ms: number }>();
 for (const k of profile.kernels) {

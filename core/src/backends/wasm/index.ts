@@ -8,6 +8,7 @@ import { batchNormConfigs } from './batchnorm.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
 import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
+import { matMulConfigs } from './matmul.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
@@ -29,7 +30,7 @@ export function registerWasmTrainingKernels(): void {
   // Before the backend initializes: its heap becomes a shared memory, so the kernels can use every core.
   shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
-  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...elementwiseConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
+  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...elementwiseConfigs(stock), ...matMulConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
     ...gradientKernelConfigs];
   for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
