@@ -155,8 +155,6 @@ function writeSection(rows: Row[], epochs: number) {
   const date = new Date().toISOString().slice(0, 10);
   const lines = [
     begin,
-    '## Data pipeline throughput',
-    '',
     `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; best of ${epochs} epochs each, all rows from one run.`,
     'tricks: the dataset loader with 2 batches prefetched, the batched transforms on the wasm backend, the batch read back.',
     'torchvision 0.14: DataLoader(shuffle, drop_last) with the same transforms on PIL images, torch.set_num_threads(1).',

@@ -394,6 +394,16 @@ void sgemm(int P, int M, int N, int K, const float *A, int ars, int aks, int aps
 // Shifted views for the general (any filter size, stride, dilation, padding) convolution
 // gradients as sums of GEMMs over filter taps.
 //
+// o[0..C) = x[n][h][w][0..C) of NHWC x, or zeros where (h, w) is outside the input.
+INLINE void pixel_or_zero(float *o, const float *x, int n, int h, int w, int H, int W, int C) {
+  if (h < 0 || h >= H || w < 0 || w >= W) {
+    for (int c = 0; c < C; c += 4) st_c(o + c, zero(), C - c);
+  } else {
+    const float *xi = x + (((long)n * H + h) * W + w) * C;
+    for (int c = 0; c < C; c += 4) st_c(o + c, ld_c(xi + c, C - c), C - c);
+  }
+}
+
 // gather_tap: out[n][oh][ow][c] = x[n][oh*sH + r0][ow*sW + c0][c] (zero outside the input).
 EXPORT(gather_tap)
 void gather_tap(const float *x, float *out, int N, int H, int W, int C, int OH, int OW, int r0,
@@ -403,13 +413,7 @@ void gather_tap(const float *x, float *out, int N, int H, int W, int C, int OH, 
       const int h = oh * sH + r0;
       for (int ow = 0; ow < OW; ow++) {
         const int w = ow * sW + c0;
-        float *o = out + (((long)n * OH + oh) * OW + ow) * C;
-        if (h < 0 || h >= H || w < 0 || w >= W) {
-          for (int c = 0; c < C; c += 4) st_c(o + c, zero(), C - c);
-        } else {
-          const float *xi = x + (((long)n * H + h) * W + w) * C;
-          for (int c = 0; c < C; c += 4) st_c(o + c, ld_c(xi + c, C - c), C - c);
-        }
+        pixel_or_zero(out + (((long)n * OH + oh) * OW + ow) * C, x, n, h, w, H, W, C);
       }
     }
 }
@@ -427,15 +431,7 @@ void im2col(const float *x, float *out, int N, int H, int W, int C, int OH, int 
         float *o = out + (((long)n * OH + oh) * OW + ow) * rowLen;
         for (int i = 0; i < FH; i++) {
           const int h = oh * sH + i * dH - padT;
-          for (int j = 0; j < FW; j++, o += C) {
-            const int w = ow * sW + j * dW - padL;
-            if (h < 0 || h >= H || w < 0 || w >= W) {
-              for (int c = 0; c < C; c += 4) st_c(o + c, zero(), C - c);
-            } else {
-              const float *xi = x + (((long)n * H + h) * W + w) * C;
-              for (int c = 0; c < C; c += 4) st_c(o + c, ld_c(xi + c, C - c), C - c);
-            }
-          }
+          for (int j = 0; j < FW; j++, o += C) pixel_or_zero(o, x, n, h, ow * sW + j * dW - padL, H, W, C);
         }
       }
 }
