@@ -7,7 +7,7 @@ export default definePreset({
   settings: {
     data: 'digits',
     model: { name: 'small-cnn', options: { width: 32 } },
-    epochs: 3,
+    epochs: 4, // 3 landed between 0.971 and 0.981 as kernel summation orders changed: too close to the 97% promise
     batchSize: 64,
     optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
     schedule: { name: 'onecycle', pctStart: 0.25 },
