@@ -39,8 +39,6 @@ export interface NativeExports {
   dw_grad_input: F;
   dw_grad_filter: F;
   zero_floats: F;
-  reduce_rows: F;
-  bn_grad_sums: F;
   scale_channels: F;
   broadcast_rows: F;
   reduce_blocks: F;

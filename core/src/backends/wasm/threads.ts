@@ -20,13 +20,6 @@ export type Job = [KernelName, number[]];
 export const SEQ = 0, DONE = 1, FN = 2, NARGS = 3, ERROR = 4, READY = 5;
 export const ARGS_BYTE = 64, MAX_ARGS = 24, CTRL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
 
-export const KERNEL_NAMES: KernelName[] = [
-  'wino_input', 'wino_output', 'wino_grad_output', 'wino_filter', 'wino_filter_grad', 'sgemm',
-  'gather_tap', 'scatter_tap', 'im2col', 'bias_act', 'dw_grad_input', 'dw_grad_filter', 'zero_floats', 'reduce_rows',
-  'bn_grad_sums', 'scale_channels', 'broadcast_rows', 'reduce_blocks', 'bn_grad_blocks', 'sum_blocks', 'bn_apply',
-  'binary_op', 'relu_grad',
-];
-
 /** ROWS_BLOCK in kernels.c: the row blocks that per-channel sums add up in a fixed order. */
 export const ROWS_BLOCK = 256;
 
@@ -53,19 +46,27 @@ export function threadsPerJob(jobs: number): string {
 
 interface Helper { worker: Worker; ctrl: Int32Array; args: Float64Array; seq: number }
 
+/** The kernel module's exported functions, in the module's own order: the indices both sides agree on. */
+function exportedFunctions(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+}
+
 const pools = new WeakMap<Native, Threads>();
 
 export class Threads {
   private readonly helpers: Helper[] = [];
+  private readonly index = new Map<string, number>();
 
   private constructor(private readonly nat: Native, wanted: number) {
     if (!nat.shared) return;
     const module = kernelModule(true);
+    const names = exportedFunctions(module);
+    names.forEach((n, i) => this.index.set(n, i));
     for (let i = 1; i < wanted; i++) {
       const sab = new SharedArrayBuffer(CTRL_BYTES);
       const ctrl = new Int32Array(sab);
       const worker = new Worker(new URL('./threads-worker.js', import.meta.url), {
-        workerData: { module, memory: nat.memory, stack: nat.stack(), ctrl: sab, names: KERNEL_NAMES },
+        workerData: { module, memory: nat.memory, stack: nat.stack(), ctrl: sab, names },
       });
       worker.unref();
       // Waits (blocking, at most 10 s) for the worker to instantiate the module over the heap.
@@ -99,7 +100,7 @@ export class Threads {
       const h = this.helpers[i - 1];
       const [fn, args] = jobs[i];
       if (args.length > MAX_ARGS) throw new Error(`${fn}: too many arguments`);
-      h.ctrl[FN] = KERNEL_NAMES.indexOf(fn);
+      h.ctrl[FN] = this.index.get(fn)!;
       h.ctrl[NARGS] = args.length;
       h.args.set(args);
       h.seq = (h.seq + 1) | 0;

@@ -545,50 +545,10 @@ void zero_floats(float *p, int n) { __builtin_memset(p, 0, (unsigned long)n * 4)
 // and are added to the result block by block, which keeps float32 rounding small.
 #define ROWS_BLOCK 256
 
-// out[c] = scale * sum_r x[r][c]
-EXPORT(reduce_rows)
-void reduce_rows(const float *x, float *out, int rows, int C, float scale) {
-  __builtin_memset(out, 0, (unsigned long)C * 4);
-  for (int r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
-    for (int c = 0; c < C; c += 4) {
-      const int nc = C - c;
-      f4 s = zero();
-      for (int r = r0; r < r1; r++) s = add(s, ld_c(x + (long)r * C + c, nc));
-      st_c(out + c, add(ld_c(out + c, nc), s), nc);
-    }
-  }
-  if (scale != 1.f)
-    for (int c = 0; c < C; c += 4) st_c(out + c, mulc(ld_c(out + c, C - c), scale), C - c);
-}
-
-// sdy[c] = sum_r dy[r][c]; sdyx[c] = sum_r dy[r][c] * (x[r][c] - mean[c]).
-EXPORT(bn_grad_sums)
-void bn_grad_sums(const float *x, const float *dy, const float *mean, float *sdy, float *sdyx,
-                  int rows, int C) {
-  __builtin_memset(sdy, 0, (unsigned long)C * 4);
-  __builtin_memset(sdyx, 0, (unsigned long)C * 4);
-  for (int r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-    const int r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
-    for (int c = 0; c < C; c += 4) {
-      const int nc = C - c;
-      const f4 m = ld_c(mean + c, nc);
-      f4 s = zero(), sx = zero();
-      for (int r = r0; r < r1; r++) {
-        const f4 g = ld_c(dy + (long)r * C + c, nc);
-        s = add(s, g);
-        sx = add(sx, mul(g, sub(ld_c(x + (long)r * C + c, nc), m)));
-      }
-      st_c(sdy + c, add(ld_c(sdy + c, nc), s), nc);
-      st_c(sdyx + c, add(ld_c(sdyx + c, nc), sx), nc);
-    }
-  }
-}
-
-// The same sums, block by block, for threads: part[b][c] is the sum over block b's rows (blocks of
-// ROWS_BLOCK from row 0 of this call), and sum_blocks adds the parts in block order, which is the
-// order reduce_rows and bn_grad_sums add them in: the result does not depend on how the rows were
-// split between threads.
+// Sums block by block: part[b][c] is the sum over block b's rows (blocks of ROWS_BLOCK from row 0
+// of this call), and sum_blocks adds the parts in block order, so the result does not depend on
+// how the rows were split between threads. reduce_blocks: sums of x; bn_grad_blocks: sums of dy and
+// of dy * (x - mean), the batch-norm gradient's.
 EXPORT(reduce_blocks)
 void reduce_blocks(const float *x, float *part, int rows, int C) {
   for (int r0 = 0, b = 0; r0 < rows; r0 += ROWS_BLOCK, b++) {
