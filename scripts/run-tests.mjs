@@ -14,6 +14,7 @@ function hasTests(dir) {
   return readdirSync(dir, { recursive: true }).some((f) => String(f).endsWith('.test.js'));
 }
 const broken = [];
+const failures = []; // mocha's failure reports, repeated at the end so a log's tail names them
 for (const dir of packageDirs()) {
   if (only.length && !only.some((o) => dir.includes(o))) continue;
   const pkg = readPackage(dir);
@@ -29,8 +30,10 @@ for (const dir of packageDirs()) {
   const p = Number(/(\d+) passing/.exec(out.text)?.[1] ?? 0);
   const f = Number(/(\d+) failing/.exec(out.text)?.[1] ?? 0);
   passed += p; failed += f;
+  if (f) failures.push(`=== ${dir}\n` + out.text.slice(out.text.search(/\d+ failing/)).trim().split('\n').slice(0, 60).join('\n'));
   if (out.code !== 0 && f === 0) { failed += 1; broken.push(dir); }
 }
+if (failures.length) console.log(`\nfailing tests, again:\n${failures.join('\n\n')}`);
 if (broken.length) console.log(`\npackages whose test run failed outright: ${broken.join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

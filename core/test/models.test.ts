@@ -1,7 +1,7 @@
 // The model zoo: parameter counts and multiply-accumulates against torchvision (fixtures/models/reference.json,
 // made by make_fixtures.py), a forward pass, gradients to every trainable weight and a save/load round trip for
 // every backbone on tiny inputs, the custom layers against PyTorch, and the block/neck hooks.
-// The whole file takes about 55 s alone on 2 cores; the generous timeouts are for a machine shared with trainings.
+// The whole file takes about 40 s alone on 2 cores; the generous timeouts are for a machine shared with trainings.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -27,12 +27,15 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-before(async () => {
+// Every suite sets the backend in its own `before`: a root-level hook runs once before all files' tests, so a
+// suite of another file that switches to cpu (models-cli does) would leave these on the 10x slower cpu backend.
+async function onWasm(): Promise<void> {
   registerWasmTrainingKernels();
   await tf.setBackend('wasm');
-});
+}
 
 describe('model zoo: parameter counts and multiply-accumulates at 224x224, 1000 classes (torchvision 0.14)', function () {
+  before(onWasm);
   this.timeout(60000);
   const cases: [string, string][] = [
     ['resnet18', 'resnet18'],
@@ -79,6 +82,7 @@ describe('model zoo: parameter counts and multiply-accumulates at 224x224, 1000 
 });
 
 describe('model zoo: every backbone on a tiny input', function () {
+  before(onWasm);
   this.timeout(60000);
   // stochastic depth off, so that no branch is dropped by chance while we look for weights without a gradient
   const noDrop: Record<string, Record<string, unknown>> = { 'efficientnet-b0': { stochasticDepth: 0 }, 'swin-t': { stochasticDepth: 0 }, 'swin-cifar': { stochasticDepth: 0 } };
@@ -158,6 +162,7 @@ describe('model zoo: every backbone on a tiny input', function () {
 });
 
 describe('model zoo: deployment with @tricks/core/runtime only', function () {
+  before(onWasm);
   this.timeout(120000);
   it('a fresh process that imports tfjs and @tricks/core/runtime (nothing else of tricks) loads the models and gets the same outputs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tricks-deploy-'));
@@ -205,6 +210,7 @@ describe('model zoo: deployment with @tricks/core/runtime only', function () {
 });
 
 describe('model zoo: block and neck hooks', function () {
+  before(onWasm);
   this.timeout(60000);
   it('a block tap can replace the branch (here: scale it by 0, so the blocks become identities)', () => {
     const hooks = emptyBuildHooks();
@@ -216,6 +222,7 @@ describe('model zoo: block and neck hooks', function () {
 });
 
 describe('model zoo: options', function () {
+  before(onWasm);
   this.timeout(60000);
   it('zeroGamma starts the last BN of every branch at 0', async () => {
     const m = registry.build('resnet18-cifar', { inputShape: [8, 8, 3], numClasses: 4, options: { zeroGamma: true } });
@@ -240,6 +247,7 @@ describe('model zoo: options', function () {
 });
 
 describe('model zoo: custom layers against PyTorch', function () {
+  before(onWasm);
   this.timeout(60000);
   it('GroupedConv2D: the depthwise, split and dense implementations equal torch.nn.Conv2d(groups=4)', async () => {
     const g = ref.grouped_conv;
