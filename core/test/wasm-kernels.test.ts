@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers'; // also registers the gradients of tfjs-core ops
 import { expect } from 'chai';
 import { registerWasmTrainingKernels } from '../src/backends/wasm/index.js';
+import { ADAM_STEP_KERNEL, Adam, AdamW, SGD, SGD_STEP_KERNEL, type TricksOptimizer } from '../src/optim/optimizer.js';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -312,5 +313,56 @@ describe('wasm training kernels match the cpu backend', function () {
     expect(after.numBytes).to.equal(before.numBytes);
     tf.dispose(x);
     model.layers.forEach((l) => l.dispose());
+  });
+
+  it('the one-pass SGD, Adam and AdamW steps are bit-identical to the unfused updates (momentum, nesterov, decay, none), leak nothing', async () => {
+    await tf.setBackend('wasm');
+    const r = rng(7);
+    const shapes = [[37], [3, 3, 64, 64]]; // a SIMD remainder; several parts on the kernel threads
+    const cases: [string, () => TricksOptimizer, number][] = [ // [kernel, optimizer, slots]
+      [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0.9, weightDecay: 5e-4 }), 1],
+      [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 }), 1],
+      [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0, weightDecay: 5e-4 }), 0],
+      [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0.8 }), 1],
+      [ADAM_STEP_KERNEL, () => new Adam({ lr: 0.1, weightDecay: 0.02 }), 2],
+      [ADAM_STEP_KERNEL, () => new Adam({ lr: 0.1, beta1: 0.8, beta2: 0.99, eps: 1e-6 }), 2],
+      [ADAM_STEP_KERNEL, () => new AdamW({ lr: 0.1, weightDecay: 0.05 }), 2],
+    ];
+    let id = 0;
+    for (const [kernel, make, slots] of cases) {
+      const fused = tf.getKernel(kernel, 'wasm')!;
+      expect(fused, `${kernel} registered`).to.exist;
+      const opts = make().getConfig();
+      for (const shape of shapes) {
+        const n = shape.reduce((a, b) => a * b);
+        const w0 = Float32Array.from({ length: n }, () => r() * 2 - 1);
+        const grads = [0, 1, 2].map(() => Float32Array.from({ length: n }, () => (r() * 2 - 1) * 0.1));
+        const run = (withKernel: boolean): Float32Array[] => {
+          if (!withKernel) tf.unregisterKernel(kernel, 'wasm');
+          try {
+            const w = tf.variable(tf.tensor(w0, shape), true, `sgdfused${id++}`);
+            const opt = make();
+            const start = tf.memory().numTensors;
+            grads.forEach((g, s) => {
+              opt.setLearningRate([0.1, 0.05, 0.025][s]!);
+              const gt = tf.tensor(g, shape);
+              opt.applyGradients({ [w.name]: gt });
+              gt.dispose();
+            });
+            expect(tf.memory().numTensors, 'tensors after 3 steps').to.equal(start + slots);
+            const out = [w.dataSync() as Float32Array, ...[...(opt as unknown as { slots: Map<string, tf.Variable> }).slots.values()].map((v) => v.dataSync() as Float32Array)];
+            opt.dispose();
+            w.dispose();
+            return out;
+          } finally {
+            if (!withKernel) tf.registerKernel(fused);
+          }
+        };
+        const [got, ref] = [run(true), run(false)];
+        expect(got.length, 'weights and slots').to.equal(1 + slots);
+        expect(ref.length, 'weights and slots').to.equal(1 + slots);
+        got.forEach((g, i) => expect(Buffer.from(g.buffer).equals(Buffer.from(ref[i]!.buffer)), `${JSON.stringify(opts)} ${shape} output ${i}`).to.equal(true));
+      }
+    }
   });
 });

@@ -1,10 +1,11 @@
 // Training and inference throughput of a LayersModel on the current backend, with the step of the
 // PyTorch reference (/work/shared/bench/torch_resnet18_cifar.py): SGD lr 0.1, momentum 0.9,
 // weight decay 5e-4 on every weight, softmax cross-entropy with label smoothing 0.1, loss read
-// back each step.
+// back each step. The optimizer is the trainer's SGD (one native pass per weight on wasm).
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { DataParallel, type ModelRef } from '../backends/parallel/index.js';
+import { SGD } from '../optim/optimizer.js';
 
 export interface BenchOptions {
   model: LayersModel;
@@ -33,7 +34,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
   const classes = model.outputs[0]!.shape[1] as number;
   const x = tf.randomNormal([batchSize, h!, w!, c!]);
   const labels = tf.oneHot(tf.randomUniform([batchSize], 0, classes, 'int32') as tf.Tensor1D, classes);
-  const optimizer = tf.train.momentum(LR, MOMENTUM);
+  const optimizer = new SGD({ lr: LR, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY });
   const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
 
   const trainStep = (): number => {
@@ -42,7 +43,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
         const logits = model.apply(x, { training: true }) as tf.Tensor;
         return tf.losses.softmaxCrossEntropy(labels, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
       }, weights);
-      optimizer.applyGradients(weights.map((v) => ({ name: v.name, tensor: tf.add(grads[v.name]!, tf.mul(v, WEIGHT_DECAY)) })));
+      optimizer.applyGradients(grads);
       return value;
     });
     const value = loss.dataSync()[0]!;

@@ -1,11 +1,13 @@
 // Per-kernel profile of a training or inference step (batch 64) on the wasm backend with the training
 // kernels: steady-state step time, then tf.profile's kernel milliseconds summed by kernel.
 //   node core/dist/src/bench/profile.js [train|infer] [zoo model, default: the bench's ResNet-18-CIFAR] [input px, default 32]
+// TRICKS_PROFILE_SHAPES=1 also lists every convolution call with its input shapes.
 // (TRICKS_WASM_THREADS=1 for one thread)
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWasmTrainingKernels, wasmKernelThreads } from '../backends/wasm/index.js';
 import { resnet18Cifar } from './resnet18.js';
 import { buildZooModel } from './zoo-model.js';
+import { SGD } from '../optim/optimizer.js';
 
 const mode = process.argv[2] === 'infer' ? 'infer' : 'train';
 registerWasmTrainingKernels();
@@ -14,7 +16,7 @@ const [name, px] = [process.argv[3], Number(process.argv[4] ?? 32)];
 const model = name ? buildZooModel(name, px, 3, 100) : resnet18Cifar();
 const x = tf.randomNormal([64, px, px, 3]);
 const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 100), 'int32'), 100);
-const optimizer = tf.train.momentum(0.1, 0.9);
+const optimizer = new SGD({ lr: 0.1, momentum: 0.9, weightDecay: 5e-4 }); // the trainer's, as the bench
 const step = (): void => {
   if (mode === 'infer') {
     const y = model.predict(x, { batchSize: 64 }) as tf.Tensor;
@@ -41,6 +43,11 @@ for (const k of profile.kernels) {
   e.calls++;
   e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
   byKernel.set(k.name, e);
+}
+if (process.env.TRICKS_PROFILE_SHAPES === '1') {
+  for (const k of profile.kernels) {
+    if (/Conv2D/.test(k.name)) console.log(`${k.name.padEnd(28)} ${JSON.stringify(k.inputShapes).padEnd(40)} ${(typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0).toFixed(1).padStart(8)} ms`);
+  }
 }
 for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) {
   console.log(`${name.padEnd(28)} ${String(e.calls).padStart(4)} ${e.ms.toFixed(1).padStart(8)} ms`);

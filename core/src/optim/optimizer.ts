@@ -113,6 +113,25 @@ function check(name: string, value: unknown, ok: (v: number) => boolean, what: s
 }
 
 /**
+ * A backend may register these kernels to run SGD.update and Adam.update in one pass (the wasm
+ * backend does: backends/wasm/optimizer.ts), with the same f32 operations in the same order as the
+ * unfused updates below. SGD: inputs value, grad, buf (the momentum buffer; ignored when momentum
+ * is 0), outputs [value'] or, with momentum, [value', buf']. Adam: inputs value, grad, m, v,
+ * outputs [value', m', v']. All float32 of one shape.
+ */
+export const SGD_STEP_KERNEL = 'TricksSgdStep';
+export const ADAM_STEP_KERNEL = 'TricksAdamStep';
+export interface SgdStepAttrs { lr: number; momentum: number; weightDecay: number; nesterov: boolean }
+/** l2: coupled decay; wMul: 1 - lr*decay when decoupled; step: lr / (1 - beta1^t); sqrtBc2: sqrt(1 - beta2^t). */
+export interface AdamStepAttrs { l2: number; beta1: number; beta2: number; eps: number; sqrtBc2: number; decoupled: boolean; wMul: number; step: number }
+
+/** True when the backend has the one-pass kernel and the update is on float32 tensors of one shape. */
+function fusable(kernel: string, value: tf.Tensor, grad: tf.Tensor): boolean {
+  return value.dtype === 'float32' && grad.dtype === 'float32' && tf.util.arraysEqual(value.shape, grad.shape) &&
+    tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
+
+/**
  * SGD as PyTorch applies it: g = grad + wd * w (coupled decay); buf = m * buf + g;
  * step = nesterov ? g + m * buf : buf; w -= lr * step.
  */
@@ -134,6 +153,14 @@ export class SGD extends TricksOptimizer {
   }
 
   protected update(name: string, value: tf.Variable, grad: tf.Tensor, decay: number): void {
+    if (fusable(SGD_STEP_KERNEL, value, grad)) {
+      const buf = this.momentum ? this.slot(name, 'momentum', value) : grad;
+      const attrs: SgdStepAttrs = { lr: this.learningRate, momentum: this.momentum, weightDecay: decay, nesterov: this.nesterov };
+      const [w, b] = tf.engine().runKernel(SGD_STEP_KERNEL, { value, grad, buf }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+      if (b) (buf as tf.Variable).assign(b);
+      value.assign(w!);
+      return;
+    }
     let g = decay ? tf.add(grad, tf.mul(value, decay)) : grad;
     if (this.momentum) {
       const buf = this.slot(name, 'momentum', value);
@@ -176,14 +203,23 @@ export class Adam extends TricksOptimizer {
     const t = this.iterations + 1;
     const m = this.slot(name, 'm', value);
     const v = this.slot(name, 'v', value);
+    const bc1 = 1 - Math.pow(this.beta1, t);
+    const bc2 = 1 - Math.pow(this.beta2, t);
+    if (fusable(ADAM_STEP_KERNEL, value, grad)) {
+      const attrs: AdamStepAttrs = { l2: decay && !this.decoupled ? decay : 0, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
+        sqrtBc2: Math.sqrt(bc2), decoupled: Boolean(decay && this.decoupled), wMul: 1 - this.learningRate * decay, step: this.learningRate / bc1 };
+      const [w, nm, nv] = tf.engine().runKernel(ADAM_STEP_KERNEL, { value, grad, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+      m.assign(nm!);
+      v.assign(nv!);
+      value.assign(w!);
+      return;
+    }
     let g = grad;
     if (decay && !this.decoupled) g = tf.add(g, tf.mul(value, decay));
     const nm = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
     const nv = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
     m.assign(nm);
     v.assign(nv);
-    const bc1 = 1 - Math.pow(this.beta1, t);
-    const bc2 = 1 - Math.pow(this.beta2, t);
     const denom = tf.add(tf.div(tf.sqrt(nv), Math.sqrt(bc2)), this.eps);
     let w: tf.Tensor = value;
     if (decay && this.decoupled) w = tf.mul(w, 1 - this.learningRate * decay);

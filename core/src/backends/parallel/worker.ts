@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels } from '../wasm/index.js';
+import { SGD } from '../../optim/optimizer.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -22,7 +23,7 @@ const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
 const sizes = weights.map((v) => v.size);
 const params = sizes.reduce((a, b) => a + b, 0);
 const momentum = init.optimizer.momentum ?? 0, weightDecay = init.optimizer.weightDecay ?? 0;
-const optimizer = momentum > 0 ? tf.train.momentum(init.optimizer.lr, momentum) : tf.train.sgd(init.optimizer.lr);
+const optimizer = new SGD({ lr: init.optimizer.lr, momentum, weightDecay }); // the trainer's SGD (one native pass per weight on wasm)
 let slots: Float32Array | undefined;
 
 function computeGrads(x: tf.Tensor, y: tf.Tensor): number {
@@ -56,9 +57,7 @@ function apply(lr: number): void {
       }
       for (let j = 0; j < mean.length; j++) mean[j]! /= init.workers;
       offset += sizes[i]!;
-      let g: tf.Tensor = tf.tensor(mean, v.shape);
-      if (weightDecay) g = tf.add(g, tf.mul(v, weightDecay));
-      return { name: v.name, tensor: g };
+      return { name: v.name, tensor: tf.tensor(mean, v.shape) };
     });
     optimizer.applyGradients(named);
   });

@@ -3,9 +3,9 @@
 // 3x3 stride-1 convolutions (nearly all the FLOPs of a ResNet) run as Winograd F(4x4, 3x3):
 // 36 GEMMs of a quarter of the direct convolution's multiplications, plus cheap transforms. The
 // backprop-input pass is the same convolution over dy with the flipped, transposed filter; the
-// backprop-filter pass is the transposed Winograd product. Every other shape of gradient runs as
-// one GEMM per filter tap over a shifted (strided, padded, dilated) view; every other forward
-// convolution is im2col + one GEMM. All of them split across the kernel threads (threads.ts).
+// backprop-filter pass is the transposed Winograd product. Every other forward convolution and
+// filter gradient is im2col + one GEMM; every other input gradient is one GEMM per filter tap,
+// scattered onto the strided, padded, dilated input. All of them split across the kernel threads (threads.ts).
 import {
   backend_util,
   Conv2D,
@@ -84,31 +84,40 @@ function winogradConv(
 const IM2COL_FLOATS = 1 << 24;
 
 /**
- * Any other NHWC convolution as im2col + one GEMM against the HWIO filter viewed as [FH*FW*Cin, Cout]
- * (a 1x1 stride-1 unpadded one needs no im2col), in chunks of images, on every kernel thread.
+ * im2col of x in chunks of images (IM2COL_FLOATS bounds the buffer; a 1x1 stride-1 unpadded
+ * convolution needs none and uses x itself), on every kernel thread: `use(A, n0, n, S)` gets each
+ * chunk's rows [n*OH*OW, FH*FW*Cin] and `gemmScratch` floats of GEMM scratch per thread.
  */
-function gemmConv(nat: Native, ci: ConvInfo, x: number, filter: number, out: number, bias = 0, relu = false): void {
+function im2colChunks(nat: Native, ci: ConvInfo, x: number, gemmScratch: number,
+  use: (A: number, n0: number, n: number, S: number) => void): void {
   const th = Threads.of(nat);
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = ci;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
   const depth = ci.filterHeight * ci.filterWidth * C, rowsPerImage = OH * OW;
-  const gs = Native.gemmScratch(K);
   const pointwise = isPointwiseIdentity(ci);
   const chunk = pointwise ? N : Math.max(1, Math.min(N, Math.floor(IM2COL_FLOATS / (rowsPerImage * depth))));
-  nat.withScratch([pointwise ? 0 : chunk * rowsPerImage * depth, gs * th.count], (cols, S) => {
+  nat.withScratch([pointwise ? 0 : chunk * rowsPerImage * depth, gemmScratch * th.count], (cols, S) => {
     for (let n0 = 0; n0 < N; n0 += chunk) {
-      const n = Math.min(chunk, N - n0), rows = n * rowsPerImage;
-      const xn = x + 4 * n0 * H * W * C, yn = out + 4 * n0 * rowsPerImage * K;
-      let A = xn;
+      const n = Math.min(chunk, N - n0), xn = x + 4 * n0 * H * W * C;
       if (!pointwise) {
         th.run(th.ranges(n).map(([a, b]) => ['im2col', [xn + 4 * a * H * W * C, cols + 4 * a * rowsPerImage * depth,
           b - a, H, W, C, OH, OW, ci.filterHeight, ci.filterWidth, ci.padInfo.top, ci.padInfo.left,
           ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth]]));
-        A = cols;
       }
-      th.sgemm(1, rows, K, depth, A, depth, 1, 0, filter, K, 1, 0, yn, K, 0, 0, S, gs);
-      if (bias !== 0 || relu) {
-        th.run(th.ranges(rows).map(([a, b]) => ['bias_act', [yn + 4 * a * K, bias, b - a, K, relu ? 1 : 0]]));
-      }
+      use(pointwise ? xn : cols, n0, n, S);
+    }
+  });
+}
+
+/** Any other NHWC convolution: im2col + one GEMM against the HWIO filter viewed as [FH*FW*Cin, Cout]. */
+function gemmConv(nat: Native, ci: ConvInfo, x: number, filter: number, out: number, bias = 0, relu = false): void {
+  const th = Threads.of(nat);
+  const K = ci.outChannels, depth = ci.filterHeight * ci.filterWidth * ci.inChannels, rowsPerImage = ci.outHeight * ci.outWidth;
+  const gs = Native.gemmScratch(K);
+  im2colChunks(nat, ci, x, gs, (A, n0, n, S) => {
+    const rows = n * rowsPerImage, yn = out + 4 * n0 * rowsPerImage * K;
+    th.sgemm(1, rows, K, depth, A, depth, 1, 0, filter, K, 1, 0, yn, K, 0, 0, S, gs);
+    if (bias !== 0 || relu) {
+      th.run(th.ranges(rows).map(([a, b]) => ['bias_act', [yn + 4 * a * K, bias, b - a, K, relu ? 1 : 0]]));
     }
   });
 }
@@ -204,7 +213,7 @@ function backpropInputFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   return dx;
 }
 
-/** dW[tap] = (tap's shifted view of x)^T . dy, or the Winograd transposed product for 3x3/1. */
+/** dW = im2col(x)^T . dy, or the Winograd transposed product for 3x3/1. */
 function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'dy', Conv2DBackpropFilterAttrs>;
   const { x, dy } = inputs;
@@ -229,23 +238,11 @@ function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
     });
     return dw;
   }
-  const { filterHeight: FH, filterWidth: FW, strideHeight: sH, strideWidth: sW } = ci;
-  const rows = N * OH * OW;
-  const th = Threads.of(nat), gs = Native.gemmScratch(K), images = th.ranges(N);
-  if (isPointwiseIdentity(ci)) {
-    nat.withScratch([gs * th.count], (S) => th.sgemm(1, C, K, rows, xP, 1, C, 0, dyP, K, 1, 0, dwP, K, 0, 0, S, gs));
-    return dw;
-  }
-  nat.withScratch([rows * C, gs * th.count], (tap, S) => {
-    for (let i = 0; i < FH; i++) {
-      for (let j = 0; j < FW; j++) {
-        const r0 = i * ci.dilationHeight - ci.padInfo.top, c0 = j * ci.dilationWidth - ci.padInfo.left;
-        th.run(images.map(([a, b]) => ['gather_tap', [xP + 4 * a * H * W * C, tap + 4 * a * OH * OW * C,
-          b - a, H, W, C, OH, OW, r0, c0, sH, sW]]));
-        th.sgemm(1, C, K, rows, tap, 1, C, 0, dyP, K, 1, 0, dwP + 4 * (i * FW + j) * C * K, K, 0, 0, S, gs);
-      }
-    }
-  });
+  // im2col (as the forward pass) + one GEMM reducing over every output pixel: dW viewed as
+  // [FH*FW*Cin, Cout] = cols^T . dy, accumulated over the chunks of images.
+  const th = Threads.of(nat), gs = Native.gemmScratch(K), depth = ci.filterHeight * ci.filterWidth * C;
+  im2colChunks(nat, ci, xP, gs, (A, n0, n, S) =>
+    th.sgemm(1, depth, K, n * OH * OW, A, 1, depth, 0, dyP + 4 * n0 * OH * OW * K, K, 1, 0, dwP, K, 0, n0 > 0 ? 1 : 0, S, gs));
   return dw;
 }
 

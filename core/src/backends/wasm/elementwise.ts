@@ -22,7 +22,7 @@ function rowOf(t: TensorInfo, C: number): number {
 }
 
 /** Runs kernel `name` over [0, n) split in CHUNK-aligned parts; args(start, count) builds each call. */
-function flat(nat: Native, n: number, name: 'binary_op' | 'relu_grad', args: (i: number, count: number) => number[]): void {
+export function flat(nat: Native, n: number, name: 'binary_op' | 'relu_grad' | 'sgd_step' | 'adam_step', args: (i: number, count: number) => number[]): void {
   const th = Threads.of(nat);
   th.run(th.ranges(Math.ceil(n / CHUNK)).map(([a, b]) => [name, args(a * CHUNK, Math.min(n, b * CHUNK) - a * CHUNK)]));
 }

@@ -1,7 +1,7 @@
 // Training kernels for @tensorflow/tfjs-backend-wasm: the gradients it lacks (Conv2DBackpropFilter,
 // depthwise backprops, UnsortedSegmentSum) and faster versions of what dominates convnet training
-// on it (Winograd 3x3 convolutions, GEMM-per-tap conv gradients, batch-norm gradients, leading-axes
-// reductions, copy-free Identity/Cast). See docs/backends.md.
+// on it (Winograd 3x3 convolutions, im2col and GEMM-per-tap conv gradients, batch-norm gradients,
+// one-pass optimizer steps, leading-axes reductions, copy-free Identity/Cast). See docs/backends.md.
 import '@tensorflow/tfjs-backend-wasm';
 import { backend as currentBackend, getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { batchNormConfigs } from './batchnorm.js';
@@ -9,6 +9,7 @@ import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
 import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
 import { matMulConfigs } from './matmul.js';
+import { optimizerConfigs } from './optimizer.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
@@ -31,7 +32,7 @@ export function registerWasmTrainingKernels(): void {
   shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
   const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...elementwiseConfigs(stock), ...matMulConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
-    ...gradientKernelConfigs];
+    ...gradientKernelConfigs, ...optimizerConfigs];
   for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
     registerKernel(config);

@@ -32,7 +32,6 @@ export interface NativeExports {
   wino_filter: F;
   wino_filter_grad: F;
   sgemm: F;
-  gather_tap: F;
   scatter_tap: F;
   im2col: F;
   bias_act: F;
@@ -47,6 +46,8 @@ export interface NativeExports {
   bn_apply: F;
   binary_op: F;
   relu_grad: F;
+  sgd_step: F;
+  adam_step: F;
 }
 
 const STACK_BYTES = 1 << 18;

@@ -404,20 +404,6 @@ INLINE void pixel_or_zero(float *o, const float *x, int n, int h, int w, int H, 
   }
 }
 
-// gather_tap: out[n][oh][ow][c] = x[n][oh*sH + r0][ow*sW + c0][c] (zero outside the input).
-EXPORT(gather_tap)
-void gather_tap(const float *x, float *out, int N, int H, int W, int C, int OH, int OW, int r0,
-                int c0, int sH, int sW) {
-  for (int n = 0; n < N; n++)
-    for (int oh = 0; oh < OH; oh++) {
-      const int h = oh * sH + r0;
-      for (int ow = 0; ow < OW; ow++) {
-        const int w = ow * sW + c0;
-        pixel_or_zero(out + (((long)n * OH + oh) * OW + ow) * C, x, n, h, w, H, W, C);
-      }
-    }
-}
-
 // im2col: out[n][oh][ow][(i*FW + j)*C + c] = x[n][oh*sH + i*dH - padT][ow*sW + j*dW - padL][c]
 // (zero outside the input): the rows of the forward convolution as one GEMM against the HWIO filter
 // viewed as [FH*FW*C][K].
@@ -633,6 +619,51 @@ void relu_grad(const float *dy, const float *x, float *dx, int n) {
     f4 step = wasm_v128_and(wasm_f32x4_gt(xv, zero()), one);
     step = wasm_v128_or(step, wasm_v128_and(wasm_f32x4_ne(xv, xv), xv));
     st_c(dx + i, mul(ld_c(dy + i, n - i), step), n - i);
+  }
+}
+
+// One SGD step as PyTorch applies it (core/src/optim/optimizer.ts, the same f32 operations in the
+// same order): g = grad + w*wd (wd != 0); buf' = buf*m + g and g = nesterov ? g + buf'*m : buf'
+// (m != 0); w' = w - g*lr.
+EXPORT(sgd_step)
+void sgd_step(const float *w, const float *grad, const float *buf, float *w_out, float *buf_out, int n,
+              float lr, float m, float wd, int nesterov) {
+  const f4 vlr = wasm_f32x4_splat(lr), vm = wasm_f32x4_splat(m), vwd = wasm_f32x4_splat(wd);
+  for (long i = 0; i < n; i += 4) {
+    const int left = n - i;
+    const f4 wv = ld_c(w + i, left);
+    f4 g = ld_c(grad + i, left);
+    if (wd != 0.f) g = add(g, mul(wv, vwd));
+    if (m != 0.f) {
+      const f4 nb = add(mul(ld_c(buf + i, left), vm), g);
+      st_c(buf_out + i, nb, left);
+      g = nesterov ? add(g, mul(nb, vm)) : nb;
+    }
+    st_c(w_out + i, sub(wv, mul(g, vlr)), left);
+  }
+}
+
+// One Adam/AdamW step (core/src/optim/optimizer.ts, the same f32 operations in the same order):
+// g = grad + w*l2 (l2 != 0); m' = m*b1 + g*omb1; v' = v*b2 + (g*g)*omb2;
+// w' = (decoupled ? w*wmul : w) - (m' / (sqrt(v')/sqrt_bc2 + eps)) * step.
+EXPORT(adam_step)
+void adam_step(const float *w, const float *grad, const float *m, const float *v, float *w_out, float *m_out,
+               float *v_out, int n, float l2, float b1, float omb1, float b2, float omb2, float sqrt_bc2,
+               float eps, int decoupled, float wmul, float step) {
+  const f4 vb1 = wasm_f32x4_splat(b1), vomb1 = wasm_f32x4_splat(omb1), vb2 = wasm_f32x4_splat(b2),
+           vomb2 = wasm_f32x4_splat(omb2), vbc2 = wasm_f32x4_splat(sqrt_bc2), veps = wasm_f32x4_splat(eps),
+           vl2 = wasm_f32x4_splat(l2), vwmul = wasm_f32x4_splat(wmul), vstep = wasm_f32x4_splat(step);
+  for (long i = 0; i < n; i += 4) {
+    const int left = n - i;
+    f4 wv = ld_c(w + i, left), g = ld_c(grad + i, left);
+    if (l2 != 0.f) g = add(g, mul(wv, vl2));
+    const f4 nm = add(mul(ld_c(m + i, left), vb1), mul(g, vomb1));
+    const f4 nv = add(mul(ld_c(v + i, left), vb2), mul(mul(g, g), vomb2));
+    st_c(m_out + i, nm, left);
+    st_c(v_out + i, nv, left);
+    const f4 denom = add(wasm_f32x4_div(wasm_f32x4_sqrt(nv), vbc2), veps);
+    if (decoupled) wv = mul(wv, vwmul);
+    st_c(w_out + i, sub(wv, mul(wasm_f32x4_div(nm, denom), vstep)), left);
   }
 }
 
