@@ -25,8 +25,13 @@ async function run(args: string[]): Promise<string> {
 
 describe('tricks model', function () {
   this.timeout(60000);
+  let previousBackend: string | undefined;
   before(async () => {
+    previousBackend = tf.getBackend();
     await tf.setBackend('cpu');
+  });
+  after(async () => {
+    if (previousBackend) await tf.setBackend(previousBackend); // later files' suites keep the backend they had
   });
 
   it('list names every zoo model with a description', async () => {

@@ -4,7 +4,7 @@
 // sums of a training step. Small tensors and other broadcasts stay on the stock kernels.
 import * as tf from '@tensorflow/tfjs-core';
 import { Add, Multiply, Relu, Sub, util, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
-import { Native, type KernelArgs } from './native.js';
+import { Native, type KernelArgs, type NativeExports } from './native.js';
 import { Threads } from './threads.js';
 
 /** Below this many elements (4 MB) the stock kernel on one thread was as fast (measured: 262k elements 0.18 ms stock, 0.25 ms on 2 threads; 4M elements 1.6 ms against 0.85). */
@@ -22,7 +22,7 @@ function rowOf(t: TensorInfo, C: number): number {
 }
 
 /** Runs kernel `name` over [0, n) split in CHUNK-aligned parts; args(start, count) builds each call. */
-export function flat(nat: Native, n: number, name: 'binary_op' | 'relu_grad' | 'sgd_step' | 'adam_step', args: (i: number, count: number) => number[]): void {
+export function flat(nat: Native, n: number, name: keyof NativeExports, args: (i: number, count: number) => number[]): void {
   const th = Threads.of(nat);
   th.run(th.ranges(Math.ceil(n / CHUNK)).map(([a, b]) => [name, args(a * CHUNK, Math.min(n, b * CHUNK) - a * CHUNK)]));
 }
