@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'bin', 'tricks.js');
+const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
 const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-e2e-'));
 
 function run(args: string[], cwd = root) {

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'bin', 'tricks.js');
+const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
 const preset = join(root, 'test', 'fixtures', 'distributed', 'tiny-ladder.mjs');
 const PASSWORD = 'e2e:s3cr3t/pa55@word';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

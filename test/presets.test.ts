@@ -1,3 +1,4 @@
+import { createTestTrainer, testBackend } from './core/helpers.js';
 /**
  * The presets that cannot run to completion here (CIFAR-100, ImageNet folders, mobile), checked end to end on
  * data generated in the test: every ladder rung trains one step with the preset's own model and every plugin
@@ -9,10 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import {
-  createTrainer, DefaultBackendService, loadModel, MemoryLogger, ModelRegistry, saveModel,
-  type PluginItem, type PresetDefinition, type UserConfig,
-} from '@tricks/core';
+import { DefaultBackendService, loadModel, MemoryLogger, ModelRegistry, saveModel, type PluginItem, type PresetDefinition, type UserConfig } from '@tricks/core';
+import { registerModels } from '@tricks/models';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-presets-'));
 const backend = process.env.TRICKS_TEST_BACKEND ?? 'wasm';
@@ -52,7 +51,7 @@ async function writeFolder(dir: string, classes: string[], perClass: { train: nu
 /** A small saved teacher for kd (the preset's teacherModel is replaced by this registered model). */
 async function writeTeacher(dir: string, inputShape: [number, number, number], numClasses: number) {
   const teacherModel = { name: 'small-cnn', options: { width: 4 } };
-  const m = new ModelRegistry().build(teacherModel.name, { inputShape, numClasses, options: teacherModel.options });
+  const m = registerModels(new ModelRegistry()).build(teacherModel.name, { inputShape, numClasses, options: teacherModel.options });
   await saveModel(m, dir);
   m.dispose();
   return teacherModel;
@@ -69,7 +68,7 @@ async function runEveryRung(preset: string, base: UserConfig, kdPlugin: (rung: n
   for (let i = 0; i < ladder.length; i++) {
     const out = join(tmp(), `rung${i + 1}`);
     const logger = new MemoryLogger();
-    const trainer = await createTrainer({ ...base, preset, out, plugins: kdPlugin(i) }, { ladderStep: i, logger });
+    const trainer = await createTestTrainer({ ...base, preset, out, plugins: kdPlugin(i) }, { ladderStep: i, logger });
     const result = await trainer.run();
     expect(result.epochs, `${preset} rung ${i + 1}`).to.have.length(1);
     expect(Number.isFinite(result.epochs[0].train_loss), `${preset} rung ${i + 1}: ${logger.lines.join('\n')}`).to.equal(true);
@@ -95,7 +94,7 @@ async function runEveryRung(preset: string, base: UserConfig, kdPlugin: (rung: n
 describe('presets on generated data (one step per ladder rung)', function () {
   this.timeout(1800000);
   before(async () => {
-    await new DefaultBackendService(new MemoryLogger()).select(backend);
+    await testBackend();
   });
 
   it('cifar100-resnet18: five rungs on CIFAR-100-format files, kd from a saved teacher', async () => {

@@ -1,7 +1,7 @@
 /**
  * A third-party plugin the way a user meets it, through a real npm registry (Verdaccio on 127.0.0.1):
  * scaffold it with `tricks new plugin`, build it and run its tests (the shared runner) against this
- * repository's packages, linked, and publish it next to @tricks/core and @tricks/plugin-test-utils
+ * repository's packages, linked, and publish it next to @tricks/core and @tricks/helper-plugin-test-runner
  * (packed from this repository); then, in a fresh project whose .npmrc points at the registry only, install
  * @tricks/core and the plugin, name the plugin by its short name in a config file, train a few steps
  * with the CLI and check that the plugin's hooks ran. Everything else comes through Verdaccio's uplink
@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricksCli = join(root, 'core', 'bin', 'tricks.js');
+const tricksCli = join(root, 'core', 'cli', 'bin', 'tricks.js');
 const PLUGIN = 'zloss-e2e';
 const PACKAGE = `tricks-plugin-${PLUGIN}`;
 
@@ -184,14 +184,14 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     const npmrc = (auth: boolean) => `registry=${registry}\nignore-scripts=true\naudit=false\nfund=false\nupdate-notifier=false\n${auth ? `${host}:_authToken=${token}\n` : ''}`;
 
     // 1. @tricks/core and the shared test runner, packed from this repository (built by `npm run build`) and published.
-    for (const dir of ['core', 'plugins/test-utils']) {
+    for (const dir of ['core', 'core/helper-plugin-test-runner']) {
       expect(existsSync(join(root, dir, 'dist', 'src', 'index.js')), `${dir} is not built: run npm run build`).to.equal(true);
     }
     const packs = join(work, 'packs');
     mkdirSync(packs);
     writeFileSync(join(work, '.npmrc'), npmrc(true));
     writeFileSync(join(work, 'package.json'), '{"name":"registry-work","private":true}');
-    for (const dir of ['core', 'plugins/test-utils']) {
+    for (const dir of ['core', 'core/helper-plugin-test-runner']) {
       const name = (await sh('npm', ['pack', '--silent', '--pack-destination', packs], join(root, dir), log)).trim().split('\n').pop()!;
       await sh('npm', ['publish', join(packs, name)], work, log);
     }
@@ -241,7 +241,7 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
         backend: 'wasm',
       }, null, 2),
     );
-    const appCli = join(app, 'node_modules', '@tricks', 'core', 'bin', 'tricks.js');
+    const appCli = join(app, 'node_modules', '@tricks', 'cli', 'bin', 'tricks.js');
     const listed = JSON.parse(await sh(process.execPath, [appCli, 'plugins', '--json'], app, log)) as { name: string; package: string; options: Record<string, { default?: unknown }> }[];
     const entry = listed.find((p) => p.name === PLUGIN);
     expect(entry, JSON.stringify(listed)).to.not.equal(undefined);

@@ -1,9 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, cutoutBox, definePlugin, erase,
-  IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomAffineParams, randomErasingBox, randomResizedCropBox,
-  resizedCrop, resizedCropFast, STAGE_AUGMENT, type Batch, type Box, type Rng,
-} from '@tricks/core';
+import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, cutoutBox, erase, IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomAffineParams, randomErasingBox, randomResizedCropBox, resizedCrop, resizedCropFast, type Box } from '@tricks/helper-augment';
+import { definePlugin, STAGE_AUGMENT, type Batch, type Rng } from '@tricks/core';
 
 export const PLUGIN_NAME = 'augment';
 /** Crop, flip, affine, colour: first on the batch hook. */

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { randomResizedCropBox, Rng, validate } from '@tricks/core';
-import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/plugin-test-utils';
+import { randomResizedCropBox } from '@tricks/helper-augment';
+import { Rng, validate } from '@tricks/core';
+import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/helper-plugin-test-runner';
 import plugin, { augmentGeometryAndColour, augmentNormalizeAndErase, resolvePipeline, type AugmentOptions } from '../src/index.js';
 
 function options(o: Partial<AugmentOptions> = {}): AugmentOptions {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { applyOps, definePlugin, STAGE_AUGMENT, TricksError, type AAOp, type AAOpName, type Batch, type Rng } from '@tricks/core';
+import { applyOps, type AAOp, type AAOpName } from '@tricks/helper-augment';
+import { definePlugin, STAGE_AUGMENT, TricksError, type Batch, type Rng } from '@tricks/core';
 
 export const PLUGIN_NAME = 'autoaugment';
 /** After augment's crop/flip/colour (STAGE_AUGMENT), before its Normalize (STAGE_AUGMENT + 50). */

@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { applyOps, Rng } from '@tricks/core';
-import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { applyOps } from '@tricks/helper-augment';
+import { Rng } from '@tricks/core';
+import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { augmentationSpace, autoAugmentBatch, autoAugmentOps, POLICIES, randAugmentOps } from '../src/index.js';
 
-/** torchvision 0.14's policies and magnitude bins, dumped by core/test/fixtures/augment/make_fixtures.py. */
-const fixture = JSON.parse(readFileSync(new URL('../../../../core/test/fixtures/augment/ops.json', import.meta.url), 'utf8'));
+/** torchvision 0.14's policies and magnitude bins, dumped by core/helper-augment/test/fixtures/augment/make_fixtures.py. */
+const fixture = JSON.parse(readFileSync(new URL('../../../../core/helper-augment/test/fixtures/augment/ops.json', import.meta.url), 'utf8'));
 
 describe('autoaugment', () => {
   before(async () => { await tf.setBackend('wasm'); });

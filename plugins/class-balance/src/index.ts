@@ -1,10 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContainerModule } from 'inversify';
-import {
-  crossEntropy, definePlugin, epochRng, STAGE_DATA, STAGE_LOSS, TOKENS,
-  type Batch, type Dataset, type LossState, type Sampler, type TrainContext,
-} from '@tricks/core';
+import { crossEntropy, definePlugin, epochRng, STAGE_DATA, STAGE_LOSS, TOKENS, type Batch, type Dataset, type LossState, type Sampler, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'class-balance';
 /** Before label smoothing (STAGE_LOSS - 10), so weights come from the unsmoothed (possibly mixed) targets. */

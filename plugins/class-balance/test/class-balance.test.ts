@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { crossEntropy, InMemoryDataset, Rng, type Batch, type LossState } from '@tricks/core';
-import { assertNoLeak, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { ClassBalancedSampler, classCounts, classWeights, nearestNeighbours, Smote, weightLoss } from '../src/index.js';
 
 function longTail(counts: number[]): InMemoryDataset {

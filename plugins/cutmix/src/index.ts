@@ -1,4 +1,5 @@
-import { cutmixBatch, cutmixBox, definePlugin, mixupBatch, STAGE_MIX, type Batch, type TrainContext } from '@tricks/core';
+import { cutmixBatch, cutmixBox, mixupBatch } from '@tricks/helper-augment';
+import { definePlugin, STAGE_MIX, type Batch, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'cutmix';
 /** Just before mixup on the batch hook: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */

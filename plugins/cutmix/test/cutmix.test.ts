@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { cutmixBox, Rng, type Batch, type MixInfo } from '@tricks/core';
-import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/plugin-test-utils';
+import { cutmixBox, type MixInfo } from '@tricks/helper-augment';
+import { Rng, type Batch } from '@tricks/core';
+import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/helper-plugin-test-runner';
 import { cutmixStep, type CutmixOptions } from '../src/index.js';
 
 const opts = (o: Partial<CutmixOptions> = {}): CutmixOptions => ({ alpha: 1, prob: 1, switchProb: 0, mixupAlpha: 0.4, offEpoch: null, ...o });

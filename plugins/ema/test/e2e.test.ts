@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { assertNoLeak, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 
 describe('ema in a real training run (digits, small-cnn)', function () {
   this.timeout(60000);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 
 describe('focal-loss in a real training run (digits, small-cnn)', function () {
   this.timeout(60000);

@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { countParams, createHooks, ModelRegistry, modelCost, type NeckInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
-import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/plugin-test-utils';
+import { countParams, modelCost } from '@tricks/models';
+import { createHooks, ModelRegistry, type NeckInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
+import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/helper-plugin-test-runner';
 import plugin, { fpnNeck, pyramid, type FpnOptions } from '../src/index.js';
+import { registerModels } from '@tricks/models';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference.json', import.meta.url), 'utf8'));
-const registry = new ModelRegistry();
+const registry = registerModels(new ModelRegistry());
 const DEFAULTS: FpnOptions = { channels: 128, levels: 3, smooth: true, keepPooled: true, norm: true };
 
 function hooksWith(options: Partial<FpnOptions> = {}) {

@@ -55,15 +55,15 @@ export function resolveTeacherDir(dir: string): string {
 }
 
 /**
- * Builds `teacherModel` from core's model registry and copies the weights stored in `dir` into it, in order
+ * Builds `teacherModel` from the container's model registry (the zoo and any model a plugin registered) and copies the weights stored in `dir` into it, in order
  * (the weights are read from the weights manifest, so the saved topology need not be loadable).
  */
-async function namedTeacher(dir: string, spec: { name: string; options?: Record<string, unknown> }, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>): Promise<LayersModel> {
+async function namedTeacher(dir: string, spec: { name: string; options?: Record<string, unknown> }, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>, models: ModelRegistry): Promise<LayersModel> {
   const artifacts = await fileHandler(dir).load!();
   const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
   const map = decodeTensors(data, artifacts.weightSpecs ?? []);
   const saved = (artifacts.weightSpecs ?? []).map((s) => map[s.name]!);
-  const model = new ModelRegistry().build(spec.name, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, options: spec.options });
+  const model = models.build(spec.name, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, options: spec.options });
   try {
     const shapes = (ws: { shape: number[] }[]) => ws.map((t) => t.shape.join('x')).join(',');
     if (shapes(saved) !== shapes(model.weights as unknown as { shape: number[] }[])) {
@@ -86,13 +86,13 @@ async function namedTeacher(dir: string, spec: { name: string; options?: Record<
  * Loads the teacher (inference only: its weights are frozen): the topology and weights in model.json, or,
  * with `teacherModel`, the named registry model with the stored weights copied in.
  */
-export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>, warn: (m: string) => void = () => {}): Promise<LayersModel> {
+export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'> & { models?: ModelRegistry }, warn: (m: string) => void = () => {}): Promise<LayersModel> {
   const dir = resolveTeacherDir(o.teacher);
   let teacher: LayersModel;
   if (!o.teacherModel) teacher = await loadModel(dir);
   else {
     try {
-      teacher = await namedTeacher(dir, o.teacherModel, ctx);
+      teacher = await namedTeacher(dir, o.teacherModel, ctx, ctx.models ?? new ModelRegistry());
     } catch (e) {
       // e.g. a teacher trained with model-hook plugins (se-block...): its own model.json still describes it
       const fallback = await loadModel(dir).catch(() => undefined);
@@ -158,7 +158,7 @@ export default definePlugin<KdOptions>({
     let teacher: LayersModel | undefined;
     let probabilities = false;
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
-      teacher = await loadTeacher(options, ctx, (m) => ctx.logger.warn(m));
+      teacher = await loadTeacher(options, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, models: api.models }, (m) => ctx.logger.warn(m));
       probabilities = endsWithSoftmax(teacher);
       ctx.logger.info(`kd: teacher ${resolveTeacherDir(options.teacher)} (${teacher.countParams().toLocaleString('en-US')} parameters${probabilities ? ', softmax output: using log-probabilities' : ''}), T=${options.temperature}, alpha=${options.alpha}`);
     });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 
 describe('kd in a real training run (digits: a tiny teacher, then a student)', function () {
   this.timeout(120000);

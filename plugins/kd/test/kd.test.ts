@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { createHooks, crossEntropy, ModelRegistry, saveModel, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
 import plugin, { kdTerms, loadTeacher, resolveTeacherDir, teacherLogits, type KdOptions } from '../src/index.js';
+import { registerModels } from '@tricks/models';
 
 interface Case { temperature: number; alpha: number; student: number[][]; teacher: number[][]; targets: number[][]; weights: number[] | null; kd: number; ce: number; loss: number; grad: number[][] }
 const cases = JSON.parse(readFileSync(new URL('../../test/fixtures/cases.json', import.meta.url), 'utf8')) as Case[];
@@ -68,7 +69,7 @@ describe('kd', () => {
       const m = tinyModel(3);
       await saveModel(m, join(dir, 'run', 'model'));
       expect(resolveTeacherDir(join(dir, 'run'))).to.equal(join(dir, 'run', 'model'));
-      const teacher = await loadTeacher({ teacher: join(dir, 'run') }, { inputShape: [4, 4, 1], numClasses: 3 });
+      const teacher = await loadTeacher({ teacher: join(dir, 'run') }, { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
       expect(teacher.trainableWeights).to.have.length(0);
       tf.tidy(() => {
         const x = tf.randomUniform([10, 4, 4, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -83,9 +84,9 @@ describe('kd', () => {
     });
 
     it('teacherModel: builds the named model and copies the stored weights in; falls back to model.json when they do not fit', async () => {
-      const cnn = new ModelRegistry().build('small-cnn', { inputShape: [8, 8, 1], numClasses: 3 });
+      const cnn = registerModels(new ModelRegistry()).build('small-cnn', { inputShape: [8, 8, 1], numClasses: 3 });
       await saveModel(cnn, join(dir, 'cnn'));
-      const teacher = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3 });
+      const teacher = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
       tf.tidy(() => {
         const x = tf.randomUniform([4, 8, 8, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
         close(teacherLogits(teacher, x, 0).dataSync(), Array.from((cnn.predict(x) as tf.Tensor).dataSync()), 'rebuilt teacher');
@@ -93,7 +94,7 @@ describe('kd', () => {
       teacher.dispose();
       // wrong options: the weights do not fit; the saved topology is used, with a warning
       const warnings: string[] = [];
-      const fb = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3 }, (m) => warnings.push(m));
+      const fb = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }, (m) => warnings.push(m));
       expect(warnings[0]).to.match(/plugins.kd.teacherModel.*do not fit model "small-cnn".*model.json instead/);
       expect(fb.countParams()).to.equal(cnn.countParams());
       fb.dispose();
@@ -103,10 +104,10 @@ describe('kd', () => {
       json.modelTopology.config.layers[1].class_name = 'NoSuchLayer';
       writeFileSync(join(dir, 'weights-only', 'model.json'), JSON.stringify(json));
       copyFileSync(join(dir, 'cnn', 'weights.bin'), join(dir, 'weights-only', 'weights.bin'));
-      const w = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3 });
+      const w = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
       expect(w.countParams()).to.equal(cnn.countParams());
       w.dispose();
-      const err = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3 }).catch((e) => e);
+      const err = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }).catch((e) => e);
       expect(err).to.be.instanceOf(TricksError);
       expect(err.message).to.match(/plugins.kd.teacherModel.*do not fit/);
       cnn.dispose();
@@ -117,10 +118,10 @@ describe('kd', () => {
       const m = tinyModel(5);
       await saveModel(m, join(dir, 'five'));
       m.dispose();
-      const e1 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [4, 4, 1], numClasses: 3 }).catch((e) => e);
+      const e1 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }).catch((e) => e);
       expect(e1).to.be.instanceOf(TricksError);
       expect(e1.message).to.match(/5 outputs, the data has 3 classes/);
-      const e2 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [8, 8, 1], numClasses: 5 }).catch((e) => e);
+      const e2 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [8, 8, 1], numClasses: 5, models: registerModels(new ModelRegistry()) }).catch((e) => e);
       expect(e2.message).to.match(/takes 4x4x1 inputs, the data is 8x8x1/);
     });
   });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/plugin-test-utils';
+import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/helper-plugin-test-runner';
 
 describe('label-smoothing in a real training run (digits, small-cnn)', function () {
   this.timeout(60000);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 
 describe('lr-scaling in a real training run (digits, small-cnn)', function () {
   this.timeout(60000);

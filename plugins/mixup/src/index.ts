@@ -1,4 +1,5 @@
-import { definePlugin, mixupBatch, STAGE_MIX, type Batch, type MixInfo, type TrainContext } from '@tricks/core';
+import { definePlugin, STAGE_MIX, type Batch, type TrainContext } from '@tricks/core';
+import { mixupBatch, type MixInfo } from '@tricks/helper-augment';
 
 export const PLUGIN_NAME = 'mixup';
 

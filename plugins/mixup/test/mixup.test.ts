@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { Rng, type Batch, type MixInfo } from '@tricks/core';
-import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { Rng, type Batch } from '@tricks/core';
+import { type MixInfo } from '@tricks/helper-augment';
+import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { smoothTargets } from '@tricks/plugin-label-smoothing';
 import { mixupStep, type MixupOptions } from '../src/index.js';
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { assertNoLeak, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 
 describe('no-bias-decay in a real training run (digits, small-cnn)', function () {
   this.timeout(60000);

@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { createHooks, ModelRegistry, SGD, type PluginApi, type TrainContext } from '@tricks/core';
 import plugin, { noDecayVariables } from '../src/index.js';
+import { registerModels } from '@tricks/models';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} } as unknown as TrainContext['logger'];
 const short = (n: string) => n.split('/').pop()!.replace(/_\d+$/, '');
@@ -14,7 +15,7 @@ describe('no-bias-decay', () => {
   });
 
   it('resnet20: every BatchNorm gamma/beta and every bias, no kernel', () => {
-    const m = new ModelRegistry().build('resnet20', { inputShape: [8, 8, 3], numClasses: 10 });
+    const m = registerModels(new ModelRegistry()).build('resnet20', { inputShape: [8, 8, 3], numClasses: 10 });
     const ex = noDecayVariables(m);
     const bn = m.layers.filter((l) => l.getClassName() === 'BatchNormalization').length;
     const biases = m.trainableWeights.filter((w) => w.originalName.endsWith('/bias')).length;

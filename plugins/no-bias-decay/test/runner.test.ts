@@ -1,5 +1,5 @@
-// The shared plugin test runner (@tricks/plugin-test-utils) on this plugin: hook order, leaks, option validation.
-import { assertHookOrder, assertNoLeak, assertOptionError, cleanup, runSteps, useTestBackend } from '@tricks/plugin-test-utils';
+// The shared plugin test runner (@tricks/helper-plugin-test-runner) on this plugin: hook order, leaks, option validation.
+import { assertHookOrder, assertNoLeak, assertOptionError, cleanup, runSteps, useTestBackend } from '@tricks/helper-plugin-test-runner';
 
 describe('no-bias-decay with the shared runner', function () {
   this.timeout(120000);

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '@tricks/core';
-import { assertNoLeak, cleanup, runSteps } from '@tricks/plugin-test-utils';
+import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { ConfidenceTracker, dbscanOutliers } from '../src/index.js';
 
 describe('noise-filter', () => {

@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import {
-  applyMasks, channelGraph, definePlugin, modelCost, saveTfjs, shrinkModel, STAGE_COMPRESS, STAGE_REGULARIZE, weightOf, writeFileAtomic,
-  type Artifact, type ChannelGraph, type ChannelGroup, type KeepPlan, type TrainContext,
-} from '@tricks/core';
+import { applyMasks, channelGraph, saveTfjs, shrinkModel, weightOf, type ChannelGraph, type ChannelGroup, type KeepPlan } from '@tricks/export';
+import { definePlugin, STAGE_COMPRESS, STAGE_REGULARIZE, writeFileAtomic, type Artifact, type TrainContext } from '@tricks/core';
+import { modelCost } from '@tricks/models';
 
 export const PLUGIN_NAME = 'prune';
 

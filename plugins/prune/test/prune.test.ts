@@ -3,8 +3,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { channelGraph, countParams, loadModel } from '@tricks/core';
-import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks/plugin-test-utils';
+import { channelGraph } from '@tricks/export';
+import { countParams } from '@tricks/models';
+import { loadModel } from '@tricks/core';
+import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks/helper-plugin-test-runner';
 import { agpRatio, keepCount, planPruning } from '../src/index.js';
 
 describe('prune', function () {

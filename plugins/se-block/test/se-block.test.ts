@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { countParams, createHooks, ModelRegistry, type BlockInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
-import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/plugin-test-utils';
+import { countParams } from '@tricks/models';
+import { createHooks, ModelRegistry, type BlockInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
+import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/helper-plugin-test-runner';
 import plugin, { squeezeExcite, squeezeUnits, type SeBlockOptions } from '../src/index.js';
+import { registerModels } from '@tricks/models';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference.json', import.meta.url), 'utf8'));
-const registry = new ModelRegistry();
+const registry = registerModels(new ModelRegistry());
 const DEFAULTS: SeBlockOptions = { reduction: 16, minChannels: 8, stages: [] };
 
 /** Build hooks with the plugin applied, as the trainer does. */

@@ -1,0 +1,179 @@
+// Data pipeline throughput (images/s) against torchvision's DataLoader with the same transforms, in one run:
+//  - CIFAR size: the CIFAR-10 binary loader + RandomCrop(32, padding 4) + flip + Normalize, batch 128;
+//  - 224x224 JPEGs: the folder loader (sharp decode + resize, parallel, prefetch 2) + RandomResizedCrop(224)
+//    + flip + Normalize, batch 64; torchvision: ImageFolder + the same transforms (PIL).
+// The images are real: Fashion-MNIST, padded to 32x32 RGB for CIFAR, upscaled to 256x256 JPEGs for the
+// folder (generated once with sharp into <tmpdir>/tricks-bench-pipeline-v1).
+//
+//   node core/dist/src/bench/pipeline.js [--jpegs 3000] [--epochs 2] [--no-write]
+// Writes its section of docs/benchmarks.md between its own markers.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import sharp from 'sharp';
+import { normalize } from '@tricks/helper-augment';
+import { padCropFast, resizedCropFast } from '@tricks/helper-augment';
+import { randomResizedCropBox } from '@tricks/helper-augment';
+import { encodeCifarRecords, loadCifar } from '@tricks/data';
+import type { Dataset } from '@tricks/core';
+import { loadFolder } from '@tricks/data';
+import { loadIdxDataset } from '@tricks/data';
+import { loadBatches, ShuffleSampler } from '@tricks/core';
+import { Rng } from '@tricks/core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..', '..', '..');
+const TORCH_SCRIPT = join(root, 'core', 'src', 'bench', 'pipeline_torch.py');
+const PYTHON = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+
+export interface PipelineRate { imagesPerSec: number; waitMsPerBatch: number; epochs: number[] }
+
+/** Our pipeline over `epochs` epochs: loader with prefetch, then the batched transforms on the backend. Best epoch. */
+export async function runOurs(dataset: Dataset, batchSize: number, epochs: number, transform: (x: tf.Tensor4D, rng: Rng) => tf.Tensor4D): Promise<PipelineRate> {
+  const rng = new Rng(1);
+  const [h, w, c] = dataset.shape;
+  const rates: number[] = [];
+  let wait = 0, batches = 0;
+  for (let e = 0; e < epochs; e++) {
+    const idx = new ShuffleSampler().epochIndices(dataset, e, 1);
+    const t0 = performance.now();
+    let n = 0;
+    for await (const b of loadBatches(dataset, idx, batchSize, { dropLast: true, prefetch: 2 })) {
+      const out = tf.tidy(() => transform(tf.div(tf.tensor4d(b.images, [b.labels.length, h, w, c], 'float32'), 255) as tf.Tensor4D, rng));
+      await out.data(); // the batch is ready for the model
+      out.dispose();
+      n += b.labels.length;
+      wait += b.waitMs;
+      batches++;
+    }
+    rates.push(n / ((performance.now() - t0) / 1000));
+  }
+  return { imagesPerSec: Math.max(...rates), waitMsPerBatch: wait / batches, epochs: rates };
+}
+
+const MEAN = [0.485, 0.456, 0.406], STD = [0.229, 0.224, 0.225];
+
+export function cifarTransform(x: tf.Tensor4D, rng: Rng): tf.Tensor4D {
+  const n = x.shape[0];
+  const offsets = Array.from({ length: n }, () => ({ top: rng.int(9), left: rng.int(9) }));
+  const flips = Array.from({ length: n }, () => rng.next() < 0.5);
+  return normalize(padCropFast(x, 4, offsets, flips), MEAN, STD);
+}
+
+export function imagenetTransform(x: tf.Tensor4D, rng: Rng): tf.Tensor4D {
+  const [n, h, w] = x.shape;
+  const boxes = Array.from({ length: n }, () => randomResizedCropBox(rng, h, w));
+  const flips = Array.from({ length: n }, () => rng.next() < 0.5);
+  return normalize(resizedCropFast(x, boxes, [224, 224], flips), MEAN, STD);
+}
+
+/** CIFAR-format files from Fashion-MNIST (padded to 32x32, grey replicated to RGB). */
+export function makeCifarDir(dir: string, count: number): string {
+  if (existsSync(join(dir, 'data_batch_1.bin'))) return dir;
+  mkdirSync(dir, { recursive: true });
+  const fm = loadIdxDataset('fashion-mnist', undefined).train;
+  const n = Math.min(count, fm.length);
+  const { images: src, labels } = (fm as unknown as { getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array } }).getBatchSync(Array.from({ length: n }, (_, i) => i));
+  const images = new Uint8Array(n * 3072);
+  for (let i = 0; i < n; i++) for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
+    const v = src[i * 784 + y * 28 + x];
+    const o = i * 3072 + ((y + 2) * 32 + x + 2) * 3;
+    images[o] = images[o + 1] = images[o + 2] = v;
+  }
+  writeFileSync(join(dir, 'data_batch_1.bin'), encodeCifarRecords(images, labels, 'cifar10'));
+  writeFileSync(join(dir, 'test_batch.bin'), encodeCifarRecords(images.subarray(0, 3072 * 10), labels.subarray(0, 10), 'cifar10'));
+  return dir;
+}
+
+/** `count` 256x256 JPEGs (quality 90) of Fashion-MNIST upscaled with sharp, in class folders. */
+export async function makeJpegDir(dir: string, count: number): Promise<string> {
+  const marker = join(dir, `.complete-${count}`);
+  if (existsSync(marker)) return dir;
+  const fm = loadIdxDataset('fashion-mnist', undefined).train as unknown as { getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array } };
+  const { images, labels } = fm.getBatchSync(Array.from({ length: count }, (_, i) => i));
+  for (let c = 0; c < 10; c++) mkdirSync(join(dir, `class${c}`), { recursive: true });
+  for (let i = 0; i < count; i += 32) {
+    await Promise.all(Array.from({ length: Math.min(32, count - i) }, (_, k) => {
+      const j = i + k;
+      return sharp(Buffer.from(images.subarray(j * 784, (j + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+        .resize(256, 256, { kernel: 'lanczos3' }).toColourspace('srgb').jpeg({ quality: 90 }).toFile(join(dir, `class${labels[j]}`, `${j}.jpg`));
+    }));
+  }
+  writeFileSync(marker, '');
+  return dir;
+}
+
+function torchRate(kind: 'cifar' | 'folder', path: string, batch: number, workers: number, epochs: number): { rate: number; line: string } {
+  const r = spawnSync(PYTHON, [TORCH_SCRIPT, kind, path, String(batch), String(workers), String(epochs)], { encoding: 'utf8' });
+  const m = /best ([0-9.]+) img\/s/.exec(r.stdout ?? '');
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  if (!m) return { rate: NaN, line: `failed: ${(r.stderr || '').trim().split('\n').pop()}` };
+  return { rate: Number(m[1]), line };
+}
+
+interface Row { name: string; ours: PipelineRate; torch: { workers: number; rate: number }[] }
+
+async function main() {
+  const arg = (k: string, d: string) => { const i = process.argv.indexOf(k); return i >= 0 ? process.argv[i + 1] : d; };
+  const jpegs = Number(arg('--jpegs', '3000'));
+  const epochs = Number(arg('--epochs', '2'));
+  await tf.setBackend('wasm');
+  const base = join(tmpdir(), 'tricks-bench-pipeline-v1');
+  const cifarDir = makeCifarDir(join(base, 'cifar'), 10000);
+  const jpegDir = await makeJpegDir(join(base, `jpeg${jpegs}`), jpegs);
+  const rows: Row[] = [];
+
+  const cifar = loadCifar('cifar10', cifarDir).train;
+  const ours1 = await runOurs(cifar, 128, epochs, cifarTransform);
+  const t1 = [0, 2].map((w) => ({ workers: w, ...torchRate('cifar', join(cifarDir, 'data_batch_1.bin'), 128, w, epochs) }));
+  rows.push({ name: `CIFAR size (32x32, ${cifar.length} images, batch 128): RandomCrop(32, pad 4) + flip + Normalize`, ours: ours1, torch: t1 });
+  log(rows.at(-1)!);
+
+  const folder = (await loadFolder(jpegDir, { size: 224, valSplit: 0, cache: false })).train;
+  const ours2 = await runOurs(folder, 64, epochs, imagenetTransform);
+  const t2 = [0, 2].map((w) => ({ workers: w, ...torchRate('folder', jpegDir, 64, w, epochs) }));
+  rows.push({ name: `224x224 from ${folder.length} JPEGs of 256x256 (batch 64): decode + RandomResizedCrop(224) + flip + Normalize`, ours: ours2, torch: t2 });
+  log(rows.at(-1)!);
+
+  if (!process.argv.includes('--no-write')) writeSection(rows, epochs);
+}
+
+function log(r: Row) {
+  const best = Math.max(...r.torch.map((t) => t.rate));
+  console.log(`${r.name}\n  tricks (wasm, sharp): ${r.ours.imagesPerSec.toFixed(0)} img/s (epochs ${r.ours.epochs.map((v) => v.toFixed(0)).join(', ')}; mean wait for data ${r.ours.waitMsPerBatch.toFixed(1)} ms/batch)`);
+  for (const t of r.torch) console.log(`  torchvision DataLoader, ${t.workers} workers: ${t.rate.toFixed(0)} img/s`);
+  console.log(`  ratio vs best torchvision: ${(r.ours.imagesPerSec / best).toFixed(2)}x`);
+}
+
+function writeSection(rows: Row[], epochs: number) {
+  const file = join(root, 'docs', 'benchmarks.md');
+  const begin = '<!-- bench:pipeline begin (written by node core/dist/src/bench/pipeline.js) -->', end = '<!-- bench:pipeline end -->';
+  const date = new Date().toISOString().slice(0, 10);
+  const lines = [
+    begin,
+    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; best of ${epochs} epochs each, all rows from one run.`,
+    'tricks: the dataset loader with 2 batches prefetched, the batched transforms on the wasm backend, the batch read back.',
+    'torchvision 0.14: DataLoader(shuffle, drop_last) with the same transforms on PIL images, torch.set_num_threads(1).',
+    '',
+    '| workload | tricks img/s | torchvision 0 workers | torchvision 2 workers | ratio vs best torchvision | tricks wait for data ms/batch |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => {
+      const best = Math.max(...r.torch.map((t) => t.rate));
+      const tw = (w: number) => r.torch.find((t) => t.workers === w)?.rate.toFixed(0) ?? '-';
+      return `| ${r.name} | ${r.ours.imagesPerSec.toFixed(0)} | ${tw(0)} | ${tw(2)} | ${(r.ours.imagesPerSec / best).toFixed(2)}x | ${r.ours.waitMsPerBatch.toFixed(1)} |`;
+    }),
+    end,
+  ].join('\n');
+  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  doc = i >= 0 && j > i ? doc.slice(0, i) + lines + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${lines}\n`;
+  writeFileSync(`${file}.tmp`, doc);
+  renameSync(`${file}.tmp`, file);
+  console.log(`wrote ${file}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -1,0 +1,3 @@
+export { type ExportFlags, exportCommand } from './export.js';
+export { Progress } from './progress.js';
+export { configFromFlags } from './train.js';

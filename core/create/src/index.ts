@@ -1,0 +1,1 @@
+export { type ScaffoldKind, scaffold } from './scaffold.js';

@@ -1,0 +1,136 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TricksError } from '@tricks/core';
+import { CORE_VERSION } from '@tricks/core';
+import { pluginFiles, presetFiles, type TemplateVars } from './templates.js';
+
+export type ScaffoldKind = 'plugin' | 'preset';
+
+export interface ScaffoldOptions {
+  kind: ScaffoldKind;
+  /** A short name (`z-loss`) or a package name (`tricks-plugin-z-loss`, `@acme/tricks-plugin-z-loss`). */
+  name: string;
+  /** Output directory (default: ./<package name without its scope>). */
+  dir?: string;
+  description?: string;
+  cwd?: string;
+  /** Write into a non-empty directory, replacing the files the scaffold writes. */
+  force?: boolean;
+}
+
+export interface Scaffolded {
+  dir: string;
+  name: string;
+  packageName: string;
+  /** Paths relative to `dir`. */
+  files: string[];
+  /** Whether the trainer finds the package by its short name (@tricks/KIND-NAME or tricks-KIND-NAME). */
+  shortNameResolves: boolean;
+}
+
+const SHORT = /^[a-z0-9][a-z0-9._-]*$/;
+const CORE_PKG = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@tricks/core/package.json'), 'utf8')) as {
+  dependencies?: Record<string, string>;
+};
+
+/** The short and package names of `input`, the way the trainer resolves them (like Babel). */
+export function parseName(input: string, kind: ScaffoldKind): { name: string; packageName: string } {
+  const raw = input.trim();
+  const bad = (why: string) =>
+    new TricksError(`${kind} name "${input}": ${why}`, `use lowercase letters, digits and dashes, e.g. \`tricks new ${kind} my-${kind === 'plugin' ? 'trick' : 'recipe'}\``);
+  let name: string;
+  let packageName: string;
+  const scoped = /^@([a-z0-9][a-z0-9._-]*)\/(.+)$/.exec(raw);
+  if (scoped) {
+    packageName = raw;
+    const rest = scoped[2];
+    name = rest.startsWith(`${kind}-`) ? rest.slice(kind.length + 1) : rest.startsWith(`tricks-${kind}-`) ? rest.slice(`tricks-${kind}-`.length) : rest;
+  } else if (raw.startsWith(`tricks-${kind}-`)) {
+    packageName = raw;
+    name = raw.slice(`tricks-${kind}-`.length);
+  } else {
+    name = raw;
+    packageName = `tricks-${kind}-${raw}`;
+  }
+  if (!name) throw bad('the name is empty');
+  if (!SHORT.test(name)) throw bad('not a valid npm package name part');
+  if (packageName.length > 214) throw bad('the package name is longer than npm allows (214)');
+  return { name, packageName };
+}
+
+/** The version of an installed package reachable from `cwd` or from core, if any. */
+function installedVersion(pkg: string, cwd: string): string | undefined {
+  for (const from of [join(cwd, 'package.json'), fileURLToPath(import.meta.url)]) {
+    try {
+      return JSON.parse(readFileSync(createRequire(from).resolve(`${pkg}/package.json`), 'utf8')).version;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+const caret = (v: string) => `^${v.replace(/^[^\d]*/, '')}`;
+
+/** The names and version ranges a scaffold is written with. */
+export function templateVars(opts: ScaffoldOptions): TemplateVars {
+  const { name, packageName } = parseName(opts.name, opts.kind);
+  const cwd = opts.cwd ?? process.cwd();
+  return {
+    name,
+    packageName,
+    description: opts.description ?? (opts.kind === 'plugin' ? `The ${name} trick for tricks (TensorFlow.js image classification)` : `The ${name} recipe for tricks: plugins and trainer settings`),
+    coreRange: caret(CORE_VERSION),
+    tfRange: CORE_PKG.dependencies?.['@tensorflow/tfjs-core'] ?? '^4.22.0',
+    tricksRange: caret(installedVersion('@tricks/helper-plugin-test-runner', cwd) ?? CORE_VERSION),
+  };
+}
+
+/**
+ * Writes a plugin or preset package ready to build, test and publish. The files are written to a
+ * temporary sibling directory first and renamed into place, so an error leaves nothing half-written.
+ */
+export function scaffold(opts: ScaffoldOptions): Scaffolded {
+  const vars = templateVars(opts);
+  const cwd = opts.cwd ?? process.cwd();
+  const dir = resolve(cwd, opts.dir ?? basename(vars.packageName));
+  const files = opts.kind === 'plugin' ? pluginFiles(vars) : presetFiles(vars);
+  const exists = existsSync(dir);
+  if (exists && readdirSync(dir).length > 0 && !opts.force) {
+    throw new TricksError(`${dir} already exists and is not empty`, 'choose another directory with --dir, or pass --force to overwrite the scaffold\'s files there');
+  }
+  const write = (root: string) => {
+    for (const [rel, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(root, rel)), { recursive: true });
+      writeFileSync(join(root, rel), text);
+    }
+  };
+  if (exists && opts.force) {
+    // Replace the scaffold's files one by one (each by rename), keeping whatever else is there.
+    const tmp = `${dir}.tricks-new-${process.pid}`;
+    try {
+      write(tmp);
+      for (const rel of Object.keys(files)) {
+        mkdirSync(dirname(join(dir, rel)), { recursive: true });
+        renameSync(join(tmp, rel), join(dir, rel));
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  } else {
+    mkdirSync(dirname(dir), { recursive: true });
+    const tmp = `${dir}.tricks-new-${process.pid}`;
+    try {
+      write(tmp);
+      if (exists) rmSync(dir, { recursive: true }); // empty
+      renameSync(tmp, dir);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+  const shortNameResolves = vars.packageName === `@tricks/${opts.kind}-${vars.name}` || vars.packageName === `tricks-${opts.kind}-${vars.name}`;
+  return { dir, name: vars.name, packageName: vars.packageName, files: Object.keys(files), shortNameResolves };
+}

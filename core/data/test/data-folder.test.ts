@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { FolderDataset, loadFolder } from '../src/folder.js';
+import { DatasetRegistry } from '@tricks/core';
+import { TricksError } from '@tricks/core';
+import { registerDatasets } from '../src/register.js';
+
+/** A w x h RGB image whose colour says its class (red, green, blue dominant) and whose gradient says its index. */
+async function writeImage(file: string, cls: number, k: number, w = 24, h = 18) {
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const o = (y * w + x) * 3;
+    raw[o + cls] = 200;
+    raw[o + ((cls + 1) % 3)] = (x * 5 + k * 20) & 255;
+  }
+  const img = sharp(raw, { raw: { width: w, height: h, channels: 3 } });
+  if (file.endsWith('.png')) await img.png().toFile(file);
+  else if (file.endsWith('.webp')) await img.webp({ lossless: true }).toFile(file);
+  else await img.jpeg({ quality: 95 }).toFile(file);
+}
+
+async function makeTree(root: string, classes: string[], perClass: number, exts = ['.png', '.jpg', '.webp']) {
+  for (const [c, name] of classes.entries()) {
+    mkdirSync(join(root, name), { recursive: true });
+    for (let k = 0; k < perClass; k++) await writeImage(join(root, name, `img${k}${exts[k % exts.length]}`), c, k);
+  }
+}
+
+describe('folder dataset', function () {
+  this.timeout(20000);
+  let cacheDir: string;
+  beforeEach(() => { cacheDir = mkdtempSync(join(tmpdir(), 'tricks-cache-test-')); });
+
+  it('uses train/ and val/ when they exist, maps class folders to labels, decodes JPEG, PNG and WebP', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(join(root, 'train'), ['cat', 'dog', 'eel'], 3);
+    await makeTree(join(root, 'val'), ['cat', 'dog', 'eel'], 1);
+    const split = await registerDatasets(new DatasetRegistry()).create(`folder:${root}`, { size: 16, cacheDir } as never);
+    expect(split.train.classNames).to.deep.equal(['cat', 'dog', 'eel']);
+    expect(split.train.length).to.equal(9);
+    expect(split.val.length).to.equal(3);
+    expect(split.train.shape).to.deep.equal([16, 16, 3]);
+    const b = await split.train.getBatch([0, 3, 7]);
+    expect(Array.from(b.labels)).to.deep.equal([0, 1, 2]);
+    // the dominant channel of each decoded image is its class colour
+    for (let k = 0; k < 3; k++) {
+      const px = b.images.subarray(k * 768 + 8 * 48 + 8 * 3, k * 768 + 8 * 48 + 8 * 3 + 3);
+      expect(Array.from(px).indexOf(Math.max(...px)), `image ${k}`).to.equal(b.labels[k]);
+      expect(Math.abs(px[b.labels[k]] - 200)).to.be.below(8);
+    }
+  });
+
+  it('splits a flat class tree with valSplit (stratified) and keeps size policies', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 10, ['.png']);
+    const split = await loadFolder(root, { valSplit: 0.2, cacheDir });
+    expect(split.train.length).to.equal(16);
+    expect(split.val.length).to.equal(4);
+    expect(Array.from(split.val.labels).filter((l) => l === 0).length).to.equal(2);
+    expect(split.train.shape, 'default size: the first image (small images)').to.deep.equal([18, 24, 3]);
+    const fill = await loadFolder(root, { size: [9, 12], resize: 'contain', channels: 1, cacheDir, cache: false });
+    expect(fill.train.shape).to.deep.equal([9, 12, 1]);
+    const g = await fill.train.getBatch([0]);
+    expect(g.images.length).to.equal(9 * 12);
+    await expectTricksError(() => loadFolder(root, { size: -3 }), /dataOptions\.size/);
+  });
+
+  it('skips a corrupt or truncated image with a warning naming it, fills the slot from its class, and fails with strict', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 4, ['.jpg']);
+    const good = readFileSync(join(root, 'a', 'img1.jpg'));
+    writeFileSync(join(root, 'a', 'img1.jpg'), good.subarray(0, Math.floor(good.length / 2))); // truncated JPEG
+    writeFileSync(join(root, 'b', 'img2.jpg'), Buffer.from('this is not an image at all'));
+    const warnings: string[] = [];
+    const split = await loadFolder(root, { valSplit: 0, size: 8, cacheDir, warn: (m) => warnings.push(m) });
+    const ds = split.train as FolderDataset;
+    const all = Array.from({ length: ds.length }, (_, i) => i);
+    const b = await ds.getBatch(all);
+    expect(b.labels.length).to.equal(8);
+    expect(Array.from(b.labels)).to.deep.equal(Array.from(ds.labels));
+    expect(warnings.length).to.equal(2);
+    expect(warnings.join('\n')).to.include(join(root, 'a', 'img1.jpg')).and.include(join(root, 'b', 'img2.jpg')).and.include('2 skipped so far');
+    expect(ds.skipped.size).to.equal(2);
+    await ds.getBatch(all);
+    expect(warnings.length, 'each file is named once').to.equal(2);
+    const strict = await loadFolder(root, { valSplit: 0, size: 8, strict: true, cache: false });
+    await expectTricksError(() => strict.train.getBatch(all), /img1\.jpg: unreadable image/);
+  });
+
+  it('accepts a JPEG that only makes libjpeg warn (sharp\'s own default failOn "warning" rejects it)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 2, ['.jpg']);
+    const file = join(root, 'a', 'img0.jpg');
+    // a textured 96x96 image: enough scan data that the bytes we corrupt are not headers
+    const tex = Buffer.alloc(64 * 64 * 3);
+    for (let i = 0; i < tex.length; i++) tex[i] = (i * 7) & 255;
+    await sharp(tex, { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+    const bad = Buffer.from(readFileSync(file));
+    for (let i = bad.length - 400; i < bad.length - 100; i += 7) bad[i] ^= 0x5a; // corrupt entropy-coded data: "bad Huffman code"
+    writeFileSync(file, bad);
+    const warnings: string[] = [];
+    const lenient = await loadFolder(root, { valSplit: 0, size: 64, cache: false, warn: (m) => warnings.push(m) });
+    await lenient.train.getBatch([0, 1, 2, 3]);
+    expect(warnings, 'decoded with the default failOn "truncated"').to.deep.equal([]);
+    const strictest = await loadFolder(root, { valSplit: 0, size: 64, cache: false, failOn: 'warning', warn: (m) => warnings.push(m) });
+    // Only the corrupt file is decoded here: libvips keeps one error buffer per process, so a decode
+    // running at the same time can swap or clear the libjpeg text sharp puts in its message.
+    const i0 = (strictest.train as FolderDataset).files.indexOf(file);
+    expect(i0).to.be.at.least(0);
+    await strictest.train.getBatch([i0]);
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.include('skipped unreadable image').and.include('img0.jpg').and.include('Corrupt JPEG data');
+  });
+
+  it('caches decoded small images: a second epoch reads the cache, not the files', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 5);
+    const split = await loadFolder(root, { valSplit: 0, size: 12, cacheDir });
+    const ds = split.train as FolderDataset;
+    expect(ds.cacheFile).to.be.a('string');
+    const all = Array.from({ length: ds.length }, (_, i) => i);
+    const first = await ds.getBatch(all);
+    await ds.flushCache();
+    expect(existsSync(`${ds.cacheFile}.state`)).to.equal(true);
+    for (const f of ['img0.png', 'img1.jpg', 'img2.webp']) rmSync(join(root, 'a', f)); // gone: only the cache can answer
+    const second = await ds.getBatch(all);
+    expect(Buffer.from(second.images).equals(Buffer.from(first.images))).to.equal(true);
+    await ds.close();
+    const noCache = await loadFolder(root, { valSplit: 0, size: 12, cacheDir, cache: false, warn: () => {} });
+    expect((noCache.train as FolderDataset).cacheFile).to.equal(undefined);
+  });
+});
+
+async function expectTricksError(fn: () => Promise<unknown>, re: RegExp) {
+  try {
+    await fn();
+  } catch (e) {
+    expect(e).to.be.instanceOf(TricksError);
+    expect((e as Error).message).to.match(re);
+    return;
+  }
+  expect.fail('expected a TricksError');
+}

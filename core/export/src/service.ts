@@ -1,0 +1,228 @@
+/**
+ * Writes a trained model in the requested formats, then reloads every artifact from disk and evaluates it on
+ * the validation set: size on disk, top-1 next to the training model's, and the agreement of top-1
+ * predictions. The trainer runs this as the last export tap (OUT/export-report.json); `tricks export` too.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { Dataset } from '@tricks/core';
+import { loadBatches } from '@tricks/core';
+import { TricksError } from '@tricks/core';
+import type { Batch } from '@tricks/core';
+import { writeDirAtomic, writeFileAtomic } from '@tricks/core';
+import { loadModel } from '@tricks/core';
+import { toBatch } from '@tricks/core';
+import { closest } from '@tricks/core';
+import { toOnnx } from './onnx.js';
+import type { ModelQuantization } from '@tricks/helper-quant';
+import { calibrateInputRanges, quantizeModel } from './quantize.js';
+import { saveTfjs, TFJS_FORMATS, type TfjsFormat } from './tfjs-formats.js';
+
+export const EXPORT_FORMATS = ['tfjs', 'tfjs-fp16', 'tfjs-uint8', 'onnx', 'onnx-int8'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export function checkFormats(formats: string[], where = 'export.formats'): ExportFormat[] {
+  for (const f of formats) {
+    if (!(EXPORT_FORMATS as readonly string[]).includes(f)) throw new TricksError(`${where}: unknown export format "${f}"${closest(f, [...EXPORT_FORMATS])}`, `formats: ${EXPORT_FORMATS.join(', ')}`);
+  }
+  return formats as ExportFormat[];
+}
+
+export interface ExportRecord {
+  format: string;
+  dir: string;
+  files: string[];
+  bytes: number;
+  /** 'qat' (the grid QAT trained on), 'ptq' (post-training calibration), or absent for float. */
+  quantization?: string;
+  top1?: number;
+  /** Top-1 of the training model on the same images. */
+  reference_top1?: number;
+  /** Fraction of images where the artifact's top-1 class equals the training model's. */
+  agreement?: number;
+  count?: number;
+  note?: string;
+}
+
+/** Evaluation data: the validation set and the evalBatch transform of the run. */
+export interface EvalData {
+  data: Dataset;
+  batchSize: number;
+  transform: (b: Batch) => Batch;
+  /** Training batches for post-training calibration (x after the evalBatch transform). */
+  calibration?: () => Iterable<tf.Tensor4D> | AsyncIterable<tf.Tensor4D>;
+}
+
+/** Top-1 predictions of a batch function over a dataset, and its top-1 accuracy. */
+export async function predictTop1(run: (x: tf.Tensor4D) => Promise<Int32Array>, ev: EvalData): Promise<{ preds: Int32Array; top1: number }> {
+  const preds = new Int32Array(ev.data.length);
+  let correct = 0, i = 0;
+  const all = Int32Array.from({ length: ev.data.length }, (_, k) => k);
+  for await (const raw of loadBatches(ev.data, all, ev.batchSize)) {
+    const b = ev.transform(toBatch(raw, ev.data.shape, ev.data.numClasses));
+    let p: Int32Array;
+    try {
+      p = await run(b.x);
+    } finally {
+      tf.dispose([b.x, b.y]);
+    }
+    for (let j = 0; j < p.length; j++, i++) {
+      preds[i] = p[j];
+      if (p[j] === raw.labels[j]) correct++;
+    }
+  }
+  return { preds, top1: correct / ev.data.length };
+}
+
+export const tfjsTop1 = (model: LayersModel) => async (x: tf.Tensor4D) => {
+  const t = tf.tidy(() => tf.topk(model.apply(x, { training: false }) as tf.Tensor2D, 1).indices);
+  const v = (await t.data()) as Int32Array;
+  t.dispose();
+  return Int32Array.from(v);
+};
+
+type OrtModule = typeof import('onnxruntime-node');
+let ort: Promise<OrtModule> | undefined;
+export function loadOrt(): Promise<OrtModule> {
+  ort ??= import('onnxruntime-node').catch((e) => {
+    ort = undefined;
+    throw new TricksError(`onnxruntime-node cannot be loaded (${(e as Error).message})`, 'install it (npm install onnxruntime-node) to check ONNX exports');
+  });
+  return ort;
+}
+
+/** An ONNX Runtime session over a model file; run(x NHWC) -> top-1 classes. */
+export async function onnxTop1(file: string, threads = 1): Promise<{ run: (x: tf.Tensor4D) => Promise<Int32Array>; release: () => Promise<void> }> {
+  const o = await loadOrt();
+  const s = await o.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  return {
+    run: async (x) => {
+      const r = await s.run({ input: new o.Tensor('float32', (await x.data()) as Float32Array, x.shape) });
+      const y = r.logits.data as Float32Array;
+      const k = r.logits.dims[1] as number;
+      const out = new Int32Array(x.shape[0]);
+      for (let i = 0; i < out.length; i++) {
+        let best = 0;
+        for (let c = 1; c < k; c++) if (y[i * k + c] > y[i * k + best]) best = c;
+        out[i] = best;
+      }
+      return out;
+    },
+    release: () => s.release(),
+  };
+}
+
+async function dirBytes(dir: string): Promise<{ files: string[]; bytes: number }> {
+  const files = await readdir(dir);
+  let bytes = 0;
+  for (const f of files) bytes += (await stat(join(dir, f))).size;
+  return { files, bytes };
+}
+
+/** The quantization grid a model carries in its metadata (written by the qat plugin), if any. */
+export function modelQuantization(model: LayersModel): ModelQuantization | undefined {
+  const meta = model.getUserDefinedMetadata() as { tricks_quantization?: { layers: ModelQuantization } } | undefined;
+  return meta?.tricks_quantization?.layers;
+}
+
+export interface WriteOptions {
+  /** The grid QAT trained on, keyed by the layers of `model` (already folded, kernels on the grid). */
+  quantization?: ModelQuantization;
+  /** Post-training quantization for 'onnx-int8' when there is no QAT grid. */
+  bits?: number;
+  perChannel?: boolean;
+  calibration?: () => Iterable<tf.Tensor4D> | AsyncIterable<tf.Tensor4D>;
+}
+
+/** Writes one format into `dir`; returns the record without evaluation. */
+export async function writeFormat(model: LayersModel, format: ExportFormat, dir: string, o: WriteOptions = {}): Promise<ExportRecord> {
+  let quantization: string | undefined;
+  if ((TFJS_FORMATS as readonly string[]).includes(format)) {
+    await saveTfjs(model, dir, format as TfjsFormat);
+    if (o.quantization) quantization = 'qat';
+  } else {
+    let q = o.quantization;
+    let m = model;
+    if (q) quantization = 'qat';
+    else if (format === 'onnx-int8') {
+      if (!o.calibration) throw new TricksError('onnx-int8 of a model trained without qat needs calibration data', 'pass --data to tricks export, or train with the qat plugin');
+      const batches: tf.Tensor4D[] = [];
+      for await (const x of o.calibration()) batches.push(x);
+      const ranges = calibrateInputRanges(model, batches);
+      tf.dispose(batches);
+      ({ model: m, quantization: q } = await quantizeModel(model, { bits: o.bits ?? 8, perChannel: o.perChannel ?? true, inputRanges: ranges }));
+      quantization = 'ptq';
+    }
+    const bytes = toOnnx(m, { quantization: q });
+    if (m !== model) m.dispose();
+    await writeDirAtomic(dir, (tmp) => writeFileAtomic(join(tmp, 'model.onnx'), bytes));
+  }
+  return { format, dir, ...(await dirBytes(dir)), ...(quantization ? { quantization } : {}) };
+}
+
+/** Reloads an artifact from disk (plain loaders only) and fills in top-1 and agreement with `reference`. */
+export async function verifyRecord(rec: ExportRecord, ev: EvalData, reference: { preds: Int32Array; top1: number }): Promise<ExportRecord> {
+  let res: { preds: Int32Array; top1: number };
+  if (rec.format.startsWith('onnx')) {
+    const s = await onnxTop1(join(rec.dir, 'model.onnx'));
+    try {
+      res = await predictTop1(s.run, ev);
+    } finally {
+      await s.release();
+    }
+  } else {
+    const m = await loadModel(rec.dir);
+    try {
+      res = await predictTop1(tfjsTop1(m), ev);
+    } finally {
+      m.dispose();
+    }
+  }
+  let same = 0;
+  for (let i = 0; i < res.preds.length; i++) if (res.preds[i] === reference.preds[i]) same++;
+  return { ...rec, top1: res.top1, reference_top1: reference.top1, agreement: same / res.preds.length, count: res.preds.length };
+}
+
+/** Training batches for post-training calibration: the first `n` batches of the training set, eval transform applied. */
+export async function* calibrationBatches(data: Dataset, batchSize: number, transform: (b: Batch) => Batch, n = 8): AsyncGenerator<tf.Tensor4D> {
+  const idx = Int32Array.from({ length: Math.min(data.length, n * batchSize) }, (_, k) => k);
+  for await (const raw of loadBatches(data, idx, batchSize)) {
+    const b = transform(toBatch(raw, data.shape, data.numClasses));
+    b.y.dispose();
+    yield b.x;
+  }
+}
+
+/** What the trainer's last export tap needs from the run. */
+export interface RunExportContext {
+  out: string;
+  formats: string[];
+  /** The training model (with any plugin's simulation, e.g. QAT's fake quantization): the reference. */
+  model: LayersModel;
+  ev: EvalData;
+  log: (msg: string) => void;
+}
+
+/**
+ * The export stage of a run: every requested format from the final artifact (after prune, qat...), each
+ * reloaded and evaluated; OUT/export-report.json; the records in the artifact's report (run.json).
+ * A tfjs artifact already on disk (OUT/model, or a plugin's) is verified where it is.
+ */
+export async function exportRun(artifact: { format: string; dir: string; model: LayersModel; report: Record<string, unknown>; [k: string]: unknown }, rc: RunExportContext): Promise<ExportRecord[]> {
+  const formats = checkFormats(rc.formats);
+  const reference = await predictTop1(tfjsTop1(rc.model), rc.ev);
+  const quantization = (artifact.quantization as ModelQuantization | undefined) ?? modelQuantization(artifact.model);
+  const records: ExportRecord[] = [];
+  for (const f of formats) {
+    let rec: ExportRecord;
+    if (f === 'tfjs' && artifact.format === 'tfjs' && artifact.dir) rec = { format: f, dir: artifact.dir, ...(await dirBytes(artifact.dir)), ...(quantization ? { quantization: 'qat' } : {}) };
+    else rec = await writeFormat(artifact.model, f, join(rc.out, 'export', f), { quantization, calibration: rc.ev.calibration });
+    rec = await verifyRecord(rec, rc.ev, reference);
+    records.push(rec);
+    rc.log(`export ${f}${rec.quantization ? ` (${rec.quantization})` : ''}: ${rec.dir}, ${(rec.bytes / 1024).toFixed(1)} KiB, top-1 ${rec.top1!.toFixed(4)} (training model ${reference.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}`);
+  }
+  await writeFileAtomic(join(rc.out, 'export-report.json'), JSON.stringify({ reference: { top1: reference.top1, count: reference.preds.length }, artifacts: records }, null, 1));
+  return records;
+}

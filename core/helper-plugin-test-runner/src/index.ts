@@ -1,0 +1,159 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { createTrainer, DefaultBackendService, MemoryLogger, Rng, STAGE_DATA, TricksError, type Batch, type CreateTrainerOptions, type PluginDefinition, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks } from '@tricks/core';
+import { tinyConfig } from '@tricks/core/testing';
+import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
+import { dataBuiltin } from '@tricks/data';
+import { modelsBuiltin } from '@tricks/models';
+import { exportBuiltin } from '@tricks/export';
+import type { ContainerModule } from 'inversify';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+let backendReady: Promise<string> | undefined;
+
+/** The test backend: wasm with the tricks training kernels (the same as `--backend wasm`). */
+export function useTestBackend(name = process.env.TRICKS_TEST_BACKEND ?? 'wasm'): Promise<string> {
+  if (backendReady) return backendReady;
+  const service = new DefaultBackendService(new MemoryLogger());
+  service.register('wasm', wasmProvider);
+  return (backendReady = service.select(name));
+}
+
+/** The built-ins of a test run: the dataset formats, the model zoo, the wasm backend and the export formats (no report). */
+export const testBuiltins: PluginDefinition[] = [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin] as PluginDefinition[];
+
+/** createTrainer with the test built-ins. */
+export function createTestTrainer(user: UserConfig, opts: CreateTrainerOptions = {}): Promise<Trainer> {
+  return createTrainer(user, { ...opts, builtins: [...testBuiltins, ...(opts.builtins ?? [])] });
+}
+
+/** A tiny run: 256 real digits, a width-8 CNN, batch 32, one epoch of 4 steps, no checkpoint (defined in core). */
+export { tinyConfig };
+
+export interface StepRun {
+  trainer: Trainer;
+  result: RunResult;
+  /** "hook:tap" for every tap call, in order. */
+  calls: string[];
+  /** tf.memory().numTensors at the start of each step. */
+  tensorsAtStep: number[];
+  logger: MemoryLogger;
+  out: string;
+}
+
+/** Records every tap call as "hook:tapName" (install before the plugins tap, or after: both work). */
+export function recordTaps(hooks: Hooks, calls: string[]): void {
+  for (const [hookName, hook] of Object.entries(hooks)) {
+    (hook as { intercept(i: object): void }).intercept({
+      register(tap: { name: string; fn?: (...a: unknown[]) => unknown; type: string }) {
+        if (tap.type !== 'sync' || !tap.fn) {
+          const fn = tap.fn;
+          if (tap.type === 'promise' && fn) return { ...tap, fn: (...a: unknown[]) => { calls.push(`${hookName}:${tap.name}`); return fn(...a); } };
+          return tap;
+        }
+        const fn = tap.fn;
+        return { ...tap, fn: (...a: unknown[]) => { calls.push(`${hookName}:${tap.name}`); return fn(...a); } };
+      },
+    });
+  }
+}
+
+/**
+ * Runs a tiny training with the given plugins and returns the trainer, the result, the order of tap
+ * calls and the tensor count at the start of every step.
+ */
+export async function runSteps(opts: { plugins?: PluginItem[]; steps?: number; config?: UserConfig; modules?: ContainerModule[]; cwd?: string } = {}): Promise<StepRun> {
+  await useTestBackend();
+  const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
+  const logger = new MemoryLogger();
+  const base = tinyConfig(opts.config);
+  const config: UserConfig = { ...base, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+  const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd });
+  const calls: string[] = [];
+  recordTaps(trainer.hooks, calls);
+  const tensorsAtStep: number[] = [];
+  trainer.hooks.batch.tap({ name: 'test-utils:memory', stage: STAGE_DATA - 1000 }, (b) => {
+    // Inside the step's tidy: the batch tensors (x, y) exist already; the count before them is what persists.
+    tensorsAtStep.push(tf.memory().numTensors - 2);
+    return b;
+  });
+  const result = await trainer.run();
+  return { trainer, result, calls, tensorsAtStep, logger, out };
+}
+
+/** Removes a run's output directory. */
+export function cleanup(run: { out: string }): void {
+  rmSync(run.out, { recursive: true, force: true });
+}
+
+/** Throws unless the tensor count at the start of each step (after the first) is the same. */
+export function assertNoLeak(run: StepRun): void {
+  const t = run.tensorsAtStep.slice(1);
+  if (t.length < 2) throw new Error(`assertNoLeak: need at least 3 steps, got ${run.tensorsAtStep.length}`);
+  if (t.some((n) => n !== t[0])) throw new Error(`tensor leak: tensors at the start of each step ${run.tensorsAtStep.join(', ')}`);
+}
+
+/**
+ * Expects createTrainer to reject the plugin's options with a message matching `pattern`. `plugin` is a
+ * short name, a package name or a path (a scaffolded plugin's tests pass the path of its built entry).
+ */
+export async function assertOptionError(plugin: string, options: Record<string, unknown>, pattern: RegExp, opts: { cwd?: string } = {}): Promise<string> {
+  try {
+    await createTestTrainer(tinyConfig({ plugins: [[plugin, options]] }), { logger: new MemoryLogger(), cwd: opts.cwd });
+  } catch (e) {
+    if (!(e instanceof TricksError)) throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`);
+    if (!pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    return e.message;
+  }
+  throw new Error(`options ${JSON.stringify(options)} for ${plugin} were accepted; expected an error matching ${pattern}`);
+}
+
+/** The taps of one hook in call order, from a run's calls. */
+export function tapsOf(calls: string[], hook: string): string[] {
+  return calls.filter((c) => c.startsWith(`${hook}:`)).map((c) => c.slice(hook.length + 1));
+}
+
+/** The hooks in which `tap` ran, in the order of their first call (e.g. ['batch', 'loss', 'epoch']). */
+export function hooksOf(calls: string[], tap: string): string[] {
+  const hooks: string[] = [];
+  for (const c of calls) {
+    const i = c.indexOf(':');
+    if (c.slice(i + 1) === tap && !hooks.includes(c.slice(0, i))) hooks.push(c.slice(0, i));
+  }
+  return hooks;
+}
+
+/** Throws unless the plugin's taps (named `tap`) first ran in exactly these hooks, in this order. */
+export function assertHookOrder(run: { calls: string[] }, tap: string, expected: string[]): void {
+  const got = hooksOf(run.calls, tap);
+  if (got.join() !== expected.join()) {
+    throw new Error(`hook order of ${tap}: expected ${expected.join(' -> ')}, got ${got.join(' -> ') || '(no call)'}; calls: ${run.calls.slice(0, 40).join(', ')}`);
+  }
+}
+
+/**
+ * Throws unless, on every call of `hook`, the named taps ran in this order (taps not named are
+ * ignored): e.g. assertTapOrder(run, 'batch', ['augment', 'mixup']). Each named tap must have run.
+ */
+export function assertTapOrder(run: { calls: string[] }, hook: string, expected: string[]): void {
+  const seen = tapsOf(run.calls, hook).filter((t) => expected.includes(t));
+  const ok = seen.length > 0 && seen.length % expected.length === 0 && seen.every((t, i) => t === expected[i % expected.length]);
+  if (!ok) throw new Error(`taps of ${hook}: expected ${expected.join(' -> ')} on every call, got ${seen.join(', ') || '(no call)'}`);
+}
+
+/**
+ * A tiny batch for testing a batch or loss tap without a trainer: `size` images of `shape` with
+ * uniform values in [0, 1), one-hot targets of `numClasses`, seeded. Dispose x and y when done.
+ */
+export function tinyBatch(opts: { size?: number; shape?: [number, number, number]; numClasses?: number; seed?: number } = {}): Batch {
+  const { size = 8, shape = [28, 28, 1], numClasses = 10, seed = 0 } = opts;
+  const rng = new Rng(seed);
+  const labels = Int32Array.from({ length: size }, () => Math.floor(rng.next() * numClasses));
+  const pixels = Float32Array.from({ length: size * shape[0] * shape[1] * shape[2] }, () => rng.next());
+  return {
+    x: tf.tensor4d(pixels, [size, ...shape]),
+    y: tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32')) as tf.Tensor2D,
+    meta: { indices: Int32Array.from({ length: size }, (_, i) => i), labels, epoch: 0, step: 0 },
+  };
+}

@@ -1,0 +1,1 @@
+export { MinMaxObserver, type ModelQuantization, activationRange, affineQParams, fakeQuantize, fakeQuantizeWeight, quantizeInts, symmetricQParams, weightQParams, weightRange } from './quant.js';

@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import { writeFileAtomic } from '@tricks/core';
+import { curvesSpec, ladderSpec, renderSvg, svgToPng } from '../report/charts.js';
+import type { RunRecord } from './run.js';
+
+export interface StepSummary {
+  ladderStep: number;
+  stepName: string;
+  trick: string;
+  /** Seeds that finished. */
+  n: number;
+  seeds: number[];
+  top1: number[];
+  mean: number;
+  /** Sample standard deviation (n - 1); 0 for one seed. */
+  std: number;
+  /** Mean minus the previous rung's mean; undefined for the first rung. */
+  delta?: number;
+  /** Standard error of that difference, sqrt(s1^2/n1 + s0^2/n0) (0 when either rung has one seed). */
+  deltaSe?: number;
+  /** Mean seconds of training + evaluation per run. */
+  seconds: number;
+  imagesPerSec: number;
+}
+
+export interface AblationSummary {
+  steps: StepSummary[];
+  teacher?: { id: string; trick: string; top1: number; seconds: number };
+  runs: Omit<RunRecord, 'epochs'>[];
+  backend?: string;
+}
+
+export const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+/** Sample standard deviation (Bessel-corrected), 0 for fewer than two values. */
+export function std(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+}
+
+/** Groups finished runs by rung, in ladder order, with mean ± std and the step-to-step difference. */
+export function summarizeRuns(runs: RunRecord[]): AblationSummary {
+  const ladder = runs.filter((r) => r.role !== 'teacher');
+  const byStep = new Map<number, RunRecord[]>();
+  for (const r of ladder) byStep.set(r.ladderStep, [...(byStep.get(r.ladderStep) ?? []), r]);
+  const steps: StepSummary[] = [];
+  for (const k of [...byStep.keys()].sort((a, b) => a - b)) {
+    const rs = byStep.get(k)!.sort((a, b) => a.seed - b.seed);
+    const top1 = rs.map((r) => r.top1);
+    const s: StepSummary = {
+      ladderStep: k, stepName: rs[0].stepName, trick: rs[0].trick, n: rs.length, seeds: rs.map((r) => r.seed), top1,
+      mean: mean(top1), std: std(top1), seconds: mean(rs.map((r) => r.seconds)),
+      imagesPerSec: mean(rs.map((r) => mean(r.epochs.map((e) => e.images_per_sec)))),
+    };
+    const prev = steps.at(-1);
+    if (prev) {
+      s.delta = s.mean - prev.mean;
+      s.deltaSe = s.n > 1 && prev.n > 1 ? Math.sqrt(s.std ** 2 / s.n + prev.std ** 2 / prev.n) : 0;
+    }
+    steps.push(s);
+  }
+  const t = runs.find((r) => r.role === 'teacher');
+  return {
+    steps,
+    ...(t ? { teacher: { id: t.id, trick: t.trick, top1: t.top1, seconds: t.seconds } } : {}),
+    runs: runs.map(({ epochs: _e, ...r }) => r),
+    backend: runs.find((r) => r.backend)?.backend,
+  };
+}
+
+const pct = (x: number, digits = 2) => (x * 100).toFixed(digits);
+const signed = (x: number, digits = 2) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)}`;
+export const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+/** A verdict on a difference, from its standard error: honest about noise. */
+export function verdict(s: StepSummary): string {
+  if (s.delta === undefined) return '';
+  if (!s.deltaSe) return s.n > 1 ? '' : 'one seed: no error estimate';
+  const z = s.delta / s.deltaSe;
+  if (Math.abs(z) < 2) return 'within noise (|Δ| < 2 SE)';
+  return z > 0 ? 'helps (Δ > 2 SE)' : 'hurts (Δ < −2 SE)';
+}
+
+/** The ablation table as Markdown. */
+export function ablationMarkdown(sum: AblationSummary, title = 'Ablation'): string {
+  const lines = [
+    `# ${title}`,
+    '',
+    'Validation top-1 after the last epoch, mean ± sample standard deviation over seeds. Δ: against the previous step, ± its standard error.',
+    '',
+    '| # | step | trick added | top-1 (%) | seeds | Δ (points) | | train time / run |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of sum.steps) {
+    const delta = s.delta === undefined ? '' : `${signed(s.delta)}${s.deltaSe ? ` ± ${pct(s.deltaSe)}` : ''}`;
+    lines.push(`| ${s.ladderStep + 1} | ${s.stepName} | ${s.trick} | ${pct(s.mean)} ± ${pct(s.std)} | ${s.n} | ${delta} | ${verdict(s)} | ${duration(s.seconds)} |`);
+  }
+  if (sum.steps.length > 1) {
+    const first = sum.steps[0], last = sum.steps.at(-1)!;
+    lines.push('', `Whole ladder: ${pct(first.mean)} → ${pct(last.mean)} (${signed(last.mean - first.mean)} points).`);
+  }
+  if (sum.teacher) lines.push('', `Teacher for distillation: ${sum.teacher.trick}, top-1 ${pct(sum.teacher.top1)} % (one seed, ${duration(sum.teacher.seconds)}).`);
+  lines.push('', '<details><summary>Every run</summary>', '', '| run | seed | top-1 (%) | time | resumed from epoch |', '|---|---|---|---|---|');
+  for (const r of sum.runs) lines.push(`| ${r.id} | ${r.seed} | ${pct(r.top1)} | ${duration(r.seconds)} | ${r.resumedFrom ?? ''} |`);
+  lines.push('', '</details>', '');
+  if (sum.backend) lines.push(`Backend: ${sum.backend}.`, '');
+  return lines.join('\n');
+}
+
+/** Writes ablation.json, ablation.md, ladder.svg/.png and curves.svg/.png into `out`. */
+export async function summarize(runs: RunRecord[], out: string, opts: { title?: string; reference?: { step: string; top1: number }[] } = {}): Promise<AblationSummary> {
+  const sum = summarizeRuns(runs);
+  await writeFileAtomic(join(out, 'ablation.json'), JSON.stringify({ ...sum, curves: runs.map((r) => ({ id: r.id, epochs: r.epochs })) }, null, 1));
+  await writeFileAtomic(join(out, 'ablation.md'), ablationMarkdown(sum, opts.title));
+  if (!sum.steps.length) return sum;
+  const order = sum.steps.map((s) => `${s.ladderStep + 1}. ${s.stepName}`);
+  const label = (r: RunRecord) => `${r.ladderStep + 1}. ${r.stepName}`;
+  const ladderRuns = runs.filter((r) => r.role !== 'teacher');
+  const ladder = ladderSpec(opts.title ?? 'Ablation ladder: val top-1 per step (dots: seeds; bars: ± 1 std)', ladderRuns.map((r) => ({ step: label(r), seed: r.seed, top1: r.top1 })), order, opts.reference);
+  const metrics = ['val_top1', 'val_loss', 'train_loss'];
+  const curves = curvesSpec(
+    ladderRuns.flatMap((r) => r.epochs.flatMap((e) => metrics.map((m) => ({ epoch: e.epoch, step: label(r), metric: m, value: e[m] as number })))),
+    order,
+    metrics,
+  );
+  for (const [name, spec] of [['ladder', ladder], ['curves', curves]] as const) {
+    const svg = await renderSvg(spec);
+    await writeFileAtomic(join(out, `${name}.svg`), svg);
+    await writeFileAtomic(join(out, `${name}.png`), await svgToPng(svg));
+  }
+  return sum;
+}

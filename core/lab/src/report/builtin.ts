@@ -1,0 +1,32 @@
+import { ContainerModule } from 'inversify';
+import { definePlugin, TOKENS, type Trainer } from '@tricks/core';
+import { HtmlReporter, type Reporter } from './report.js';
+
+/**
+ * Binds TOKENS.Reporter (HtmlReporter) and, when the trainer is built, taps its done hook to write
+ * report.html after run.json (a failed report is a warning, never a failed run). Rebind TOKENS.Reporter
+ * in a later module to change or silence the report.
+ */
+export const reportModule = () =>
+  new ContainerModule(({ bind, onActivation }) => {
+    bind(TOKENS.Reporter).to(HtmlReporter).inSingletonScope();
+    onActivation<Trainer>(TOKENS.Trainer, (context, trainer) => {
+      const reporter = context.get<Reporter>(TOKENS.Reporter, { optional: true });
+      if (!reporter) return trainer;
+      trainer.hooks.done.tapPromise({ name: 'tricks:report', stage: -900 }, (ctx, result) =>
+        reporter.write(ctx, result, ctx.lastEval).then(
+          (f) => { if (f) ctx.logger.info(`report: ${f}`); },
+          (e: Error) => ctx.logger.warn(`report.html not written: ${e.message}`),
+        ),
+      );
+      return trainer;
+    });
+  });
+
+/** The built-in plugin that writes OUT/report.html at the end of every run. */
+export const reportBuiltin = definePlugin({
+  name: 'tricks:report',
+  description: 'writes report.html (curves, confusion matrix, per-class accuracy, artifacts) at the end of a run',
+  apply() {},
+  modules: () => [reportModule()],
+});

@@ -1,0 +1,19 @@
+import { wasmBuiltin } from '@tricks/backend-wasm';
+import { createTrainer, type CreateTrainerOptions, type PluginDefinition, type Trainer, type UserConfig } from '@tricks/core';
+import { dataBuiltin } from '@tricks/data';
+import { exportBuiltin } from '@tricks/export';
+import { modelsBuiltin } from '@tricks/models';
+import { reportBuiltin } from './report/builtin.js';
+
+/**
+ * The built-ins of a standard run, as `tricks train` has them: the dataset formats, the model zoo, the
+ * wasm backend, the export formats and report.html. (The CLI adds its progress output.)
+ */
+export function standardBuiltins(): PluginDefinition[] {
+  return [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin, reportBuiltin] as PluginDefinition[];
+}
+
+/** createTrainer with the standard built-ins (and any extra ones first in `opts.builtins`). */
+export function createStandardTrainer(user: UserConfig, opts: CreateTrainerOptions = {}): Promise<Trainer> {
+  return createTrainer(user, { ...opts, builtins: [...standardBuiltins(), ...(opts.builtins ?? [])] });
+}

@@ -1,0 +1,181 @@
+import { expect } from 'chai';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { planAblation, describeStep } from '../src/ablate/plan.js';
+import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
+import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
+import { TricksError } from '@tricks/core';
+import { MemoryLogger } from '@tricks/core';
+import { resolveConfig } from '@tricks/core';
+import { testBackend, tmp } from './helpers.js';
+import { writeTinyPreset } from '@tricks/core/testing';
+
+
+const rec = (ladderStep: number, seed: number, top1: number, stepName = `step${ladderStep}`): RunRecord => ({
+  id: `s${ladderStep + 1}-seed${seed}`, stepName, trick: `trick${ladderStep}`, ladderStep, seed, top1, seconds: 10 + seed,
+  epochs: [{ epoch: 1, train_loss: 1, val_loss: 1, val_top1: top1 - 0.1, val_top5: 0.9, lr: 0.1, images_per_sec: 100, seconds: 5 }, { epoch: 2, train_loss: 0.5, val_loss: 0.8, val_top1: top1, val_top5: 0.95, lr: 0.01, images_per_sec: 120, seconds: 5 + seed }],
+});
+
+describe('ablation summary', () => {
+  it('computes mean, sample std, the step-to-step difference and its standard error', () => {
+    const runs = [rec(0, 0, 0.80), rec(0, 1, 0.82), rec(0, 2, 0.84), rec(1, 0, 0.85), rec(1, 1, 0.86), rec(1, 2, 0.87)];
+    const s = summarizeRuns(runs);
+    expect(s.steps).to.have.length(2);
+    expect(s.steps[0].mean).to.be.closeTo(0.82, 1e-12);
+    expect(s.steps[0].std).to.be.closeTo(0.02, 1e-12); // sqrt(((0.02)^2 * 2) / 2)
+    expect(s.steps[1].delta).to.be.closeTo(0.04, 1e-12);
+    expect(s.steps[1].deltaSe).to.be.closeTo(Math.sqrt(0.02 ** 2 / 3 + 0.01 ** 2 / 3), 1e-12);
+    expect(verdict(s.steps[1])).to.match(/helps/); // 0.04 / 0.0129 > 2
+    expect(s.steps[0].seconds).to.equal(11);
+    expect(std([1])).to.equal(0);
+  });
+
+  it('says "within noise" when the difference is under two standard errors, and keeps the teacher apart', () => {
+    const runs = [rec(0, 0, 0.80), rec(0, 1, 0.84), rec(1, 0, 0.81), rec(1, 1, 0.84), { ...rec(0, 0, 0.9), id: 'teacher', role: 'teacher' as const }];
+    const s = summarizeRuns(runs);
+    expect(s.steps.map((x) => x.n)).to.deep.equal([2, 2]);
+    expect(verdict(s.steps[1])).to.match(/within noise/);
+    expect(s.teacher?.top1).to.equal(0.9);
+    const md = ablationMarkdown(s, 'T');
+    expect(md).to.match(/\| 1 \| step0 \| trick0 \| 82\.00 ± 2\.83 \| 2 \|/);
+    expect(md).to.match(/\| 2 \| step1 \| trick1 \| 82\.50 ± 2\.12 \| 2 \| \+0\.50 ± 2\.50 \| within noise/);
+    expect(md).to.match(/Teacher for distillation/);
+  });
+
+  it('writes ablation.json, ablation.md and the ladder and curve charts as PNG', async function () {
+    this.timeout(120000);
+    const out = tmp();
+    await summarize([rec(0, 0, 0.80), rec(0, 1, 0.82), rec(1, 0, 0.85), rec(1, 1, 0.86)], out, { title: 'test ladder' });
+    const json = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8'));
+    expect(json.steps).to.have.length(2);
+    expect(json.curves).to.have.length(4);
+    expect(readFileSync(join(out, 'ablation.md'), 'utf8')).to.match(/# test ladder/);
+    for (const name of ['ladder', 'curves']) {
+      const svg = readFileSync(join(out, `${name}.svg`), 'utf8');
+      expect(svg).to.match(/^<svg/);
+      expect(svg).to.not.match(/href="http/);
+      const meta = await sharp(join(out, `${name}.png`)).metadata();
+      expect(meta.format).to.equal('png');
+      expect(meta.width).to.be.greaterThan(300);
+    }
+    // The ladder chart shows the steps and the means it plotted.
+    const ladder = readFileSync(join(out, 'ladder.svg'), 'utf8');
+    expect(ladder).to.contain('1. step0').and.to.contain('2. step1').and.to.contain('85.50');
+  });
+});
+
+describe('ablation plan', () => {
+  it('plans one run per step x seed, in ladder order, with seeds from the base seed', async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const specs = await planAblation({ preset, seeds: 3, overrides: { seed: 5, epochs: 2 }, out: join(dir, 'abl') });
+    expect(specs.map((s) => s.id)).to.deep.equal(['s1-baseline-seed5', 's1-baseline-seed6', 's1-baseline-seed7', 's2-cosine-seed5', 's2-cosine-seed6', 's2-cosine-seed7']);
+    expect(specs.map((s) => s.ladderStep)).to.deep.equal([0, 0, 0, 1, 1, 1]);
+    expect(specs[4].overrides).to.deep.equal({ seed: 6, epochs: 2 });
+    expect(specs[3].trick).to.equal('schedule=cosine');
+    expect(specs[0].out).to.equal(join(dir, 'abl', 'runs', 's1-baseline-seed5'));
+    expect(new Set(specs.map(specHash)).size).to.equal(6);
+  });
+
+  it('adds a teacher run before a distillation step and points kd at it', async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir, "{ name: '+ kd', plugins: [['kd', { teacherModel: { name: 'small-cnn', options: { width: 8 } }, alpha: 0.5 }]] },");
+    const specs = await planAblation({ preset, seeds: 2, overrides: { plugins: [] }, out: join(dir, 'abl') });
+    expect(specs.map((s) => s.id)).to.deep.equal(['s1-baseline-seed0', 's1-baseline-seed1', 's2-cosine-seed0', 's2-cosine-seed1', 'teacher', 's3-kd-seed0', 's3-kd-seed1']);
+    const teacher = specs[4];
+    expect(teacher.role).to.equal('teacher');
+    expect(teacher.ladderStep).to.equal(0);
+    expect(teacher.overrides.model).to.deep.equal({ name: 'small-cnn', options: { width: 8 } });
+    expect(specs[5].dependsOn).to.deep.equal(['teacher']);
+    expect(specs[5].overrides.plugins).to.deep.equal([['kd', { teacher: teacher.out }]]);
+    expect(specs[2].overrides.plugins).to.deep.equal([]);
+    expect(specs[5].trick).to.equal('kd(alpha=0.5)');
+    // A given teacher replaces the teacher run.
+    const given = await planAblation({ preset, seeds: 1, overrides: {}, out: join(dir, 'abl'), teacher: '/models/t' });
+    expect(given.map((s) => s.id)).to.deep.equal(['s1-baseline-seed0', 's2-cosine-seed0', 's3-kd-seed0']);
+    expect(given[2].overrides.plugins).to.deep.equal([['kd', { teacher: '/models/t' }]]);
+  });
+
+  it('refuses a preset without a ladder and a bad seed count, with clear errors', async () => {
+    const dir = tmp();
+    const file = join(dir, 'flat.mjs');
+    writeFileSync(file, "export default { name: 'flat', description: 'no ladder', settings: {} };");
+    const err = await planAblation({ preset: file, seeds: 1, overrides: {}, out: dir }).catch((e) => e);
+    expect(err).to.be.instanceOf(TricksError);
+    expect(err.message).to.match(/preset flat has no ablation ladder/);
+    const err2 = await planAblation({ preset: writeTinyPreset(dir), seeds: 0, overrides: {}, out: dir }).catch((e) => e);
+    expect(err2.message).to.match(/--seeds 0/);
+  });
+
+  it('describes what a step adds', () => {
+    expect(describeStep({ name: 'b' }, 0)).to.equal('baseline');
+    expect(describeStep({ name: 'x', plugins: ['mixup', ['label-smoothing', { epsilon: 0.1 }]], settings: { schedule: { name: 'cosine', warmupEpochs: 5 }, batchSize: 1024 } }, 3)).to.equal(
+      'mixup, label-smoothing(epsilon=0.1), schedule=cosine(warmupEpochs=5), batchSize=1024',
+    );
+    expect(describeStep({ name: 'z', settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } } }, 1)).to.equal('model=resnet50-d(zeroGamma=true)');
+    expect(describeStep({ name: 'c', settings: { schedule: { name: 'cosine' } } }, 1)).to.equal(
+      'schedule=cosine',
+    );
+  });
+});
+
+describe('ladder resolution', () => {
+  it('a rung that switches the schedule replaces it instead of merging options (multistep -> cosine)', async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const r0 = await resolveConfig({ preset }, { ladderStep: 0 });
+    const r1 = await resolveConfig({ preset }, { ladderStep: 1 });
+    expect(r0.config.schedule).to.deep.equal({ name: 'multistep', milestones: [1], gamma: 0.1 });
+    expect(r1.config.schedule).to.deep.equal({ name: 'cosine' });
+    // and so does a flag: --schedule cosine over a preset's multistep
+    const r2 = await resolveConfig({ preset, schedule: { name: 'cosine' } }, { ladderStep: 0 });
+    expect(r2.config.schedule).to.deep.equal({ name: 'cosine' });
+    // --optimizer adamw over sgd keeps lr and weight decay, drops momentum
+    const r3 = await resolveConfig({ preset, optimizer: { name: 'adamw' } }, { ladderStep: 0 });
+    expect(r3.config.optimizer).to.deep.include({ name: 'adamw', lr: 0.05 });
+    expect(r3.config.optimizer).to.not.have.property('momentum');
+  });
+});
+
+describe('runOne', function () {
+  this.timeout(300000);
+  before(testBackend);
+
+  it('trains, writes result.json and report.html, and returns the saved result on a second call', async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const [spec] = await planAblation({ preset, seeds: 1, overrides: {}, out: join(dir, 'abl') });
+    const logger = new MemoryLogger();
+    const r = await runOne(spec, { logger });
+    expect(r.top1).to.be.within(0, 1);
+    expect(r.epochs).to.have.length(1);
+    expect(r.resumedFrom).to.equal(undefined);
+    expect(r.plugins).to.deep.equal([]);
+    expect(existsSync(join(spec.out, 'report.html'))).to.equal(true);
+    expect(existsSync(join(spec.out, 'checkpoint', 'state.json'))).to.equal(true);
+    const mtime = statSync(join(spec.out, 'result.json')).mtimeMs;
+    const again = await runOne(spec, { logger });
+    expect(again).to.deep.equal(r);
+    expect(statSync(join(spec.out, 'result.json')).mtimeMs).to.equal(mtime);
+    // A result of another configuration in the same folder is an error, not a silent reuse.
+    const err = await runOne({ ...spec, overrides: { epochs: 3 } }).catch((e) => e);
+    expect(err).to.be.instanceOf(TricksError);
+    expect(err.message).to.match(/different configuration/);
+  });
+
+  it('resumes an interrupted run from its checkpoint', async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const [spec] = await planAblation({ preset, seeds: 1, overrides: { epochs: 2 }, out: join(dir, 'abl') });
+    // Interrupt: the same run with a 1-epoch budget leaves a checkpoint after epoch 1 (result.json removed).
+    await runOne({ ...spec, overrides: { epochs: 1 } }, { logger: new MemoryLogger() });
+    const { rmSync } = await import('node:fs');
+    rmSync(join(spec.out, 'result.json'));
+    const logger = new MemoryLogger();
+    const r = await runOne(spec, { logger });
+    expect(r.resumedFrom).to.equal(1);
+    expect(r.epochs.map((e) => e.epoch)).to.deep.equal([1, 2]);
+    expect(logger.lines.join('\n')).to.match(/resumed from .*epoch 2/);
+  });
+});

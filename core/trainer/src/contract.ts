@@ -1,0 +1,208 @@
+// The plugin contract's types, in one leaf module: what hooks carry, what taps see, what the hooks are.
+// It imports no other module of the trainer that could import it back (data, optimizer, config, logger,
+// rng are leaves), so the contract has no import circle, not even a type-only one.
+import type { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
+import type { Dataset } from './data/dataset.js';
+import type { TricksOptimizer } from './optim/optimizer.js';
+import type { ResolvedConfig } from './plugin/config.js';
+import type { Logger } from './io/logger.js';
+import type { Rng } from './util/rng.js';
+
+/** One training or evaluation batch. x: float32 NHWC in [0, 1] unless a tap normalized it; y: one-hot or soft targets. */
+export interface Batch {
+  x: tf.Tensor4D;
+  y: tf.Tensor2D;
+  meta: BatchMeta;
+}
+
+export interface BatchMeta {
+  /** Dataset indices of the rows. */
+  indices: Int32Array;
+  /** Integer labels of the rows, before any mixing. */
+  labels: Int32Array;
+  epoch: number;
+  step: number;
+  /** Per-sample loss weights, set by taps such as class-balance or noise-filter. */
+  sampleWeights?: tf.Tensor1D;
+  [key: string]: unknown;
+}
+
+/** What the loss hook passes along: taps read logits and targets and rewrite named loss terms. */
+export interface LossState {
+  logits: tf.Tensor2D;
+  batch: Batch;
+  /** Targets the loss terms use; starts as batch.y. */
+  targets: tf.Tensor2D;
+  /** Named scalar terms; the trainer minimizes their sum. Starts with `ce` (softmax cross-entropy). */
+  terms: Record<string, tf.Scalar>;
+}
+
+/** Describes one backbone block while the model is being built. */
+export interface BlockInfo {
+  /** The backbone's name, e.g. "resnet20". */
+  model: string;
+  /** 'basic' | 'bottleneck' | 'mbconv' | 'swin' | ... */
+  kind: string;
+  stage: number;
+  index: number;
+  inChannels: number;
+  outChannels: number;
+  /** A unique prefix for the names of layers a tap adds. */
+  name: string;
+}
+
+export interface NeckInfo {
+  model: string;
+  /** The outputs of each stage, lowest resolution last. */
+  stages: SymbolicTensor[];
+  name: string;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  train_loss: number;
+  val_loss: number;
+  val_top1: number;
+  val_top5: number;
+  lr: number;
+  images_per_sec: number;
+  seconds: number;
+  [extra: string]: number;
+}
+
+/** An artifact that the export hook passes along, e.g. a saved model directory. */
+export interface Artifact {
+  /** Format name, e.g. "tfjs", "tfjs-uint8", "onnx". */
+  format: string;
+  /** Output directory of this artifact. */
+  dir: string;
+  model: LayersModel;
+  files: string[];
+  report: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** What stepEnd taps see after each step: the epoch's running figures. */
+export interface StepStats {
+  /** Mean training loss of the epoch so far (NaN before the first counted batch). */
+  loss: number;
+  /** Images trained on in this epoch so far. */
+  seen: number;
+  /** Training images per second in this epoch so far. */
+  imagesPerSec: number;
+}
+
+/** The running sums of an epoch that a signal interrupted, saved with the checkpoint. */
+export interface PartialEpoch {
+  lossSum: number;
+  seen: number;
+  seconds: number;
+}
+
+/** How a run ended, for teardown taps: they run on every exit. */
+export interface RunEnd {
+  /** The error that ended the run (a NaN stop, a signal, anything thrown), if it did not finish. */
+  error?: unknown;
+  result?: RunResult;
+}
+
+export interface RunResult {
+  out: string;
+  epochs: EpochMetrics[];
+  best: EpochMetrics | undefined;
+  stopped?: string;
+  artifacts: Artifact[];
+}
+
+/** The trainer's hooks, declared once and frozen: plugins tap them, the trainer calls them. */
+export interface Hooks {
+  /** Before training: load teachers, compute data statistics. */
+  readonly setup: AsyncSeriesHook<[TrainContext]>;
+  /** The built model: wrap or rewrite it (qat, prune). */
+  readonly model: SyncWaterfallHook<[LayersModel, TrainContext]>;
+  /** One block's residual branch while the backbone is built (se-block). */
+  readonly block: SyncWaterfallHook<[SymbolicTensor, BlockInfo]>;
+  /** The pooled features before the classifier, with the stage outputs (fpn). */
+  readonly neck: SyncWaterfallHook<[SymbolicTensor, NeckInfo]>;
+  /** The start of an epoch's training steps (progress output). */
+  readonly epochStart: SyncHook<[TrainContext]>;
+  /** A training batch (augment, mixup, cutmix). */
+  readonly batch: SyncWaterfallHook<[Batch, TrainContext]>;
+  /** An evaluation batch (normalize, resize: the deterministic part of the pipeline). */
+  readonly evalBatch: SyncWaterfallHook<[Batch, TrainContext]>;
+  /** Loss terms (label smoothing, focal, kd, l1). */
+  readonly loss: SyncWaterfallHook<[LossState, TrainContext]>;
+  /** After the optimizer update (masks, observers, ema). */
+  readonly step: SyncHook<[TrainContext]>;
+  /** After each step, outside the step's tidy: the epoch's running loss and speed (progress output). */
+  readonly stepEnd: SyncHook<[TrainContext, StepStats]>;
+  /** A signal (SIGTERM, SIGINT) stopped the run mid-epoch: save what resumes it (the checkpoint). */
+  readonly interrupt: AsyncSeriesHook<[TrainContext, PartialEpoch]>;
+  /** End of an epoch, after evaluation; ctx.metrics already ends with this epoch's (schedules, checkpoints, prune schedule). */
+  readonly epoch: AsyncSeriesHook<[TrainContext, EpochMetrics]>;
+  /** Export: artifact -> artifact (quantize, shrink). */
+  readonly export: AsyncSeriesWaterfallHook<[Artifact, TrainContext]>;
+  /** The run's result (success only). */
+  readonly done: AsyncSeriesHook<[TrainContext, RunResult]>;
+  /** Every exit, success or not (error, NaN stop, signal): restore what a plugin changed, free what it holds. */
+  readonly teardown: AsyncSeriesHook<[TrainContext, RunEnd]>;
+}
+
+/** The hooks a model builder uses: block and neck. */
+export type BuildHooks = Pick<Hooks, 'block' | 'neck'>;
+
+/** What taps see: where the run is and what it trains. */
+export interface TrainContext {
+  readonly config: ResolvedConfig;
+  readonly hooks: Hooks;
+  /** Zero-based epoch. */
+  epoch: number;
+  /** Global optimizer step (zero-based; counts steps already taken). */
+  step: number;
+  /** Step within the epoch. */
+  stepInEpoch: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Learning rate of the current step. */
+  lr: number;
+  /** The base learning rate the schedule scales every step (writable: lr-scaling sets it in setup). */
+  baseLr: number;
+  model: LayersModel;
+  optimizer: TricksOptimizer;
+  /** Seeded generator for tricks (mixup's lambda, augmentation parameters); saved in checkpoints. */
+  rng: Rng;
+  numClasses: number;
+  inputShape: [number, number, number];
+  train: Dataset;
+  val: Dataset;
+  /** Metrics of the finished epochs. */
+  metrics: EpochMetrics[];
+  logger: Logger;
+  backend: string;
+  out: string;
+  /** Evaluate a model (default: the training model) on the validation set. */
+  evaluate(model?: LayersModel): Promise<EvalResult>;
+  /** Loss terms of the last step, as numbers (for logging). */
+  lastTerms: Record<string, number>;
+  /** The last epoch's evaluation (its confusion matrix goes into report.html). */
+  lastEval?: EvalResult;
+  /** True when the run continues from a checkpoint. */
+  resumed: boolean;
+}
+
+export interface EvalResult {
+  loss: number;
+  top1: number;
+  top5: number;
+  /** confusion[true][predicted] */
+  confusion: number[][];
+  count: number;
+}
+
+/** State a plugin keeps across a checkpoint (EMA weights, observers, masks). */
+export interface PluginState {
+  save(): Promise<{ json?: unknown; tensors?: Record<string, tf.Tensor> }> | { json?: unknown; tensors?: Record<string, tf.Tensor> };
+  load(state: { json?: unknown; tensors?: Record<string, tf.Tensor> }): Promise<void> | void;
+}

@@ -1,0 +1,69 @@
+import type { ContainerModule } from 'inversify';
+import type { DatasetRegistry } from '../data/registry.js';
+import type { Hooks } from '../contract.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { PluginState } from '../contract.js';
+import type { PluginItem, PresetItem, ResolvedConfig, TrainSettings } from './config.js';
+import type { JSONSchema } from './validate.js';
+
+export type { PluginItem, PresetItem } from './config.js';
+
+export type { JSONSchema } from './validate.js';
+
+/** What a plugin's apply() receives: the hooks and a few registration calls. No service locator. */
+export interface PluginApi {
+  readonly hooks: Hooks;
+  readonly config: ResolvedConfig;
+  /** The container's model registry (zoo and every model a plugin registered): kd builds its teacher from it. */
+  readonly models?: ModelRegistry;
+  /** The container's dataset registry. */
+  readonly datasets?: DatasetRegistry;
+  /** Save and restore this plugin's state in checkpoints, under its name. */
+  registerState(name: string, state: PluginState): void;
+}
+
+export interface PluginDefinition<O = Record<string, unknown>> {
+  /** Short name, e.g. "mixup"; also the name every tap uses. */
+  name: string;
+  description: string;
+  /** JSON schema of the options object; `additionalProperties: false` gets "did you mean" hints. */
+  schema?: JSONSchema;
+  /** The @tricks/core versions this plugin works with (a semver range), checked at load. */
+  core?: string;
+  /** Taps hooks. Called once per trainer, with validated options (defaults filled in). */
+  apply(api: PluginApi, options: O): void;
+  /** inversify modules that bind or rebind services (optimizer, sampler, metrics sink, dataset formats). */
+  modules?(options: O): ContainerModule[];
+}
+
+export function definePlugin<O = Record<string, unknown>>(def: PluginDefinition<O>): PluginDefinition<O> {
+  if (!def || typeof def.name !== 'string' || typeof def.apply !== 'function') {
+    throw new Error('definePlugin: a plugin needs a name and an apply(api, options) function');
+  }
+  return def;
+}
+
+
+/** One rung of an ablation ladder: a name and what it adds to the previous rung. */
+export interface LadderStep {
+  name: string;
+  /** Plugins added at this step (and kept for later steps). */
+  plugins?: PluginItem[];
+  /** Settings changed at this step (and kept for later steps). */
+  settings?: Partial<TrainSettings>;
+}
+
+export interface PresetDefinition {
+  name: string;
+  description: string;
+  plugins?: PluginItem[];
+  presets?: PresetItem[];
+  /** Trainer settings: model, data, optimizer, schedule, epochs, batchSize... */
+  settings?: Partial<TrainSettings>;
+  /** Ablation ladder for `tricks ablate`: each step adds tricks to the previous one. */
+  ladder?: LadderStep[];
+}
+
+export function definePreset(def: PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition)): PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition) {
+  return def;
+}

@@ -1,0 +1,323 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { inject, injectable, multiInject } from 'inversify';
+import { SubsetDataset, type Dataset } from '../data/dataset.js';
+import { loadBatches, numBatches, type LoadedBatch, type Sampler } from '../data/loader.js';
+import type { DatasetRegistry } from '../data/registry.js';
+import { TOKENS } from '../di/tokens.js';
+import { CancelBatch, NonFiniteLoss, StopTraining, TricksError } from '../hooks/errors.js';
+import { createHooks, type Artifact, type Batch, type EpochMetrics, type Hooks, type RunResult } from '../hooks/hooks.js';
+import type { Logger } from '../io/logger.js';
+import type { LossFunction } from '../losses/cross-entropy.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { TricksOptimizer } from '../optim/optimizer.js';
+import type { OptimizerRegistry } from '../optim/registry.js';
+import type { LrSchedule, ScheduleRegistry } from '../optim/schedule.js';
+import type { PluginApi, PluginDefinition } from '../plugin/define.js';
+import type { ResolvedConfig, ResolvedPlugin } from '../plugin/config.js';
+import type { BackendService } from '../backends/select.js';
+import { Rng } from '../util/rng.js';
+import { withSeededMathRandom } from '../util/seeded-random.js';
+import { CHECKPOINT_FORMAT, type Checkpointer, type TrainerState } from './checkpoint.js';
+import type { EvalResult, PluginState, TrainContext } from './context.js';
+import type { Exporter } from './exporter.js';
+import { evaluateModel, toBatch } from './evaluate.js';
+import type { MetricsSink } from './sinks.js';
+import { coreBuiltins, type BuiltinAccess } from './builtins.js';
+
+/** Thrown when SIGTERM/SIGINT stopped the run after a checkpoint was written. */
+export class Interrupted extends TricksError {
+  constructor(readonly signal: string, dir: string) {
+    super(`${signal}: stopped after the current step; checkpoint written to ${dir}`, `continue with: tricks train --resume ${join(dir, '..')}`);
+    this.name = 'Interrupted';
+  }
+}
+
+export interface RunOptions {
+  /** Continue from OUT/checkpoint of a previous run. */
+  resume?: boolean;
+  /** Install SIGTERM/SIGINT handlers that checkpoint and stop (the CLI does). */
+  handleSignals?: boolean;
+}
+
+export const hashConfig = (c: ResolvedConfig) => {
+  const { out: _o, ...rest } = c;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+};
+
+/**
+ * The training loop. Services come from the container; plugins tap `hooks`. One step:
+ * batch hook -> model.apply(training) -> loss hook -> gradients -> host-side finite check ->
+ * optimizer update -> step hook, all in one tf.tidy.
+ */
+@injectable()
+export class Trainer {
+  readonly hooks: Hooks = createHooks();
+  private readonly pluginStates = new Map<string, PluginState>();
+  private interrupt: string | undefined;
+  private saveState: ((part?: TrainerState['partial']) => Promise<void>) | undefined;
+  ctx!: TrainContext;
+
+  constructor(
+    @inject(TOKENS.Config) readonly config: ResolvedConfig,
+    @inject(TOKENS.Backend) private readonly backend: BackendService,
+    @inject(TOKENS.Models) readonly models: ModelRegistry,
+    @inject(TOKENS.Datasets) readonly datasets: DatasetRegistry,
+    @inject(TOKENS.Optimizers) private readonly optimizers: OptimizerRegistry,
+    @inject(TOKENS.Schedules) private readonly schedules: ScheduleRegistry,
+    @inject(TOKENS.Loss) private readonly loss: LossFunction,
+    @inject(TOKENS.Sampler) private readonly sampler: Sampler,
+    @inject(TOKENS.Logger) readonly logger: Logger,
+    @multiInject(TOKENS.MetricsSink) private readonly sinks: MetricsSink[],
+    @inject(TOKENS.Checkpointer) private readonly checkpointer: Checkpointer,
+    @inject(TOKENS.Exporter) private readonly exporter: Exporter,
+    @inject(TOKENS.Rng) private readonly makeRng: (seed: number) => Rng,
+  ) {}
+
+  /**
+   * Applies the built-in plugins (metrics sinks, checkpoints, run.json: core's own, then `builtins`, e.g.
+   * progress, export formats, report), then the user's plugins in order; each taps hooks under its own name.
+   */
+  use(plugins: { definition: PluginDefinition; resolved: ResolvedPlugin }[], builtins: PluginDefinition[] = []): void {
+    const access: BuiltinAccess = {
+      sinks: this.sinks,
+      save: (part) => this.saveState?.(part) ?? Promise.resolve(),
+    };
+    for (const definition of [...coreBuiltins(access), ...builtins]) this.apply(definition, {});
+    for (const { definition, resolved } of plugins) this.apply(definition, resolved.options);
+  }
+
+  private apply(definition: PluginDefinition, options: Record<string, unknown>): void {
+    const api: PluginApi = {
+      hooks: this.hooks,
+      config: this.config,
+      models: this.models,
+      datasets: this.datasets,
+      registerState: (name, state) => {
+        if (this.pluginStates.has(name)) throw new Error(`plugin state "${name}" registered twice`);
+        this.pluginStates.set(name, state);
+      },
+    };
+    definition.apply(api, options);
+  }
+
+  private limit(ds: Dataset, n: number | undefined, seed: number): Dataset {
+    if (!n || n >= ds.length) return ds;
+    const idx = new Rng(seed).permutation(ds.length).slice(0, n).sort();
+    return new SubsetDataset(ds, idx, ds.name);
+  }
+
+  async run(opts: RunOptions = {}): Promise<RunResult> {
+    const cfg = this.config;
+    const out = cfg.out;
+    const backend = await this.backend.select(cfg.backend);
+    const data = await this.datasets.create(cfg.data, cfg.dataOptions);
+    const train = this.limit(data.train, cfg.limit.train, 1);
+    const val = this.limit(data.val, cfg.limit.val, 2);
+    if (cfg.batchSize > train.length) {
+      throw new TricksError(`batch size ${cfg.batchSize} is larger than the training set (${train.length} items of ${data.source})`, `use --batch-size ${train.length} or less`);
+    }
+    this.logger.info(`data: ${data.source}: ${train.length} train, ${val.length} val, ${train.shape.join('x')}, ${train.numClasses} classes`);
+
+    const rng = this.makeRng(cfg.seed);
+    const tfRng = this.makeRng((cfg.seed ^ 0x7f4a7c15) >>> 0);
+    const spec = { inputShape: train.shape, numClasses: train.numClasses, options: cfg.model.options };
+    let model = withSeededMathRandom(tfRng, () => this.models.build(cfg.model.name, spec, this.hooks));
+    const optimizer = this.optimizers.create(cfg.optimizer.name, { ...cfg.optimizer });
+    const schedule: LrSchedule = this.schedules.create(cfg.schedule);
+    const stepsPerEpoch = Math.min(numBatches(train.length, cfg.batchSize, true), cfg.limit.steps ?? Infinity);
+
+    const ctx: TrainContext = (this.ctx = {
+      config: cfg,
+      hooks: this.hooks,
+      epoch: 0,
+      step: 0,
+      stepInEpoch: 0,
+      stepsPerEpoch,
+      totalSteps: stepsPerEpoch * cfg.epochs,
+      lr: cfg.optimizer.lr,
+      baseLr: cfg.optimizer.lr,
+      model,
+      optimizer,
+      rng,
+      numClasses: train.numClasses,
+      inputShape: train.shape,
+      train,
+      val,
+      metrics: [],
+      logger: this.logger,
+      backend,
+      out,
+      evaluate: (m?: LayersModel) => this.evaluate(m ?? ctx.model),
+      lastTerms: {},
+      resumed: Boolean(opts.resume),
+    });
+    model = ctx.model = withSeededMathRandom(tfRng, () => this.hooks.model.call(model, ctx));
+    this.logger.info(`model: ${cfg.model.name}, ${model.countParams().toLocaleString('en-US')} parameters; plugins: ${cfg.plugins.map((p) => p.key).join(', ') || '(none)'}`);
+    let startEpoch = 0;
+    let partial: TrainerState['partial'];
+    const ckptDir = join(out, 'checkpoint');
+    this.saveState = async (part?: TrainerState['partial']) => {
+      const state: TrainerState = {
+        format: CHECKPOINT_FORMAT, epoch: ctx.epoch + (part ? 0 : 1), stepInEpoch: part ? ctx.stepInEpoch : 0, step: ctx.step, rng: rng.getState(), tfRng: tfRng.getState(),
+        configHash: hashConfig(cfg), config: cfg, metrics: ctx.metrics, partial: part, plugins: {},
+      };
+      await this.checkpointer.save(ckptDir, { model: ctx.model, optimizer, state, plugins: this.pluginStates });
+    };
+    const onSignal = (sig: string) => () => {
+      if (this.interrupt) process.exit(sig === 'SIGTERM' ? 143 : 130);
+      this.interrupt = sig;
+      this.logger.warn(`${sig}: finishing the current step, then writing a checkpoint`);
+    };
+    const handlers = opts.handleSignals ? { SIGTERM: onSignal('SIGTERM'), SIGINT: onSignal('SIGINT') } : undefined;
+    if (handlers) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
+
+    let stopped: string | undefined;
+    let result: RunResult | undefined;
+    let error: unknown;
+    try {
+      await this.hooks.setup.promise(ctx);
+      if (opts.resume) {
+        const state = await this.checkpointer.restore(ckptDir, { model: ctx.model, optimizer, plugins: this.pluginStates });
+        if (state.configHash !== hashConfig(cfg)) this.logger.warn(`resuming with a config that differs from the checkpoint's (${state.configHash} vs ${hashConfig(cfg)})`);
+        startEpoch = state.epoch;
+        ctx.step = state.step;
+        ctx.stepInEpoch = state.stepInEpoch;
+        ctx.metrics = state.metrics as EpochMetrics[];
+        rng.setState(state.rng);
+        tfRng.setState(state.tfRng);
+        partial = state.partial;
+        this.logger.info(`resumed from ${ckptDir}: epoch ${startEpoch + 1}, step ${ctx.stepInEpoch} of it`);
+      }
+      for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
+        ctx.epoch = epoch;
+        const from = epoch === startEpoch ? ctx.stepInEpoch : 0;
+        let lossSum = partial?.lossSum ?? 0, seen = partial?.seen ?? 0, trainSeconds = partial?.seconds ?? 0, waitMs = 0, skipped = 0;
+        partial = undefined;
+        const indices = this.sampler.epochIndices(train, epoch, cfg.seed).subarray(0, stepsPerEpoch * cfg.batchSize);
+        this.hooks.epochStart.call(ctx);
+        let t0 = performance.now();
+        for await (const raw of loadBatches(train, indices, cfg.batchSize, { from, dropLast: true })) {
+          waitMs += raw.waitMs;
+          ctx.lr = schedule(ctx.baseLr, { step: ctx.step, stepsPerEpoch, totalSteps: ctx.totalSteps });
+          optimizer.setLearningRate(ctx.lr);
+          try {
+            const l = withSeededMathRandom(tfRng, () => this.trainStep(raw, ctx));
+            lossSum += l * raw.labels.length;
+            seen += raw.labels.length;
+          } catch (e) {
+            if (e instanceof CancelBatch) skipped++;
+            else if (e instanceof StopTraining) stopped = e.reason;
+            else throw e;
+          }
+          ctx.step++;
+          ctx.stepInEpoch++;
+          const secs = trainSeconds + (performance.now() - t0) / 1000;
+          this.hooks.stepEnd.call(ctx, { loss: seen ? lossSum / seen : NaN, seen, imagesPerSec: seen / secs });
+          if (this.interrupt) {
+            await this.hooks.interrupt.promise(ctx, { lossSum, seen, seconds: secs });
+            throw new Interrupted(this.interrupt, ckptDir);
+          }
+          if (stopped) break;
+        }
+        trainSeconds += (performance.now() - t0) / 1000;
+        t0 = performance.now();
+        const ev = await this.evaluate(ctx.model);
+        ctx.lastEval = ev;
+        const metrics: EpochMetrics = {
+          epoch: epoch + 1,
+          train_loss: seen ? lossSum / seen : NaN,
+          val_loss: ev.loss,
+          val_top1: ev.top1,
+          val_top5: ev.top5,
+          lr: ctx.lr,
+          images_per_sec: seen / trainSeconds,
+          seconds: trainSeconds + (performance.now() - t0) / 1000,
+          data_wait_seconds: waitMs / 1000,
+        };
+        if (skipped) metrics.skipped_batches = skipped;
+        ctx.metrics.push(metrics);
+        // Plugins' taps, then the built-ins' at STAGE_REPORT: the sinks write the row, the checkpoint is saved.
+        await this.hooks.epoch.promise(ctx, metrics);
+        this.logger.info(
+          `epoch ${metrics.epoch}/${cfg.epochs}: train_loss ${metrics.train_loss.toFixed(4)} val_loss ${metrics.val_loss.toFixed(4)} ` +
+            `val_top1 ${metrics.val_top1.toFixed(4)} val_top5 ${metrics.val_top5.toFixed(4)} lr ${metrics.lr.toPrecision(3)} ` +
+            `${metrics.images_per_sec.toFixed(0)} img/s ${metrics.seconds.toFixed(1)} s (waited ${metrics.data_wait_seconds.toFixed(2)} s for data)`,
+        );
+        ctx.stepInEpoch = 0;
+      }
+      const artifact = await this.exporter.export(ctx.model, join(out, 'model'), {
+        tricks: { classNames: train.classNames, inputShape: train.shape, numClasses: train.numClasses, model: cfg.model.name, plugins: cfg.plugins.map((p) => p.key), pluginOptions: cfg.plugins.map((p) => ({ name: p.name, options: p.options })) },
+      });
+      const artifacts: Artifact[] = [artifact];
+      const last = await this.hooks.export.promise(artifact, ctx);
+      if (last !== artifact) artifacts.push(last);
+      const best = ctx.metrics.reduce<EpochMetrics | undefined>((b, m) => (!b || m.val_top1 > b.val_top1 ? m : b), undefined);
+      result = { out, epochs: ctx.metrics, best, stopped, artifacts };
+      // run.json and report.html are built-in taps, before the plugins' own.
+      await this.hooks.done.promise(ctx, result);
+      return result;
+    } catch (e) {
+      error = e;
+      throw e;
+    } finally {
+      if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+      this.saveState = undefined;
+      // Every exit: plugins restore what they changed; a teardown error never hides the run's own.
+      try {
+        await this.hooks.teardown.promise(ctx, { error, result });
+      } catch (e) {
+        if (!error) throw e;
+        this.logger.warn(`teardown after a failed run: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Frees the run's model and optimizer state (a process that runs many trainings calls it after each). */
+  dispose(): void {
+    if (!this.ctx) return;
+    this.ctx.optimizer.dispose();
+    this.ctx.model.dispose();
+  }
+
+  makeBatch(raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array }, ctx: TrainContext): Batch {
+    return toBatch(raw, ctx.inputShape, ctx.numClasses, ctx.epoch, ctx.step);
+  }
+
+  /** One optimizer step. Returns the loss; throws NonFiniteLoss before a bad update reaches the weights. */
+  private trainStep(raw: LoadedBatch, ctx: TrainContext): number {
+    const model = ctx.model;
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    return tf.tidy(() => {
+      const batch = this.hooks.batch.call(this.makeBatch(raw, ctx), ctx);
+      let termNames: string[] = [];
+      let termValues: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
+        const state = this.hooks.loss.call(
+          { logits, batch, targets: batch.y, terms: { ce: this.loss(logits, batch.y, batch.meta.sampleWeights) } },
+          ctx,
+        );
+        termNames = Object.keys(state.terms);
+        const values = Object.values(state.terms);
+        termValues = tf.keep(tf.stack(values));
+        return (values.length === 1 ? values[0] : tf.addN(values)) as tf.Scalar;
+      }, vars);
+      const loss = value.dataSync()[0];
+      const tv = termValues!.dataSync();
+      termValues!.dispose();
+      ctx.lastTerms = Object.fromEntries(termNames.map((n, i) => [n, tv[i]]));
+      if (!Number.isFinite(loss)) throw new NonFiniteLoss(ctx.epoch + 1, ctx.stepInEpoch + 1, loss);
+      ctx.optimizer.applyGradients(grads);
+      this.hooks.step.call(ctx);
+      return loss;
+    });
+  }
+
+  /** Loss, top-1, top-5 and the confusion matrix on the validation set (evalBatch hook applied). */
+  evaluate(model: LayersModel): Promise<EvalResult> {
+    return evaluateModel(model, this.ctx.val, this.config.evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx));
+  }
+}

@@ -1,0 +1,165 @@
+import { expect } from 'chai';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { ContainerModule } from 'inversify';
+import { TOKENS } from '@tricks/core';
+import { NonFiniteLoss, TricksError } from '@tricks/core';
+import { MemoryLogger } from '@tricks/core';
+import { loadModel } from '@tricks/core';
+import { SGD, type OptimizerOptions } from '@tricks/core';
+import { OptimizerRegistry } from '@tricks/core';
+import type { EpochMetrics } from '@tricks/core';
+import type { MetricsSink } from '@tricks/core';
+import { METRIC_KEYS } from '@tricks/core';
+import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
+
+const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'fixtures');
+const plugin = (name: string) => join(fixtures, 'plugins', `${name}.mjs`);
+const quiet = () => ({ logger: new MemoryLogger() });
+const lines = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+describe('trainer', function () {
+  this.timeout(120000);
+  before(testBackend);
+
+  it('trains one short epoch on real digits and writes metrics, checkpoint and model', async () => {
+    const cfg = tiny({ limit: { train: 512, val: 256, steps: 12 }, checkpoint: true, optimizer: { lr: 0.1 } });
+    const trainer = await createTestTrainer(cfg, quiet());
+    const result = await trainer.run();
+    const rows = lines(cfg.out!);
+    expect(rows).to.have.length(1);
+    expect(Object.keys(rows[0])).to.deep.equal([...METRIC_KEYS]);
+    expect(rows[0].val_top1).to.be.greaterThan(0.3); // 10 classes: chance is 0.1
+    expect(rows[0].train_loss).to.be.lessThan(2.3);
+    expect(result.epochs[0].val_top5).to.be.at.least(rows[0].val_top1);
+    expect(readdirSync(join(cfg.out!, 'checkpoint')).sort()).to.deep.equal(['model', 'optimizer.bin', 'optimizer.json', 'plugins.bin', 'state.json']);
+    const m = await loadModel(join(cfg.out!, 'model'));
+    const x = tf.zeros([2, 28, 28, 1]);
+    const a = m.predict(x) as tf.Tensor;
+    const b = trainer.ctx.model.predict(x) as tf.Tensor;
+    expect(Array.from(await a.data())).to.deep.equal(Array.from(await b.data()));
+    tf.dispose([x, a, b]);
+    m.dispose();
+  });
+
+  it('runs taps in stage order, whatever order they were registered in', async () => {
+    const trainer = await createTestTrainer(tiny({ plugins: [plugin('order')], limit: { train: 64, val: 32, steps: 1 } }), quiet());
+    const calls: string[] = [];
+    for (const [name, hook] of Object.entries(trainer.hooks)) {
+      (hook as { intercept(i: object): void }).intercept({ call: () => calls.push(name) });
+    }
+    const batchTaps = (trainer.hooks.batch as unknown as { taps: { name: string }[] }).taps.map((t) => t.name);
+    const lossTaps = (trainer.hooks.loss as unknown as { taps: { name: string }[] }).taps.map((t) => t.name);
+    expect(batchTaps).to.deep.equal(['order:augment', 'order:mix']);
+    expect(lossTaps).to.deep.equal(['order:loss', 'order:compress']);
+    await trainer.run();
+    // the last export tap reloads and evaluates the exported model: evalBatch runs inside export
+    expect(calls.filter((c, i) => c !== calls[i - 1])).to.deep.equal(['neck', 'model', 'setup', 'epochStart', 'batch', 'loss', 'step', 'stepEnd', 'evalBatch', 'epoch', 'export', 'evalBatch', 'done', 'teardown']);
+  });
+
+  it('keeps the tensor count stable over steps (no leaks)', async () => {
+    const trainer = await createTestTrainer(tiny({ limit: { train: 256, val: 64, steps: 6 } }), quiet());
+    const counts: number[] = [];
+    trainer.hooks.step.tap('count', () => void counts.push(tf.memory().numTensors));
+    await trainer.run();
+    expect(counts).to.have.length(6);
+    expect(new Set(counts.slice(1)).size, `tensors after each step: ${counts}`).to.equal(1);
+  });
+
+  it('lets a user rebind a service: a custom optimizer and a custom metrics sink', async () => {
+    const written: EpochMetrics[] = [];
+    let created = 0;
+    class CountingSGD extends SGD {}
+    class Registry extends OptimizerRegistry {
+      create(_name: string, opts: OptimizerOptions) {
+        created++;
+        return new CountingSGD(opts);
+      }
+    }
+    const sink: MetricsSink = { open: async () => {}, write: async (m) => void written.push(m), close: async () => {} };
+    const modules = [
+      new ContainerModule(({ rebind }) => {
+        rebind(TOKENS.Optimizers).toConstantValue(new Registry());
+        rebind(TOKENS.MetricsSink).toConstantValue(sink);
+      }),
+    ];
+    const cfg = tiny();
+    const trainer = await createTestTrainer(cfg, { ...quiet(), modules });
+    await trainer.run();
+    expect(created).to.equal(1);
+    expect(trainer.ctx.optimizer).to.be.instanceOf(CountingSGD);
+    expect(written).to.have.length(1);
+    expect(existsSync(join(cfg.out!, 'metrics.jsonl'))).to.equal(false); // the JSONL sink was replaced
+  });
+
+  it('resolves a third-party plugin package by short name, with the ContainerModule it ships', async () => {
+    const cwd = join(fixtures, 'project');
+    const mod = await import(join(cwd, 'node_modules', 'tricks-plugin-hello', 'index.js'));
+    const trainer = await createTestTrainer(tiny({ plugins: [['hello', { greeting: 'hey' }]] }), { ...quiet(), cwd });
+    expect(trainer.config.plugins[0].source).to.equal('tricks-plugin-hello');
+    await trainer.run();
+    expect(mod.seen.steps).to.equal(4);
+    expect(mod.seen.greeting).to.equal('hey');
+    expect(mod.seen.epochs).to.deep.equal([1]); // its sink was added next to the JSONL one
+  });
+
+  it('gives the same losses after a resume as without one (same seed and backend)', async () => {
+    const base = { epochs: 3, checkpoint: true, limit: { train: 256, val: 64, steps: 4 }, optimizer: { lr: 0.05 } };
+    const full = tiny(base);
+    await (await createTestTrainer(full, quiet())).run();
+    const cut = tiny({ ...base, epochs: 1 });
+    await (await createTestTrainer(cut, quiet())).run();
+    const resumed = await createTestTrainer({ ...tiny(base), out: cut.out }, quiet());
+    await resumed.run({ resume: true });
+    const a = lines(full.out!).map((r) => [r.train_loss, r.val_loss]);
+    const b = lines(cut.out!).map((r) => [r.train_loss, r.val_loss]);
+    expect(b).to.have.length(3);
+    expect(b).to.deep.equal(a);
+  });
+
+  it('stops on a NaN loss with the epoch and step, before the update, keeping the last good checkpoint', async () => {
+    const cfg = tiny({ epochs: 2, checkpoint: true, plugins: [[plugin('nan'), { epoch: 2, at: 3 }]] });
+    const trainer = await createTestTrainer(cfg, quiet());
+    let err: unknown;
+    await trainer.run().catch((e) => (err = e));
+    expect(err).to.be.instanceOf(NonFiniteLoss);
+    expect((err as Error).message).to.match(/loss is NaN at epoch 2, step 3/);
+    const state = JSON.parse(readFileSync(join(cfg.out!, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.epoch).to.equal(1);
+    const w = trainer.ctx.model.getWeights().map((t) => t.dataSync());
+    expect(w.every((a) => a.every(Number.isFinite))).to.equal(true);
+  });
+
+  it('skips cancelled batches and stops cleanly on StopTraining', async () => {
+    const trainer = await createTestTrainer(tiny({ plugins: [[plugin('cancel'), { stopAt: 4 }]], limit: { train: 256, val: 64, steps: 8 } }), quiet());
+    let steps = 0;
+    trainer.hooks.step.tap('count', () => void steps++);
+    const r = await trainer.run();
+    expect(r.stopped).to.equal('enough');
+    expect(steps).to.equal(2); // steps 0 and 2 ran; 1 was cancelled; 3 stopped the run
+    expect(r.epochs[0].skipped_batches).to.equal(1);
+  });
+
+  it('says so when the batch size is larger than the dataset', async () => {
+    const trainer = await createTestTrainer(tiny({ batchSize: 100, limit: { train: 50, val: 20 } }), quiet());
+    let err: unknown;
+    await trainer.run().catch((e) => (err = e));
+    expect(err).to.be.instanceOf(TricksError);
+    expect((err as Error).message).to.match(/batch size 100 is larger than the training set \(50 items/);
+  });
+
+  it('fails early on a plugin built for another core version, naming both versions', async () => {
+    const cwd = tmp('tricks-compat-');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const d = join(cwd, 'node_modules', 'tricks-plugin-old');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(cwd, 'package.json'), '{"type":"module"}');
+    writeFileSync(join(d, 'package.json'), '{"name":"tricks-plugin-old","type":"module","exports":"./index.js"}');
+    writeFileSync(join(d, 'index.js'), "export default { name: 'old', description: '', core: '^9.0.0', apply() {} };");
+    let err: unknown;
+    await createTestTrainer(tiny({ plugins: ['old'] }), { ...quiet(), cwd }).catch((e) => (err = e));
+    expect((err as Error).message).to.match(/requires @tricks\/core \^9\.0\.0, but this is @tricks\/core 0\.1\.0/);
+  });
+});
