@@ -54,7 +54,7 @@ if (!process.argv.includes('--no-write')) writeTable(rows, ref);
 if (!process.argv.includes('--only')) {
   for (const [label, args] of [
     ['framework overhead', [join(root, 'scripts', 'bench-overhead.mjs')]],
-    ['data pipeline vs torchvision', [join(root, 'core', 'dist', 'src', 'bench', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])]],
+    ['data pipeline vs torchvision', [join(root, 'core', 'bench', 'dist', 'src', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])]],
   ]) {
     console.log(`\n== ${label}`);
     spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
@@ -91,17 +91,17 @@ async function child(cfg) {
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-backend-cpu');
   await import('@tensorflow/tfjs-backend-wasm');
-  const dist = join(root, 'core', 'dist', 'src');
-  if (cfg.kernels) (await import(join(dist, 'backends', 'wasm', 'index.js'))).registerWasmTrainingKernels();
+  const pkg = (name) => join(root, 'core', name, 'dist', 'src');
+  if (cfg.kernels) (await import(join(pkg('backend-wasm'), 'kernels.js'))).registerWasmTrainingKernels();
   await tf.setBackend(cfg.backend);
-  const { benchTrain, benchDataParallel } = await import(join(dist, 'bench', 'bench.js'));
+  const { benchTrain, benchDataParallel } = await import(join(pkg('lab'), 'bench.js'));
   if (cfg.workers) {
-    const r = await benchDataParallel({ model: { module: join(dist, 'bench', 'resnet18.js'), export: 'resnet18Cifar' },
+    const r = await benchDataParallel({ model: { module: join(pkg('bench'), 'resnet18.js'), export: 'resnet18Cifar' },
       workers: cfg.workers, batchSize: cfg.batch, backend: cfg.backend });
     console.log('RESULT ' + JSON.stringify({ train: r.trainImagesPerSec, infer: r.inferImagesPerSec }));
     return;
   }
-  const { resnet18Cifar } = await import(join(dist, 'bench', 'resnet18.js'));
+  const { resnet18Cifar } = await import(join(pkg('bench'), 'resnet18.js'));
   const model = resnet18Cifar();
   const opts = { model, batchSize: cfg.batch, steps: cfg.steps, warmup: cfg.warmup };
   let note;

@@ -1,4 +1,4 @@
-// One pass of native code per variable for the SGD and Adam/AdamW steps (core/src/optim/optimizer.ts):
+// One pass of native code per variable for the SGD and Adam/AdamW steps (core/trainer/src/optim/optimizer.ts):
 // unfused, they are six (SGD) to fourteen (Adam) elementwise kernels over every weight, each reading
 // and writing the whole tensor. Same f32 operations in the same order, so the results are bit-identical.
 import { util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';

@@ -1,5 +1,5 @@
 // Makes the linear memory of the tfjs wasm backend a shared WebAssembly.Memory, so that worker
-// threads can run our kernels on tensors in place (core/src/backends/wasm/threads.ts).
+// threads can run our kernels on tensors in place (core/backend-wasm/src/threads.ts).
 //
 // tfjs-backend-wasm's single-threaded SIMD module defines its own memory. Its threaded build cannot
 // start in Node (its pthread workers come from a blob: URL), so instead we rewrite the single-threaded

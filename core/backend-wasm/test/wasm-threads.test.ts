@@ -1,4 +1,4 @@
-// The wasm kernels on more than one thread (core/src/backends/wasm/threads.ts): the tfjs heap is
+// The wasm kernels on more than one thread (core/backend-wasm/src/threads.ts): the tfjs heap is
 // made shared, the work is split into disjoint parts, and so the outputs are bit-identical to one
 // thread's, whatever the thread count.
 import { expect } from 'chai';

@@ -1,4 +1,4 @@
-// Benchmarks of the model zoo (not a test): `node core/dist/src/models/bench-zoo.js [grouped|models] [--batch 8]`.
+// Benchmarks of the model zoo (not a test): `node core/bench/dist/src/bench-zoo.js [grouped|models] [--batch 8]`.
 // grouped: the three GroupedConv2D implementations on ResNeXt-50 32x4d's 3x3 shapes, forward and
 // forward+backward, on the wasm backend with the training kernels, against PyTorch's grouped conv (1 thread)
 // measured in the same run, and against an ungrouped conv of the same width. Best of N repetitions.

@@ -7,7 +7,7 @@
  * wall time per run minus the run's own training + evaluation seconds (RunRecord.seconds); for the
  * queue it also reads BullMQ's own timestamps: how long a job waited for an idle worker to take it.
  *
- *   node core/dist/src/distributed/bench.js [--preset FILE] [--seeds 2] [--reps 2] [--only local1,local2,queue1,queue2] [--no-write]
+ *   node core/bench/dist/src/distributed-bench.js [--preset FILE] [--seeds 2] [--reps 2] [--only local1,local2,queue1,queue2] [--no-write]
  *
  * Prints a table and refreshes its section of docs/benchmarks.md. Repeats each mode --reps times
  * and keeps the fastest (the machine is shared and noisy).
@@ -159,7 +159,7 @@ const rows = only.filter((m) => best.has(m)).map((m) => {
   return `| ${label[m]} | ${s.wall.toFixed(1)} | ${l1 ? (l1.wall / s.wall).toFixed(2) + 'x' : '-'} | ${perRun.toFixed(1)} | ${(s.runSeconds / s.runs).toFixed(1)} | ${overhead.toFixed(1)} | ${s.pickup !== undefined ? `${s.pickup.toFixed(3)} / ${s.startup!.toFixed(2)}` : '-'} |`;
 });
 const n = best.values().next().value?.runs ?? 0;
-const begin = '<!-- bench:distributed begin (written by node core/dist/src/distributed/bench.js) -->';
+const begin = '<!-- bench:distributed begin (written by node core/bench/dist/src/distributed-bench.js) -->';
 const end = '<!-- bench:distributed end -->';
 const table = [
   begin,

@@ -2,12 +2,13 @@
  * Compression benchmark on Fashion-MNIST: float vs post-training int8 vs QAT int8, and channel pruning at 0.3
  * and 0.5 with fine-tuning. Each row: top-1 of the exported artifact (reloaded, on the validation subset), size
  * on disk, tfjs inference img/s on the wasm backend and ONNX Runtime img/s (1 thread), best of `repeats`.
- * Run: node core/dist/src/export/bench.js [trainItems] [epochs]  (writes runs/bench-compression/results.json)
+ * Run: node core/bench/dist/src/export-bench.js [trainItems] [epochs]  (writes runs/bench-compression/results.json)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DefaultBackendService } from '@tricks/core';
+import { wasmProvider } from '@tricks/backend-wasm';
 import { createStandardTrainer } from '@tricks/lab';
 import { MemoryLogger } from '@tricks/core';
 import { loadModel } from '@tricks/core';
@@ -99,7 +100,9 @@ export async function benchCompression(trainItems = 6000, epochs = 3, valItems =
  * best of `rounds` kept, so that load from other processes on the shared machine hits all of them alike.
  */
 export async function timeArtifacts(rounds = 5): Promise<Record<string, number>> {
-  await new DefaultBackendService(new MemoryLogger()).select('wasm');
+  const backend = new DefaultBackendService(new MemoryLogger());
+  backend.register('wasm', wasmProvider);
+  await backend.select('wasm');
   const out = join('runs', 'bench-compression');
   const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { results: { run: string; format?: string }[] };
   const items = summary.results.filter((r) => r.format).map((r) => ({ key: `${r.run}/${r.format}`, dir: join(out, r.run, r.format === 'tfjs' && r.run === 'float' ? 'model' : r.format === 'tfjs' && r.run === 'qat' ? 'model-qat' : r.format === 'tfjs' ? 'model-pruned' : join('export', r.format!)), onnx: r.format!.startsWith('onnx') }));

@@ -1,7 +1,7 @@
 // The optimizer step over ResNet-18-CIFAR's 11.2M weights on wasm: the one-pass kernels
 // (TricksSgdStep, TricksAdamStep) against the unfused updates, in one process, alternating
 // (unregistering the kernel selects the unfused path), best of 4 rounds x 5 steps.
-//   node core/dist/src/bench/optim-step.js
+//   node core/bench/dist/src/optim-step.js
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWasmTrainingKernels } from '@tricks/backend-wasm';
 import { ADAM_STEP_KERNEL, AdamW, SGD, SGD_STEP_KERNEL, type TricksOptimizer } from '@tricks/core';

@@ -5,7 +5,7 @@
 // The images are real: Fashion-MNIST, padded to 32x32 RGB for CIFAR, upscaled to 256x256 JPEGs for the
 // folder (generated once with sharp into <tmpdir>/tricks-bench-pipeline-v1).
 //
-//   node core/dist/src/bench/pipeline.js [--jpegs 3000] [--epochs 2] [--no-write]
+//   node core/bench/dist/src/pipeline.js [--jpegs 3000] [--epochs 2] [--no-write]
 // Writes its section of docs/benchmarks.md between its own markers.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -151,7 +151,7 @@ function log(r: Row) {
 
 function writeSection(rows: Row[], epochs: number) {
   const file = join(root, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:pipeline begin (written by node core/dist/src/bench/pipeline.js) -->', end = '<!-- bench:pipeline end -->';
+  const begin = '<!-- bench:pipeline begin (written by node core/bench/dist/src/pipeline.js) -->', end = '<!-- bench:pipeline end -->';
   const date = new Date().toISOString().slice(0, 10);
   const lines = [
     begin,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Peer of core/src/bench/pipeline.ts: torchvision's DataLoader with the same transforms, images/s.
+"""Peer of core/bench/src/pipeline.ts: torchvision's DataLoader with the same transforms, images/s.
 
 usage: pipeline_torch.py cifar DIR BATCH WORKERS   (CIFAR-10 binary files in DIR: data_batch_1.bin)
        pipeline_torch.py folder DIR BATCH WORKERS  (ImageFolder DIR/<class>/*.jpg, RandomResizedCrop 224)

@@ -1,6 +1,6 @@
 // Per-kernel profile of a training or inference step (batch 64) on the wasm backend with the training
 // kernels: steady-state step time, then tf.profile's kernel milliseconds summed by kernel.
-//   node core/dist/src/bench/profile.js [train|infer] [zoo model, default: the bench's ResNet-18-CIFAR] [input px, default 32]
+//   node core/bench/dist/src/profile.js [train|infer] [zoo model, default: the bench's ResNet-18-CIFAR] [input px, default 32]
 // TRICKS_PROFILE_SHAPES=1 also lists every convolution call with its input shapes.
 // (TRICKS_WASM_THREADS=1 for one thread)
 import * as tf from '@tensorflow/tfjs-core';

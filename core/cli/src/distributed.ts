@@ -35,7 +35,7 @@ export function addQueueOptions(cmd: Command, { collect = true } = {}): Command 
 }
 
 /**
- * `tricks ablate` is registered by core/src/cli/ablate.ts (before this file's commands): give it the
+ * `tricks ablate` is registered by core/cli/src/ablate.ts (before this file's commands): give it the
  * queue options here, so that its action only needs a one-line hook calling ablateOnQueue().
  */
 export function extendAblateCommand(program: Command): void {
@@ -64,7 +64,7 @@ export async function runStudyFromFlags(f: QueueFlags, plan: () => Promise<RunSp
   printStudy(f.collect ? await collectStudy(opts) : await submitStudy(await plan(), opts));
 }
 
-/** The hook of `tricks ablate --queue URL` (called from core/src/cli/ablate.ts). */
+/** The hook of `tricks ablate --queue URL` (called from core/cli/src/ablate.ts). */
 export async function ablateOnQueue(f: QueueFlags & TrainFlags & { seeds: number; teacher?: string }): Promise<void> {
   const overrides = await configFromFlags({ ...f, out: undefined });
   const preset = overrides.preset;

@@ -1,5 +1,5 @@
 /**
- * The local runner of `tricks ablate` (core/src/ablate) seen from the queue: one run = one RunSpec,
+ * The local runner of `tricks ablate` (core/lab/src/ablate) seen from the queue: one run = one RunSpec,
  * trained by runOne() (idempotent: a finished run returns its saved result.json, an interrupted one
  * resumes from OUT/checkpoint), and summarize() writes the study's report. A job runs exactly what a
  * local study runs.

@@ -220,7 +220,7 @@ export function affineBatch(x: tf.Tensor4D, matrices: (number[] | null)[], inter
  * half-pixel centres, and the pad makes samples past the image border equal the border pixel, as torch's
  * clamping does. It differs from resizedCrop only where an upscaled crop's outer half pixel reads the
  * neighbour just outside the crop (inside the image) instead of repeating the crop's edge: measured max
- * abs difference 0.093 on the fixtures (outer ring only; interior < 1e-5, core/test/augment-ops.test.ts).
+ * abs difference 0.093 on the fixtures (outer ring only; interior < 1e-5, core/helper-augment/test/augment-ops.test.ts).
  */
 export function resizedCropFast(x: tf.Tensor4D, boxes: Box[], size: [number, number], flips?: ArrayLike<boolean>): tf.Tensor4D {
   const [b, h, w] = x.shape;

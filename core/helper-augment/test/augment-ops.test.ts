@@ -9,7 +9,7 @@ import {
   normalize, padCrop, padCropFast, resizedCrop, resizedCropFast, rotateMatrix, type AAOpName,
 } from '../src/index.js';
 
-/** Reference values: core/test/fixtures/augment/make_fixtures.py (torchvision 0.14 tensor functional API). */
+/** Reference values: core/helper-augment/test/fixtures/augment/make_fixtures.py (torchvision 0.14 tensor functional API). */
 const here = dirname(fileURLToPath(import.meta.url));
 const fixture = JSON.parse(readFileSync(join(here, '../../test/fixtures/augment/ops.json'), 'utf8'));
 type Case = { name: string; op: string; image: number; params: Record<string, any>; output: number[][][] };

@@ -622,7 +622,7 @@ void relu_grad(const float *dy, const float *x, float *dx, int n) {
   }
 }
 
-// One SGD step as PyTorch applies it (core/src/optim/optimizer.ts, the same f32 operations in the
+// One SGD step as PyTorch applies it (core/trainer/src/optim/optimizer.ts, the same f32 operations in the
 // same order): g = grad + w*wd (wd != 0); buf' = buf*m + g and g = nesterov ? g + buf'*m : buf'
 // (m != 0); w' = w - g*lr.
 EXPORT(sgd_step)
@@ -643,7 +643,7 @@ void sgd_step(const float *w, const float *grad, const float *buf, float *w_out,
   }
 }
 
-// One Adam/AdamW step (core/src/optim/optimizer.ts, the same f32 operations in the same order):
+// One Adam/AdamW step (core/trainer/src/optim/optimizer.ts, the same f32 operations in the same order):
 // g = grad + w*l2 (l2 != 0); m' = m*b1 + g*omb1; v' = v*b2 + (g*g)*omb2;
 // w' = (decoupled ? w*wmul : w) - (m' / (sqrt(v')/sqrt_bc2 + eps)) * step.
 EXPORT(adam_step)
