@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, packageDirs, readPackage } from './packages.mjs';
+import { ensureTools, run as lint } from './lint.mjs';
 
 const only = process.argv.slice(2);
 let passed = 0, failed = 0;
@@ -32,6 +33,15 @@ for (const dir of packageDirs()) {
   passed += p; failed += f;
   if (f) failures.push(`=== ${dir}\n` + out.text.slice(out.text.search(/\d+ failing/)).trim().split('\n').slice(0, 60).join('\n'));
   if (out.code !== 0 && f === 0) { failed += 1; broken.push(dir); }
+}
+// prettier and eslint, one test each (a full run only: `node scripts/run-tests.mjs core/trainer` skips them)
+if (!only.length || only.includes('lint')) {
+  console.log('\n=== lint (prettier --check, eslint)');
+  ensureTools();
+  for (const name of ['prettier', 'eslint']) {
+    if (lint(name)) { passed++; console.log(`  ✔ ${name}`); }
+    else { failed++; failures.push(`=== lint\n${name}: problems listed above (npm run format fixes what prettier can)`); }
+  }
 }
 if (failures.length) console.log(`\nfailing tests, again:\n${failures.join('\n\n')}`);
 if (broken.length) console.log(`\npackages whose test run failed outright: ${broken.join(', ')}`);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { DefaultBackendService, loadModel, MemoryLogger, ModelRegistry, saveModel, type PluginItem, type PresetDefinition, type UserConfig } from '@tricks/core';
+import { loadModel, MemoryLogger, ModelRegistry, saveModel, type PluginItem, type PresetDefinition, type UserConfig } from '@tricks/core';
 import { registerModels } from '@tricks/models';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-presets-'));

@@ -92,7 +92,7 @@ export function importSharedMemory(bytes: Uint8Array): SharedRewrite | undefined
   const [impCount, ip] = readU32(imp, 0);
   const entry = [...name('env'), ...name('memory'), 0x02, 0x03, ...u32(initial), ...u32(maximum)];
   const body = Buffer.concat([Uint8Array.from(u32(impCount + 1)), imp.subarray(ip), Uint8Array.from(entry)]);
-  const out = secs.filter((_, i) => i !== memIdx).map((s, i) => (s.id === 2 ? { id: 2, body } : s));
+  const out = secs.filter((_, i) => i !== memIdx).map((s) => (s.id === 2 ? { id: 2, body } : s));
   return { bytes: assemble(bytes, out), initial, maximum };
 }
 

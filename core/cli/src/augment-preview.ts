@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
 import sharp from 'sharp';
-import { DatasetRegistry, type DataOptions } from '@tricks/core';
+import type { DataOptions } from '@tricks/core';
 import { createHooks, STAGE_AUGMENT, type Batch } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { MemoryLogger } from '@tricks/core';

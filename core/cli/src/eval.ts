@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { DatasetRegistry } from '@tricks/core';
 import { createHooks } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { ConsoleLogger } from '@tricks/core';

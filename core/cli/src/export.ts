@@ -1,7 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
-import { DatasetRegistry } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { createHooks, type Batch, type Hooks } from '@tricks/core';
 import { ConsoleLogger } from '@tricks/core';

@@ -1,7 +1,7 @@
 import { resolve as resolvePath, join } from 'node:path';
 import { TricksError } from '@tricks/core';
 import { SETTINGS_SCHEMA, merge, type UserConfig } from '@tricks/core';
-import type { PluginItem, PresetDefinition } from '@tricks/core';
+import type { PluginItem } from '@tricks/core';
 import { loadPreset } from '@tricks/core';
 import { closest } from '@tricks/core';
 import { Rng } from '@tricks/core';

@@ -128,6 +128,7 @@ export async function saveTfjs(model: LayersModel, dir: string, format: TfjsForm
     weightsManifest: [{ paths: ['./weights.bin'], weights: enc.specs }],
   };
   const meta = { ...((model.getUserDefinedMetadata() as Record<string, unknown>) ?? {}), ...(metadata ?? {}) };
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- tfjs's own type for the metadata
   if (Object.keys(meta).length) json.userDefinedMetadata = meta as { [key: string]: {} };
   await writeDirAtomic(dir, async (tmp) => {
     await writeFileAtomic(join(tmp, 'weights.bin'), enc.data);

@@ -102,8 +102,8 @@ export async function assertOptionError(plugin: string, options: Record<string, 
   try {
     await createTestTrainer(tinyConfig({ plugins: [[plugin, options]] }), { logger: new MemoryLogger(), cwd: opts.cwd });
   } catch (e) {
-    if (!(e instanceof TricksError)) throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`);
-    if (!pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    if (!(e instanceof TricksError)) throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`, { cause: e });
+    if (!pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`, { cause: e });
     return e.message;
   }
   throw new Error(`options ${JSON.stringify(options)} for ${plugin} were accepted; expected an error matching ${pattern}`);

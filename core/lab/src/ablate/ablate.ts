@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { threadsPerJob } from '@tricks/backend-wasm';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { TricksError } from '@tricks/core';
 import { writeFileAtomic } from '@tricks/core';
 import { ConsoleLogger, type Logger } from '@tricks/core';

@@ -1,6 +1,6 @@
 import { TricksError } from '../hooks/errors.js';
 import { DEFAULT_SETTINGS, merge, normalizeSettings, type ResolvedConfig, type ResolvedPlugin, type TrainSettings, type UserConfig } from './config.js';
-import type { PluginDefinition, PluginItem, PresetDefinition, PresetItem } from './define.js';
+import type { PluginDefinition, PluginItem, PresetItem } from './define.js';
 import { load, loadPreset } from './resolve.js';
 import { validate } from './validate.js';
 
