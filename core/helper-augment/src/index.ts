@@ -2,4 +2,4 @@ export { type Factors, IMAGENET_MEAN, IMAGENET_STD, adjustBrightness, adjustCont
 export { boxMask, erase } from './erase.js';
 export { type AffineParams, type Box, affineBatch, affineMatrix, bilinearTaps, flipSome, gatherPerImage, inverseAffineMatrix, padCrop, padCropFast, resizedCrop, resizedCropFast, rotateMatrix, roundHalfEven } from './geometry.js';
 export { type MixInfo, mixupBatch, permuteRows } from './mix.js';
-export { cutoutBox, randomAffineParams, randomErasingBox, randomResizedCropBox } from './params.js';
+export { randomResizedCropBox } from './params.js';
