@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { layerGraph, modelFromParts, modelTopology, removeLayer, topoLayer, weightOf } from './graph.js';
+import { layerGraph, modelFromParts, modelTopology, removeLayer, topoLayer, weightOf } from '@tricks/models';
 
 export const FOLDABLE = new Set(['Conv2D', 'DepthwiseConv2D', 'Dense']);
 

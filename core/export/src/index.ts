@@ -1,5 +1,5 @@
 export { bnScale, foldablePairs, scaleKernel } from './fold.js';
-export { type ChannelGraph, type ChannelGroup, type KeepPlan, applyMasks, channelGraph, shrinkModel, weightOf } from './graph.js';
+export { weightOf } from '@tricks/models';
 export { toOnnx } from './onnx.js';
 export { quantizeModel } from './quantize.js';
 export { type EvalData, type ExportRecord, calibrationBatches, checkFormats, exportRun, loadOrt, modelQuantization, predictTop1, tfjsTop1, verifyRecord, writeFormat } from './service.js';

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import { TricksError } from '@tricks/core';
-import { layerGraph, weightOf } from './graph.js';
+import { layerGraph, weightOf } from '@tricks/models';
 import type { ModelQuantization } from '@tricks/helper-quant';
 
 const { onnx } = onnxProto;

@@ -1,1 +1,1 @@
-export { MinMaxObserver, type ModelQuantization, activationRange, affineQParams, fakeQuantize, fakeQuantizeWeight, quantizeInts, symmetricQParams, weightQParams, weightRange } from './quant.js';
+export { type ModelQuantization, type QRange, activationRange, affineQParams, fakeQuantize, quantizeInts, symmetricQParams, weightQParams, weightRange } from './quant.js';

@@ -1,8 +1,9 @@
 /**
  * Quantization arithmetic shared by the qat plugin (fake quantization while training) and the exporters
  * (int8 weights and QDQ activations on the same grid). Everything follows PyTorch 1.13's
- * torch.ao.quantization: fake_quantize_per_tensor_affine / per_channel_affine, MovingAverageMinMaxObserver
- * and PerChannelMinMaxObserver's calculate_qparams, so a model trained here quantizes as PyTorch's would.
+ * torch.ao.quantization: fake_quantize_per_tensor_affine / per_channel_affine and the observers'
+ * calculate_qparams, so a model trained here quantizes as PyTorch's would. QAT's own weight fake quantization
+ * and moving-average observer are in the qat plugin (plugins/qat/src/quant.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -87,57 +88,6 @@ export function weightQParams(kernel: tf.Tensor, className: string, perChannel: 
     const axes = perChannel ? kernel.shape.map((_, i) => i).filter((i) => !keep.includes(i)) : kernel.shape.map((_, i) => i);
     return symmetricQParams(tf.min(kernel, axes, true), tf.max(kernel, axes, true), r);
   });
-}
-
-/** Weight fake quantization: symmetric, per output channel unless perChannel is false. */
-export function fakeQuantizeWeight(kernel: tf.Tensor, className: string, perChannel: boolean, r: QRange): tf.Tensor {
-  return tf.tidy(() => {
-    const { scale, zeroPoint } = weightQParams(kernel, className, perChannel, r);
-    return fakeQuantize(kernel, scale, zeroPoint, r);
-  });
-}
-
-/**
- * A moving-average min/max observer (PyTorch's MovingAverageMinMaxObserver, averaging constant 0.01):
- * the first batch sets the range, later ones move it by c * (batch - range). State lives in two
- * non-trainable variables; `observe` runs inside a step's tidy.
- */
-export class MinMaxObserver {
-  readonly min: tf.Variable;
-  readonly max: tf.Variable;
-  count = 0;
-
-  constructor(readonly name: string, readonly averagingConstant = 0.01) {
-    this.min = tf.variable(tf.scalar(0), false);
-    this.max = tf.variable(tf.scalar(0), false);
-  }
-
-  observe(x: tf.Tensor): void {
-    tf.tidy(() => {
-      const lo = tf.min(x);
-      const hi = tf.max(x);
-      const c = this.averagingConstant;
-      this.min.assign(this.count === 0 ? lo : tf.add(this.min, tf.mul(tf.sub(lo, this.min), c)));
-      this.max.assign(this.count === 0 ? hi : tf.add(this.max, tf.mul(tf.sub(hi, this.max), c)));
-    });
-    this.count++;
-  }
-
-  qparams(r: QRange): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    return affineQParams(this.min, this.max, r);
-  }
-
-  /** scale and zero point as numbers (host side). */
-  qparamsSync(r: QRange): { scale: number; zeroPoint: number } {
-    const { scale, zeroPoint } = this.qparams(r);
-    const out = { scale: scale.dataSync()[0], zeroPoint: zeroPoint.dataSync()[0] };
-    tf.dispose([scale, zeroPoint]);
-    return out;
-  }
-
-  dispose(): void {
-    tf.dispose([this.min, this.max]);
-  }
 }
 
 /** What an int8 export needs about one quantized layer (keyed by layer name in a model's metadata). */

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, cutoutBox, erase, IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomAffineParams, randomErasingBox, randomResizedCropBox, resizedCrop, resizedCropFast, type Box } from '@tricks/helper-augment';
+import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, erase, IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomResizedCropBox, resizedCrop, resizedCropFast, type Box } from '@tricks/helper-augment';
 import { definePlugin, STAGE_AUGMENT, type Batch, type Rng } from '@tricks/core';
+import { cutoutBox, randomAffineParams, randomErasingBox } from './params.js';
+
+export { cutoutBox, randomAffineParams, randomErasingBox } from './params.js';
 
 export const PLUGIN_NAME = 'augment';
 /** Crop, flip, affine, colour: first on the batch hook. */

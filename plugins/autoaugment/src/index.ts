@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { applyOps, type AAOp, type AAOpName } from '@tricks/helper-augment';
 import { definePlugin, STAGE_AUGMENT, TricksError, type Batch, type Rng } from '@tricks/core';
+import { applyOps, type AAOp, type AAOpName } from './ops.js';
+
+export { type AAOp, type AAOpName, AA_OPS, applyOps, geometricMatrix } from './ops.js';
 
 export const PLUGIN_NAME = 'autoaugment';
 /** After augment's crop/flip/colour (STAGE_AUGMENT), before its Normalize (STAGE_AUGMENT + 50). */

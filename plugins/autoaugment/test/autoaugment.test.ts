@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { applyOps } from '@tricks/helper-augment';
+import { applyOps } from '../src/ops.js';
 import { Rng } from '@tricks/core';
 import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { augmentationSpace, autoAugmentBatch, autoAugmentOps, POLICIES, randAugmentOps } from '../src/index.js';

@@ -1,5 +1,8 @@
-import { cutmixBatch, cutmixBox, mixupBatch } from '@tricks/helper-augment';
+import { mixupBatch } from '@tricks/helper-augment';
 import { definePlugin, STAGE_MIX, type Batch, type TrainContext } from '@tricks/core';
+import { cutmixBatch, cutmixBox } from './box.js';
+
+export { cutmixBatch, cutmixBox } from './box.js';
 
 export const PLUGIN_NAME = 'cutmix';
 /** Just before mixup on the batch hook: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */

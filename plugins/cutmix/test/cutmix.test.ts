@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { cutmixBox, type MixInfo } from '@tricks/helper-augment';
+import { type MixInfo } from '@tricks/helper-augment';
+import { cutmixBox } from '../src/box.js';
 import { Rng, type Batch } from '@tricks/core';
 import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/helper-plugin-test-runner';
 import { cutmixStep, type CutmixOptions } from '../src/index.js';

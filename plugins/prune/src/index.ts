@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { applyMasks, channelGraph, saveTfjs, shrinkModel, weightOf, type ChannelGraph, type ChannelGroup, type KeepPlan } from '@tricks/export';
-import { definePlugin, STAGE_COMPRESS, STAGE_REGULARIZE, writeFileAtomic, type Artifact, type TrainContext } from '@tricks/core';
-import { modelCost } from '@tricks/models';
+import { definePlugin, saveModel, STAGE_COMPRESS, STAGE_REGULARIZE, writeDirAtomic, writeFileAtomic, type Artifact, type TrainContext } from '@tricks/core';
+import { modelCost, weightOf } from '@tricks/models';
+import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type ChannelGroup, type KeepPlan } from './channels.js';
+
+export { type ChannelConsumer, type ChannelGraph, type ChannelGroup, type ChannelSegment, type KeepPlan, applyMasks, channelGraph, shrinkModel } from './channels.js';
 
 export const PLUGIN_NAME = 'prune';
 
@@ -200,7 +202,8 @@ export default definePlugin<PruneOptions>({
       await writeFileAtomic(join(ctx.out, 'prune-report.json'), JSON.stringify(report, null, 1));
       small.setUserDefinedMetadata({ ...((artifact.model.getUserDefinedMetadata() as object) ?? {}), prune: { ratio: options.ratio, criterion: options.criterion } });
       const dir = join(ctx.out, 'model-pruned');
-      const files = await saveTfjs(small, dir, 'tfjs');
+      await writeDirAtomic(dir, (tmp) => saveModel(small, tmp));
+      const files = ['model.json', 'weights.bin'];
       ctx.logger.info(`prune: ${dir}: params ${before?.params} -> ${after.params}, MACs ${before?.macs} -> ${after.macs}, ${ctx.backend} latency ${before?.latency_ms.toFixed(3)} -> ${after.latency_ms.toFixed(3)} ms/img, top-1 ${before?.top1?.toFixed(4)} -> ${after.top1?.toFixed(4)}`);
       return { ...artifact, format: 'tfjs', dir, files, model: small, report: { ...artifact.report, prune: report } };
     });

@@ -3,7 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { channelGraph } from '@tricks/export';
+import { channelGraph } from '../src/channels.js';
 import { countParams } from '@tricks/models';
 import { loadModel } from '@tricks/core';
 import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks/helper-plugin-test-runner';

@@ -2,9 +2,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { activationRange, fakeQuantize, fakeQuantizeWeight, MinMaxObserver, weightRange } from '@tricks/helper-quant';
+import { activationRange, fakeQuantize, weightRange } from '@tricks/helper-quant';
 import { bnScale, foldablePairs, quantizeModel, saveTfjs, scaleKernel, weightOf } from '@tricks/export';
 import { definePlugin, STAGE_COMPRESS, type Artifact, type TrainContext } from '@tricks/core';
+import { fakeQuantizeWeight, MinMaxObserver } from './quant.js';
+
+export { fakeQuantizeWeight, MinMaxObserver } from './quant.js';
 
 export const PLUGIN_NAME = 'qat';
 /** Conv, depthwise conv and dense layers are quantized (kernel and input); the rest run in float. */

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { adjustBrightness, adjustContrast, adjustSaturation, adjustSharpness, autocontrast, equalize, invert, posterize, solarize } from './color.js';
-import { affineBatch, affineMatrix, rotateMatrix } from './geometry.js';
+import { adjustBrightness, adjustContrast, adjustSaturation, adjustSharpness, affineBatch, affineMatrix, autocontrast, equalize, invert, posterize, rotateMatrix, solarize } from '@tricks/helper-augment';
 
 /** The operations of torchvision's AutoAugment / RandAugment (_apply_op), with its magnitude conventions. */
 export const AA_OPS = [

@@ -1,15 +1,14 @@
-// The channel dependency graph, shrinking and BN folding on the model zoo: a model with the removed channels
-// masked (zeroed) must compute what the physically smaller model computes, and a folded model what the
-// original computes in inference. Residual adds, SE modules, depthwise convs, concatenation and Flatten.
+// The channel dependency graph and shrinking on the model zoo: a model with the removed channels masked (zeroed)
+// must compute what the physically smaller model computes. Residual adds, SE modules, depthwise convs,
+// concatenation and Flatten.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
 import { ModelRegistry } from '@tricks/core';
 import { countParams, modelCost } from '@tricks/models';
-import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type KeepPlan } from '../src/graph.js';
-import { foldablePairs, foldBatchNorm } from '../src/fold.js';
+import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type KeepPlan } from '../src/channels.js';
 import { Rng } from '@tricks/core';
-import { testBackend } from './helpers.js';
+import { useTestBackend } from '@tricks/helper-plugin-test-runner';
 import { registerModels } from '@tricks/models';
 
 const registry = registerModels(new ModelRegistry());
@@ -62,9 +61,9 @@ async function checkShrink(model: tfl.LayersModel, x: tf.Tensor) {
   return { graph, plan };
 }
 
-describe('export/graph: channel dependencies and shrinking', function () {
+describe('prune/channels: channel dependencies and shrinking', function () {
   this.timeout(60000);
-  before(testBackend);
+  before(() => useTestBackend());
 
   it('resnet20: residual adds couple the stem with every block output of a stage; shrunk == masked', async () => {
     const m = registry.build('resnet20', { inputShape: [16, 16, 3], numClasses: 10 });
@@ -117,21 +116,5 @@ describe('export/graph: channel dependencies and shrinking', function () {
     expect(graph.consumers.get('d')!.segments.map((s) => [s.offset, s.size])).to.deep.equal([[0, 5], [5, 3]]);
     expect(graph.groups.find((g) => g.producers.includes('d'))!.fixed[0]).to.match(/perm \(Permute\)/);
     await checkShrink(m, tf.randomUniform([2, 8, 8, 2]));
-  });
-
-  it('BN folding: the folded model computes the inference-mode output with fewer layers', async () => {
-    for (const name of ['resnet20', 'mobilenetv3-small']) {
-      const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 4 });
-      randomizeBn(m, new Rng(5));
-      const pairs = foldablePairs(m);
-      expect(pairs.length).to.be.greaterThan(5);
-      const { model: f } = await foldBatchNorm(m);
-      expect(f.layers.length).to.equal(m.layers.length - pairs.length);
-      const x = tf.randomUniform([2, 32, 32, 3]);
-      const d = maxDiff((m.predict(x) as tf.Tensor).dataSync(), (f.predict(x) as tf.Tensor).dataSync());
-      expect(d, name).to.be.below(1e-3);
-      m.dispose();
-      f.dispose();
-    }
   });
 });
