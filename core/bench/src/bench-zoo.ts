@@ -39,7 +39,7 @@ export async function benchGrouped(batch: number, reps: number): Promise<string>
     ['s3', 14, 512],
     ['s4', 7, 1024],
   ];
-  const torchPy = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'models', 'bench', 'grouped_conv_torch.py');
+  const torchPy = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'grouped_conv_torch.py');
   const t = spawnSync(process.env.TORCH_PYTHON ?? '/usr/bin/python3', [torchPy, String(batch), String(reps)], { encoding: 'utf8' });
   const torch = t.status === 0 ? (JSON.parse(t.stdout) as Record<string, { fwd: number; fwdbwd: number }>) : undefined;
   const rows: string[] = [];

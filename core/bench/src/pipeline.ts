@@ -27,7 +27,7 @@ import { Rng } from '@tricks/core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..', '..');
-const TORCH_SCRIPT = join(root, 'core', 'src', 'bench', 'pipeline_torch.py');
+const TORCH_SCRIPT = join(root, 'core', 'bench', 'src', 'pipeline_torch.py');
 const PYTHON = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
 
 export interface PipelineRate { imagesPerSec: number; waitMsPerBatch: number; epochs: number[] }
