@@ -5,10 +5,10 @@ describe('class-balance with the shared runner', function () {
   this.timeout(120000);
   before(() => useTestBackend());
 
-  it('taps setup, loss and done in that order (strategy loss) and leaks no tensor', async () => {
+  it('taps setup, loss and teardown in that order (strategy loss) and leaks no tensor', async () => {
     const run = await runSteps({ plugins: ['class-balance'], steps: 3 });
     try {
-      assertHookOrder(run, 'class-balance', ['setup', 'loss', 'done']);
+      assertHookOrder(run, 'class-balance', ['setup', 'loss', 'teardown']);
       assertNoLeak(run);
     } finally {
       cleanup(run);

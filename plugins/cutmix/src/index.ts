@@ -2,8 +2,8 @@ import { cutmixBatch, cutmixBox, mixupBatch } from '@tricks/helper-augment';
 import { definePlugin, STAGE_MIX, type Batch, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'cutmix';
-/** Just before mixup on the batch hook: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */
-export const STAGE = STAGE_MIX - 1;
+/** The batch hook's mixing phase; cutmix taps it `before: 'mixup'`: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */
+export const STAGE = STAGE_MIX;
 
 export interface CutmixOptions {
   /** lambda ~ Beta(alpha, alpha). */
@@ -51,6 +51,6 @@ export default definePlugin<CutmixOptions>({
     },
   },
   apply(api, options) {
-    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE }, (batch, ctx) => cutmixStep(batch, ctx, options));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE, before: 'mixup' }, (batch, ctx) => cutmixStep(batch, ctx, options));
   },
 });

@@ -5,10 +5,10 @@ describe('ema with the shared runner', function () {
   this.timeout(120000);
   before(() => useTestBackend());
 
-  it('taps setup, step, epoch, export and done in that order', async () => {
+  it('taps setup, step, epoch, export and teardown in that order', async () => {
     const run = await runSteps({ plugins: [['ema', { decay: 0.9, export: 'always' }]], steps: 3 });
     try {
-      assertHookOrder(run, 'ema', ['setup', 'step', 'epoch', 'export', 'done']);
+      assertHookOrder(run, 'ema', ['setup', 'step', 'epoch', 'export', 'teardown']);
     } finally {
       cleanup(run);
     }

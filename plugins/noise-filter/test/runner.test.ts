@@ -5,10 +5,10 @@ describe('noise-filter with the shared runner', function () {
   this.timeout(120000);
   before(() => useTestBackend());
 
-  it('taps setup, loss and epoch in that order, and leaks no tensor during warm-up', async () => {
+  it('taps setup, loss, epoch and teardown in that order, and leaks no tensor during warm-up', async () => {
     const run = await runSteps({ plugins: [['noise-filter', { warmup: 2 }]], steps: 3 });
     try {
-      assertHookOrder(run, 'noise-filter', ['setup', 'loss', 'epoch']);
+      assertHookOrder(run, 'noise-filter', ['setup', 'loss', 'epoch', 'teardown']);
       assertNoLeak(run);
     } finally {
       cleanup(run);
