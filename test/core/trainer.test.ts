@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { ContainerModule } from 'inversify';
-import { TOKENS } from '@tricks/core';
+import { createHooks, definePlugin, tapOnly, TOKENS, type Batch, type PluginDefinition } from '@tricks/core';
 import { NonFiniteLoss, TricksError } from '@tricks/core';
 import { MemoryLogger } from '@tricks/core';
 import { loadModel } from '@tricks/core';
@@ -161,5 +161,56 @@ describe('trainer', function () {
     let err: unknown;
     await createTestTrainer(tiny({ plugins: ['old'] }), { ...quiet(), cwd }).catch((e) => (err = e));
     expect((err as Error).message).to.match(/requires @tricks\/core \^9\.0\.0, but this is @tricks\/core 0\.1\.0/);
+  });
+});
+
+describe('the plugin contract: tap-only hooks, before, evalTransform', function () {
+  this.timeout(120000);
+  before(testBackend);
+
+  it('gives plugins tap-only facades (api.hooks, ctx.hooks), keeps the real hooks on the trainer, and ctx.evalTransform runs evalBatch', async () => {
+    const seen: Record<string, unknown> = {};
+    const probe = definePlugin({
+      name: 'test:probe',
+      description: 'looks at the hooks it gets',
+      apply(api) {
+        seen.api = Object.keys(api.hooks.batch).sort();
+        seen.apiCall = (api.hooks.loss as unknown as { call?: unknown }).call;
+        api.hooks.evalBatch.tap('test:probe', (b) => ({ ...b, meta: { ...b.meta, probed: true } }));
+        api.hooks.setup.tapPromise('test:probe', async (ctx) => {
+          seen.ctxPromise = (ctx.hooks.setup as unknown as { promise?: unknown }).promise;
+          const x = tf.zeros([1, 28, 28, 1]) as tf.Tensor4D, y = tf.zeros([1, 10]) as tf.Tensor2D;
+          const b = ctx.evalTransform({ x, y, meta: { indices: new Int32Array(1), labels: new Int32Array(1), epoch: 0, step: 0 } });
+          seen.transformed = b.meta.probed;
+          tf.dispose([x, y]);
+        });
+      },
+    }) as PluginDefinition;
+    const trainer = await createTestTrainer(tiny({ limit: { train: 64, val: 32, steps: 1 } }), { ...quiet(), builtins: [probe] });
+    await trainer.run();
+    expect(seen.api).to.deep.equal(['tap', 'tapAsync', 'tapPromise', 'withOptions']);
+    expect(seen.apiCall).to.equal(undefined);
+    expect(seen.ctxPromise).to.equal(undefined);
+    expect(seen.transformed).to.equal(true);
+    expect(typeof trainer.hooks.loss.call).to.equal('function');
+  });
+
+  it('orders a `before` tap before the named one whatever the registration order, without moving it out of its stage', () => {
+    const order = (first: 'mix' | 'cut') => {
+      const hooks = createHooks();
+      const h = tapOnly(hooks);
+      const id = (b: Batch) => b;
+      h.batch.tap({ name: 'augment', stage: -100 }, id);
+      const cut = () => h.batch.tap({ name: 'cutmix', stage: 0, before: 'mixup' }, id);
+      const mix = () => h.batch.tap({ name: 'mixup', stage: 0 }, id);
+      if (first === 'cut') { cut(); mix(); } else { mix(); cut(); }
+      h.batch.withOptions({ stage: 400 }).tap('report', id);
+      // a tap asking to precede one of an earlier stage, registered first: moved before it when it comes
+      h.batch.tap({ name: 'early', stage: 10, before: 'late' }, id);
+      h.batch.tap({ name: 'late', stage: 5 }, id);
+      return (hooks.batch as unknown as { taps: { name: string }[] }).taps.map((t) => t.name);
+    };
+    expect(order('cut')).to.deep.equal(['augment', 'cutmix', 'mixup', 'early', 'late', 'report']);
+    expect(order('mix')).to.deep.equal(['augment', 'cutmix', 'mixup', 'early', 'late', 'report']);
   });
 });

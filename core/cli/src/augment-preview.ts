@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import type { DataOptions } from '@tricks/core';
-import { createHooks, STAGE_AUGMENT, type Batch } from '@tricks/core';
+import { createHooks, STAGE_AUGMENT, tapOnly, type Batch } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { MemoryLogger } from '@tricks/core';
 import type { PluginItem } from '@tricks/core';
@@ -38,9 +38,10 @@ export async function augmentPreview(o: PreviewOptions): Promise<{ file: string;
   await tf.ready();
   const resolution = await resolveConfig({ data: o.data, dataOptions: o.dataOptions ?? {}, preset: o.preset, plugins: o.plugins ?? [] });
   const hooks = createHooks();
+  const facades = tapOnly(hooks);
   const { datasets, models } = await cliServices({ user: { data: o.data, dataOptions: o.dataOptions ?? {}, preset: o.preset, plugins: o.plugins ?? [] } });
   for (const { definition, resolved } of resolution.plugins) {
-    definition.apply({ hooks, config: resolution.config, models, datasets, registerState() {} }, resolved.options);
+    definition.apply({ hooks: facades, config: resolution.config, models, datasets, registerState() {} }, resolved.options);
   }
   const split = await datasets.create(o.data, o.dataOptions ?? {});
   const ds = split.train;
@@ -51,7 +52,7 @@ export async function augmentPreview(o: PreviewOptions): Promise<{ file: string;
   const [h, w, c] = ds.shape;
   const n = picks.length;
   const ctx = {
-    config: resolution.config, hooks, epoch: 0, step: 0, stepInEpoch: 0, stepsPerEpoch: 1, totalSteps: 1, lr: 0, rng,
+    config: resolution.config, hooks: facades, epoch: 0, step: 0, stepInEpoch: 0, stepsPerEpoch: 1, totalSteps: 1, lr: 0, rng,
     numClasses: ds.numClasses, inputShape: ds.shape, train: ds, val: split.val, metrics: [], logger: new MemoryLogger(), backend: tf.getBackend(), out: '.', lastTerms: {},
   } as unknown as TrainContext;
   // capture the batch just before and after the normalize stage, to undo it for display

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createHooks } from '@tricks/core';
+import { createHooks, tapOnly } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { ConsoleLogger } from '@tricks/core';
 import { loadModel } from '@tricks/core';
@@ -37,7 +37,7 @@ export async function evalCommand(f: { model: string; data: string; batchSize: n
       logger.warn(`plugin ${p.name} that the model was trained with is not installed; its evaluation transforms are skipped`);
       continue;
     }
-    definition.apply({ hooks, config: {} as never, registerState: () => {} }, p.options);
+    definition.apply({ hooks: tapOnly(hooks), config: {} as never, registerState: () => {} }, p.options);
   }
   const ctx = { numClasses: data.val.numClasses, inputShape: data.val.shape, epoch: 0, step: 0 } as unknown as TrainContext;
   const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx));

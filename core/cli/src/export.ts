@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
 import { TricksError } from '@tricks/core';
-import { createHooks, type Batch, type Hooks } from '@tricks/core';
+import { createHooks, tapOnly, type Batch, type Hooks } from '@tricks/core';
 import { ConsoleLogger } from '@tricks/core';
 import { loadModel } from '@tricks/core';
 import '@tricks/models/runtime';
@@ -34,7 +34,7 @@ async function evalTransform(meta: { tricks?: { pluginOptions?: { name: string; 
     }
     // real hooks of every type (a plugin may tapPromise on export), only evalBatch is ever called
     const hooks: Hooks = { ...createHooks(), evalBatch };
-    definition.apply({ hooks, config: {} as never, registerState: () => {} }, p.options);
+    definition.apply({ hooks: tapOnly(hooks), config: {} as never, registerState: () => {} }, p.options);
   }
   return (b) => evalBatch.call(b, {} as TrainContext);
 }

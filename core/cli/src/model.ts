@@ -1,7 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu'; // building a model needs a backend; summary never runs one
 import { Command, Option } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { createHooks } from '@tricks/core';
+import { createHooks, tapOnly } from '@tricks/core';
 import { TricksError } from '@tricks/core';
 import { ModelRegistry } from '@tricks/core';
 import { modelCost, type ModelCost } from '@tricks/models';
@@ -26,12 +26,13 @@ export interface SummaryOptions {
 export async function buildForSummary(name: string, o: SummaryOptions): Promise<LayersModel> {
   const registry = o.registry ?? (await cliServices({ user: {} })).models;
   const hooks = createHooks();
+  const facades = tapOnly(hooks);
   for (const flag of o.plugins) {
     const item = parsePluginFlag(flag);
     const [pluginName, options] = typeof item === 'string' ? [item, {}] : [item[0], { ...(item[1] ?? {}) }];
     const { definition } = await load<PluginDefinition>(pluginName, 'plugin', o.cwd);
     if (definition.schema) validate(definition.schema, options, `plugin ${pluginName}`, 'options');
-    definition.apply({ hooks, config: {} as ResolvedConfig, registerState: () => {} }, options);
+    definition.apply({ hooks: facades, config: {} as ResolvedConfig, registerState: () => {} }, options);
   }
   return registry.build(name, { inputShape: [o.input, o.input, o.channels], numClasses: o.classes, options: o.options }, hooks);
 }

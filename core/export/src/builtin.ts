@@ -3,7 +3,7 @@ import { calibrationBatches, checkFormats, exportRun } from './service.js';
 
 /** Writes every format of config.export.formats from the final artifact, then reloads and evaluates each. */
 export async function exportFormats(artifact: Artifact, ctx: TrainContext): Promise<Artifact> {
-  const transform = (b: Batch) => ctx.hooks.evalBatch.call(b, ctx);
+  const transform = (b: Batch) => ctx.evalTransform(b);
   const batchSize = ctx.config.evalBatchSize;
   const exports = await exportRun(artifact, {
     out: ctx.out,

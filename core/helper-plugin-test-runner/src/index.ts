@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createTrainer, DefaultBackendService, MemoryLogger, Rng, STAGE_DATA, TricksError, type Batch, type CreateTrainerOptions, type PluginDefinition, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks } from '@tricks/core';
+import { createTrainer, DefaultBackendService, definePlugin, MemoryLogger, Rng, STAGE_DATA, STAGE_REPORT, TricksError, type Batch, type EpochMetrics, type CreateTrainerOptions, type PluginDefinition, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks } from '@tricks/core';
 import { tinyConfig } from '@tricks/core/testing';
 import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
 import { dataBuiltin } from '@tricks/data';
@@ -59,17 +59,27 @@ export function recordTaps(hooks: Hooks, calls: string[]): void {
   }
 }
 
+export interface RunStepsOptions {
+  plugins?: PluginItem[];
+  steps?: number;
+  config?: UserConfig;
+  modules?: ContainerModule[];
+  cwd?: string;
+  /** Extra built-in plugins (fixtures such as failAfterEpoch), applied before the plugins. */
+  builtins?: PluginDefinition[];
+}
+
 /**
  * Runs a tiny training with the given plugins and returns the trainer, the result, the order of tap
  * calls and the tensor count at the start of every step.
  */
-export async function runSteps(opts: { plugins?: PluginItem[]; steps?: number; config?: UserConfig; modules?: ContainerModule[]; cwd?: string } = {}): Promise<StepRun> {
+export async function runSteps(opts: RunStepsOptions = {}): Promise<StepRun> {
   await useTestBackend();
   const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
   const logger = new MemoryLogger();
   const base = tinyConfig(opts.config);
   const config: UserConfig = { ...base, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
-  const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd });
+  const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
   const calls: string[] = [];
   recordTaps(trainer.hooks, calls);
   const tensorsAtStep: number[] = [];
@@ -156,4 +166,87 @@ export function tinyBatch(opts: { size?: number; shape?: [number, number, number
     y: tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32')) as tf.Tensor2D,
     meta: { indices: Int32Array.from({ length: size }, (_, i) => i), labels, epoch: 0, step: 0 },
   };
+}
+
+/** Thrown by failAfterEpoch's fixture plugin. */
+export class FixtureFailure extends Error {
+  constructor(readonly epoch: number) {
+    super(`fixture: failed after epoch ${epoch}`);
+    this.name = 'FixtureFailure';
+  }
+}
+
+/**
+ * A fixture built-in that throws FixtureFailure at the end of epoch `epoch` (1-based), after that epoch's
+ * checkpoint is written: a run that dies there resumes from it.
+ */
+export const failAfterEpoch = (epoch: number): PluginDefinition =>
+  definePlugin({
+    name: 'test-utils:fail',
+    description: 'throws after the given epoch (tests)',
+    apply(api) {
+      api.hooks.epoch.tapPromise({ name: 'test-utils:fail', stage: STAGE_REPORT + 100 }, async (ctx) => {
+        if (ctx.epoch + 1 === epoch) throw new FixtureFailure(epoch);
+      });
+    },
+  }) as PluginDefinition;
+
+/** runSteps for a run expected to fail: the error it threw, with the run (result undefined). */
+export async function runFailing(opts: RunStepsOptions): Promise<Omit<StepRun, 'result'> & { error: unknown }> {
+  await useTestBackend();
+  const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
+  const logger = new MemoryLogger();
+  const base = tinyConfig(opts.config);
+  const config: UserConfig = { ...base, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+  const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
+  const calls: string[] = [];
+  recordTaps(trainer.hooks, calls);
+  let error: unknown;
+  await trainer.run().catch((e) => (error = e));
+  if (!error) throw new Error('runFailing: the run did not fail');
+  return { trainer, error, calls, tensorsAtStep: [], logger, out };
+}
+
+/** The figures of an epoch that a restart must reproduce (not its speed). */
+const PARITY_KEYS = ['train_loss', 'val_loss', 'val_top1', 'val_top5'];
+
+export interface ResumeParity {
+  /** The per-epoch figures (train/val loss, top-1, top-5, and any plugin metric) of the uninterrupted run. */
+  full: Record<string, number>[];
+  /** The same of the run that failed after epoch `cut` and was resumed from its checkpoint. */
+  resumed: Record<string, number>[];
+  /** The trainers of both runs (their ctx, their plugins' final state). */
+  trainers: { full: Trainer; resumed: Trainer };
+  /** The log lines of the uninterrupted run and of the resumed part. */
+  logs: { full: string[]; resumed: string[] };
+}
+
+/**
+ * The restart-parity check: trains `epochs` epochs straight, then the same config again, failing after
+ * epoch `cut` (its checkpoint written), and resumes it. Same seed and backend: the two must agree
+ * exactly, which they only do when every plugin's state survived the checkpoint.
+ */
+export async function resumeParity(opts: RunStepsOptions & { epochs: number; cut?: number; keys?: string[] }): Promise<ResumeParity> {
+  await useTestBackend();
+  const cut = opts.cut ?? 1;
+  const user = (out: string): UserConfig => {
+    const base = tinyConfig(opts.config);
+    return { ...base, epochs: opts.epochs, checkpoint: true, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+  };
+  const keys = (rows: EpochMetrics[]) => rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
+  const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
+  try {
+    const logs = { full: new MemoryLogger(), resumed: new MemoryLogger() };
+    const full = await createTestTrainer(user(dirs[0]!), { logger: logs.full, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
+    const a = await full.run();
+    const failing = await createTestTrainer(user(dirs[1]!), { logger: new MemoryLogger(), modules: opts.modules, cwd: opts.cwd, builtins: [...(opts.builtins ?? []), failAfterEpoch(cut)] });
+    const err = await failing.run().then(() => undefined, (e) => e);
+    if (!(err instanceof FixtureFailure)) throw new Error(`resumeParity: the cut run did not stop after epoch ${cut}: ${err}`);
+    failing.dispose();
+    const resumed = await createTestTrainer(user(dirs[1]!), { logger: logs.resumed, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
+    const b = await resumed.run({ resume: true });
+    return { full: keys(a.epochs), resumed: keys(b.epochs), trainers: { full, resumed }, logs: { full: logs.full.lines, resumed: logs.resumed.lines } };
+  } finally {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
 }

@@ -24,18 +24,27 @@ export interface BatchMeta {
   labels: Int32Array;
   epoch: number;
   step: number;
-  /** Per-sample loss weights, set by taps such as class-balance or noise-filter. */
+  /** Per-sample loss weights set by a batch tap; the loss hook starts its LossState.sampleWeights from them. */
   sampleWeights?: tf.Tensor1D;
   [key: string]: unknown;
 }
 
-/** What the loss hook passes along: taps read logits and targets and rewrite named loss terms. */
+/**
+ * What the loss hook passes along. Taps rewrite the targets and the per-sample weights (label smoothing,
+ * class-balance, noise-filter), scale or replace the base term (kd, focal-loss) and add terms of their own;
+ * after the last tap the trainer computes the base term once, `terms.ce = ceScale * Loss(logits, targets,
+ * sampleWeights)` with the injected Loss (TOKENS.Loss), and minimizes the sum of all terms (see lossTerms).
+ */
 export interface LossState {
   logits: tf.Tensor2D;
   batch: Batch;
-  /** Targets the loss terms use; starts as batch.y. */
+  /** Targets of the base loss (and of terms computed from targets, e.g. focal); starts as batch.y. */
   targets: tf.Tensor2D;
-  /** Named scalar terms; the trainer minimizes their sum. Starts with `ce` (softmax cross-entropy). */
+  /** Per-sample weights of the base loss and of weighted terms; starts as batch.meta.sampleWeights. Taps multiply theirs in. */
+  sampleWeights?: tf.Tensor1D;
+  /** Factor on the base term (default 1): kd multiplies it by 1 - alpha; 0 leaves the base term out (focal-loss replaces it). */
+  ceScale?: number;
+  /** Terms of the taps (kd, focal, sparsity); `ce` is the trainer's, computed after the taps. */
   terms: Record<string, tf.Scalar>;
 }
 
@@ -150,13 +159,29 @@ export interface Hooks {
   readonly teardown: AsyncSeriesHook<[TrainContext, RunEnd]>;
 }
 
+/** Tap options: `stage` orders phases; `before` names a tap (another plugin) this one runs before, whatever the registration order. */
+export interface TapOptions {
+  stage?: number;
+  before?: string;
+}
+
+/** A hook as plugins see it: tap only (tap, tapAsync, tapPromise, withOptions); the trainer keeps call/promise. */
+export type TapOnly<H> = Pick<H, Extract<keyof H, 'tap' | 'tapAsync' | 'tapPromise'>> & {
+  /** A facade whose taps get these options by default (tapable's withOptions). */
+  withOptions(options: TapOptions): TapOnly<H>;
+};
+
+/** The hooks as plugins get them (api.hooks, ctx.hooks): tap-only facades over the trainer's hooks. */
+export type PluginHooks = { readonly [K in keyof Hooks]: TapOnly<Hooks[K]> };
+
 /** The hooks a model builder uses: block and neck. */
 export type BuildHooks = Pick<Hooks, 'block' | 'neck'>;
 
 /** What taps see: where the run is and what it trains. */
 export interface TrainContext {
   readonly config: ResolvedConfig;
-  readonly hooks: Hooks;
+  /** Tap-only facades of the trainer's hooks. */
+  readonly hooks: PluginHooks;
   /** Zero-based epoch. */
   epoch: number;
   /** Global optimizer step (zero-based; counts steps already taken). */
@@ -182,6 +207,8 @@ export interface TrainContext {
   logger: Logger;
   backend: string;
   out: string;
+  /** Runs the evalBatch pipeline (normalize, resize: the deterministic transforms) on a batch. */
+  evalTransform(batch: Batch): Batch;
   /** Evaluate a model (default: the training model) on the validation set. */
   evaluate(model?: LayersModel): Promise<EvalResult>;
   /** Loss terms of the last step, as numbers (for logging). */

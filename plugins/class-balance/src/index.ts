@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContainerModule } from 'inversify';
-import { crossEntropy, definePlugin, epochRng, STAGE_DATA, STAGE_LOSS, TOKENS, type Batch, type Dataset, type LossState, type Sampler, type TrainContext } from '@tricks/core';
+import { definePlugin, epochRng, STAGE_DATA, STAGE_LOSS, TOKENS, type Batch, type Dataset, type LossState, type PluginState, type Sampler, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'class-balance';
 /** Before label smoothing (STAGE_LOSS - 10), so weights come from the unsmoothed (possibly mixed) targets. */
@@ -61,10 +61,8 @@ export class ClassBalancedSampler implements Sampler {
 /** Weighted loss: sampleWeights = targets · w (soft targets from mixup get the mixed weight), times any weights set before. */
 export function weightLoss(state: LossState, w: tf.Tensor1D): LossState {
   const sw = tf.squeeze(tf.matMul(state.targets, tf.reshape(w, [-1, 1])), [1]) as tf.Tensor1D;
-  const prev = state.batch.meta.sampleWeights;
-  const sampleWeights = prev ? (tf.mul(prev, sw) as tf.Tensor1D) : sw;
-  const ce = crossEntropy(state.logits, state.targets, sampleWeights);
-  return { ...state, batch: { ...state.batch, meta: { ...state.batch.meta, sampleWeights } }, terms: { ...state.terms, ce } };
+  const prev = state.sampleWeights;
+  return { ...state, sampleWeights: prev ? (tf.mul(prev, sw) as tf.Tensor1D) : sw };
 }
 
 /** The k nearest same-class neighbours (squared Euclidean) of every row of `feats` (n x d, host). */
@@ -88,6 +86,9 @@ export function nearestNeighbours(feats: Float32Array, n: number, d: number, k: 
 
 /** SMOTE state: per class, the pool of item indices, their images (float, host) and each one's neighbours. */
 interface Pool { items: number[]; pos: Map<number, number>; images: Float32Array; nn: Int32Array; k: number }
+
+/** A pool as checkpoints keep it: the item indices and neighbours (the images are read from the dataset again). */
+export interface SavedPool { items: number[]; nn: number[]; k: number }
 
 export class Smote {
   pools: (Pool | null)[] = [];
@@ -117,6 +118,22 @@ export class Smote {
       }
       const k = Math.min(this.o.k, all.length - 1);
       this.pools.push({ items: all, pos: new Map(all.map((v, i) => [v, i])), images, nn: nearestNeighbours(feats, all.length, d, k), k });
+    }
+  }
+
+  /** The pools without their images, for a checkpoint. */
+  save(): { replaceProb: number[]; pools: (SavedPool | null)[] } {
+    return { replaceProb: this.replaceProb, pools: this.pools.map((p) => (p ? { items: p.items, nn: Array.from(p.nn), k: p.k } : null)) };
+  }
+
+  /** Restores saved pools, reading their images from `train` again. */
+  async load(s: { replaceProb: number[]; pools: (SavedPool | null)[] }, train: Dataset): Promise<void> {
+    this.replaceProb = s.replaceProb;
+    this.pools = [];
+    for (const p of s.pools) {
+      if (!p) { this.pools.push(null); continue; }
+      const raw = await train.getBatch(p.items);
+      this.pools.push({ items: p.items, pos: new Map(p.items.map((v, i) => [v, i])), images: Float32Array.from(raw.images, (v) => v / 255), nn: Int32Array.from(p.nn), k: p.k });
     }
   }
 
@@ -176,8 +193,10 @@ export default definePlugin<ClassBalanceOptions>({
   },
   apply(api, options) {
     let weights: tf.Tensor1D | undefined;
+    let train: Dataset | undefined;
     const smote = new Smote(options);
     api.hooks.setup.tapPromise(PLUGIN_NAME, async (ctx: TrainContext) => {
+      train = ctx.train;
       const counts = classCounts(ctx.train.labels, ctx.numClasses);
       if (options.strategy === 'loss') {
         weights?.dispose();
@@ -188,18 +207,30 @@ export default definePlugin<ClassBalanceOptions>({
     });
     if (options.strategy === 'loss') {
       api.hooks.loss.tap({ name: PLUGIN_NAME, stage: STAGE_WEIGHTS }, (state) => weightLoss(state, weights!));
-      api.hooks.done.tapPromise(PLUGIN_NAME, async () => { weights?.dispose(); weights = undefined; });
     }
+    // every exit, not only success: free the class weights
+    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => { weights?.dispose(); weights = undefined; });
     if (options.strategy === 'smote') {
       api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_SMOTE }, (batch, ctx) => smote.apply(batch, ctx.rng));
       if (options.space === 'embedding') {
         api.hooks.epoch.tapPromise(PLUGIN_NAME, async (ctx) => {
           const emb = penultimate(ctx.model);
           // the eval pipeline (normalize) first, as the model saw its inputs
-          const prep = (x: tf.Tensor4D) => ctx.hooks.evalBatch.call({ x, y: tf.zeros([x.shape[0], ctx.numClasses]) as tf.Tensor2D, meta: { indices: new Int32Array(x.shape[0]), labels: new Int32Array(x.shape[0]), epoch: ctx.epoch, step: ctx.step } }, ctx).x;
+          const prep = (x: tf.Tensor4D) => ctx.evalTransform({ x, y: tf.zeros([x.shape[0], ctx.numClasses]) as tf.Tensor2D, meta: { indices: new Int32Array(x.shape[0]), labels: new Int32Array(x.shape[0]), epoch: ctx.epoch, step: ctx.step } }).x;
           await smote.build(ctx.train, ctx.rng.fork(0x5307e), (x) => emb.predict(prep(x)) as tf.Tensor2D);
         });
       }
     }
+    // the class weights and the SMOTE pools (rebuilt from embeddings each epoch) go into checkpoints
+    const state: PluginState = {
+      save: () => ({ json: { smote: options.strategy === 'smote' ? smote.save() : null }, tensors: weights ? { weights } : undefined }),
+      load: async (s) => {
+        const w = s.tensors?.weights;
+        if (w) { weights?.dispose(); weights = tf.keep(tf.clone(w)) as tf.Tensor1D; }
+        const saved = (s.json as { smote: ReturnType<Smote['save']> | null } | undefined)?.smote;
+        if (saved && train) await smote.load(saved, train);
+      },
+    };
+    return { state };
   },
 });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { crossEntropy, InMemoryDataset, Rng, type Batch, type LossState } from '@tricks/core';
+import { InMemoryDataset, lossTerms, Rng, type Batch, type LossState } from '@tricks/core';
 import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
 import { ClassBalancedSampler, classCounts, classWeights, nearestNeighbours, Smote, weightLoss } from '../src/index.js';
 
@@ -31,14 +31,14 @@ describe('class-balance', () => {
       const targets = tf.tensor2d([[1, 0, 0], [0.25, 0, 0.75]]);
       const w = tf.tensor1d([0.5, 1, 4]);
       const batch = { x: tf.zeros([2, 1, 1, 1]), y: targets, meta: { indices: new Int32Array(2), labels: Int32Array.from([0, 2]), epoch: 0, step: 0, sampleWeights: tf.tensor1d([1, 2]) } } as Batch;
-      const state: LossState = { logits, batch, targets, terms: { ce: crossEntropy(logits, targets) } };
+      const state: LossState = { logits, batch, targets, sampleWeights: batch.meta.sampleWeights, terms: {} };
       const out = weightLoss(state, w);
-      expect(Array.from(out.batch.meta.sampleWeights!.dataSync())).to.deep.equal([0.5, 2 * (0.25 * 0.5 + 0.75 * 4)]);
+      expect(Array.from(out.sampleWeights!.dataSync())).to.deep.equal([0.5, 2 * (0.25 * 0.5 + 0.75 * 4)]);
       const per = [-Math.log(Math.exp(1) / (Math.exp(1) + 1 + Math.exp(-1))), 0];
       const ls = tf.logSoftmax(logits).arraySync() as number[][];
       per[1] = -(0.25 * ls[1][0] + 0.75 * ls[1][2]);
       const sw = [0.5, 6.25];
-      expect(out.terms.ce.dataSync()[0]).to.be.closeTo((sw[0] * per[0] + sw[1] * per[1]) / (sw[0] + sw[1]), 1e-5);
+      expect(lossTerms(out).ce.dataSync()[0]).to.be.closeTo((sw[0] * per[0] + sw[1] * per[1]) / (sw[0] + sw[1]), 1e-5);
     });
   });
 

@@ -5,8 +5,8 @@ import { cutmixBatch, cutmixBox } from './box.js';
 export { cutmixBatch, cutmixBox } from './box.js';
 
 export const PLUGIN_NAME = 'cutmix';
-/** Just before mixup on the batch hook: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */
-export const STAGE = STAGE_MIX - 1;
+/** The batch hook's mixing phase; cutmix taps it `before: 'mixup'`: a batch cutmix mixed is marked (meta.mix) and mixup leaves it. */
+export const STAGE = STAGE_MIX;
 
 export interface CutmixOptions {
   /** lambda ~ Beta(alpha, alpha). */
@@ -54,6 +54,6 @@ export default definePlugin<CutmixOptions>({
     },
   },
   apply(api, options) {
-    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE }, (batch, ctx) => cutmixStep(batch, ctx, options));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE, before: 'mixup' }, (batch, ctx) => cutmixStep(batch, ctx, options));
   },
 });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { definePlugin, saveModel, STAGE_REGULARIZE, writeDirAtomic, type Artifact, type TrainContext } from '@tricks/core';
+import { definePlugin, saveModel, STAGE_REGULARIZE, writeDirAtomic, type Artifact, type PluginState, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'ema';
 
@@ -79,20 +79,6 @@ export default definePlugin<EmaOptions>({
   apply(api, options) {
     let ema: WeightEma | undefined;
     let last: { top1: number; loss: number } | undefined;
-    api.registerState(PLUGIN_NAME, {
-      save: () => ({ json: { updates: ema?.updates ?? 0, last }, tensors: Object.fromEntries((ema?.shadow ?? []).map((t, i) => [String(i), t])) }),
-      load: (state) => {
-        if (!ema) throw new Error('ema: state loaded before setup');
-        const json = state.json as { updates: number; last?: { top1: number; loss: number } };
-        ema.shadow.forEach((s, i) => {
-          const t = state.tensors?.[String(i)];
-          if (!t || t.shape.join('x') !== s.shape.join('x')) throw new Error(`ema: checkpoint has no EMA weight ${i} of shape ${s.shape}`);
-          s.assign(t);
-        });
-        ema.updates = json.updates;
-        last = json.last;
-      },
-    });
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
       ema = new WeightEma(ctx.model, options.decay, options.warmup);
     });
@@ -124,9 +110,26 @@ export default definePlugin<EmaOptions>({
       ctx.logger.info(`ema: exported the EMA weights to ${dir}`);
       return { ...artifact, dir, files: await readdir(dir), report: { ...artifact.report, ...report } };
     });
-    api.hooks.done.tapPromise({ name: PLUGIN_NAME }, async () => {
+    // every exit: free the shadow weights
+    api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {
       ema?.dispose();
       ema = undefined;
     });
+    // the shadow weights and the update count resume with the run
+    const state: PluginState = {
+      save: () => ({ json: { updates: ema?.updates ?? 0, last }, tensors: Object.fromEntries((ema?.shadow ?? []).map((t, i) => [String(i), t])) }),
+      load: (state) => {
+        if (!ema) throw new Error('ema: state loaded before setup');
+        const json = state.json as { updates: number; last?: { top1: number; loss: number } };
+        ema.shadow.forEach((s, i) => {
+          const t = state.tensors?.[String(i)];
+          if (!t || t.shape.join('x') !== s.shape.join('x')) throw new Error(`ema: checkpoint has no EMA weight ${i} of shape ${s.shape}`);
+          s.assign(t);
+        });
+        ema.updates = json.updates;
+        last = json.last;
+      },
+    };
+    return { state };
   },
 });

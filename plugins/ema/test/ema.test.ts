@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { createHooks, loadModel, validate, type Artifact, type EpochMetrics, type PluginApi, type PluginState, type TrainContext } from '@tricks/core';
+import { createHooks, loadModel, tapOnly, validate, type Artifact, type EpochMetrics, type PluginApi, type PluginInstance, type PluginState, type TrainContext } from '@tricks/core';
 import plugin, { emaDecay, WeightEma, type EmaOptions } from '../src/index.js';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} } as unknown as TrainContext['logger'];
@@ -54,8 +54,8 @@ describe('ema', () => {
     validate(plugin.schema!, opts, 'plugin ema', 'plugins.ema');
     expect(opts).to.include({ evaluate: true, export: 'better' });
     const hooks = createHooks();
-    const states = new Map<string, PluginState>();
-    plugin.apply({ hooks, config: {} as PluginApi['config'], registerState: (k, s) => states.set(k, s) }, opts as unknown as EmaOptions);
+    // the plugin declares its state in apply's result (the trainer registers it under the plugin's key)
+    const state: PluginState = (plugin.apply({ hooks: tapOnly(hooks), config: {} as PluginApi['config'], registerState() {} }, opts as unknown as EmaOptions) as PluginInstance).state!;
     const m = model();
     const bias0 = values(m)[1]![0]!;
     // "accuracy" = first bias value, so the test sees which weights were evaluated
@@ -70,11 +70,11 @@ describe('ema', () => {
     expect(values(m)).to.deep.equal(trained);
     ctx.metrics.push(metrics);
 
-    const saved = await states.get('ema')!.save();
+    const saved = await state.save();
     expect(saved.json).to.deep.include({ updates: 1 });
     const copy = Object.fromEntries(Object.entries(saved.tensors!).map(([k, t]) => [k, tf.clone(t)]));
     hooks.step.call(ctx); // changes the shadow
-    await states.get('ema')!.load({ json: saved.json, tensors: copy });
+    await state.load({ json: saved.json, tensors: copy });
     tf.dispose(Object.values(copy));
     const artifact: Artifact = { format: 'tfjs', dir: join(dir, 'model'), model: m, files: [], report: {} };
     const out = await hooks.export.promise(artifact, ctx);
@@ -84,7 +84,7 @@ describe('ema', () => {
     expect(loaded.weights[1]!.read().dataSync()[0]).to.be.closeTo(bias0 - 0.5, 1e-6);
     expect((loaded.getUserDefinedMetadata() as { ema: { updates: number } }).ema.updates).to.equal(1);
     loaded.dispose();
-    await hooks.done.promise(ctx, {} as never);
+    await hooks.teardown.promise(ctx, {});
     m.dispose();
   });
 
@@ -102,7 +102,7 @@ describe('ema', () => {
     const artifact: Artifact = { format: 'tfjs', dir: 'x', model: m, files: [], report: {} };
     expect(await hooks.export.promise(artifact, ctx)).to.equal(artifact);
     expect(existsSync(join(dir, 'worse', 'model-ema'))).to.equal(false);
-    await hooks.done.promise(ctx, {} as never);
+    await hooks.teardown.promise(ctx, {});
     m.dispose();
   });
 });

@@ -37,11 +37,10 @@ export function focalLoss(logits: tf.Tensor2D, targets: tf.Tensor2D, gamma: numb
   return tf.tidy(() => weightedMean(focalPerSample(logits, targets, gamma, alpha), sampleWeights));
 }
 
-/** Replaces `terms.ce` by `terms.focal` (same targets, same sample weights). */
+/** Replaces the base term by `terms.focal` (ceScale 0; same targets, same sample weights). */
 export function focalTerms(state: LossState, o: FocalLossOptions): LossState {
-  const { ce: _ce, ...rest } = state.terms;
-  const focal = focalLoss(state.logits, state.targets, o.gamma, o.alpha, state.batch.meta.sampleWeights);
-  return { ...state, terms: { ...rest, focal } };
+  const focal = focalLoss(state.logits, state.targets, o.gamma, o.alpha, state.sampleWeights);
+  return { ...state, ceScale: 0, terms: { ...state.terms, focal } };
 }
 
 export default definePlugin<FocalLossOptions>({

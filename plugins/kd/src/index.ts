@@ -7,7 +7,7 @@ import { decodeTensors, definePlugin, fileHandler, loadModel, ModelRegistry, STA
 export const PLUGIN_NAME = 'kd';
 /** Loss hook: after label-smoothing and focal-loss, so (1 - alpha) scales whatever supervised term they left. */
 export const STAGE = STAGE_LOSS + 10;
-/** Supervised terms that (1 - alpha) scales. */
+/** Supervised terms that (1 - alpha) scales (the base term `ce` through ceScale). */
 export const SUPERVISED_TERMS = ['ce', 'focal'];
 
 export interface KdOptions {
@@ -36,12 +36,12 @@ export function distillationTerm(student: tf.Tensor2D, teacher: tf.Tensor2D, tem
   });
 }
 
-/** Adds `terms.kd` and multiplies the supervised terms (ce, focal) by 1 - alpha. */
+/** Adds `terms.kd` and multiplies the supervised terms by 1 - alpha: the base term (ceScale) and focal. */
 export function kdTerms(state: LossState, teacherLogits: tf.Tensor2D, o: Pick<KdOptions, 'temperature' | 'alpha'>): LossState {
   const terms: LossState['terms'] = {};
   for (const [k, v] of Object.entries(state.terms)) terms[k] = SUPERVISED_TERMS.includes(k) ? tf.mul(v, 1 - o.alpha) : v;
-  terms.kd = distillationTerm(state.logits, teacherLogits, o.temperature, o.alpha, state.batch.meta.sampleWeights);
-  return { ...state, terms };
+  terms.kd = distillationTerm(state.logits, teacherLogits, o.temperature, o.alpha, state.sampleWeights);
+  return { ...state, ceScale: (state.ceScale ?? 1) * (1 - o.alpha), terms };
 }
 
 /** The directory with model.json: the path itself, DIR/model (a run's export) or DIR/checkpoint/model. */
@@ -172,7 +172,8 @@ export default definePlugin<KdOptions>({
       const t = (state.batch.meta[TEACHER_LOGITS] as tf.Tensor2D | undefined) ?? teacherLogits(teacher, state.batch.x, options.teacherBatchSize, probabilities);
       return kdTerms(state, t, options);
     });
-    api.hooks.done.tapPromise({ name: PLUGIN_NAME }, async () => {
+    // every exit (a failed or interrupted run too): free the teacher
+    api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {
       teacher?.dispose();
       teacher = undefined;
     });

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { createHooks, crossEntropy, ModelRegistry, saveModel, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
+import { createHooks, crossEntropy, lossTerms, ModelRegistry, tapOnly, saveModel, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
 import plugin, { kdTerms, loadTeacher, resolveTeacherDir, teacherLogits, type KdOptions } from '../src/index.js';
 import { registerModels } from '@tricks/models';
 
@@ -43,11 +43,13 @@ describe('kd', () => {
           const t = tf.tensor2d(c.teacher);
           const y = tf.tensor2d(c.targets);
           const w = c.weights ? tf.tensor1d(c.weights) : undefined;
-          const state = (s: tf.Tensor2D): LossState => ({ logits: s, targets: y, terms: { ce: crossEntropy(s, y, w) }, batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta(w) } });
+          const state = (s: tf.Tensor2D): LossState => ({ logits: s, targets: y, sampleWeights: w, terms: {}, batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta(w) } });
           const out = kdTerms(state(tf.tensor2d(c.student)), t, c);
           close(out.terms.kd!.dataSync(), [c.kd], 'kd');
-          close(out.terms.ce!.dataSync(), [c.ce], 'ce');
-          const g = tf.grad((s: tf.Tensor) => tf.addN(Object.values(kdTerms(state(s as tf.Tensor2D), t, c).terms)))(tf.tensor2d(c.student));
+          // the base term the trainer computes after the taps, scaled by ceScale = 1 - alpha
+          // (alpha 1: ceScale 0 leaves the base term out, which is the fixture's 0)
+          close((lossTerms(out).ce ?? tf.scalar(0)).dataSync(), [c.ce], 'ce');
+          const g = tf.grad((s: tf.Tensor) => tf.addN(Object.values(lossTerms(kdTerms(state(s as tf.Tensor2D), t, c)))))(tf.tensor2d(c.student));
           close(g.dataSync(), c.grad.flat(), 'grad');
         });
       });
@@ -60,6 +62,7 @@ describe('kd', () => {
         expect(out.terms.focal!.dataSync()[0]).to.be.closeTo(0.5, 1e-7);
         expect(out.terms.l1!.dataSync()[0]).to.equal(3);
         expect(out.terms.kd!.dataSync()[0]).to.be.closeTo(0, 1e-7); // same logits: KL = 0
+        expect(out.ceScale).to.equal(0.25); // the base term, once the trainer computes it
       });
     });
   });
@@ -126,14 +129,14 @@ describe('kd', () => {
     });
   });
 
-  it('the plugin: setup loads, batch hook adds teacher logits outside the tape, loss hook adds kd, done frees the teacher', async () => {
+  it('the plugin: setup loads, batch hook adds teacher logits outside the tape, loss hook adds kd, teardown frees the teacher', async () => {
     const teacherModel = tinyModel(3, true); // softmax output: the plugin uses log-probabilities
     await saveModel(teacherModel, join(dir, 'soft'));
     const opts: Record<string, unknown> = { teacher: join(dir, 'soft') };
     validate(plugin.schema!, opts, 'plugin kd', 'plugins.kd');
     expect(opts).to.include({ temperature: 2, alpha: 0.7, teacherBatchSize: 0 });
     const hooks = createHooks();
-    plugin.apply({ hooks, config: {} as PluginApi['config'], registerState() {} }, opts as unknown as KdOptions);
+    plugin.apply({ hooks: tapOnly(hooks), config: {} as PluginApi['config'], registerState() {} }, opts as unknown as KdOptions);
     const ctx = { inputShape: [4, 4, 1], numClasses: 3, logger: quiet } as unknown as TrainContext;
     const before = tf.memory().numTensors;
     await hooks.setup.promise(ctx);
@@ -148,14 +151,14 @@ describe('kd', () => {
       let names: string[] = [];
       const { grads } = tf.variableGrads(() => {
         const logits = student.apply(x, { training: true }) as tf.Tensor2D;
-        const out = hooks.loss.call({ logits, batch, targets: y, terms: { ce: crossEntropy(logits, y) } }, ctx);
-        names = Object.keys(out.terms);
-        return tf.addN(Object.values(out.terms)) as tf.Scalar;
+        const terms = lossTerms(hooks.loss.call({ logits, batch, targets: y, terms: {} }, ctx));
+        names = Object.keys(terms);
+        return tf.addN(Object.values(terms)) as tf.Scalar;
       }, vars);
       expect(names).to.deep.equal(['ce', 'kd']);
       expect(Object.keys(grads)).to.have.length(vars.length);
     });
-    await hooks.done.promise(ctx, {} as never);
+    await hooks.teardown.promise(ctx, {});
     student.dispose();
     teacherModel.dispose();
     expect(tf.memory().numTensors).to.equal(before - teacherModel.weights.length); // the loaded teacher is gone too

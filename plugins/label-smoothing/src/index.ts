@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { crossEntropy, definePlugin, STAGE_LOSS, type LossState } from '@tricks/core';
+import { definePlugin, STAGE_LOSS, type LossState } from '@tricks/core';
 
 export const PLUGIN_NAME = 'label-smoothing';
-/** Before focal-loss and kd on the loss hook, so they see the smoothed targets. */
+/** The loss hook's target-rewriting phase: after the weights (from the raw targets), before the terms computed from the final targets (focal-loss). */
 export const STAGE = STAGE_LOSS - 10;
 
 export interface LabelSmoothingOptions {
@@ -16,12 +16,10 @@ export function smoothTargets(targets: tf.Tensor2D, epsilon: number): tf.Tensor2
   return tf.tidy(() => tf.add(tf.mul(targets, 1 - epsilon), epsilon / k));
 }
 
-/** Rewrites `targets` and recomputes `terms.ce` (softmax cross-entropy, sample weights kept). */
+/** Rewrites `targets`; the trainer's base loss (TOKENS.Loss) then uses the smoothed ones, with the sample weights. */
 export function smoothLoss(state: LossState, epsilon: number): LossState {
   if (epsilon === 0) return state;
-  const targets = smoothTargets(state.targets, epsilon);
-  const ce = crossEntropy(state.logits, targets, state.batch.meta.sampleWeights);
-  return { ...state, targets, terms: { ...state.terms, ce } };
+  return { ...state, targets: smoothTargets(state.targets, epsilon) };
 }
 
 export default definePlugin<LabelSmoothingOptions>({

@@ -62,8 +62,10 @@ export default definePlugin<NoBiasDecayOptions>({
       const params = all.filter((w) => excluded.has(w.name)).reduce((n, w) => n + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
       ctx.logger.info(`no-bias-decay: ${excluded.size} of ${all.length} trainable variables (${params.toLocaleString('en-US')} parameters) get no weight decay`);
     });
-    api.hooks.done.tapPromise({ name: PLUGIN_NAME }, async () => {
+    // every exit: the optimizer gets its own decay filter back
+    api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {
       if (ctxRef && previous) ctxRef.optimizer.decayFilter = previous;
+      ctxRef = previous = undefined;
     });
   },
 });

@@ -38,7 +38,7 @@ describe('no-bias-decay', () => {
     outer.dispose();
   });
 
-  it('the plugin sets the optimizer decay filter in setup: with zero gradients only decayed weights shrink; done restores it', async () => {
+  it('the plugin sets the optimizer decay filter in setup: with zero gradients only decayed weights shrink; teardown restores it', async () => {
     const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2, biasInitializer: 'ones' }), tfl.layers.batchNormalization({ gammaInitializer: 'ones' })] });
     const optimizer = new SGD({ lr: 0.5, weightDecay: 0.1 });
     const original = optimizer.decayFilter;
@@ -53,7 +53,7 @@ describe('no-bias-decay', () => {
       const expected = short(w.originalName) === 'kernel' ? before[i]!.map((v) => v * (1 - 0.5 * 0.1)) : before[i]!;
       after.forEach((v, j) => expect(v, `${w.name}[${j}]`).to.be.closeTo(expected[j]!, 1e-6));
     });
-    await hooks.done.promise(ctx, {} as never);
+    await hooks.teardown.promise(ctx, {});
     expect(optimizer.decayFilter).to.equal(original);
     optimizer.dispose();
     model.dispose();

@@ -2,10 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import clustering from 'density-clustering';
 import { join } from 'node:path';
-import { definePlugin, STAGE_LOSS, writeFileAtomic, type Batch, type LossState, type TrainContext } from '@tricks/core';
+import { definePlugin, STAGE_LOSS, writeFileAtomic, type LossState, type PluginState, type TrainContext } from '@tricks/core';
 
 export const PLUGIN_NAME = 'noise-filter';
-/** Before class-balance (STAGE_LOSS - 20) and label smoothing: weights are multiplied in order. */
+/** The loss hook's weights phase (with class-balance, whose weights multiply in), before label smoothing. */
 export const STAGE = STAGE_LOSS - 30;
 
 export interface NoiseFilterOptions {
@@ -36,8 +36,8 @@ export interface FlaggedSample {
 export class ConfidenceTracker {
   /** history[e] = Float32Array of mean p(own label) seen in epoch e (NaN: not seen). */
   history: Float32Array[] = [];
-  private sum?: Float64Array;
-  private count?: Uint32Array;
+  sum?: Float64Array;
+  count?: Uint32Array;
 
   constructor(readonly size: number) {}
 
@@ -154,13 +154,9 @@ export default definePlugin<NoiseFilterOptions>({
       tracker!.record(indices, p.dataSync() as Float32Array);
       if (!flagged.length) return state;
       const w = tf.tensor1d(Float32Array.from(indices, (i) => weights![i]));
-      const prev = state.batch.meta.sampleWeights;
-      const sampleWeights = prev ? (tf.mul(prev, w) as tf.Tensor1D) : w;
-      const batch: Batch = { ...state.batch, meta: { ...state.batch.meta, sampleWeights } };
-      // recompute the base term with the weights; later taps (class-balance, smoothing) recompute from batch.meta
-      const perSample = tf.neg(tf.sum(tf.mul(state.targets, tf.logSoftmax(state.logits)), -1));
-      const ce = tf.div(tf.sum(tf.mul(perSample, sampleWeights)), tf.maximum(tf.sum(sampleWeights), 1e-12)) as tf.Scalar;
-      return { ...state, batch, terms: { ...state.terms, ce } };
+      const prev = state.sampleWeights;
+      // the trainer's base loss (and weighted terms) use the weights
+      return { ...state, sampleWeights: prev ? (tf.mul(prev, w) as tf.Tensor1D) : w };
     });
 
     api.hooks.epoch.tapPromise(PLUGIN_NAME, async (ctx) => {
@@ -177,7 +173,7 @@ export default definePlugin<NoiseFilterOptions>({
           const raw = await ctx.train.getBatch(idx);
           const e = tf.tidy(() => {
             const x = tf.div(tf.tensor4d(raw.images, [idx.length, ...ctx.train.shape]), 255) as tf.Tensor4D;
-            const b = ctx.hooks.evalBatch.call({ x, y: tf.zeros([idx.length, ctx.numClasses]) as tf.Tensor2D, meta: { indices: Int32Array.from(idx), labels: raw.labels, epoch: ctx.epoch, step: ctx.step } }, ctx);
+            const b = ctx.evalTransform({ x, y: tf.zeros([idx.length, ctx.numClasses]) as tf.Tensor2D, meta: { indices: Int32Array.from(idx), labels: raw.labels, epoch: ctx.epoch, step: ctx.step } });
             return emb.predict(b.x) as tf.Tensor2D;
           });
           const { noise } = dbscanOutliers(e.dataSync() as Float32Array, idx.length, e.shape[1], dbOpts.minPts, dbOpts.eps);
@@ -199,8 +195,53 @@ export default definePlugin<NoiseFilterOptions>({
       ctx.logger.info(`noise-filter: epoch ${ctx.epoch + 1}: ${flagged.length} of ${ctx.train.length} samples ${o.action === 'drop' ? 'dropped' : `down-weighted to ${o.weight}`} (${conf.size} low-confidence, ${outliers.size} DBSCAN outliers)`);
       await writeReport(ctx, flagged, o);
     });
+
+    // What a resumed run needs to filter as the uninterrupted one: the confidence history, the running
+    // sums of an interrupted epoch, the weights and the flagged samples.
+    let written: tf.Tensor[] = [];
+    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => { tf.dispose(written); written = []; });
+    const state: PluginState = {
+      save: () => {
+        tf.dispose(written); // the previous checkpoint's tensors: written already
+        const tensors: Record<string, tf.Tensor> = {};
+        if (tracker?.history.length) tensors.history = tf.tensor2d(concat(tracker.history), [tracker.history.length, tracker.size]);
+        if (weights) tensors.weights = tf.tensor1d(weights);
+        written = Object.values(tensors);
+        return {
+          json: {
+            flagged: flagged.map((f) => ({ ...f, score: Number.isNaN(f.score) ? null : f.score })),
+            epochs: tracker?.history.length ?? 0,
+            // the sums of an epoch that a signal interrupted (float64, kept exact in JSON)
+            running: tracker?.sum && tracker.count ? { sum: Array.from(tracker.sum), count: Array.from(tracker.count) } : null,
+          },
+          tensors,
+        };
+      },
+      load: (s) => {
+        const j = s.json as { flagged: (Omit<FlaggedSample, 'score'> & { score: number | null })[]; epochs: number; running: { sum: number[]; count: number[] } | null };
+        flagged = j.flagged.map((f) => ({ ...f, score: f.score ?? Number.NaN }));
+        const t = s.tensors ?? {};
+        if (tracker && t.history) {
+          const h = t.history.dataSync() as Float32Array;
+          tracker.history = Array.from({ length: j.epochs }, (_, e) => h.slice(e * tracker!.size, (e + 1) * tracker!.size));
+        }
+        if (tracker && j.running) {
+          tracker.sum = Float64Array.from(j.running.sum);
+          tracker.count = Uint32Array.from(j.running.count);
+        }
+        if (weights && t.weights) weights.set(t.weights.dataSync() as Float32Array);
+      },
+    };
+    return { state };
   },
 });
+
+function concat(rows: Float32Array[]): Float32Array {
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of rows) { out.set(r, at); at += r.length; }
+  return out;
+}
 
 async function writeReport(ctx: TrainContext, flagged: FlaggedSample[], o: NoiseFilterOptions): Promise<void> {
   const report = {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { definePlugin, saveModel, STAGE_COMPRESS, STAGE_REGULARIZE, writeDirAtomic, writeFileAtomic, type Artifact, type TrainContext } from '@tricks/core';
+import { definePlugin, saveModel, STAGE_COMPRESS, STAGE_REGULARIZE, writeDirAtomic, writeFileAtomic, type Artifact, type PluginState, type TrainContext } from '@tricks/core';
 import { modelCost, weightOf } from '@tricks/models';
 import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type ChannelGroup, type KeepPlan } from './channels.js';
 
@@ -136,16 +136,6 @@ export default definePlugin<PruneOptions>({
       ctx.logger.info(`prune: ${graph.groups.length} channel groups, ${free.length} prunable (${free.reduce((n, g) => n + g.size, 0)} channels)`);
       for (const g of free) if (g.inexact) ctx.logger.warn(`prune: channels of ${g.producers.join(', ')} pass ${g.inexact}, which does not map 0 to 0: the smaller model differs slightly from the masked one`);
     });
-    api.registerState(PLUGIN_NAME, {
-      save: () => ({ json: { done, plan: plan ? [...plan] : null, before, afterPrune } }),
-      load: (s) => {
-        const j = s.json as { done: boolean; plan: [number, number[]][] | null; before?: ModelStats; afterPrune?: number };
-        done = j.done;
-        plan = j.plan ? new Map(j.plan) : undefined;
-        before = j.before;
-        afterPrune = j.afterPrune;
-      },
-    });
     // L1 sparsity on the importance measure while pruning is ahead (network slimming's lambda * sum |gamma|).
     api.hooks.loss.tap({ name: PLUGIN_NAME, stage: STAGE_REGULARIZE }, (state, ctx) => {
       if (done || !options.sparsity || !graph) return state;
@@ -207,5 +197,17 @@ export default definePlugin<PruneOptions>({
       ctx.logger.info(`prune: ${dir}: params ${before?.params} -> ${after.params}, MACs ${before?.macs} -> ${after.macs}, ${ctx.backend} latency ${before?.latency_ms.toFixed(3)} -> ${after.latency_ms.toFixed(3)} ms/img, top-1 ${before?.top1?.toFixed(4)} -> ${after.top1?.toFixed(4)}`);
       return { ...artifact, format: 'tfjs', dir, files, model: small, report: { ...artifact.report, prune: report } };
     });
+    // the schedule's progress and the masks' plan resume with the run
+    const state: PluginState = {
+      save: () => ({ json: { done, plan: plan ? [...plan] : null, before, afterPrune } }),
+      load: (s) => {
+        const j = s.json as { done: boolean; plan: [number, number[]][] | null; before?: ModelStats; afterPrune?: number };
+        done = j.done;
+        plan = j.plan ? new Map(j.plan) : undefined;
+        before = j.before;
+        afterPrune = j.afterPrune;
+      },
+    };
+    return { state };
   },
 });

@@ -4,7 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { activationRange, fakeQuantize, weightRange } from '@tricks/helper-quant';
 import { bnScale, foldablePairs, quantizeModel, saveTfjs, scaleKernel, weightOf } from '@tricks/export';
-import { definePlugin, STAGE_COMPRESS, type Artifact, type TrainContext } from '@tricks/core';
+import { definePlugin, STAGE_COMPRESS, type Artifact, type PluginState, type TrainContext } from '@tricks/core';
 import { fakeQuantizeWeight, MinMaxObserver } from './quant.js';
 
 export { fakeQuantizeWeight, MinMaxObserver } from './quant.js';
@@ -159,23 +159,6 @@ export default definePlugin<QatOptions>({
       sim = new QatSimulation(model, options, () => ctxRef?.epoch ?? 0);
       return model;
     });
-    api.registerState(PLUGIN_NAME, {
-      save: () => ({
-        json: Object.fromEntries([...(sim?.observers ?? [])].map(([k, o]) => [k, o.count])),
-        tensors: Object.fromEntries([...(sim?.observers ?? [])].flatMap(([k, o]) => [[`${k}/min`, o.min], [`${k}/max`, o.max]])),
-      }),
-      load: (state) => {
-        const counts = (state.json ?? {}) as Record<string, number>;
-        for (const [k, o] of sim?.observers ?? []) {
-          const min = state.tensors?.[`${k}/min`];
-          const max = state.tensors?.[`${k}/max`];
-          if (!min || !max) throw new Error(`qat: the checkpoint has no observer for layer ${k}`);
-          o.min.assign(min);
-          o.max.assign(max);
-          o.count = counts[k] ?? 0;
-        }
-      },
-    });
     api.hooks.epoch.tapPromise({ name: PLUGIN_NAME }, async (ctx, metrics) => {
       if (!sim?.active) return;
       metrics.qat = 1;
@@ -199,9 +182,29 @@ export default definePlugin<QatOptions>({
       ctx.logger.info(`qat: folded ${pairs.length} BN layers, ${Object.keys(quantization).length} layers on the int8 grid: ${dir} (simulated val_top1 ${simulated?.toFixed(4)})`);
       return { ...artifact, format: 'tfjs', dir, files, model, quantization, report: { ...artifact.report, qat: { simulated_top1: simulated, layers: Object.keys(quantization).length, folded_bn: pairs.length, bits: options.bits } } };
     });
-    api.hooks.done.tapPromise({ name: PLUGIN_NAME }, async () => {
+    // every exit (an error, a NaN stop, a signal too): put the layers' own calls back, free the observers
+    api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {
       sim?.dispose();
       sim = undefined;
     });
+    // the observers resume with the run
+    const state: PluginState = {
+      save: () => ({
+        json: Object.fromEntries([...(sim?.observers ?? [])].map(([k, o]) => [k, o.count])),
+        tensors: Object.fromEntries([...(sim?.observers ?? [])].flatMap(([k, o]) => [[`${k}/min`, o.min], [`${k}/max`, o.max]])),
+      }),
+      load: (state) => {
+        const counts = (state.json ?? {}) as Record<string, number>;
+        for (const [k, o] of sim?.observers ?? []) {
+          const min = state.tensors?.[`${k}/min`];
+          const max = state.tensors?.[`${k}/max`];
+          if (!min || !max) throw new Error(`qat: the checkpoint has no observer for layer ${k}`);
+          o.min.assign(min);
+          o.max.assign(max);
+          o.count = counts[k] ?? 0;
+        }
+      },
+    };
+    return { state };
   },
 });

@@ -1,8 +1,8 @@
 import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { Artifact, Batch, BlockInfo, EpochMetrics, Hooks, LossState, NeckInfo, PartialEpoch, RunEnd, RunResult, StepStats, TrainContext } from '../contract.js';
+import type { Artifact, Batch, BlockInfo, EpochMetrics, Hooks, LossState, NeckInfo, PartialEpoch, PluginHooks, RunEnd, RunResult, StepStats, TapOnly, TapOptions, TrainContext } from '../contract.js';
 
-export type { Batch, BatchMeta, LossState, BlockInfo, NeckInfo, EpochMetrics, Artifact, StepStats, PartialEpoch, RunEnd, RunResult, Hooks, BuildHooks } from '../contract.js';
+export type { Batch, BatchMeta, LossState, BlockInfo, NeckInfo, EpochMetrics, Artifact, StepStats, PartialEpoch, RunEnd, RunResult, Hooks, BuildHooks, PluginHooks, TapOnly, TapOptions } from '../contract.js';
 
 /**
  * Stage constants order taps on one hook, whatever the order plugins were registered in.
@@ -50,4 +50,63 @@ export function createHooks(): Hooks {
     /** Every exit, success or not (error, NaN stop, signal): restore what a plugin changed, free what it holds. */
     teardown: new AsyncSeriesHook<[TrainContext, RunEnd]>(['ctx', 'end']),
   });
+}
+
+interface RawTap { name: string; stage?: number; before?: string | string[]; fn: unknown; type: string; [key: string]: unknown }
+interface RawHook {
+  taps: RawTap[];
+  _insert(tap: RawTap): void;
+  [method: string]: unknown;
+}
+type TapArg = string | (TapOptions & { name: string; [key: string]: unknown });
+/** Where a tap keeps the names it asked to run before (tapable's own `before` only holds the ones tapped already). */
+const WANTS_BEFORE = 'tricksBefore';
+
+/**
+ * A tap-only facade of one hook (tap, tapAsync, tapPromise, withOptions). `before` is made independent of
+ * the registration order: tapable moves a tap whose `before` names no tap yet to the front of every stage,
+ * so the facade passes only the names tapped already, and when a named tap comes later and lands before the
+ * tap that asked to precede it, moves that tap in front of it.
+ */
+function facade<H>(hook: H, defaults: TapOptions = {}): TapOnly<H> {
+  const raw = hook as unknown as RawHook;
+  const tapWith = (method: string) => (options: TapArg, fn: unknown) => {
+    const o = { ...defaults, ...(typeof options === 'string' ? { name: options } : options) } as RawTap;
+    const wanted = o.before === undefined ? [] : ([] as string[]).concat(o.before);
+    if (wanted.length) {
+      const present = new Set(raw.taps.map((t) => t.name));
+      const known = wanted.filter((n) => present.has(n));
+      o[WANTS_BEFORE] = wanted;
+      if (known.length) o.before = known;
+      else delete o.before;
+    }
+    (raw[method] as (o: RawTap, fn: unknown) => void).call(hook, o, fn);
+    // earlier taps that asked to run before this one, but sit after it: insert them again, before it
+    for (let moved = true; moved; ) {
+      moved = false;
+      const at = raw.taps.findIndex((t) => t.name === o.name);
+      const late = raw.taps.findIndex((t, i) => i > at && (t[WANTS_BEFORE] as string[] | undefined)?.includes(o.name));
+      if (at < 0 || late < 0) break;
+      const [t] = raw.taps.splice(late, 1);
+      const present = new Set(raw.taps.map((x) => x.name));
+      raw._insert({ ...t, before: (t[WANTS_BEFORE] as string[]).filter((n) => present.has(n)) });
+      moved = true;
+    }
+  };
+  return {
+    tap: tapWith('tap'),
+    tapAsync: tapWith('tapAsync'),
+    tapPromise: tapWith('tapPromise'),
+    withOptions: (options: TapOptions) => facade(hook, { ...defaults, ...options }),
+  } as unknown as TapOnly<H>;
+}
+
+/**
+ * The hooks as plugins get them: a frozen set of tap-only facades (no call/promise: only the trainer calls
+ * hooks). Taps registered through a facade are the real hooks' taps, so interceptors see them.
+ */
+export function tapOnly(hooks: Hooks): PluginHooks {
+  const out: Record<string, unknown> = {};
+  for (const [name, hook] of Object.entries(hooks)) out[name] = facade(hook);
+  return Object.freeze(out) as PluginHooks;
 }

@@ -1,6 +1,6 @@
 import type { ContainerModule } from 'inversify';
 import type { DatasetRegistry } from '../data/registry.js';
-import type { Hooks } from '../contract.js';
+import type { PluginHooks } from '../contract.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { PluginState } from '../contract.js';
 import type { PluginItem, PresetItem, ResolvedConfig, TrainSettings } from './config.js';
@@ -12,14 +12,28 @@ export type { JSONSchema } from './validate.js';
 
 /** What a plugin's apply() receives: the hooks and a few registration calls. No service locator. */
 export interface PluginApi {
-  readonly hooks: Hooks;
+  /** Tap-only facades of the trainer's hooks (tap, tapAsync, tapPromise, withOptions). */
+  readonly hooks: PluginHooks;
   readonly config: ResolvedConfig;
   /** The container's model registry (zoo and every model a plugin registered): kd builds its teacher from it. */
   readonly models?: ModelRegistry;
   /** The container's dataset registry. */
   readonly datasets?: DatasetRegistry;
-  /** Save and restore this plugin's state in checkpoints, under its name. */
+  /**
+   * Save and restore state in checkpoints under `name` (for third-party code; a plugin's own state is
+   * better returned from apply(), which the trainer registers under the plugin's key).
+   */
   registerState(name: string, state: PluginState): void;
+}
+
+/**
+ * What apply() may return. A stateful plugin declares its state here rather than opting in through
+ * registerState: the trainer saves it in every checkpoint and loads it on resume (after the setup hook),
+ * under the plugin's unique key (its name, or the key of a [name, options, key] item), so every plugin that
+ * holds state across epochs resumes exactly. Cleanup belongs in the teardown hook, which runs on every exit.
+ */
+export interface PluginInstance {
+  state?: PluginState;
 }
 
 export interface PluginDefinition<O = Record<string, unknown>> {
@@ -30,8 +44,8 @@ export interface PluginDefinition<O = Record<string, unknown>> {
   schema?: JSONSchema;
   /** The @tricks/core versions this plugin works with (a semver range), checked at load. */
   core?: string;
-  /** Taps hooks. Called once per trainer, with validated options (defaults filled in). */
-  apply(api: PluginApi, options: O): void;
+  /** Taps hooks. Called once per trainer, with validated options (defaults filled in); may return the plugin's state. */
+  apply(api: PluginApi, options: O): void | PluginInstance;
   /** inversify modules that bind or rebind services (optimizer, sampler, metrics sink, dataset formats). */
   modules?(options: O): ContainerModule[];
 }

@@ -8,9 +8,9 @@ import { loadBatches, numBatches, type LoadedBatch, type Sampler } from '../data
 import type { DatasetRegistry } from '../data/registry.js';
 import { TOKENS } from '../di/tokens.js';
 import { CancelBatch, NonFiniteLoss, StopTraining, TricksError } from '../hooks/errors.js';
-import { createHooks, type Artifact, type Batch, type EpochMetrics, type Hooks, type RunResult } from '../hooks/hooks.js';
+import { createHooks, tapOnly, type Artifact, type Batch, type EpochMetrics, type Hooks, type PluginHooks, type RunResult } from '../hooks/hooks.js';
 import type { Logger } from '../io/logger.js';
-import type { LossFunction } from '../losses/cross-entropy.js';
+import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { TricksOptimizer } from '../optim/optimizer.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
@@ -54,7 +54,10 @@ export const hashConfig = (c: ResolvedConfig) => {
  */
 @injectable()
 export class Trainer {
+  /** The real hooks: the trainer calls them (tests may intercept them); plugins get `pluginHooks`. */
   readonly hooks: Hooks = createHooks();
+  /** Tap-only facades of `hooks`, for api.hooks and ctx.hooks. */
+  readonly pluginHooks: PluginHooks = tapOnly(this.hooks);
   private readonly pluginStates = new Map<string, PluginState>();
   private interrupt: string | undefined;
   private saveState: ((part?: TrainerState['partial']) => Promise<void>) | undefined;
@@ -85,22 +88,26 @@ export class Trainer {
       sinks: this.sinks,
       save: (part) => this.saveState?.(part) ?? Promise.resolve(),
     };
-    for (const definition of [...coreBuiltins(access), ...builtins]) this.apply(definition, {});
-    for (const { definition, resolved } of plugins) this.apply(definition, resolved.options);
+    for (const definition of [...coreBuiltins(access), ...builtins]) this.apply(definition, {}, definition.name);
+    for (const { definition, resolved } of plugins) this.apply(definition, resolved.options, resolved.key);
   }
 
-  private apply(definition: PluginDefinition, options: Record<string, unknown>): void {
+  private registerState(name: string, state: PluginState): void {
+    if (this.pluginStates.has(name)) throw new Error(`plugin state "${name}" registered twice`);
+    this.pluginStates.set(name, state);
+  }
+
+  /** Applies one plugin; the state its apply() returns is saved and restored under its key. */
+  private apply(definition: PluginDefinition, options: Record<string, unknown>, key: string): void {
     const api: PluginApi = {
-      hooks: this.hooks,
+      hooks: this.pluginHooks,
       config: this.config,
       models: this.models,
       datasets: this.datasets,
-      registerState: (name, state) => {
-        if (this.pluginStates.has(name)) throw new Error(`plugin state "${name}" registered twice`);
-        this.pluginStates.set(name, state);
-      },
+      registerState: (name, state) => this.registerState(name, state),
     };
-    definition.apply(api, options);
+    const instance = definition.apply(api, options);
+    if (instance?.state) this.registerState(key, instance.state);
   }
 
   private limit(ds: Dataset, n: number | undefined, seed: number): Dataset {
@@ -131,7 +138,7 @@ export class Trainer {
 
     const ctx: TrainContext = (this.ctx = {
       config: cfg,
-      hooks: this.hooks,
+      hooks: this.pluginHooks,
       epoch: 0,
       step: 0,
       stepInEpoch: 0,
@@ -150,6 +157,7 @@ export class Trainer {
       logger: this.logger,
       backend,
       out,
+      evalTransform: (b: Batch) => this.hooks.evalBatch.call(b, ctx),
       evaluate: (m?: LayersModel) => this.evaluate(m ?? ctx.model),
       lastTerms: {},
       resumed: Boolean(opts.resume),
@@ -296,12 +304,11 @@ export class Trainer {
       let termValues: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
-        const state = this.hooks.loss.call(
-          { logits, batch, targets: batch.y, terms: { ce: this.loss(logits, batch.y, batch.meta.sampleWeights) } },
-          ctx,
-        );
-        termNames = Object.keys(state.terms);
-        const values = Object.values(state.terms);
+        const state = this.hooks.loss.call({ logits, batch, targets: batch.y, sampleWeights: batch.meta.sampleWeights, terms: {} }, ctx);
+        // the base term, once, from the targets and weights the taps left (the injected Loss)
+        const terms = lossTerms(state, this.loss);
+        termNames = Object.keys(terms);
+        const values = Object.values(terms);
         termValues = tf.keep(tf.stack(values));
         return (values.length === 1 ? values[0] : tf.addN(values)) as tf.Scalar;
       }, vars);
