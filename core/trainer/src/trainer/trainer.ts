@@ -112,7 +112,7 @@ export class Trainer {
 
   private limit(ds: Dataset, n: number | undefined, seed: number): Dataset {
     if (!n || n >= ds.length) return ds;
-    const idx = new Rng(seed).permutation(ds.length).slice(0, n).sort();
+    const idx = this.makeRng(seed).permutation(ds.length).slice(0, n).sort();
     return new SubsetDataset(ds, idx, ds.name);
   }
 
@@ -266,21 +266,20 @@ export class Trainer {
       result = { out, epochs: ctx.metrics, best, stopped, artifacts };
       // run.json and report.html are built-in taps, before the plugins' own.
       await this.hooks.done.promise(ctx, result);
-      return result;
     } catch (e) {
       error = e;
-      throw e;
-    } finally {
-      if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
-      this.saveState = undefined;
-      // Every exit: plugins restore what they changed; a teardown error never hides the run's own.
-      try {
-        await this.hooks.teardown.promise(ctx, { error, result });
-      } catch (e) {
-        if (!error) throw e;
-        this.logger.warn(`teardown after a failed run: ${(e as Error).message}`);
-      }
     }
+    if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+    this.saveState = undefined;
+    // Every exit: plugins restore what they changed; a teardown error never hides the run's own.
+    try {
+      await this.hooks.teardown.promise(ctx, { error, result });
+    } catch (e) {
+      if (error) this.logger.warn(`teardown after a failed run: ${(e as Error).message}`);
+      else error = e;
+    }
+    if (error !== undefined) throw error;
+    return result!;
   }
 
   /** Frees the run's model and optimizer state (a process that runs many trainings calls it after each). */
