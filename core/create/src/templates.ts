@@ -69,6 +69,9 @@ function packageJson(v: TemplateVars, kind: 'plugin' | 'preset', extra: { depend
       ...spec({ '@tricks/core': v.coreRange, '@tricks/helper-plugin-test-runner': v.tricksRange, ...(extra.peer ?? {}) }),
       ...DEV_TOOLS,
     }),
+    // Every @tricks/* edge in the tree (core's, the runner's, ...) takes the root's spec, the tarball:
+    // npm then never asks a registry for them.
+    ...(Object.keys(specs).length ? { overrides: sortKeys(Object.fromEntries(Object.keys(specs).map((k) => [k, `$${k}`]))) } : {}),
   });
 }
 
