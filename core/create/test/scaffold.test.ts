@@ -104,6 +104,7 @@ describe('tricks new', function () {
       expect(t.files).to.include(spec.slice('file:'.length));
     }
     expect(tpkg.peerDependencies['@tricks/core']).to.equal(`^${CORE_VERSION}`);
+    expect(readFileSync(join(t.dir, '.gitignore'), 'utf8')).to.match(/^\*\.tgz\n(#.*\n)?!vendor\/tricks\/\*\.tgz$/m); // a clone has them too
     expect(tpkg.overrides).to.deep.equal(Object.fromEntries(Object.keys(t.tarballs).sort().map((k) => [k, `$${k}`])));
     // A preset's plugin is a dependency: packed too.
     const p = scaffold({ kind: 'preset', name: 'p', cwd });
