@@ -28,8 +28,10 @@ for (const dir of packageDirs()) {
     child.stdout.on('data', (d) => { text += d; process.stdout.write(d); });
     child.on('close', (code) => resolve({ text, code }));
   });
-  const p = Number(/(\d+) passing/.exec(out.text)?.[1] ?? 0);
-  const f = Number(/(\d+) failing/.exec(out.text)?.[1] ?? 0);
+  // mocha's summary is its last "N passing" line (a test may print a nested run's output before it)
+  const last = (re) => [...out.text.matchAll(re)].pop()?.[1] ?? 0;
+  const p = Number(last(/^\s*(\d+) passing/gm));
+  const f = Number(last(/^\s*(\d+) failing/gm));
   passed += p; failed += f;
   if (f) failures.push(`=== ${dir}\n` + out.text.slice(out.text.search(/\d+ failing/)).trim().split('\n').slice(0, 60).join('\n'));
   if (out.code !== 0 && f === 0) { failed += 1; broken.push(dir); }

@@ -1,15 +1,17 @@
 /**
  * A third-party plugin the way a user meets it, through a real npm registry (Verdaccio on 127.0.0.1):
- * scaffold it with `tricks new plugin`, build it and run its tests (the shared runner) against this
- * repository's packages, linked, and publish it next to @tricks/core and @tricks/helper-plugin-test-runner
- * (packed from this repository); then, in a fresh project whose .npmrc points at the registry only, install
- * @tricks/core and the plugin, name the plugin by its short name in a config file, train a few steps
- * with the CLI and check that the plugin's hooks ran. Everything else comes through Verdaccio's uplink
- * to the registry npm uses here. The server is stopped at the end, also on failure.
+ * publish every non-private core/* package (packed from this repository, in dependency order); scaffold
+ * a plugin with `tricks new plugin --deps registry`, install its dev dependencies from the registry,
+ * build it, run its tests (the shared runner) and publish it; then, in a fresh project whose .npmrc
+ * points at the registry only, install @tricks/cli and the plugin, name the plugin by its short name in
+ * a config file, train a few steps with the CLI and check that the plugin's hooks ran; and in a second
+ * fresh project install only @tricks/core and the plugin and count the installed packages (at most 40).
+ * Everything else comes through Verdaccio's uplink to the registry npm uses here. The server is stopped
+ * at the end, also on failure.
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -102,6 +104,28 @@ log: { type: stdout, format: pretty, level: warn }
 `;
 }
 
+/** The non-private packages under core/, each after the @tricks/* packages it depends on. */
+function publishOrder(): { dir: string; name: string }[] {
+  const pkgs = readdirSync(join(root, 'core'))
+    .map((d) => `core/${d}`)
+    .filter((dir) => existsSync(join(root, dir, 'package.json')))
+    .map((dir) => ({ dir, pkg: JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')) }))
+    .filter(({ pkg }) => !pkg.private);
+  const byName = new Map(pkgs.map((p) => [p.pkg.name as string, p]));
+  const done: { dir: string; name: string }[] = [];
+  const visiting = new Set<string>();
+  const visit = (name: string) => {
+    if (done.some((d) => d.name === name) || !byName.has(name)) return;
+    if (visiting.has(name)) throw new Error(`dependency cycle through ${name}`);
+    visiting.add(name);
+    const { dir, pkg } = byName.get(name)!;
+    for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) for (const dep of Object.keys(pkg[field] ?? {})) visit(dep);
+    done.push({ dir, name });
+  };
+  for (const name of [...byName.keys()].sort()) visit(name);
+  return done;
+}
+
 describe('a third-party plugin through a real npm registry (Verdaccio)', function () {
   this.timeout(20 * 60000);
   let server: ChildProcess | undefined;
@@ -183,45 +207,48 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     // dependencies' postinstall steps download from hosts other than the npm registry.
     const npmrc = (auth: boolean) => `registry=${registry}\nignore-scripts=true\naudit=false\nfund=false\nupdate-notifier=false\n${auth ? `${host}:_authToken=${token}\n` : ''}`;
 
-    // 1. @tricks/core and the shared test runner, packed from this repository (built by `npm run build`) and published.
-    for (const dir of ['core', 'core/helper-plugin-test-runner']) {
-      expect(existsSync(join(root, dir, 'dist', 'src', 'index.js')), `${dir} is not built: run npm run build`).to.equal(true);
-    }
+    // 1. Every package a user's app needs (core/*, less the private ones), packed from this repository
+    // (built by `npm run build`) and published in dependency order.
+    const order = publishOrder();
+    console.log(`    publishing ${order.map((p) => p.name).join(', ')}`);
+    for (const { dir } of order) expect(existsSync(join(root, dir, 'dist', 'src', 'index.js')), `${dir} is not built: run npm run build`).to.equal(true);
     const packs = join(work, 'packs');
     mkdirSync(packs);
     writeFileSync(join(work, '.npmrc'), npmrc(true));
     writeFileSync(join(work, 'package.json'), '{"name":"registry-work","private":true}');
-    for (const dir of ['core', 'core/helper-plugin-test-runner']) {
-      const name = (await sh('npm', ['pack', '--silent', '--pack-destination', packs], join(root, dir), log)).trim().split('\n').pop()!;
-      await sh('npm', ['publish', join(packs, name)], work, log);
-    }
+    const packOut = await sh('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packs, ...order.map((p) => join(root, p.dir))], work, log);
+    const packed = JSON.parse(packOut.slice(packOut.indexOf('['), packOut.lastIndexOf(']') + 1)) as { name: string; filename: string }[];
+    expect(packed.map((p) => p.name)).to.deep.equal(order.map((p) => p.name));
+    for (const p of packed) await sh('npm', ['publish', join(packs, p.filename.replace(/^.*\//, ''))], work, log);
 
-    // 2. Scaffold the plugin with the CLI; build it and run its tests against this repository's
-    // packages, linked (what its `npm install` would give it: the full install is the one in step 3);
-    // publish it.
+    // 2. Scaffold the plugin with the CLI (version ranges: a registry has the @tricks/* packages now);
+    // install its dev dependencies from the registry, build it, run its tests (the shared runner), publish it.
     const pluginDir = join(work, 'plugin');
-    const created = await sh(process.execPath, [tricksCli, 'new', 'plugin', PLUGIN, '--dir', pluginDir], work, log);
+    const created = await sh(process.execPath, [tricksCli, 'new', 'plugin', PLUGIN, '--dir', pluginDir, '--deps', 'registry'], work, log);
     expect(created).to.match(new RegExp(`created plugin ${PACKAGE}`));
+    expect(created).to.match(/@tricks\/\* dependencies: version ranges, installed from your npm registry/);
     writeFileSync(join(pluginDir, '.npmrc'), npmrc(true));
-    symlinkSync(join(root, 'node_modules'), join(pluginDir, 'node_modules'), 'dir');
+    await sh('npm', ['install', '--prefer-offline'], pluginDir, log);
+    expect(realpathSync(join(pluginDir, 'node_modules', '@tricks', 'helper-plugin-test-runner')).startsWith(realpathSync(pluginDir)), 'the runner is installed, not linked').to.equal(true);
     await sh('npm', ['run', 'build'], pluginDir, log);
     const tested = await sh('npm', ['test'], pluginDir, log);
     expect(tested).to.match(/3 passing/);
-    unlinkSync(join(pluginDir, 'node_modules')); // (npm publish would walk the whole linked tree)
     await sh('npm', ['publish'], pluginDir, log);
     const meta = (await (await fetch(`${registry}${PACKAGE}`)).json()) as { versions: Record<string, { peerDependencies: Record<string, string>; keywords: string[] }> };
     expect(meta.versions['0.1.0'].peerDependencies['@tricks/core']).to.match(/^\^\d+\.\d+\.\d+$/);
     expect(meta.versions['0.1.0'].keywords).to.include('tricks-plugin');
 
-    // 3. A fresh project: its .npmrc points at the local registry only.
+    // 3. A fresh project: its .npmrc points at the local registry only; it installs the CLI and the plugin.
     const app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'my-classifier', private: true, type: 'module' }, null, 2));
     writeFileSync(join(app, '.npmrc'), npmrc(false));
-    const installLog = await sh('npm', ['install', '--prefer-offline', '--loglevel=http', '@tricks/core', PACKAGE], app, log);
-    expect(realpathSync(join(app, 'node_modules', '@tricks', 'core')).startsWith(realpathSync(app)), '@tricks/core is installed, not linked').to.equal(true);
+    const installLog = await sh('npm', ['install', '--prefer-offline', '--loglevel=http', '@tricks/cli', PACKAGE], app, log);
+    for (const pkg of ['core', 'cli']) {
+      expect(realpathSync(join(app, 'node_modules', '@tricks', pkg)).startsWith(realpathSync(app)), `@tricks/${pkg} is installed, not linked`).to.equal(true);
+    }
     const installed = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
-    expect(Object.keys(installed.dependencies).sort()).to.deep.equal(['@tricks/core', PACKAGE]);
+    expect(Object.keys(installed.dependencies).sort()).to.deep.equal(['@tricks/cli', PACKAGE]);
     // Every request npm made went to the local registry (cache hits are keyed by its URLs too).
     const urls = [...installLog.matchAll(/\bhttp (?:fetch \w+ \d+|cache) .*?(https?:\/\/\S+)/g)].map((m) => m[1]);
     expect(urls.length).to.be.greaterThan(10);
@@ -258,6 +285,20 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     const term = run.result.epochs[0][PLUGIN];
     expect(term).to.be.a('number').and.greaterThan(0);
     expect(Number.isFinite(run.result.epochs[0].train_loss)).to.equal(true);
+
+    // 6. A second fresh project with only @tricks/core and the plugin (a library user, no CLI): its
+    // whole installed tree stays small.
+    const lib = join(work, 'lib-app');
+    mkdirSync(lib);
+    writeFileSync(join(lib, 'package.json'), JSON.stringify({ name: 'my-library-use', private: true, type: 'module' }, null, 2));
+    writeFileSync(join(lib, '.npmrc'), npmrc(false));
+    await sh('npm', ['install', '--prefer-offline', '@tricks/core', PACKAGE], lib, log);
+    const tree = (await sh('npm', ['ls', '--all', '--parseable'], lib, log)).trim().split('\n').filter((l) => l.startsWith('/') && l !== lib);
+    const names = tree.map((l) => l.slice(l.lastIndexOf('node_modules/') + 'node_modules/'.length)).sort();
+    console.log(`    packages installed with @tricks/core and ${PACKAGE} alone: ${tree.length} (${names.join(', ')})`);
+    expect(names).to.include.members(['@tricks/core', PACKAGE, '@tensorflow/tfjs-core']);
+    expect(names.filter((n) => n.startsWith('@tricks/'))).to.deep.equal(['@tricks/core']);
+    expect(tree.length, 'installed packages').to.be.at.most(40);
     passed = true;
   });
 });

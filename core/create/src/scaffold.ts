@@ -4,7 +4,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TricksError } from '@tricks/core';
 import { CORE_VERSION } from '@tricks/core';
-import { pluginFiles, presetFiles, type TemplateVars } from './templates.js';
+import { depsSource, packTricks, workspaceRoot, type DepsMode, type DepsSource } from './deps.js';
+import { PRESET_EXAMPLE_PLUGIN, pluginFiles, presetFiles, type TemplateVars } from './templates.js';
 
 export type ScaffoldKind = 'plugin' | 'preset';
 
@@ -18,6 +19,13 @@ export interface ScaffoldOptions {
   cwd?: string;
   /** Write into a non-empty directory, replacing the files the scaffold writes. */
   force?: boolean;
+  /**
+   * Where the package's @tricks/* dependencies come from (see deps.ts): `registry` writes version ranges,
+   * `tarballs` packs this installation's @tricks/* packages into vendor/tricks/ and names them by `file:`
+   * specs, `auto` (the default) chooses: ranges inside an npm workspace or when the packages came from a
+   * registry, tarballs when running from a source checkout with no `@tricks:registry` configured.
+   */
+  deps?: DepsMode;
 }
 
 export interface Scaffolded {
@@ -28,6 +36,12 @@ export interface Scaffolded {
   files: string[];
   /** Whether the trainer finds the package by its short name (@tricks/KIND-NAME or tricks-KIND-NAME). */
   shortNameResolves: boolean;
+  /** Where its @tricks/* dependencies come from: the workspace, a registry, or tarballs in vendor/tricks/. */
+  deps: DepsSource;
+  /** The workspace root whose `npm install` installs it (when `deps` is `workspace`). */
+  workspaceRoot?: string;
+  /** The @tricks/* packages packed into vendor/tricks/ (when `deps` is `tarballs`), with their `file:` specs. */
+  tarballs: Record<string, string>;
 }
 
 const SHORT = /^[a-z0-9][a-z0-9._-]*$/;
@@ -93,26 +107,36 @@ export function templateVars(opts: ScaffoldOptions): TemplateVars {
  * temporary sibling directory first and renamed into place, so an error leaves nothing half-written.
  */
 export function scaffold(opts: ScaffoldOptions): Scaffolded {
-  const vars = templateVars(opts);
+  const base = templateVars(opts);
   const cwd = opts.cwd ?? process.cwd();
-  const dir = resolve(cwd, opts.dir ?? basename(vars.packageName));
-  const files = opts.kind === 'plugin' ? pluginFiles(vars) : presetFiles(vars);
+  const dir = resolve(cwd, opts.dir ?? basename(base.packageName));
   const exists = existsSync(dir);
   if (exists && readdirSync(dir).length > 0 && !opts.force) {
     throw new TricksError(`${dir} already exists and is not empty`, 'choose another directory with --dir, or pass --force to overwrite the scaffold\'s files there');
   }
+  const deps = depsSource(opts.deps ?? 'auto', dir);
+  const tmp = `${dir}.tricks-new-${process.pid}`;
+  let tarballs: Record<string, string> = {};
+  let files: Record<string, string> = {};
   const write = (root: string) => {
+    if (deps === 'tarballs') {
+      // One `npm pack` of @tricks/core, the shared test runner (and, for a preset, its plugin) and every
+      // @tricks/* package they need, into the temporary directory: renamed into place with the rest.
+      tarballs = packTricks(['@tricks/core', '@tricks/helper-plugin-test-runner', ...(opts.kind === 'preset' ? [PRESET_EXAMPLE_PLUGIN.package] : [])], root);
+    }
+    const vars: TemplateVars = { ...base, ...(deps === 'tarballs' ? { tricksSpecs: tarballs } : {}) };
+    files = opts.kind === 'plugin' ? pluginFiles(vars) : presetFiles(vars);
     for (const [rel, text] of Object.entries(files)) {
       mkdirSync(dirname(join(root, rel)), { recursive: true });
       writeFileSync(join(root, rel), text);
     }
   };
+  const written = () => [...Object.keys(files), ...Object.values(tarballs).map((spec) => spec.slice('file:'.length))];
   if (exists && opts.force) {
     // Replace the scaffold's files one by one (each by rename), keeping whatever else is there.
-    const tmp = `${dir}.tricks-new-${process.pid}`;
     try {
       write(tmp);
-      for (const rel of Object.keys(files)) {
+      for (const rel of written()) {
         mkdirSync(dirname(join(dir, rel)), { recursive: true });
         renameSync(join(tmp, rel), join(dir, rel));
       }
@@ -121,7 +145,6 @@ export function scaffold(opts: ScaffoldOptions): Scaffolded {
     }
   } else {
     mkdirSync(dirname(dir), { recursive: true });
-    const tmp = `${dir}.tricks-new-${process.pid}`;
     try {
       write(tmp);
       if (exists) rmSync(dir, { recursive: true }); // empty
@@ -131,6 +154,15 @@ export function scaffold(opts: ScaffoldOptions): Scaffolded {
       throw e;
     }
   }
-  const shortNameResolves = vars.packageName === `@tricks/${opts.kind}-${vars.name}` || vars.packageName === `tricks-${opts.kind}-${vars.name}`;
-  return { dir, name: vars.name, packageName: vars.packageName, files: Object.keys(files), shortNameResolves };
+  const shortNameResolves = base.packageName === `@tricks/${opts.kind}-${base.name}` || base.packageName === `tricks-${opts.kind}-${base.name}`;
+  return {
+    dir,
+    name: base.name,
+    packageName: base.packageName,
+    files: written(),
+    shortNameResolves,
+    deps,
+    ...(deps === 'workspace' ? { workspaceRoot: workspaceRoot(dir) } : {}),
+    tarballs,
+  };
 }

@@ -18,6 +18,12 @@ export interface TemplateVars {
   tfRange: string;
   /** Range of the @tricks/* packages released with this core: @tricks/helper-plugin-test-runner, the plugins a preset lists. */
   tricksRange: string;
+  /**
+   * Install specs that replace the ranges of @tricks/* packages in dependencies and devDependencies
+   * (`file:vendor/tricks/….tgz` when the scaffold packed them); packages named here and not listed
+   * otherwise are added as devDependencies, so npm finds every @tricks/* package the others need.
+   */
+  tricksSpecs?: Record<string, string>;
 }
 
 /** The toolchain a scaffolded package builds and tests with (the versions this repository uses). */
@@ -35,6 +41,10 @@ const q = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").repla
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 function packageJson(v: TemplateVars, kind: 'plugin' | 'preset', extra: { dependencies?: Record<string, string>; peer?: Record<string, string> }) {
+  const specs = v.tricksSpecs ?? {};
+  const spec = (deps: Record<string, string>) => Object.fromEntries(Object.entries(deps).map(([k, r]) => [k, specs[k] ?? r]));
+  const dependencies = extra.dependencies ? spec(extra.dependencies) : undefined;
+  const others = Object.fromEntries(Object.entries(specs).filter(([k]) => !dependencies?.[k]));
   return json({
     name: v.packageName,
     version: '0.1.0',
@@ -49,17 +59,19 @@ function packageJson(v: TemplateVars, kind: 'plugin' | 'preset', extra: { depend
     engines: { node: '>=20' },
     scripts: {
       build: 'tsc -p .',
-      test: "mocha 'dist/test/**/*.test.js'",
+      test: "npm run build && mocha 'dist/test/**/*.test.js'",
       prepublishOnly: 'npm run build',
     },
-    ...(extra.dependencies ? { dependencies: extra.dependencies } : {}),
+    ...(dependencies ? { dependencies } : {}),
     peerDependencies: { '@tricks/core': v.coreRange, ...(extra.peer ?? {}) },
     devDependencies: sortKeys({
-      '@tricks/core': v.coreRange,
-      '@tricks/helper-plugin-test-runner': v.tricksRange,
-      ...(extra.peer ?? {}),
+      ...others,
+      ...spec({ '@tricks/core': v.coreRange, '@tricks/helper-plugin-test-runner': v.tricksRange, ...(extra.peer ?? {}) }),
       ...DEV_TOOLS,
     }),
+    // Every @tricks/* edge in the tree (core's, the runner's, ...) takes the root's spec, the tarball:
+    // npm then never asks a registry for them.
+    ...(Object.keys(specs).length ? { overrides: sortKeys(Object.fromEntries(Object.keys(specs).map((k) => [k, `$${k}`]))) } : {}),
   });
 }
 

@@ -72,6 +72,45 @@ describe('tricks new', function () {
     expect(readdirSync(cwd)).to.deep.equal(['tricks-plugin-z-loss']); // no temp dir left behind
   });
 
+  it('@tricks/* dependencies: ranges in an npm workspace or with --deps registry; outside, packed tarballs named by file: specs', () => {
+    // Inside a workspace (a stand-in for this repository's plugins/): the root's npm install links them.
+    const ws = tmp('tricks-ws-');
+    writeFileSync(join(ws, 'package.json'), JSON.stringify({ name: 'ws', private: true, workspaces: ['plugins/*', 'packages/**'] }));
+    for (const at of ['plugins', 'packages/a/b']) {
+      const w = scaffold({ kind: 'plugin', name: 'w', dir: join(at, 'w'), cwd: ws });
+      expect(w.deps, at).to.equal('workspace');
+      expect(w.workspaceRoot).to.equal(ws);
+      expect(readJson(join(w.dir, 'package.json')).devDependencies['@tricks/core']).to.equal(`^${CORE_VERSION}`);
+      expect(existsSync(join(w.dir, 'vendor')), at).to.equal(false);
+    }
+    expect(scaffold({ kind: 'plugin', name: 'w', dir: 'elsewhere/w', cwd: ws }).deps).to.equal('tarballs'); // not matched by a glob
+    // --deps registry: plain ranges, nothing packed.
+    const cwd = tmp('tricks-new-');
+    const r = scaffold({ kind: 'plugin', name: 'r', cwd, deps: 'registry' });
+    expect(r.deps).to.equal('registry');
+    const rpkg = readJson(join(r.dir, 'package.json'));
+    expect(rpkg.devDependencies['@tricks/helper-plugin-test-runner']).to.match(/^\^\d/);
+    expect(Object.keys(rpkg.devDependencies).filter((k) => k.startsWith('@tricks/'))).to.deep.equal(['@tricks/core', '@tricks/helper-plugin-test-runner']);
+    expect(existsSync(join(r.dir, 'vendor'))).to.equal(false);
+    // Outside, from this checkout: core, the runner and every @tricks/* package they need, packed.
+    const t = scaffold({ kind: 'plugin', name: 't', cwd });
+    expect(t.deps).to.equal('tarballs');
+    const tpkg = readJson(join(t.dir, 'package.json'));
+    const needed = ['@tricks/core', '@tricks/helper-plugin-test-runner', ...Object.keys(readJson(join(root, 'core', 'helper-plugin-test-runner', 'package.json')).dependencies)];
+    expect(Object.keys(t.tarballs)).to.include.members(needed);
+    for (const [name, spec] of Object.entries(t.tarballs)) {
+      expect(tpkg.devDependencies[name], name).to.equal(spec);
+      expect(existsSync(join(t.dir, spec.slice('file:'.length))), spec).to.equal(true);
+      expect(t.files).to.include(spec.slice('file:'.length));
+    }
+    expect(tpkg.peerDependencies['@tricks/core']).to.equal(`^${CORE_VERSION}`);
+    expect(readFileSync(join(t.dir, '.gitignore'), 'utf8')).to.match(/^\*\.tgz\n(#.*\n)?!vendor\/tricks\/\*\.tgz$/m); // a clone has them too
+    expect(tpkg.overrides).to.deep.equal(Object.fromEntries(Object.keys(t.tarballs).sort().map((k) => [k, `$${k}`])));
+    // A preset's plugin is a dependency: packed too.
+    const p = scaffold({ kind: 'preset', name: 'p', cwd });
+    expect(readJson(join(p.dir, 'package.json')).dependencies['@tricks/plugin-label-smoothing']).to.match(/^file:vendor\/tricks\/tricks-plugin-label-smoothing-.+\.tgz$/);
+  });
+
   it('refuses a non-empty directory and leaves it as it was; --force replaces only its own files', () => {
     const cwd = tmp('tricks-new-');
     const dir = join(cwd, 'mine');
@@ -93,6 +132,13 @@ describe('tricks new', function () {
     expect(ok.code, ok.out).to.equal(0);
     expect(ok.out).to.match(/created plugin @acme\/tricks-plugin-lion in tricks-plugin-lion\//);
     expect(ok.out).to.match(/npm publish/);
+    expect(ok.out).to.match(/tarballs were packed from this installation into tricks-plugin-lion\/vendor\/tricks\/ \(@tricks\/core, @tricks\/helper-plugin-test-runner, /);
+    const reg = run(tricks, ['new', 'plugin', 'reg', '--deps', 'registry'], cwd);
+    expect(reg.code, reg.out).to.equal(0);
+    expect(reg.out).to.match(/@tricks\/\* dependencies: version ranges, installed from your npm registry/);
+    const badDeps = run(tricks, ['new', 'plugin', 'x', '--deps', 'somewhere'], cwd);
+    expect(badDeps.code).to.not.equal(0);
+    expect(badDeps.out).to.match(/--deps <source>' argument 'somewhere' is invalid/);
     expect(ok.out).to.match(/is not named @tricks\/plugin-lion or tricks-plugin-lion, so a config names it by its package name/);
     expect(readFileSync(join(cwd, 'tricks-plugin-lion', 'src', 'index.ts'), 'utf8')).to.include("description: 'Lion\\'s optimizer'");
     const bad = run(tricks, ['new', 'plugin', 'Not Valid'], cwd);
