@@ -10,4 +10,7 @@ backend.register('wasm', wasmProvider);
 await backend.select('wasm');
 const r = await benchOverhead({ steps: Number(arg('--steps', '60')) });
 if (process.argv.includes('--json')) console.log(JSON.stringify(r));
-else console.log(`framework overhead (small-cnn, digits, batch ${r.batchSize}, ${r.steps} steps, wasm, best of 3): bare loop ${r.bareImagesPerSec.toFixed(1)} img/s, trainer + 6 no-op plugins ${r.trainerImagesPerSec.toFixed(1)} img/s: ratio ${r.ratio.toFixed(3)} (${((1 - r.ratio) * 100).toFixed(1)}% slower; bar: at most 3%)`);
+else
+  console.log(
+    `framework overhead (small-cnn, digits, batch ${r.batchSize}, ${r.steps} steps, wasm, best of 3): bare loop ${r.bareImagesPerSec.toFixed(1)} img/s, trainer + 6 no-op plugins ${r.trainerImagesPerSec.toFixed(1)} img/s: ratio ${r.ratio.toFixed(3)} (${((1 - r.ratio) * 100).toFixed(1)}% slower; bar: at most 3%)`,
+  );

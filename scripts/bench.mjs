@@ -44,8 +44,10 @@ const ratio = (v, r) => (Number.isFinite(v) && r && Number.isFinite(r) ? (v / r)
 const fmt = (v) => (Number.isFinite(v) ? (v < 1 ? v.toPrecision(2) : v.toFixed(1)) : '-');
 console.log(`\nResNet-18 CIFAR, batch ${batch}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
 for (const r of rows) {
-  console.log(`${r.label.padEnd(58)} train ${fmt(r.train).padStart(6)} img/s (${ratio(r.train, ref?.train)})` +
-    `  infer ${fmt(r.infer).padStart(6)} img/s (${ratio(r.infer, ref?.infer)})${r.note ? '  ' + r.note : ''}`);
+  console.log(
+    `${r.label.padEnd(58)} train ${fmt(r.train).padStart(6)} img/s (${ratio(r.train, ref?.train)})` +
+      `  infer ${fmt(r.infer).padStart(6)} img/s (${ratio(r.infer, ref?.infer)})${r.note ? '  ' + r.note : ''}`,
+  );
 }
 if (!process.argv.includes('--no-write')) writeTable(rows, ref);
 
@@ -54,7 +56,10 @@ if (!process.argv.includes('--no-write')) writeTable(rows, ref);
 if (!process.argv.includes('--only')) {
   for (const [label, args] of [
     ['framework overhead', [join(root, 'scripts', 'bench-overhead.mjs')]],
-    ['data pipeline vs torchvision', [join(root, 'core', 'bench', 'dist', 'src', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])]],
+    [
+      'data pipeline vs torchvision',
+      [join(root, 'core', 'bench', 'dist', 'src', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])],
+    ],
   ]) {
     console.log(`\n== ${label}`);
     spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
@@ -63,28 +68,45 @@ if (!process.argv.includes('--only')) {
 
 function torch() {
   const row = { name: 'torch', label: 'PyTorch CPU, 2 threads', command: `${TORCH_PYTHON} ${TORCH_SCRIPT} 2` };
-  if (!existsSync(TORCH_SCRIPT)) return { ...row, train: NaN, infer: NaN, note: `reference script ${TORCH_SCRIPT} not found (set TORCH_BENCH)` };
+  if (!existsSync(TORCH_SCRIPT))
+    return { ...row, train: NaN, infer: NaN, note: `reference script ${TORCH_SCRIPT} not found (set TORCH_BENCH)` };
   const r = spawnSync(TORCH_PYTHON, [TORCH_SCRIPT, '2'], { encoding: 'utf8' });
   const rates = [...(r.stdout ?? '').matchAll(/([0-9.]+) img\/s/g)].map((m) => Number(m[1]));
   const version = /torch (\S+)/.exec(r.stdout ?? '')?.[1];
-  if (rates.length < 2) return { ...row, train: NaN, infer: NaN, note: `failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+  if (rates.length < 2)
+    return { ...row, train: NaN, infer: NaN, note: `failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
   return { ...row, label: `PyTorch ${version ?? ''} CPU, 2 threads`, train: rates[0], infer: rates[1] };
 }
 
 function runChild(name, cfg) {
   const command = `node scripts/bench.mjs --only ${name}`;
   const env = cfg.threads ? { ...process.env, TRICKS_WASM_THREADS: String(cfg.threads) } : process.env;
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(cfg)],
-    { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24, env });
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(cfg)], {
+    encoding: 'utf8',
+    cwd: root,
+    maxBuffer: 1 << 24,
+    env,
+  });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) return { name, label: cfg.label, command, train: NaN, infer: NaN, note: `failed: ${lastLines(r.stderr, 3) || `exit ${r.status ?? r.signal}`}` };
+  if (!line)
+    return {
+      name,
+      label: cfg.label,
+      command,
+      train: NaN,
+      infer: NaN,
+      note: `failed: ${lastLines(r.stderr, 3) || `exit ${r.status ?? r.signal}`}`,
+    };
   return { name, label: cfg.label, command, ...JSON.parse(line.slice(7)) };
 }
 
 /** The last n meaningful lines of a child's stderr (without tfjs's install-tfjs-node banner). */
 function lastLines(text, n) {
-  return (text ?? '').split('\n').filter((l) => l.trim() && !/^=+$|looks like you are running TensorFlow\.js/.test(l.trim()))
-    .slice(-n).join(' ');
+  return (text ?? '')
+    .split('\n')
+    .filter((l) => l.trim() && !/^=+$|looks like you are running TensorFlow\.js/.test(l.trim()))
+    .slice(-n)
+    .join(' ');
 }
 
 async function child(cfg) {
@@ -96,8 +118,12 @@ async function child(cfg) {
   await tf.setBackend(cfg.backend);
   const { benchTrain, benchDataParallel } = await import(join(pkg('lab'), 'bench.js'));
   if (cfg.workers) {
-    const r = await benchDataParallel({ model: { module: join(pkg('bench'), 'resnet18.js'), export: 'resnet18Cifar' },
-      workers: cfg.workers, batchSize: cfg.batch, backend: cfg.backend });
+    const r = await benchDataParallel({
+      model: { module: join(pkg('bench'), 'resnet18.js'), export: 'resnet18Cifar' },
+      workers: cfg.workers,
+      batchSize: cfg.batch,
+      backend: cfg.backend,
+    });
     console.log('RESULT ' + JSON.stringify({ train: r.trainImagesPerSec, infer: r.inferImagesPerSec }));
     return;
   }
@@ -117,21 +143,28 @@ async function child(cfg) {
 
 function writeTable(rows, ref) {
   const file = join(root, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:resnet18 begin (written by npm run bench) -->', end = '<!-- bench:resnet18 end -->';
+  const begin = '<!-- bench:resnet18 begin (written by npm run bench) -->',
+    end = '<!-- bench:resnet18 end -->';
   const date = new Date().toISOString().slice(0, 10);
   const table = [
     begin,
     `ResNet-18, CIFAR stem, 100 classes, batch ${batch}, SGD momentum 0.9 + weight decay 5e-4, label smoothing 0.1;`,
-    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}.`,
+    `${date}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}.`,
     'All rows from one run of `npm run bench`, one backend at a time. Timings on a shared machine are noisy: compare ratios within a run.',
     '',
     '| backend | train img/s | vs PyTorch | inference img/s | vs PyTorch | command |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.label}${r.note ? ` (${r.note})` : ''} | ${fmt(r.train)} | ${ratio(r.train, ref?.train)} | ${fmt(r.infer)} | ${ratio(r.infer, ref?.infer)} | \`${r.command}\` |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.label}${r.note ? ` (${r.note})` : ''} | ${fmt(r.train)} | ${ratio(r.train, ref?.train)} | ${fmt(r.infer)} | ${ratio(r.infer, ref?.infer)} | \`${r.command}\` |`,
+    ),
     end,
   ].join('\n');
   let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  const i = doc.indexOf(begin),
+    j = doc.indexOf(end);
   doc = i >= 0 && j > i ? doc.slice(0, i) + table + doc.slice(j + end.length) : doc.trimEnd() + '\n\n' + table + '\n';
   writeFileSync(file + '.tmp', doc);
   renameSync(file + '.tmp', file);

@@ -19,9 +19,10 @@ export function ensureTools() {
 
 /** Runs one linter; returns true when it passed. */
 export function run(name) {
-  const args = name === 'prettier'
-    ? [fix ? '--write' : '--check', '--log-level', 'warn', '.']
-    : ['-c', join(tools, 'eslint.config.js'), ...(fix ? ['--fix'] : []), '.'];
+  const args =
+    name === 'prettier'
+      ? [fix ? '--write' : '--check', '--log-level', 'warn', '.']
+      : ['-c', join(tools, 'eslint.config.js'), ...(fix ? ['--fix'] : []), '.'];
   const r = spawnSync(bin(name), args, { cwd: root, stdio: 'inherit' });
   return r.status === 0;
 }

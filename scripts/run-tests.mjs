@@ -7,7 +7,8 @@ import { root, packageDirs, readPackage } from './packages.mjs';
 import { ensureTools, run as lint } from './lint.mjs';
 
 const only = process.argv.slice(2);
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 
 /** True when a compiled *.test.js exists below dir. */
 function hasTests(dir) {
@@ -25,24 +26,45 @@ for (const dir of packageDirs()) {
   const out = await new Promise((resolve) => {
     const child = spawn('npm', ['test', '--silent'], { cwd: join(root, dir), stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
-    child.stdout.on('data', (d) => { text += d; process.stdout.write(d); });
+    child.stdout.on('data', (d) => {
+      text += d;
+      process.stdout.write(d);
+    });
     child.on('close', (code) => resolve({ text, code }));
   });
   // mocha's summary is its last "N passing" line (a test may print a nested run's output before it)
   const last = (re) => [...out.text.matchAll(re)].pop()?.[1] ?? 0;
   const p = Number(last(/^\s*(\d+) passing/gm));
   const f = Number(last(/^\s*(\d+) failing/gm));
-  passed += p; failed += f;
-  if (f) failures.push(`=== ${dir}\n` + out.text.slice(out.text.search(/\d+ failing/)).trim().split('\n').slice(0, 60).join('\n'));
-  if (out.code !== 0 && f === 0) { failed += 1; broken.push(dir); }
+  passed += p;
+  failed += f;
+  if (f)
+    failures.push(
+      `=== ${dir}\n` +
+        out.text
+          .slice(out.text.search(/\d+ failing/))
+          .trim()
+          .split('\n')
+          .slice(0, 60)
+          .join('\n'),
+    );
+  if (out.code !== 0 && f === 0) {
+    failed += 1;
+    broken.push(dir);
+  }
 }
 // prettier and eslint, one test each (a full run only: `node scripts/run-tests.mjs core/trainer` skips them)
 if (!only.length || only.includes('lint')) {
   console.log('\n=== lint (prettier --check, eslint)');
   ensureTools();
   for (const name of ['prettier', 'eslint']) {
-    if (lint(name)) { passed++; console.log(`  ✔ ${name}`); }
-    else { failed++; failures.push(`=== lint\n${name}: problems listed above (npm run format fixes what prettier can)`); }
+    if (lint(name)) {
+      passed++;
+      console.log(`  ✔ ${name}`);
+    } else {
+      failed++;
+      failures.push(`=== lint\n${name}: problems listed above (npm run format fixes what prettier can)`);
+    }
   }
 }
 if (failures.length) console.log(`\nfailing tests, again:\n${failures.join('\n\n')}`);

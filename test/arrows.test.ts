@@ -24,9 +24,18 @@ describe('the package graph (scripts/arrows.mjs, docs/architecture.md)', functio
       const filter = (src: string) => !/[/\\](node_modules|dist|\.git)([/\\]|$)/.test(src);
       for (const d of ['core', 'plugins', 'presets', 'test', 'scripts']) cpSync(join(root, d), join(copy, d), { recursive: true, filter });
       cpSync(join(root, 'package.json'), join(copy, 'package.json'));
-      writeFileSync(join(copy, 'core', 'trainer', 'src', 'util', 'closest.ts'), "import '../plugin/validate.js';\nexport const closest = () => '';\n");
-      writeFileSync(join(copy, 'core', 'trainer', 'src', 'extra.ts'), "import { runAblation } from '@tricks/lab';\nexport const x = runAblation;\n");
-      writeFileSync(join(copy, 'plugins', 'mixup', 'src', 'extra.ts'), "import { smoothTargets } from '@tricks/plugin-label-smoothing';\nexport const y = smoothTargets;\n");
+      writeFileSync(
+        join(copy, 'core', 'trainer', 'src', 'util', 'closest.ts'),
+        "import '../plugin/validate.js';\nexport const closest = () => '';\n",
+      );
+      writeFileSync(
+        join(copy, 'core', 'trainer', 'src', 'extra.ts'),
+        "import { runAblation } from '@tricks/lab';\nexport const x = runAblation;\n",
+      );
+      writeFileSync(
+        join(copy, 'plugins', 'mixup', 'src', 'extra.ts'),
+        "import { smoothTargets } from '@tricks/plugin-label-smoothing';\nexport const y = smoothTargets;\n",
+      );
       const corePkg = join(copy, 'core', 'trainer', 'package.json');
       const pkg = JSON.parse(readFileSync(corePkg, 'utf8'));
       pkg.dependencies.sharp = '^0.35.5';
@@ -36,7 +45,9 @@ describe('the package graph (scripts/arrows.mjs, docs/architecture.md)', functio
       expect(r.status).to.equal(1);
       expect(out).to.match(/import circle in @tricks\/core: .*util\/closest\.ts/);
       expect(out).to.match(/core\/trainer\/src\/extra\.ts imports @tricks\/lab, which @tricks\/core does not declare/);
-      expect(out).to.match(/plugins\/mixup\/src\/extra\.ts imports @tricks\/plugin-label-smoothing, which @tricks\/plugin-mixup does not declare in its dependencies/);
+      expect(out).to.match(
+        /plugins\/mixup\/src\/extra\.ts imports @tricks\/plugin-label-smoothing, which @tricks\/plugin-mixup does not declare in its dependencies/,
+      );
       expect(out).to.match(/@tricks\/core depends on sharp: the trainer takes only/);
     } finally {
       rmSync(copy, { recursive: true, force: true });

@@ -41,7 +41,10 @@ describe('tricks CLI', function () {
   });
 
   it('lists the available plugins for an unknown plugin', () => {
-    expectCleanError(['train', '--preset', 'quickstart', '--plugin', 'nosuchplugin'], /unknown plugin "nosuchplugin"[\s\S]*available plugins:/);
+    expectCleanError(
+      ['train', '--preset', 'quickstart', '--plugin', 'nosuchplugin'],
+      /unknown plugin "nosuchplugin"[\s\S]*available plugins:/,
+    );
   });
 
   it('names a bad plugin option and the nearest valid key', function () {
@@ -50,19 +53,29 @@ describe('tricks CLI', function () {
   });
 
   it('says where it looked for missing data and how to get it', () => {
-    expectCleanError(['train', '--preset', 'quickstart', '--data', 'fashion-mnist:/nonexistent/fm'], /\/nonexistent\/fm does not exist[\s\S]*apt-get install dataset-fashion-mnist/);
+    expectCleanError(
+      ['train', '--preset', 'quickstart', '--data', 'fashion-mnist:/nonexistent/fm'],
+      /\/nonexistent\/fm does not exist[\s\S]*apt-get install dataset-fashion-mnist/,
+    );
   });
 
   it('names the corrupt IDX file', () => {
     const dir = tmp();
     mkdirSync(dir, { recursive: true });
     const junk = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7919 + 13) % 251));
-    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) writeFileSync(join(dir, f), junk);
-    expectCleanError(['train', '--preset', 'quickstart', '--data', `fashion-mnist:${dir}`], new RegExp(`${dir}/train-images-idx3-ubyte: not an IDX file`));
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'])
+      writeFileSync(join(dir, f), junk);
+    expectCleanError(
+      ['train', '--preset', 'quickstart', '--data', `fashion-mnist:${dir}`],
+      new RegExp(`${dir}/train-images-idx3-ubyte: not an IDX file`),
+    );
   });
 
   it('says so when the batch size is larger than the dataset', () => {
-    expectCleanError(['train', '--preset', 'quickstart', '--limit-train', '50', '--batch-size', '64'], /batch size 64 is larger than the training set \(50 items/);
+    expectCleanError(
+      ['train', '--preset', 'quickstart', '--limit-train', '50', '--batch-size', '64'],
+      /batch size 64 is larger than the training set \(50 items/,
+    );
   });
 
   it('names a typo in a config file', () => {
@@ -84,7 +97,23 @@ describe('tricks CLI', function () {
 
   it('trains a short run, then evaluates the saved model with `tricks eval`', () => {
     const out = join(tmp(), 'run');
-    const t = run(['train', '--preset', 'quickstart', '--epochs', '1', '--limit-train', '1600', '--limit-val', '200', '--steps', '25', '--backend', 'wasm', '--out', out]);
+    const t = run([
+      'train',
+      '--preset',
+      'quickstart',
+      '--epochs',
+      '1',
+      '--limit-train',
+      '1600',
+      '--limit-val',
+      '200',
+      '--steps',
+      '25',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+    ]);
     expect(t.code, t.err).to.equal(0);
     expect(t.err).to.match(/backend: wasm|data: digits/);
     const summary = JSON.parse(t.out.trim().split('\n').at(-1)!);
@@ -101,7 +130,28 @@ describe('tricks CLI', function () {
   it('resumes an interrupted run: SIGTERM finishes the step, writes a checkpoint and exits 143', async () => {
     const { spawn } = await import('node:child_process');
     const out = join(tmp(), 'run');
-    const child = spawn(process.execPath, [tricks, 'train', '--preset', 'quickstart', '--epochs', '2', '--limit-train', '640', '--limit-val', '100', '--steps', '10', '--backend', 'wasm', '--out', out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        tricks,
+        'train',
+        '--preset',
+        'quickstart',
+        '--epochs',
+        '2',
+        '--limit-train',
+        '640',
+        '--limit-val',
+        '100',
+        '--steps',
+        '10',
+        '--backend',
+        'wasm',
+        '--out',
+        out,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err = '';
     child.stderr.on('data', (d) => {
       err += d;

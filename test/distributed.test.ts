@@ -18,7 +18,14 @@ const preset = join(root, 'test', 'fixtures', 'distributed', 'tiny-ladder.mjs');
 const PASSWORD = 'e2e:s3cr3t/pa55@word';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Attempt { event: string; worker: string; pid: number; checkpointEpoch?: number; resumedFrom?: number; attempt: number }
+interface Attempt {
+  event: string;
+  worker: string;
+  pid: number;
+  checkpointEpoch?: number;
+  resumedFrom?: number;
+  attempt: number;
+}
 
 const alive = (pid: number) => {
   try {
@@ -76,12 +83,21 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     procs.push(p);
     return p;
   }
-  const exited = (p: ChildProcess) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve(p.exitCode) : new Promise<number | null>((r) => p.once('exit', (c) => r(c))));
+  const exited = (p: ChildProcess) =>
+    p.exitCode !== null || p.signalCode !== null
+      ? Promise.resolve(p.exitCode)
+      : new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
   const tricksProc = (name: string, args: string[]) => start(name, process.execPath, [tricks, ...args]);
   const log = (name: string) => (existsSync(join(dir, `${name}.log`)) ? readFileSync(join(dir, `${name}.log`), 'utf8') : '');
-  const worker = (name: string) => tricksProc(name, ['worker', '--queue', url, '--backend', 'wasm', '--lock-duration', '5000', '--stalled-interval', '2000']);
+  const worker = (name: string) =>
+    tricksProc(name, ['worker', '--queue', url, '--backend', 'wasm', '--lock-duration', '5000', '--stalled-interval', '2000']);
   const attempts = (runDir: string): Attempt[] =>
-    existsSync(join(runDir, 'attempts.jsonl')) ? readFileSync(join(runDir, 'attempts.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Attempt) : [];
+    existsSync(join(runDir, 'attempts.jsonl'))
+      ? readFileSync(join(runDir, 'attempts.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Attempt)
+      : [];
   const ckptEpoch = (runDir: string) => {
     for (const d of ['checkpoint', 'checkpoint.old']) {
       try {
@@ -97,10 +113,26 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     dir = mkdtempSync(join(tmpdir(), 'tricks-dist-e2e-'));
     port = await freePort();
     const redis = start('redis', 'redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
-      '--maxmemory-policy', 'noeviction', '--requirepass', PASSWORD,
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--maxmemory-policy',
+      'noeviction',
+      '--requirepass',
+      PASSWORD,
     ]);
-    await until('redis-server to accept connections', () => log('redis').includes('Ready to accept connections') || (redis.exitCode !== null && 'exit'), 20000);
+    await until(
+      'redis-server to accept connections',
+      () => log('redis').includes('Ready to accept connections') || (redis.exitCode !== null && 'exit'),
+      20000,
+    );
     expect(redis.exitCode, log('redis')).to.equal(null);
     url = `redis://:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}`;
   });
@@ -136,7 +168,8 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
           const a = attempts(runDir);
           const e = ckptEpoch(runDir);
           const w = workers.find((p) => a.at(-1)?.event === 'start' && a.at(-1)!.worker.endsWith(`:${p.pid}`));
-          if (w && e >= 1 && e <= 3 && !existsSync(join(runDir, 'result.json'))) return { id, runDir, worker: w, childPid: a.at(-1)!.pid, epoch: e };
+          if (w && e >= 1 && e <= 3 && !existsSync(join(runDir, 'result.json')))
+            return { id, runDir, worker: w, childPid: a.at(-1)!.pid, epoch: e };
         }
         return undefined;
       },
@@ -156,12 +189,21 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     expect(coordLog).to.match(/6\/6 done/);
 
     // The report: same files as a local study, every step with both seeds.
-    for (const f of ['ablation.json', 'ablation.md', 'ladder.png', 'curves.png', 'study.json', 'queue.json']) expect(existsSync(join(out, f)), f).to.equal(true);
-    const ablation = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8')) as { steps: { stepName: string; n: number; seeds: number[] }[]; runs: { id: string }[] };
+    for (const f of ['ablation.json', 'ablation.md', 'ladder.png', 'curves.png', 'study.json', 'queue.json'])
+      expect(existsSync(join(out, f)), f).to.equal(true);
+    const ablation = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8')) as {
+      steps: { stepName: string; n: number; seeds: number[] }[];
+      runs: { id: string }[];
+    };
     expect(ablation.steps.map((s) => s.stepName)).to.deep.equal(['baseline', 'label smoothing', 'cosine']);
     expect(ablation.steps.map((s) => s.n)).to.deep.equal([2, 2, 2]);
     expect(ablation.runs).to.have.length(6);
-    const summary = JSON.parse(coordLog.split('\n').filter((l) => l.startsWith('{')).at(-1)!) as { steps: unknown[]; failed: string[] };
+    const summary = JSON.parse(
+      coordLog
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .at(-1)!,
+    ) as { steps: unknown[]; failed: string[] };
     expect(summary.steps).to.have.length(3);
     expect(summary.failed).to.deep.equal([]);
 
@@ -170,7 +212,10 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     expect(ids).to.have.length(6);
     for (const id of ids) {
       const a = attempts(join(runs, id));
-      expect(a.filter((e) => e.event === 'result-written'), `${id}: ${JSON.stringify(a)}`).to.have.length(1);
+      expect(
+        a.filter((e) => e.event === 'result-written'),
+        `${id}: ${JSON.stringify(a)}`,
+      ).to.have.length(1);
       expect(existsSync(join(runs, id, 'result.json'))).to.equal(true);
     }
 
@@ -184,11 +229,15 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     expect(resumed.checkpointEpoch).to.be.at.least(victim.epoch);
     const written = va.find((e) => e.event === 'result-written')!;
     expect(written.worker.endsWith(`:${survivor.pid}`)).to.equal(true);
-    const rec = JSON.parse(readFileSync(join(victim.runDir, 'result.json'), 'utf8')) as { resumedFrom?: number; epochs: { epoch: number }[] };
+    const rec = JSON.parse(readFileSync(join(victim.runDir, 'result.json'), 'utf8')) as {
+      resumedFrom?: number;
+      epochs: { epoch: number }[];
+    };
     expect(rec.resumedFrom).to.be.at.least(1);
     expect(rec.epochs.map((e) => e.epoch)).to.deep.equal([1, 2, 3, 4, 5]);
     // No other run was started twice.
-    for (const id of ids.filter((i) => i !== victim.id)) expect(attempts(join(runs, id)).filter((e) => e.event === 'start')).to.have.length(1);
+    for (const id of ids.filter((i) => i !== victim.id))
+      expect(attempts(join(runs, id)).filter((e) => e.event === 'start')).to.have.length(1);
 
     // The password is in no log, result or report.
     for (const f of [...files(out), ...logs]) {
@@ -219,10 +268,30 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     await Promise.all(others.map(exited));
     const w = worker('worker-c');
     await until('worker-c to be ready', () => /waiting for jobs/.test(log('worker-c')), 60000);
-    const submit = tricksProc('coordinator-graceful', ['sweep', '--preset', preset, '--grid', '{"optimizer.lr":[0.07]}', '--seeds', '1', '--out', out, '--queue', url, '--no-wait']);
+    const submit = tricksProc('coordinator-graceful', [
+      'sweep',
+      '--preset',
+      preset,
+      '--grid',
+      '{"optimizer.lr":[0.07]}',
+      '--seeds',
+      '1',
+      '--out',
+      out,
+      '--queue',
+      url,
+      '--no-wait',
+    ]);
     expect(await exited(submit), log('coordinator-graceful')).to.equal(0);
-    expect(log('coordinator-graceful')).to.match(/follow it with: tricks sweep --collect --queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ --out /);
-    await until('a checkpoint of the run', () => ckptEpoch(runDir) >= 1 && ckptEpoch(runDir) <= 3 && !existsSync(join(runDir, 'result.json')), 180000, 50);
+    expect(log('coordinator-graceful')).to.match(
+      /follow it with: tricks sweep --collect --queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ --out /,
+    );
+    await until(
+      'a checkpoint of the run',
+      () => ckptEpoch(runDir) >= 1 && ckptEpoch(runDir) <= 3 && !existsSync(join(runDir, 'result.json')),
+      180000,
+      50,
+    );
     w.kill('SIGTERM');
     expect(await exited(w), log('worker-c')).to.equal(0);
     const stopped = attempts(runDir);
@@ -244,8 +313,21 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
   it('retries a failing run with backoff, then reports it failed with its error', async () => {
     const out = join(dir, 'failing');
     const c = tricksProc('coordinator-fail', [
-      'sweep', '--preset', preset, '--grid', '{"data":["fashion-mnist:/nonexistent/fm"]}', '--seeds', '1',
-      '--retries', '1', '--backoff', '500', '--out', out, '--queue', url,
+      'sweep',
+      '--preset',
+      preset,
+      '--grid',
+      '{"data":["fashion-mnist:/nonexistent/fm"]}',
+      '--seeds',
+      '1',
+      '--retries',
+      '1',
+      '--backoff',
+      '500',
+      '--out',
+      out,
+      '--queue',
+      url,
     ]);
     const code = await exited(c);
     const text = log('coordinator-fail');

@@ -42,7 +42,9 @@ async function writeFolder(dir: string, classes: string[], perClass: { train: nu
       for (let i = 0; i < perClass[split]; i++) {
         const px = Buffer.alloc(size * size * 3);
         for (let j = 0; j < px.length; j++) px[j] = (c * 90 + (j % 3) * 40 + i * 7 + ((j / 3) % size) * 2) & 255;
-        await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toFile(join(d, `${i}.png`));
+        await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+          .png()
+          .toFile(join(d, `${i}.png`));
       }
     }
   }
@@ -63,7 +65,12 @@ async function presetLadder(name: string): Promise<PresetDefinition> {
 }
 
 /** Trains one step of every rung of a preset; returns what each run resolved and wrote. */
-async function runEveryRung(preset: string, base: UserConfig, kdPlugin: (rung: number) => PluginItem[], check: (rung: number, out: string, cfg: { plugins: string[] }) => Promise<void>) {
+async function runEveryRung(
+  preset: string,
+  base: UserConfig,
+  kdPlugin: (rung: number) => PluginItem[],
+  check: (rung: number, out: string, cfg: { plugins: string[] }) => Promise<void>,
+) {
   const ladder = (await presetLadder(preset)).ladder!;
   for (let i = 0; i < ladder.length; i++) {
     const out = join(tmp(), `rung${i + 1}`);
@@ -84,7 +91,10 @@ async function runEveryRung(preset: string, base: UserConfig, kdPlugin: (rung: n
     const shape = trainer.ctx.inputShape;
     const y = tf.tidy(() => model.predict(tf.zeros([2, ...shape])) as tf.Tensor);
     expect(y.shape).to.deep.equal([2, trainer.ctx.numClasses]);
-    expect(Array.from(await y.data()).every(Number.isFinite), `${preset} rung ${i + 1}: non-finite predictions; ${JSON.stringify(result.epochs[0])}\n${logger.lines.join('\n')}`).to.equal(true);
+    expect(
+      Array.from(await y.data()).every(Number.isFinite),
+      `${preset} rung ${i + 1}: non-finite predictions; ${JSON.stringify(result.epochs[0])}\n${logger.lines.join('\n')}`,
+    ).to.equal(true);
     y.dispose();
     model.dispose();
     await check(i, out, { plugins });
@@ -124,7 +134,17 @@ describe('presets on generated data (one step per ladder rung)', function () {
       'bag-of-tricks-resnet50',
       // lr 0.001: one step of lr 0.1 on 4 images without warm-up blows a fresh ResNet-50 up (val loss 1e14 at rung 1);
       // this test checks the wiring of every rung, not optimization at batch 4
-      { data: `folder:${join(dir, 'imgs')}`, dataOptions: { size: 32 }, batchSize: 4, evalBatchSize: 4, epochs: 1, limit: { steps: 1 }, checkpoint: false, backend, optimizer: { lr: 0.001 } },
+      {
+        data: `folder:${join(dir, 'imgs')}`,
+        dataOptions: { size: 32 },
+        batchSize: 4,
+        evalBatchSize: 4,
+        epochs: 1,
+        limit: { steps: 1 },
+        checkpoint: false,
+        backend,
+        optimizer: { lr: 0.001 },
+      },
       (i) => (i === 7 ? [['kd', { teacher, teacherModel }]] : []),
       async (_i, out) => {
         models.push(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).config.model.name);
@@ -140,11 +160,22 @@ describe('presets on generated data (one step per ladder rung)', function () {
     const teacherModel = await writeTeacher(teacher, [32, 32, 3], 3);
     await runEveryRung(
       'mobile',
-      { data: `folder:${join(dir, 'imgs')}`, dataOptions: { size: 32 }, batchSize: 4, evalBatchSize: 6, epochs: 1, limit: { steps: 1 }, checkpoint: false, backend },
+      {
+        data: `folder:${join(dir, 'imgs')}`,
+        dataOptions: { size: 32 },
+        batchSize: 4,
+        evalBatchSize: 6,
+        epochs: 1,
+        limit: { steps: 1 },
+        checkpoint: false,
+        backend,
+      },
       (i) => (i >= 1 ? [['kd', { teacher, teacherModel }]] : []),
       async (i, out) => {
         if (i !== 3) return;
-        const report = JSON.parse(readFileSync(join(out, 'export-report.json'), 'utf8')) as { artifacts: { format: string; dir: string; top1?: number; quantization?: string }[] };
+        const report = JSON.parse(readFileSync(join(out, 'export-report.json'), 'utf8')) as {
+          artifacts: { format: string; dir: string; top1?: number; quantization?: string }[];
+        };
         const int8 = report.artifacts.find((a) => a.format === 'onnx-int8');
         expect(int8, JSON.stringify(report)).to.not.equal(undefined);
         expect(existsSync(join(int8!.dir, 'model.onnx'))).to.equal(true);

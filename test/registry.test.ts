@@ -47,7 +47,10 @@ function sh(cmd: string, args: string[], cwd: string, log: string, timeoutMs = 6
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const what = `${cmd === process.execPath ? 'node' : cmd} ${args.filter((a) => !a.startsWith('/')).slice(0, 3).join(' ')}`;
+      const what = `${cmd === process.execPath ? 'node' : cmd} ${args
+        .filter((a) => !a.startsWith('/'))
+        .slice(0, 3)
+        .join(' ')}`;
       timings.push(`${what} (${cwd.split('/').pop()}): ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       if (code === 0) res(out);
       else rej(new Error(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`}) in ${cwd}:\n${out.slice(-3000)}`));
@@ -119,7 +122,8 @@ function publishOrder(): { dir: string; name: string }[] {
     if (visiting.has(name)) throw new Error(`dependency cycle through ${name}`);
     visiting.add(name);
     const { dir, pkg } = byName.get(name)!;
-    for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) for (const dep of Object.keys(pkg[field] ?? {})) visit(dep);
+    for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies'])
+      for (const dep of Object.keys(pkg[field] ?? {})) visit(dep);
     done.push({ dir, name });
   };
   for (const name of [...byName.keys()].sort()) visit(name);
@@ -144,7 +148,9 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
       const pkg = JSON.parse(readFileSync(pkgFile, 'utf8'));
       bin = join(dirname(pkgFile), typeof pkg.bin === 'string' ? pkg.bin : pkg.bin.verdaccio);
     } catch (e) {
-      console.log(`    SKIPPED: verdaccio cannot start: it is not installed (${(e as Error).message.split('\n')[0]}); run npm install at the repository root`);
+      console.log(
+        `    SKIPPED: verdaccio cannot start: it is not installed (${(e as Error).message.split('\n')[0]}); run npm install at the repository root`,
+      );
       this.skip();
     }
     work = mkdtempSync(join(tmpdir(), 'tricks-registry-'));
@@ -205,18 +211,25 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     const { token } = (await res.json()) as { token: string };
     // No install scripts: the tricks packages need none (the native backends are optional), and some
     // dependencies' postinstall steps download from hosts other than the npm registry.
-    const npmrc = (auth: boolean) => `registry=${registry}\nignore-scripts=true\naudit=false\nfund=false\nupdate-notifier=false\n${auth ? `${host}:_authToken=${token}\n` : ''}`;
+    const npmrc = (auth: boolean) =>
+      `registry=${registry}\nignore-scripts=true\naudit=false\nfund=false\nupdate-notifier=false\n${auth ? `${host}:_authToken=${token}\n` : ''}`;
 
     // 1. Every package a user's app needs (core/*, less the private ones), packed from this repository
     // (built by `npm run build`) and published in dependency order.
     const order = publishOrder();
     console.log(`    publishing ${order.map((p) => p.name).join(', ')}`);
-    for (const { dir } of order) expect(existsSync(join(root, dir, 'dist', 'src', 'index.js')), `${dir} is not built: run npm run build`).to.equal(true);
+    for (const { dir } of order)
+      expect(existsSync(join(root, dir, 'dist', 'src', 'index.js')), `${dir} is not built: run npm run build`).to.equal(true);
     const packs = join(work, 'packs');
     mkdirSync(packs);
     writeFileSync(join(work, '.npmrc'), npmrc(true));
     writeFileSync(join(work, 'package.json'), '{"name":"registry-work","private":true}');
-    const packOut = await sh('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packs, ...order.map((p) => join(root, p.dir))], work, log);
+    const packOut = await sh(
+      'npm',
+      ['pack', '--json', '--ignore-scripts', '--pack-destination', packs, ...order.map((p) => join(root, p.dir))],
+      work,
+      log,
+    );
     const packed = JSON.parse(packOut.slice(packOut.indexOf('['), packOut.lastIndexOf(']') + 1)) as { name: string; filename: string }[];
     expect(packed.map((p) => p.name)).to.deep.equal(order.map((p) => p.name));
     for (const p of packed) await sh('npm', ['publish', join(packs, p.filename.replace(/^.*\//, ''))], work, log);
@@ -229,12 +242,17 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     expect(created).to.match(/@tricks\/\* dependencies: version ranges, installed from your npm registry/);
     writeFileSync(join(pluginDir, '.npmrc'), npmrc(true));
     await sh('npm', ['install', '--prefer-offline'], pluginDir, log);
-    expect(realpathSync(join(pluginDir, 'node_modules', '@tricks', 'helper-plugin-test-runner')).startsWith(realpathSync(pluginDir)), 'the runner is installed, not linked').to.equal(true);
+    expect(
+      realpathSync(join(pluginDir, 'node_modules', '@tricks', 'helper-plugin-test-runner')).startsWith(realpathSync(pluginDir)),
+      'the runner is installed, not linked',
+    ).to.equal(true);
     await sh('npm', ['run', 'build'], pluginDir, log);
     const tested = await sh('npm', ['test'], pluginDir, log);
     expect(tested).to.match(/3 passing/);
     await sh('npm', ['publish'], pluginDir, log);
-    const meta = (await (await fetch(`${registry}${PACKAGE}`)).json()) as { versions: Record<string, { peerDependencies: Record<string, string>; keywords: string[] }> };
+    const meta = (await (await fetch(`${registry}${PACKAGE}`)).json()) as {
+      versions: Record<string, { peerDependencies: Record<string, string>; keywords: string[] }>;
+    };
     expect(meta.versions['0.1.0'].peerDependencies['@tricks/core']).to.match(/^\^\d+\.\d+\.\d+$/);
     expect(meta.versions['0.1.0'].keywords).to.include('tricks-plugin');
 
@@ -245,7 +263,10 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     writeFileSync(join(app, '.npmrc'), npmrc(false));
     const installLog = await sh('npm', ['install', '--prefer-offline', '--loglevel=http', '@tricks/cli', PACKAGE], app, log);
     for (const pkg of ['core', 'cli']) {
-      expect(realpathSync(join(app, 'node_modules', '@tricks', pkg)).startsWith(realpathSync(app)), `@tricks/${pkg} is installed, not linked`).to.equal(true);
+      expect(
+        realpathSync(join(app, 'node_modules', '@tricks', pkg)).startsWith(realpathSync(app)),
+        `@tricks/${pkg} is installed, not linked`,
+      ).to.equal(true);
     }
     const installed = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
     expect(Object.keys(installed.dependencies).sort()).to.deep.equal(['@tricks/cli', PACKAGE]);
@@ -257,19 +278,27 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     // 4. The plugin by its short name in a config file; train a few steps with the CLI.
     writeFileSync(
       join(app, 'tricks.config.json'),
-      JSON.stringify({
-        plugins: [[PLUGIN, { weight: 0.001 }]],
-        data: 'digits',
-        model: { name: 'small-cnn', options: { width: 8 } },
-        epochs: 1,
-        batchSize: 32,
-        limit: { train: 256, val: 128, steps: 3 },
-        checkpoint: false,
-        backend: 'wasm',
-      }, null, 2),
+      JSON.stringify(
+        {
+          plugins: [[PLUGIN, { weight: 0.001 }]],
+          data: 'digits',
+          model: { name: 'small-cnn', options: { width: 8 } },
+          epochs: 1,
+          batchSize: 32,
+          limit: { train: 256, val: 128, steps: 3 },
+          checkpoint: false,
+          backend: 'wasm',
+        },
+        null,
+        2,
+      ),
     );
     const appCli = join(app, 'node_modules', '@tricks', 'cli', 'bin', 'tricks.js');
-    const listed = JSON.parse(await sh(process.execPath, [appCli, 'plugins', '--json'], app, log)) as { name: string; package: string; options: Record<string, { default?: unknown }> }[];
+    const listed = JSON.parse(await sh(process.execPath, [appCli, 'plugins', '--json'], app, log)) as {
+      name: string;
+      package: string;
+      options: Record<string, { default?: unknown }>;
+    }[];
     const entry = listed.find((p) => p.name === PLUGIN);
     expect(entry, JSON.stringify(listed)).to.not.equal(undefined);
     expect(entry!.package).to.equal(PACKAGE);
@@ -293,7 +322,10 @@ describe('a third-party plugin through a real npm registry (Verdaccio)', functio
     writeFileSync(join(lib, 'package.json'), JSON.stringify({ name: 'my-library-use', private: true, type: 'module' }, null, 2));
     writeFileSync(join(lib, '.npmrc'), npmrc(false));
     await sh('npm', ['install', '--prefer-offline', '@tricks/core', PACKAGE], lib, log);
-    const tree = (await sh('npm', ['ls', '--all', '--parseable'], lib, log)).trim().split('\n').filter((l) => l.startsWith('/') && l !== lib);
+    const tree = (await sh('npm', ['ls', '--all', '--parseable'], lib, log))
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('/') && l !== lib);
     const names = tree.map((l) => l.slice(l.lastIndexOf('node_modules/') + 'node_modules/'.length)).sort();
     console.log(`    packages installed with @tricks/core and ${PACKAGE} alone: ${tree.length} (${names.join(', ')})`);
     expect(names).to.include.members(['@tricks/core', PACKAGE, '@tensorflow/tfjs-core']);

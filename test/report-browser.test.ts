@@ -26,7 +26,30 @@ describe('report.html in headless Chromium', function () {
     const out = join(mkdtempSync(join(tmpdir(), 'tricks-report-')), 'run');
     const r = spawnSync(
       process.execPath,
-      [tricks, 'train', '--data', 'digits', '--model', 'small-cnn', '--epochs', '2', '--limit-train', '512', '--limit-val', '200', '--steps', '6', '--batch-size', '32', '--backend', process.env.TRICKS_TEST_BACKEND ?? 'wasm', '--plugin', 'label-smoothing={"epsilon":0.1}', '--out', out],
+      [
+        tricks,
+        'train',
+        '--data',
+        'digits',
+        '--model',
+        'small-cnn',
+        '--epochs',
+        '2',
+        '--limit-train',
+        '512',
+        '--limit-val',
+        '200',
+        '--steps',
+        '6',
+        '--batch-size',
+        '32',
+        '--backend',
+        process.env.TRICKS_TEST_BACKEND ?? 'wasm',
+        '--plugin',
+        'label-smoothing={"epsilon":0.1}',
+        '--out',
+        out,
+      ],
       { encoding: 'utf8', timeout: 300000 },
     );
     expect(r.status, r.stderr).to.equal(0);
@@ -41,7 +64,14 @@ describe('report.html in headless Chromium', function () {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1250, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await ctx.newPage();
@@ -62,7 +92,9 @@ describe('report.html in headless Chromium', function () {
       expect(await page.locator('#chart-confusion svg .mark-rect.role-mark path').count()).to.equal(100);
       expect(await page.locator('#backend').innerText()).to.equal('wasm');
       expect(Number(await page.locator('#images-per-sec').innerText())).to.be.greaterThan(0);
-      expect(await page.locator('body').innerText()).to.contain('label-smoothing').and.to.contain('"epsilon":0.1');
+      expect(await page.locator('body').innerText())
+        .to.contain('label-smoothing')
+        .and.to.contain('"epsilon":0.1');
       const config = JSON.parse(await page.locator('#config').innerText());
       expect(config.epochs).to.equal(2);
       await page.screenshot({ path: join(out, 'report.png'), fullPage: true });

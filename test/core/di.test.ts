@@ -4,11 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
-import { CORE_VERSION, checkCoreRange, satisfies } from '@tricks/core';
-import { METRIC_KEYS } from '@tricks/core';
-import { SGD } from '@tricks/core';
+import { TricksError, MemoryLogger, CORE_VERSION, checkCoreRange, satisfies, METRIC_KEYS, SGD } from '@tricks/core';
 import { configFromFlags } from '@tricks/cli';
 import { testBackend, tiny, tmp as makeTmp, createTestTrainer } from './helpers.js';
 
@@ -31,7 +27,8 @@ const quiet = () => ({ logger: new MemoryLogger() });
 /** The directory of an installed package, found from core (exports may hide its package.json). */
 function packageDir(name: string): string {
   let dir = dirname(createRequire(join(coreDir, 'package.json')).resolve(name));
-  while (!existsSync(join(dir, 'package.json')) || JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name !== name) dir = dirname(dir);
+  while (!existsSync(join(dir, 'package.json')) || JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name !== name)
+    dir = dirname(dir);
   return dir;
 }
 
@@ -75,8 +72,11 @@ describe('DI extension', function () {
     expect(trainer.config.plugins[0].source).to.equal('tricks-plugin-acme');
 
     let before: Float32Array[] = [];
-    let firstDelta: number[] = [];
-    trainer.hooks.setup.tapPromise('test', async (ctx) => void (before = ctx.model.trainableWeights.map((w) => w.read().dataSync() as Float32Array)));
+    const firstDelta: number[] = [];
+    trainer.hooks.setup.tapPromise(
+      'test',
+      async (ctx) => void (before = ctx.model.trainableWeights.map((w) => w.read().dataSync() as Float32Array)),
+    );
     trainer.hooks.step.tap('test', (ctx) => {
       if (ctx.step !== 0) return;
       ctx.model.trainableWeights.forEach((w, i) => {
@@ -117,8 +117,15 @@ describe('DI extension', function () {
     const cwd = project(['tricks-plugin-acme'], true);
     // The CLI's path: the config file, then flags on top.
     const user = await configFromFlags({
-      plugin: [], config: join(cwd, 'tricks.config.mjs'), out: tmp(), steps: 2, limitTrain: 128, limitVal: 64, batchSize: 32,
-      backend: process.env.TRICKS_TEST_BACKEND ?? 'wasm', checkpoint: false,
+      plugin: [],
+      config: join(cwd, 'tricks.config.mjs'),
+      out: tmp(),
+      steps: 2,
+      limitTrain: 128,
+      limitVal: 64,
+      batchSize: 32,
+      backend: process.env.TRICKS_TEST_BACKEND ?? 'wasm',
+      checkpoint: false,
     });
     expect(user.modules).to.have.length(1);
     const trainer = await createTestTrainer(user, { ...quiet(), cwd });
@@ -129,14 +136,19 @@ describe('DI extension', function () {
     expect(trainer.ctx.optimizer).to.be.instanceOf(SGD);
     expect((trainer.ctx.optimizer as SGD).nesterov).to.equal(true);
     // The user's logger got the run's messages; acme's dataset format still came in.
-    expect(config.log.some((l: string) => /^data: stripes \(synthetic, 16x16\): 128 train, 64 val/.test(l)), config.log.join('\n')).to.equal(true);
+    expect(
+      config.log.some((l: string) => /^data: stripes \(synthetic, 16x16\): 128 train, 64 val/.test(l)),
+      config.log.join('\n'),
+    ).to.equal(true);
   });
 
   it('two packages replacing the same service fail early with an error naming both', async () => {
     const cwd = project(['tricks-plugin-acme', 'tricks-plugin-rival']);
     const err = await rejection(createTestTrainer(tiny({ plugins: ['acme', 'rival'] }), { ...quiet(), cwd }));
     expect(err).to.be.instanceOf(TricksError);
-    expect(err.message).to.match(/plugin rival \(tricks-plugin-rival\) and plugin acme \(tricks-plugin-acme\) both replace the service tricks\.Optimizers/);
+    expect(err.message).to.match(
+      /plugin rival \(tricks-plugin-rival\) and plugin acme \(tricks-plugin-acme\) both replace the service tricks\.Optimizers/,
+    );
     expect(err.message).to.match(/use only one of them, or rebind the service yourself in your config file/);
   });
 
@@ -144,13 +156,23 @@ describe('DI extension', function () {
     const cwd = project(['tricks-plugin-greedy']);
     const err = await rejection(createTestTrainer(tiny({ plugins: ['greedy'] }), { ...quiet(), cwd }));
     expect(err).to.be.instanceOf(TricksError);
-    expect(err.message).to.match(/plugin greedy \(tricks-plugin-greedy\) binds the service tricks\.Sampler a second time \(it is bound by @tricks\/core\)/);
+    expect(err.message).to.match(
+      /plugin greedy \(tricks-plugin-greedy\) binds the service tricks\.Sampler a second time \(it is bound by @tricks\/core\)/,
+    );
     expect(err.message).to.match(/rebind\(TOKENS\.Sampler\)/);
   });
 
   it('leaks no tensor through a replaced optimizer and an added dataset (steady count over steps)', async () => {
     const cwd = project(['tricks-plugin-acme']);
-    const trainer = await createTestTrainer(tiny({ data: 'stripes', plugins: [['acme', { csv: false }]], optimizer: { name: 'lion', lr: 1e-3 }, limit: { train: 256, val: 32, steps: 6 } }), { ...quiet(), cwd });
+    const trainer = await createTestTrainer(
+      tiny({
+        data: 'stripes',
+        plugins: [['acme', { csv: false }]],
+        optimizer: { name: 'lion', lr: 1e-3 },
+        limit: { train: 256, val: 32, steps: 6 },
+      }),
+      { ...quiet(), cwd },
+    );
     const counts: number[] = [];
     trainer.hooks.step.tap('count', () => void counts.push(tf.memory().numTensors));
     await trainer.run();
@@ -166,7 +188,9 @@ describe('core compatibility', function () {
     const err = await rejection(createTestTrainer(tiny({ plugins: ['future'] }), { ...quiet(), cwd }));
     expect(err).to.be.instanceOf(TricksError);
     const v = CORE_VERSION.replace(/\./g, '\\.');
-    expect(err.message).to.match(new RegExp(`plugin future \\(tricks-plugin-future\\) requires @tricks/core \\^9\\.0\\.0, but this is @tricks/core ${v}`));
+    expect(err.message).to.match(
+      new RegExp(`plugin future \\(tricks-plugin-future\\) requires @tricks/core \\^9\\.0\\.0, but this is @tricks/core ${v}`),
+    );
     expect(err.message).to.match(/range from peerDependencies of .*tricks-plugin-future\/package\.json/);
   });
 
@@ -177,18 +201,45 @@ describe('core compatibility', function () {
   });
 
   it('an unreadable range is a clear error, not a crash', () => {
-    expect(() => checkCoreRange({ name: 'x', description: '', apply() {} }, 'tricks-plugin-x', { file: '/p/package.json', peerDependencies: { '@tricks/core': 'latest' } }))
-      .to.throw(TricksError, /declares the @tricks\/core range "latest" in peerDependencies of \/p\/package\.json, which is not a valid range/);
+    expect(() =>
+      checkCoreRange({ name: 'x', description: '', apply() {} }, 'tricks-plugin-x', {
+        file: '/p/package.json',
+        peerDependencies: { '@tricks/core': 'latest' },
+      }),
+    ).to.throw(
+      TricksError,
+      /declares the @tricks\/core range "latest" in peerDependencies of \/p\/package\.json, which is not a valid range/,
+    );
   });
 
   it('reads npm ranges as npm does (hand-checked cases)', () => {
     const cases: [string, string, boolean][] = [
-      ['0.1.0', '^0.1.0', true], ['0.1.9', '^0.1.0', true], ['0.2.0', '^0.1.0', false], ['1.2.3', '^1.0.0', true], ['2.0.0', '^1.0.0', false],
-      ['0.0.3', '^0.0.3', true], ['0.0.4', '^0.0.3', false], ['0.1.5', '~0.1.2', true], ['0.2.0', '~0.1.2', false],
-      ['0.1.0', '0.x', true], ['1.0.0', '0.x', false], ['0.1.7', '0.1', true], ['0.2.0', '0.1', false], ['0.1.0', '*', true],
-      ['0.1.0', '>=0.1.0 <0.3.0', true], ['0.3.0', '>=0.1.0 <0.3.0', false], ['0.1.0', '>= 0.1.0', true], ['0.5.0', '0.1.0 - 0.5', true],
-      ['0.6.0', '0.1.0 - 0.5', false], ['0.1.0', '^9.0.0 || ^0.1.0', true], ['0.1.0', '>0.1', false], ['0.2.0', '>0.1', true],
-      ['0.1.9', '<=0.1', true], ['0.2.0', '<=0.1', false], ['0.1.0', '=0.1.0', true], ['0.1.0', 'v0.1.0', true],
+      ['0.1.0', '^0.1.0', true],
+      ['0.1.9', '^0.1.0', true],
+      ['0.2.0', '^0.1.0', false],
+      ['1.2.3', '^1.0.0', true],
+      ['2.0.0', '^1.0.0', false],
+      ['0.0.3', '^0.0.3', true],
+      ['0.0.4', '^0.0.3', false],
+      ['0.1.5', '~0.1.2', true],
+      ['0.2.0', '~0.1.2', false],
+      ['0.1.0', '0.x', true],
+      ['1.0.0', '0.x', false],
+      ['0.1.7', '0.1', true],
+      ['0.2.0', '0.1', false],
+      ['0.1.0', '*', true],
+      ['0.1.0', '>=0.1.0 <0.3.0', true],
+      ['0.3.0', '>=0.1.0 <0.3.0', false],
+      ['0.1.0', '>= 0.1.0', true],
+      ['0.5.0', '0.1.0 - 0.5', true],
+      ['0.6.0', '0.1.0 - 0.5', false],
+      ['0.1.0', '^9.0.0 || ^0.1.0', true],
+      ['0.1.0', '>0.1', false],
+      ['0.2.0', '>0.1', true],
+      ['0.1.9', '<=0.1', true],
+      ['0.2.0', '<=0.1', false],
+      ['0.1.0', '=0.1.0', true],
+      ['0.1.0', 'v0.1.0', true],
     ];
     for (const [version, range, want] of cases) expect(satisfies(version, range), `${version} in ${range}`).to.equal(want);
   });
@@ -202,8 +253,32 @@ describe('core compatibility', function () {
       this.skip();
     }
     const versions = ['0.0.1', '0.0.3', '0.1.0', '0.1.4', '0.2.0', '0.9.9', '1.0.0', '1.2.3', '1.3.0', '2.0.0', '3.1.4'];
-    const ranges = ['^0.0.3', '^0.1', '^0', '^1.2', '^1.2.3', '~0.1', '~1', '~1.2.3', '0.1.x', '1.x', '1', '>0.1.4', '>=1.2', '<1.3', '<=1.2', '<=1.2.3',
-      '>1', '1.0.0 - 1.3', '0.1 - 2', '>=0.1.0 <1.0.0 || >=2', '*', '', 'x', '>=0.0.3 <0.2'];
+    const ranges = [
+      '^0.0.3',
+      '^0.1',
+      '^0',
+      '^1.2',
+      '^1.2.3',
+      '~0.1',
+      '~1',
+      '~1.2.3',
+      '0.1.x',
+      '1.x',
+      '1',
+      '>0.1.4',
+      '>=1.2',
+      '<1.3',
+      '<=1.2',
+      '<=1.2.3',
+      '>1',
+      '1.0.0 - 1.3',
+      '0.1 - 2',
+      '>=0.1.0 <1.0.0 || >=2',
+      '*',
+      '',
+      'x',
+      '>=0.0.3 <0.2',
+    ];
     for (const r of ranges) for (const v of versions) expect(satisfies(v, r), `${v} in "${r}"`).to.equal(semver.satisfies(v, r));
   });
 });

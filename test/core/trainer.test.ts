@@ -4,21 +4,34 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { ContainerModule } from 'inversify';
-import { createHooks, definePlugin, tapOnly, TOKENS, type Batch, type PluginDefinition } from '@tricks/core';
-import { NonFiniteLoss, TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
-import { loadModel } from '@tricks/core';
-import { SGD, type OptimizerOptions } from '@tricks/core';
-import { OptimizerRegistry } from '@tricks/core';
-import type { EpochMetrics } from '@tricks/core';
-import type { MetricsSink } from '@tricks/core';
-import { METRIC_KEYS } from '@tricks/core';
+import {
+  createHooks,
+  definePlugin,
+  tapOnly,
+  TOKENS,
+  type Batch,
+  type PluginDefinition,
+  NonFiniteLoss,
+  TricksError,
+  MemoryLogger,
+  loadModel,
+  SGD,
+  type OptimizerOptions,
+  OptimizerRegistry,
+  type EpochMetrics,
+  type MetricsSink,
+  METRIC_KEYS,
+} from '@tricks/core';
 import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'fixtures');
 const plugin = (name: string) => join(fixtures, 'plugins', `${name}.mjs`);
 const quiet = () => ({ logger: new MemoryLogger() });
-const lines = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const lines = (out: string) =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe('trainer', function () {
   this.timeout(120000);
@@ -34,7 +47,13 @@ describe('trainer', function () {
     expect(rows[0].val_top1).to.be.greaterThan(0.3); // 10 classes: chance is 0.1
     expect(rows[0].train_loss).to.be.lessThan(2.3);
     expect(result.epochs[0].val_top5).to.be.at.least(rows[0].val_top1);
-    expect(readdirSync(join(cfg.out!, 'checkpoint')).sort()).to.deep.equal(['model', 'optimizer.bin', 'optimizer.json', 'plugins.bin', 'state.json']);
+    expect(readdirSync(join(cfg.out!, 'checkpoint')).sort()).to.deep.equal([
+      'model',
+      'optimizer.bin',
+      'optimizer.json',
+      'plugins.bin',
+      'state.json',
+    ]);
     const m = await loadModel(join(cfg.out!, 'model'));
     const x = tf.zeros([2, 28, 28, 1]);
     const a = m.predict(x) as tf.Tensor;
@@ -56,7 +75,22 @@ describe('trainer', function () {
     expect(lossTaps).to.deep.equal(['order:loss', 'order:compress']);
     await trainer.run();
     // the last export tap reloads and evaluates the exported model: evalBatch runs inside export
-    expect(calls.filter((c, i) => c !== calls[i - 1])).to.deep.equal(['neck', 'model', 'setup', 'epochStart', 'batch', 'loss', 'step', 'stepEnd', 'evalBatch', 'epoch', 'export', 'evalBatch', 'done', 'teardown']);
+    expect(calls.filter((c, i) => c !== calls[i - 1])).to.deep.equal([
+      'neck',
+      'model',
+      'setup',
+      'epochStart',
+      'batch',
+      'loss',
+      'step',
+      'stepEnd',
+      'evalBatch',
+      'epoch',
+      'export',
+      'evalBatch',
+      'done',
+      'teardown',
+    ]);
   });
 
   it('keeps the tensor count stable over steps (no leaks)', async () => {
@@ -133,7 +167,10 @@ describe('trainer', function () {
   });
 
   it('skips cancelled batches and stops cleanly on StopTraining', async () => {
-    const trainer = await createTestTrainer(tiny({ plugins: [[plugin('cancel'), { stopAt: 4 }]], limit: { train: 256, val: 64, steps: 8 } }), quiet());
+    const trainer = await createTestTrainer(
+      tiny({ plugins: [[plugin('cancel'), { stopAt: 4 }]], limit: { train: 256, val: 64, steps: 8 } }),
+      quiet(),
+    );
     let steps = 0;
     trainer.hooks.step.tap('count', () => void steps++);
     const r = await trainer.run();
@@ -179,7 +216,8 @@ describe('the plugin contract: tap-only hooks, before, evalTransform', function 
         api.hooks.evalBatch.tap('test:probe', (b) => ({ ...b, meta: { ...b.meta, probed: true } }));
         api.hooks.setup.tapPromise('test:probe', async (ctx) => {
           seen.ctxPromise = (ctx.hooks.setup as unknown as { promise?: unknown }).promise;
-          const x = tf.zeros([1, 28, 28, 1]) as tf.Tensor4D, y = tf.zeros([1, 10]) as tf.Tensor2D;
+          const x = tf.zeros([1, 28, 28, 1]) as tf.Tensor4D,
+            y = tf.zeros([1, 10]) as tf.Tensor2D;
           const b = ctx.evalTransform({ x, y, meta: { indices: new Int32Array(1), labels: new Int32Array(1), epoch: 0, step: 0 } });
           seen.transformed = b.meta.probed;
           tf.dispose([x, y]);
@@ -203,7 +241,13 @@ describe('the plugin contract: tap-only hooks, before, evalTransform', function 
       h.batch.tap({ name: 'augment', stage: -100 }, id);
       const cut = () => h.batch.tap({ name: 'cutmix', stage: 0, before: 'mixup' }, id);
       const mix = () => h.batch.tap({ name: 'mixup', stage: 0 }, id);
-      if (first === 'cut') { cut(); mix(); } else { mix(); cut(); }
+      if (first === 'cut') {
+        cut();
+        mix();
+      } else {
+        mix();
+        cut();
+      }
       h.batch.withOptions({ stage: 400 }).tap('report', id);
       // a tap asking to precede one of an earlier stage, registered first: moved before it when it comes
       h.batch.tap({ name: 'early', stage: 10, before: 'late' }, id);

@@ -37,21 +37,30 @@ const WINOGRAD_MIN_CHANNELS = 8;
 
 export function winogradApplies(ci: ConvInfo): boolean {
   return (
-    ci.filterHeight === 3 && ci.filterWidth === 3 &&
-    ci.strideHeight === 1 && ci.strideWidth === 1 &&
-    ci.dilationHeight === 1 && ci.dilationWidth === 1 &&
+    ci.filterHeight === 3 &&
+    ci.filterWidth === 3 &&
+    ci.strideHeight === 1 &&
+    ci.strideWidth === 1 &&
+    ci.dilationHeight === 1 &&
+    ci.dilationWidth === 1 &&
     ci.dataFormat === 'channelsLast' &&
-    ci.inChannels >= WINOGRAD_MIN_CHANNELS && ci.outChannels >= WINOGRAD_MIN_CHANNELS
+    ci.inChannels >= WINOGRAD_MIN_CHANNELS &&
+    ci.outChannels >= WINOGRAD_MIN_CHANNELS
   );
 }
 
-function info(xShape: number[], fShape: number[],
-  attrs: Conv2DAttrs | Conv2DBackpropInputAttrs | Conv2DBackpropFilterAttrs): ConvInfo {
+function info(xShape: number[], fShape: number[], attrs: Conv2DAttrs | Conv2DBackpropInputAttrs | Conv2DBackpropFilterAttrs): ConvInfo {
   const dilations = 'dilations' in attrs ? attrs.dilations : 1;
   return backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number], fShape as [number, number, number, number],
-    attrs.strides, dilations, attrs.pad, attrs.dimRoundingMode, false,
-    backend_util.convertConv2DDataFormat(attrs.dataFormat));
+    xShape as [number, number, number, number],
+    fShape as [number, number, number, number],
+    attrs.strides,
+    dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
 }
 
 /**
@@ -60,23 +69,49 @@ function info(xShape: number[], fShape: number[],
  * gradient this is (used flipped and transposed); otherwise g is [3,3,Cin,Cout].
  */
 function winogradConv(
-  nat: Native, x: number, N: number, H: number, W: number, Cin: number,
-  g: number, Cout: number, flip: boolean, padT: number, padL: number,
-  out: number, OH: number, OW: number, bias = 0, relu = false,
+  nat: Native,
+  x: number,
+  N: number,
+  H: number,
+  W: number,
+  Cin: number,
+  g: number,
+  Cout: number,
+  flip: boolean,
+  padT: number,
+  padL: number,
+  out: number,
+  OH: number,
+  OW: number,
+  bias = 0,
+  relu = false,
 ): void {
   const th = Threads.of(nat);
-  const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
-  const T = N * tilesH * tilesW, tpi = tilesH * tilesW;
-  const pU = plane(Cin * Cout), pV = plane(T * Cin), pM = plane(T * Cout), gs = Native.gemmScratch(Cout);
+  const tilesH = Math.ceil(OH / 4),
+    tilesW = Math.ceil(OW / 4);
+  const T = N * tilesH * tilesW,
+    tpi = tilesH * tilesW;
+  const pU = plane(Cin * Cout),
+    pV = plane(T * Cin),
+    pM = plane(T * Cout),
+    gs = Native.gemmScratch(Cout);
   const images = th.ranges(N);
   nat.withScratch([36 * pU, 36 * pV, 36 * pM, gs * th.count], (U, V, M, S) => {
     // split over the Cin rows of each U plane ([36][Cin][Cout] in both cases)
     th.run(th.ranges(Cin).map(([a, b]) => ['wino_filter', flip ? [g, U, Cout, Cin, 1, pU, a, b] : [g, U, Cin, Cout, 0, pU, a, b]]));
-    th.run(images.map(([a, b]) => ['wino_input',
-      [x + 4 * a * H * W * Cin, V + 4 * a * tpi * Cin, b - a, H, W, Cin, padT, padL, tilesH, tilesW, pV]]));
+    th.run(
+      images.map(([a, b]) => [
+        'wino_input',
+        [x + 4 * a * H * W * Cin, V + 4 * a * tpi * Cin, b - a, H, W, Cin, padT, padL, tilesH, tilesW, pV],
+      ]),
+    );
     th.sgemm(36, T, Cout, Cin, V, Cin, 1, pV, U, Cout, 1, pU, M, Cout, pM, 0, S, gs);
-    th.run(images.map(([a, b]) => ['wino_output',
-      [M + 4 * a * tpi * Cout, out + 4 * a * OH * OW * Cout, b - a, OH, OW, Cout, tilesH, tilesW, bias, relu ? 1 : 0, pM]]));
+    th.run(
+      images.map(([a, b]) => [
+        'wino_output',
+        [M + 4 * a * tpi * Cout, out + 4 * a * OH * OW * Cout, b - a, OH, OW, Cout, tilesH, tilesW, bias, relu ? 1 : 0, pM],
+      ]),
+    );
   });
 }
 
@@ -88,20 +123,49 @@ const IM2COL_FLOATS = 1 << 24;
  * convolution needs none and uses x itself), on every kernel thread: `use(A, n0, n, S)` gets each
  * chunk's rows [n*OH*OW, FH*FW*Cin] and `gemmScratch` floats of GEMM scratch per thread.
  */
-function im2colChunks(nat: Native, ci: ConvInfo, x: number, gemmScratch: number,
-  use: (A: number, n0: number, n: number, S: number) => void): void {
+function im2colChunks(
+  nat: Native,
+  ci: ConvInfo,
+  x: number,
+  gemmScratch: number,
+  use: (A: number, n0: number, n: number, S: number) => void,
+): void {
   const th = Threads.of(nat);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
-  const depth = ci.filterHeight * ci.filterWidth * C, rowsPerImage = OH * OW;
+  const depth = ci.filterHeight * ci.filterWidth * C,
+    rowsPerImage = OH * OW;
   const pointwise = isPointwiseIdentity(ci);
   const chunk = pointwise ? N : Math.max(1, Math.min(N, Math.floor(IM2COL_FLOATS / (rowsPerImage * depth))));
   nat.withScratch([pointwise ? 0 : chunk * rowsPerImage * depth, gemmScratch * th.count], (cols, S) => {
     for (let n0 = 0; n0 < N; n0 += chunk) {
-      const n = Math.min(chunk, N - n0), xn = x + 4 * n0 * H * W * C;
+      const n = Math.min(chunk, N - n0),
+        xn = x + 4 * n0 * H * W * C;
       if (!pointwise) {
-        th.run(th.ranges(n).map(([a, b]) => ['im2col', [xn + 4 * a * H * W * C, cols + 4 * a * rowsPerImage * depth,
-          b - a, H, W, C, OH, OW, ci.filterHeight, ci.filterWidth, ci.padInfo.top, ci.padInfo.left,
-          ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth]]));
+        th.run(
+          th
+            .ranges(n)
+            .map(([a, b]) => [
+              'im2col',
+              [
+                xn + 4 * a * H * W * C,
+                cols + 4 * a * rowsPerImage * depth,
+                b - a,
+                H,
+                W,
+                C,
+                OH,
+                OW,
+                ci.filterHeight,
+                ci.filterWidth,
+                ci.padInfo.top,
+                ci.padInfo.left,
+                ci.strideHeight,
+                ci.strideWidth,
+                ci.dilationHeight,
+                ci.dilationWidth,
+              ],
+            ]),
+        );
       }
       use(pointwise ? xn : cols, n0, n, S);
     }
@@ -111,10 +175,13 @@ function im2colChunks(nat: Native, ci: ConvInfo, x: number, gemmScratch: number,
 /** Any other NHWC convolution: im2col + one GEMM against the HWIO filter viewed as [FH*FW*Cin, Cout]. */
 function gemmConv(nat: Native, ci: ConvInfo, x: number, filter: number, out: number, bias = 0, relu = false): void {
   const th = Threads.of(nat);
-  const K = ci.outChannels, depth = ci.filterHeight * ci.filterWidth * ci.inChannels, rowsPerImage = ci.outHeight * ci.outWidth;
+  const K = ci.outChannels,
+    depth = ci.filterHeight * ci.filterWidth * ci.inChannels,
+    rowsPerImage = ci.outHeight * ci.outWidth;
   const gs = Native.gemmScratch(K);
   im2colChunks(nat, ci, x, gs, (A, n0, n, S) => {
-    const rows = n * rowsPerImage, yn = out + 4 * n0 * rowsPerImage * K;
+    const rows = n * rowsPerImage,
+      yn = out + 4 * n0 * rowsPerImage * K;
     th.sgemm(1, rows, K, depth, A, depth, 1, 0, filter, K, 1, 0, yn, K, 0, 0, S, gs);
     if (bias !== 0 || relu) {
       th.run(th.ranges(rows).map(([a, b]) => ['bias_act', [yn + 4 * a * K, bias, b - a, K, relu ? 1 : 0]]));
@@ -141,9 +208,22 @@ function conv2dFunc(stock: KernelFunc): KernelFunc {
     if (!wino && !gemmConvApplies(ci)) return stock(args);
     const out = backend.makeOutput(ci.outShape, 'float32');
     if (wino) {
-      winogradConv(nat, nat.ptr(x), ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels,
-        nat.ptr(filter), ci.outChannels, false, ci.padInfo.top, ci.padInfo.left,
-        nat.ptr(out), ci.outHeight, ci.outWidth);
+      winogradConv(
+        nat,
+        nat.ptr(x),
+        ci.batchSize,
+        ci.inHeight,
+        ci.inWidth,
+        ci.inChannels,
+        nat.ptr(filter),
+        ci.outChannels,
+        false,
+        ci.padInfo.top,
+        ci.padInfo.left,
+        nat.ptr(out),
+        ci.outHeight,
+        ci.outWidth,
+      );
     } else {
       gemmConv(nat, ci, nat.ptr(x), nat.ptr(filter), nat.ptr(out));
     }
@@ -164,11 +244,27 @@ function fusedConv2dFunc(stock: KernelFunc): KernelFunc {
       return stock(args);
     }
     const out = backend.makeOutput(ci.outShape, 'float32');
-    const b = bias == null ? 0 : nat.ptr(bias), relu = activation === 'relu';
+    const b = bias == null ? 0 : nat.ptr(bias),
+      relu = activation === 'relu';
     if (wino) {
-      winogradConv(nat, nat.ptr(x), ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels,
-        nat.ptr(filter), ci.outChannels, false, ci.padInfo.top, ci.padInfo.left,
-        nat.ptr(out), ci.outHeight, ci.outWidth, b, relu);
+      winogradConv(
+        nat,
+        nat.ptr(x),
+        ci.batchSize,
+        ci.inHeight,
+        ci.inWidth,
+        ci.inChannels,
+        nat.ptr(filter),
+        ci.outChannels,
+        false,
+        ci.padInfo.top,
+        ci.padInfo.left,
+        nat.ptr(out),
+        ci.outHeight,
+        ci.outWidth,
+        b,
+        relu,
+      );
     } else {
       gemmConv(nat, ci, nat.ptr(x), nat.ptr(filter), nat.ptr(out), b, relu);
     }
@@ -185,7 +281,9 @@ function backpropInputFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   const nat = Native.of(backend);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = ci;
   const dx = backend.makeOutput(ci.inShape, 'float32');
-  const dxP = nat.ptr(dx), dyP = nat.ptr(dy), fP = nat.ptr(filter);
+  const dxP = nat.ptr(dx),
+    dyP = nat.ptr(dy),
+    fP = nat.ptr(filter);
   if (winogradApplies(ci)) {
     // dx = dy (*) rot180(W)^T, padded so that its output has the input's size.
     winogradConv(nat, dyP, N, OH, OW, K, fP, C, true, 2 - ci.padInfo.top, 2 - ci.padInfo.left, dxP, H, W);
@@ -193,7 +291,9 @@ function backpropInputFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
   const { filterHeight: FH, filterWidth: FW, strideHeight: sH, strideWidth: sW } = ci;
   const rows = N * OH * OW;
-  const th = Threads.of(nat), gs = Native.gemmScratch(C), images = th.ranges(N);
+  const th = Threads.of(nat),
+    gs = Native.gemmScratch(C),
+    images = th.ranges(N);
   if (isPointwiseIdentity(ci)) {
     nat.withScratch([gs * th.count], (S) => th.sgemm(1, rows, C, K, dyP, K, 1, 0, fP, 1, K, 0, dxP, C, 0, 0, S, gs));
     return dx;
@@ -204,9 +304,14 @@ function backpropInputFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
       for (let j = 0; j < FW; j++) {
         const tap = fP + 4 * (i * FW + j) * C * K;
         th.sgemm(1, rows, C, K, dyP, K, 1, 0, tap, 1, K, 0, tmp, C, 0, 0, S, gs);
-        const r0 = i * ci.dilationHeight - ci.padInfo.top, c0 = j * ci.dilationWidth - ci.padInfo.left;
-        th.run(images.map(([a, b]) => ['scatter_tap', [tmp + 4 * a * OH * OW * C, dxP + 4 * a * H * W * C,
-          b - a, H, W, C, OH, OW, r0, c0, sH, sW]]));
+        const r0 = i * ci.dilationHeight - ci.padInfo.top,
+          c0 = j * ci.dilationWidth - ci.padInfo.left;
+        th.run(
+          images.map(([a, b]) => [
+            'scatter_tap',
+            [tmp + 4 * a * OH * OW * C, dxP + 4 * a * H * W * C, b - a, H, W, C, OH, OW, r0, c0, sH, sW],
+          ]),
+        );
       }
     }
   });
@@ -222,17 +327,33 @@ function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   const nat = Native.of(backend);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = ci;
   const dw = backend.makeOutput(ci.filterShape, 'float32');
-  const dwP = nat.ptr(dw), xP = nat.ptr(x), dyP = nat.ptr(dy);
+  const dwP = nat.ptr(dw),
+    xP = nat.ptr(x),
+    dyP = nat.ptr(dy);
   if (winogradApplies(ci)) {
-    const tilesH = Math.ceil(OH / 4), tilesW = Math.ceil(OW / 4);
+    const tilesH = Math.ceil(OH / 4),
+      tilesW = Math.ceil(OW / 4);
     const T = N * tilesH * tilesW;
-    const pV = plane(T * C), pZ = plane(T * K), pU = plane(C * K), tpi = tilesH * tilesW;
-    const th = Threads.of(nat), gs = Native.gemmScratch(K), images = th.ranges(N);
+    const pV = plane(T * C),
+      pZ = plane(T * K),
+      pU = plane(C * K),
+      tpi = tilesH * tilesW;
+    const th = Threads.of(nat),
+      gs = Native.gemmScratch(K),
+      images = th.ranges(N);
     nat.withScratch([36 * pV, 36 * pZ, 36 * pU, gs * th.count], (V, Z, dU, S) => {
-      th.run(images.map(([a, b]) => ['wino_input', [xP + 4 * a * H * W * C, V + 4 * a * tpi * C, b - a, H, W, C,
-        ci.padInfo.top, ci.padInfo.left, tilesH, tilesW, pV]]));
-      th.run(images.map(([a, b]) => ['wino_grad_output', [dyP + 4 * a * OH * OW * K, Z + 4 * a * tpi * K, b - a,
-        OH, OW, K, tilesH, tilesW, pZ]]));
+      th.run(
+        images.map(([a, b]) => [
+          'wino_input',
+          [xP + 4 * a * H * W * C, V + 4 * a * tpi * C, b - a, H, W, C, ci.padInfo.top, ci.padInfo.left, tilesH, tilesW, pV],
+        ]),
+      );
+      th.run(
+        images.map(([a, b]) => [
+          'wino_grad_output',
+          [dyP + 4 * a * OH * OW * K, Z + 4 * a * tpi * K, b - a, OH, OW, K, tilesH, tilesW, pZ],
+        ]),
+      );
       th.sgemm(36, C, K, T, V, 1, C, pV, Z, K, 1, pZ, dU, K, pU, 0, S, gs);
       th.run(th.ranges(Math.ceil((C * K) / 4)).map(([a, b]) => ['wino_filter_grad', [dU, dwP, C, K, pU, 4 * a, Math.min(C * K, 4 * b)]]));
     });
@@ -240,16 +361,27 @@ function backpropFilterFunc(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
   // im2col (as the forward pass) + one GEMM reducing over every output pixel: dW viewed as
   // [FH*FW*Cin, Cout] = cols^T . dy, accumulated over the chunks of images.
-  const th = Threads.of(nat), gs = Native.gemmScratch(K), depth = ci.filterHeight * ci.filterWidth * C;
+  const th = Threads.of(nat),
+    gs = Native.gemmScratch(K),
+    depth = ci.filterHeight * ci.filterWidth * C;
   im2colChunks(nat, ci, xP, gs, (A, n0, n, S) =>
-    th.sgemm(1, depth, K, n * OH * OW, A, 1, depth, 0, dyP + 4 * n0 * OH * OW * K, K, 1, 0, dwP, K, 0, n0 > 0 ? 1 : 0, S, gs));
+    th.sgemm(1, depth, K, n * OH * OW, A, 1, depth, 0, dyP + 4 * n0 * OH * OW * K, K, 1, 0, dwP, K, 0, n0 > 0 ? 1 : 0, S, gs),
+  );
   return dw;
 }
 
 /** A 1x1 stride-1 unpadded convolution: x viewed as [N*H*W, C] is its own (only) tap. */
 function isPointwiseIdentity(ci: ConvInfo): boolean {
-  return ci.filterHeight === 1 && ci.filterWidth === 1 && ci.strideHeight === 1 && ci.strideWidth === 1 &&
-    ci.padInfo.top === 0 && ci.padInfo.left === 0 && ci.outHeight === ci.inHeight && ci.outWidth === ci.inWidth;
+  return (
+    ci.filterHeight === 1 &&
+    ci.filterWidth === 1 &&
+    ci.strideHeight === 1 &&
+    ci.strideWidth === 1 &&
+    ci.padInfo.top === 0 &&
+    ci.padInfo.left === 0 &&
+    ci.outHeight === ci.inHeight &&
+    ci.outWidth === ci.inWidth
+  );
 }
 
 function checkNHWC(ci: ConvInfo, kernel: string): void {

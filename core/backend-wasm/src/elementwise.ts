@@ -3,7 +3,18 @@
 // the kernel threads. They are the residual adds, batch-norm centring, relu gradients and gradient
 // sums of a training step. Small tensors and other broadcasts stay on the stock kernels.
 import * as tf from '@tensorflow/tfjs-core';
-import { Add, Multiply, Relu, Sub, util, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  Add,
+  Multiply,
+  Relu,
+  Sub,
+  util,
+  type GradConfig,
+  type KernelConfig,
+  type KernelFunc,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs, type NativeExports } from './native.js';
 import { Threads } from './threads.js';
 
@@ -38,7 +49,8 @@ function binaryFunc(stock: KernelFunc, kernel: string): KernelFunc {
     if (!util.arraysEqual(a.shape, b.shape)) {
       const C = a.shape[a.shape.length - 1] ?? 0;
       bC = b.shape.length <= a.shape.length ? rowOf(b, C) : 0;
-      if (bC === 0 && op !== 1) { // commutative: the per-channel operand may come first
+      if (bC === 0 && op !== 1) {
+        // commutative: the per-channel operand may come first
         const C2 = b.shape[b.shape.length - 1] ?? 0;
         if (a.shape.length <= b.shape.length && rowOf(a, C2)) {
           [a, b] = [b, a];
@@ -49,22 +61,29 @@ function binaryFunc(stock: KernelFunc, kernel: string): KernelFunc {
     }
     const nat = Native.of(backend);
     const out = backend.makeOutput(a.shape, 'float32');
-    const aP = nat.ptr(a), bP = nat.ptr(b), yP = nat.ptr(out), total = util.sizeFromShape(a.shape);
+    const aP = nat.ptr(a),
+      bP = nat.ptr(b),
+      yP = nat.ptr(out),
+      total = util.sizeFromShape(a.shape);
     if (bC === 0) {
       flat(nat, total, 'binary_op', (i, count) => [aP + 4 * i, bP + 4 * i, yP + 4 * i, count, 0, op]);
     } else {
-      Threads.of(nat).byRows(total / bC, (r0, r1) =>
-        ['binary_op', [aP + 4 * r0 * bC, bP, yP + 4 * r0 * bC, (r1 - r0) * bC, bC, op]]);
+      Threads.of(nat).byRows(total / bC, (r0, r1) => ['binary_op', [aP + 4 * r0 * bC, bP, yP + 4 * r0 * bC, (r1 - r0) * bC, bC, op]]);
     }
     return out;
   };
 }
 
 function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const { inputs: { dy, x }, backend } = args as unknown as KernelArgs<'dy' | 'x', object>;
+  const {
+    inputs: { dy, x },
+    backend,
+  } = args as unknown as KernelArgs<'dy' | 'x', object>;
   const nat = Native.of(backend);
   const out = backend.makeOutput(x.shape, 'float32');
-  const dyP = nat.ptr(dy), xP = nat.ptr(x), oP = nat.ptr(out);
+  const dyP = nat.ptr(dy),
+    xP = nat.ptr(x),
+    oP = nat.ptr(out);
   flat(nat, util.sizeFromShape(x.shape), 'relu_grad', (i, count) => [dyP + 4 * i, xP + 4 * i, oP + 4 * i, count]);
   return out;
 }
@@ -74,8 +93,14 @@ function reluGrad(original: GradConfig): GradConfig {
     ...original,
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved as [Tensor];
-      if (tf.getBackend() !== 'wasm' || Array.isArray(dy) || x.dtype !== 'float32' || dy.dtype !== 'float32' ||
-        x.size < MIN_ELEMENTS || !util.arraysEqual(x.shape, dy.shape)) {
+      if (
+        tf.getBackend() !== 'wasm' ||
+        Array.isArray(dy) ||
+        x.dtype !== 'float32' ||
+        dy.dtype !== 'float32' ||
+        x.size < MIN_ELEMENTS ||
+        !util.arraysEqual(x.shape, dy.shape)
+      ) {
         return original.gradFunc(dy, saved, attrs);
       }
       return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as Tensor, x }) as Tensor };

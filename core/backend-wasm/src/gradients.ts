@@ -34,36 +34,56 @@ function batchNormGrad(original: GradConfig): GradConfig {
       const [x, mean, variance, scale] = saved as [Tensor, Tensor, Tensor, Tensor | undefined];
       const C = x.shape[x.rank - 1];
       const perChannel = (t: Tensor | undefined) => t == null || (t.rank === 1 && t.shape[0] === C);
-      if (!onWasm() || x.dtype !== 'float32' || mean.rank !== 1 || !perChannel(variance) || !perChannel(mean) ||
-        !perChannel(scale) || Array.isArray(dy)) {
+      if (
+        !onWasm() ||
+        x.dtype !== 'float32' ||
+        mean.rank !== 1 ||
+        !perChannel(variance) ||
+        !perChannel(mean) ||
+        !perChannel(scale) ||
+        Array.isArray(dy)
+      ) {
         return original.gradFunc(dy, saved, attrs);
       }
       // One kernel computes all five; run now, not inside the tidy that tfjs wraps around each
       // input's gradient thunk (which would dispose the four outputs that thunk does not return).
-      const [dx, dmean, dvariance, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_GRAD,
-        scale == null ? { x, dy, mean, variance } : { x, dy, mean, variance, scale },
-        attrs as unknown as NamedAttrMap) as Tensor[];
+      const [dx, dmean, dvariance, dscale, doffset] = tf
+        .engine()
+        .runKernel(
+          BATCH_NORM_GRAD,
+          scale == null ? { x, dy, mean, variance } : { x, dy, mean, variance, scale },
+          attrs as unknown as NamedAttrMap,
+        ) as Tensor[];
       return {
-        x: () => dx!, mean: () => dmean!, variance: () => dvariance!, scale: () => dscale!, offset: () => doffset!,
+        x: () => dx!,
+        mean: () => dmean!,
+        variance: () => dvariance!,
+        scale: () => dscale!,
+        offset: () => doffset!,
       };
     },
   };
 }
 
 function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
-  const { inputs, backend, attrs } =
-    args as unknown as KernelArgs<'x' | 'dy' | 'mean' | 'variance', FusedBatchNormAttrs>;
+  const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'dy' | 'mean' | 'variance', FusedBatchNormAttrs>;
   const { x, dy, mean, variance, scale } = inputs;
   const C = x.shape[x.shape.length - 1]!;
   const rows = util.sizeFromShape(x.shape) / C;
   const nat = Native.of(backend);
   const out = [x.shape, [C], [C], [C], [C]].map((s) => backend.makeOutput(s, 'float32'));
   const [dx, dmean, dvar, dscale, doffset] = out as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
-  const th = Threads.of(nat), blocks = Math.ceil(rows / ROWS_BLOCK);
-  const xP = nat.ptr(x), dyP = nat.ptr(dy), meanP = nat.ptr(mean), dxP = nat.ptr(dx);
+  const th = Threads.of(nat),
+    blocks = Math.ceil(rows / ROWS_BLOCK);
+  const xP = nat.ptr(x),
+    dyP = nat.ptr(dy),
+    meanP = nat.ptr(mean),
+    dxP = nat.ptr(dx);
   nat.withScratch([C, C, blocks * C, blocks * C], (sdy, sdyx, pdy, pdyx) => {
-    th.byBlocks(rows, (r0, r1, b0) => ['bn_grad_blocks', [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP,
-      pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C]]);
+    th.byBlocks(rows, (r0, r1, b0) => [
+      'bn_grad_blocks',
+      [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP, pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C],
+    ]);
     nat.k.sum_blocks(pdy, sdy, blocks, C, 1);
     nat.k.sum_blocks(pdyx, sdyx, blocks, C, 1);
     const heap = nat.heap();
@@ -72,8 +92,10 @@ function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
     const [Dm, Dv, Ds, Do] = [f32(dmean), f32(dvar), f32(dscale), f32(doffset)];
     const coef = f32(sdy); // reuses sdy once read: dx = dy * scale * rstd
     for (let c = 0; c < C; c++) {
-      const rstd = 1 / Math.sqrt(V[c]! + attrs.varianceEpsilon), g = G ? G[c]! : 1;
-      const sdyc = Sdy[c]!, sdyxc = Sdyx[c]!;
+      const rstd = 1 / Math.sqrt(V[c]! + attrs.varianceEpsilon),
+        g = G ? G[c]! : 1;
+      const sdyc = Sdy[c]!,
+        sdyxc = Sdyx[c]!;
       Dm[c] = -rstd * g * sdyc;
       Dv[c] = -0.5 * g * rstd * rstd * rstd * sdyxc;
       Ds[c] = rstd * sdyxc;
@@ -105,7 +127,8 @@ export const gradientKernelConfigs: KernelConfig[] = [
 /** The replacement gradients, each wrapping the one registered now. */
 export function gradientConfigs(): GradConfig[] {
   const configs: GradConfig[] = [];
-  const bn = tf.getGradient(FusedBatchNorm), mean = tf.getGradient(Mean);
+  const bn = tf.getGradient(FusedBatchNorm),
+    mean = tf.getGradient(Mean);
   if (bn) configs.push(batchNormGrad(bn));
   if (mean) configs.push(meanGrad(mean));
   return configs;

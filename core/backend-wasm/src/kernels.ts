@@ -3,7 +3,14 @@
 // on it (Winograd 3x3 convolutions, im2col and GEMM-per-tap conv gradients, batch-norm gradients,
 // one-pass optimizer steps, leading-axes reductions, copy-free Identity/Cast). See docs/backends.md.
 import '@tensorflow/tfjs-backend-wasm';
-import { backend as currentBackend, getKernel, registerGradient, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import {
+  backend as currentBackend,
+  getKernel,
+  registerGradient,
+  registerKernel,
+  unregisterKernel,
+  type KernelConfig,
+} from '@tensorflow/tfjs-core';
 import { batchNormConfigs } from './batchnorm.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
@@ -31,8 +38,17 @@ export function registerWasmTrainingKernels(): void {
   // Before the backend initializes: its heap becomes a shared memory, so the kernels can use every core.
   shareTfjsWasmMemory();
   const stock = (name: string): KernelConfig | undefined => getKernel(name, 'wasm');
-  const kernels = [...conv2dConfigs(stock), ...batchNormConfigs(stock), ...elementwiseConfigs(stock), ...matMulConfigs(stock), ...depthwiseConfigs, ...segmentConfigs, ...reduceConfigs(stock),
-    ...gradientKernelConfigs, ...optimizerConfigs];
+  const kernels = [
+    ...conv2dConfigs(stock),
+    ...batchNormConfigs(stock),
+    ...elementwiseConfigs(stock),
+    ...matMulConfigs(stock),
+    ...depthwiseConfigs,
+    ...segmentConfigs,
+    ...reduceConfigs(stock),
+    ...gradientKernelConfigs,
+    ...optimizerConfigs,
+  ];
   for (const config of kernels) {
     if (getKernel(config.kernelName, 'wasm')) unregisterKernel(config.kernelName, 'wasm');
     registerKernel(config);

@@ -11,10 +11,20 @@ const MIN_MACS = 1 << 18;
 
 function batchMatMulFunc(stock: KernelFunc): KernelFunc {
   return (args) => {
-    const { inputs: { a, b }, backend, attrs } = args as unknown as KernelArgs<'a' | 'b', BatchMatMulAttrs>;
-    const ra = a.shape.length, rb = b.shape.length;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || ra < 2 || ra !== rb ||
-      !util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))) {
+    const {
+      inputs: { a, b },
+      backend,
+      attrs,
+    } = args as unknown as KernelArgs<'a' | 'b', BatchMatMulAttrs>;
+    const ra = a.shape.length,
+      rb = b.shape.length;
+    if (
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      ra < 2 ||
+      ra !== rb ||
+      !util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))
+    ) {
       return stock(args);
     }
     const { transposeA, transposeB } = attrs;
@@ -24,13 +34,32 @@ function batchMatMulFunc(stock: KernelFunc): KernelFunc {
     const [K2, N] = transposeB ? [b1, b0] : [b0, b1];
     const P = util.sizeFromShape(a.shape.slice(0, -2));
     if (K !== K2 || P * M * N * K < MIN_MACS || M === 0 || N === 0 || K === 0) return stock(args);
-    const nat = Native.of(backend), th = Threads.of(nat);
+    const nat = Native.of(backend),
+      th = Threads.of(nat);
     const out = backend.makeOutput([...a.shape.slice(0, -2), M, N], 'float32');
     const gs = Native.gemmScratch(N);
-    nat.withScratch([gs * th.count], (S) => th.sgemm(P, M, N, K,
-      nat.ptr(a), transposeA ? 1 : K, transposeA ? M : 1, M * K,
-      nat.ptr(b), transposeB ? 1 : N, transposeB ? K : 1, K * N,
-      nat.ptr(out), N, M * N, 0, S, gs));
+    nat.withScratch([gs * th.count], (S) =>
+      th.sgemm(
+        P,
+        M,
+        N,
+        K,
+        nat.ptr(a),
+        transposeA ? 1 : K,
+        transposeA ? M : 1,
+        M * K,
+        nat.ptr(b),
+        transposeB ? 1 : N,
+        transposeB ? K : 1,
+        K * N,
+        nat.ptr(out),
+        N,
+        M * N,
+        0,
+        S,
+        gs,
+      ),
+    );
     return out;
   };
 }

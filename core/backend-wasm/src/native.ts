@@ -61,7 +61,9 @@ let compiledShared: WebAssembly.Module | undefined;
 /** The kernel module, compiled once per kind of memory it links against. */
 export function kernelModule(shared: boolean): WebAssembly.Module {
   if (!shared) return (compiled ??= new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64')));
-  return (compiledShared ??= new WebAssembly.Module(markMemoryImportShared(Buffer.from(KERNELS_WASM_BASE64, 'base64')) as Uint8Array<ArrayBuffer>));
+  return (compiledShared ??= new WebAssembly.Module(
+    markMemoryImportShared(Buffer.from(KERNELS_WASM_BASE64, 'base64')) as Uint8Array<ArrayBuffer>,
+  ));
 }
 const instances = new WeakMap<object, Native>();
 

@@ -7,26 +7,65 @@ import { flat } from './elementwise.js';
 import { Native, type KernelArgs } from './native.js';
 
 function sgdStep(args: Parameters<KernelFunc>[0]): TensorInfo[] {
-  const { inputs: { value, grad, buf }, backend, attrs } = args as unknown as KernelArgs<'value' | 'grad' | 'buf', SgdStepAttrs>;
+  const {
+    inputs: { value, grad, buf },
+    backend,
+    attrs,
+  } = args as unknown as KernelArgs<'value' | 'grad' | 'buf', SgdStepAttrs>;
   const nat = Native.of(backend);
   const m = attrs.momentum;
   const w = backend.makeOutput(value.shape, 'float32');
   const b = m ? backend.makeOutput(value.shape, 'float32') : undefined;
-  const wP = nat.ptr(value), gP = nat.ptr(grad), bP = m ? nat.ptr(buf) : 0, woP = nat.ptr(w), boP = b ? nat.ptr(b) : 0;
-  flat(nat, util.sizeFromShape(value.shape), 'sgd_step', (i, count) =>
-    [wP + 4 * i, gP + 4 * i, bP && bP + 4 * i, woP + 4 * i, boP && boP + 4 * i, count, attrs.lr, m, attrs.weightDecay, attrs.nesterov ? 1 : 0]);
+  const wP = nat.ptr(value),
+    gP = nat.ptr(grad),
+    bP = m ? nat.ptr(buf) : 0,
+    woP = nat.ptr(w),
+    boP = b ? nat.ptr(b) : 0;
+  flat(nat, util.sizeFromShape(value.shape), 'sgd_step', (i, count) => [
+    wP + 4 * i,
+    gP + 4 * i,
+    bP && bP + 4 * i,
+    woP + 4 * i,
+    boP && boP + 4 * i,
+    count,
+    attrs.lr,
+    m,
+    attrs.weightDecay,
+    attrs.nesterov ? 1 : 0,
+  ]);
   return b ? [w, b] : [w];
 }
 
 function adamStep(args: Parameters<KernelFunc>[0]): TensorInfo[] {
-  const { inputs: { value, grad, m, v }, backend, attrs: a } = args as unknown as KernelArgs<'value' | 'grad' | 'm' | 'v', AdamStepAttrs>;
+  const {
+    inputs: { value, grad, m, v },
+    backend,
+    attrs: a,
+  } = args as unknown as KernelArgs<'value' | 'grad' | 'm' | 'v', AdamStepAttrs>;
   const nat = Native.of(backend);
   const outs = [0, 1, 2].map(() => backend.makeOutput(value.shape, 'float32'));
   const [wP, gP, mP, vP] = [value, grad, m, v].map((t) => nat.ptr(t));
   const [woP, moP, voP] = outs.map((t) => nat.ptr(t));
-  flat(nat, util.sizeFromShape(value.shape), 'adam_step', (i, count) =>
-    [wP! + 4 * i, gP! + 4 * i, mP! + 4 * i, vP! + 4 * i, woP! + 4 * i, moP! + 4 * i, voP! + 4 * i, count,
-      a.l2, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.sqrtBc2, a.eps, a.decoupled ? 1 : 0, a.wMul, a.step]);
+  flat(nat, util.sizeFromShape(value.shape), 'adam_step', (i, count) => [
+    wP! + 4 * i,
+    gP! + 4 * i,
+    mP! + 4 * i,
+    vP! + 4 * i,
+    woP! + 4 * i,
+    moP! + 4 * i,
+    voP! + 4 * i,
+    count,
+    a.l2,
+    a.beta1,
+    1 - a.beta1,
+    a.beta2,
+    1 - a.beta2,
+    a.sqrtBc2,
+    a.eps,
+    a.decoupled ? 1 : 0,
+    a.wMul,
+    a.step,
+  ]);
   return outs;
 }
 

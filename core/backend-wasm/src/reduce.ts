@@ -23,21 +23,30 @@ export const BROADCAST_ROWS = 'TricksBroadcastRows';
 
 /** If axes are exactly the leading `k` axes of shape (0 < k < rank), returns k, else -1. */
 export function leadingAxes(shape: number[], axis: number | number[]): number {
-  const axes = util.parseAxisParam(axis, shape).slice().sort((a, b) => a - b);
+  const axes = util
+    .parseAxisParam(axis, shape)
+    .slice()
+    .sort((a, b) => a - b);
   const k = axes.length;
   return k > 0 && k < shape.length && axes.every((a, i) => a === i) ? k : -1;
 }
 
 function rowsReducer(stock: KernelFunc, mean: boolean): KernelFunc {
   return (args) => {
-    const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', SumAttrs | MeanAttrs>;
+    const {
+      inputs: { x },
+      backend,
+      attrs,
+    } = args as unknown as KernelArgs<'x', SumAttrs | MeanAttrs>;
     const k = x.dtype === 'float32' ? leadingAxes(x.shape, attrs.axis) : -1;
     if (k < 0 || util.sizeFromShape(x.shape) === 0) return stock(args);
     const rows = util.sizeFromShape(x.shape.slice(0, k));
     const inner = x.shape.slice(k);
     const out = backend.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...inner] : inner, 'float32');
-    const nat = Native.of(backend), th = Threads.of(nat);
-    const C = util.sizeFromShape(inner), xP = nat.ptr(x);
+    const nat = Native.of(backend),
+      th = Threads.of(nat);
+    const C = util.sizeFromShape(inner),
+      xP = nat.ptr(x);
     nat.withScratch([Math.ceil(rows / ROWS_BLOCK) * C], (part) => {
       const blocks = th.byBlocks(rows, (r0, r1, b0) => ['reduce_blocks', [xP + 4 * r0 * C, part + 4 * b0 * C, r1 - r0, C]]);
       nat.k.sum_blocks(part, nat.ptr(out), blocks, C, mean ? 1 / rows : 1);
@@ -53,31 +62,45 @@ function share(backend: WasmBackend & { incRef(dataId: object): void }, x: Tenso
 }
 
 function identity(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const { inputs: { x }, backend } = args as unknown as KernelArgs<'x', object>;
+  const {
+    inputs: { x },
+    backend,
+  } = args as unknown as KernelArgs<'x', object>;
   return share(backend as WasmBackend & { incRef(dataId: object): void }, x);
 }
 
 function castFunc(stock: KernelFunc): KernelFunc {
   return (args) => {
-    const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', CastAttrs>;
+    const {
+      inputs: { x },
+      backend,
+      attrs,
+    } = args as unknown as KernelArgs<'x', CastAttrs>;
     if (x.dtype !== attrs.dtype || x.dtype === 'string') return stock(args);
     return share(backend as WasmBackend & { incRef(dataId: object): void }, x);
   };
 }
 
 function broadcastRows(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const { inputs: { x }, backend, attrs } = args as unknown as KernelArgs<'x', { shape: number[]; scale: number }>;
+  const {
+    inputs: { x },
+    backend,
+    attrs,
+  } = args as unknown as KernelArgs<'x', { shape: number[]; scale: number }>;
   const C = util.sizeFromShape(x.shape);
   const out = backend.makeOutput(attrs.shape, 'float32');
-  const nat = Native.of(backend), xP = nat.ptr(x), oP = nat.ptr(out);
-  Threads.of(nat).byRows(util.sizeFromShape(attrs.shape) / C, (r0, r1) => ['broadcast_rows', [xP, oP + 4 * r0 * C, r1 - r0, C, attrs.scale]]);
+  const nat = Native.of(backend),
+    xP = nat.ptr(x),
+    oP = nat.ptr(out);
+  Threads.of(nat).byRows(util.sizeFromShape(attrs.shape) / C, (r0, r1) => [
+    'broadcast_rows',
+    [xP, oP + 4 * r0 * C, r1 - r0, C, attrs.scale],
+  ]);
   return out;
 }
 
 export function reduceConfigs(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
-  const configs: KernelConfig[] = [
-    { kernelName: BROADCAST_ROWS, backendName: 'wasm', kernelFunc: broadcastRows },
-  ];
+  const configs: KernelConfig[] = [{ kernelName: BROADCAST_ROWS, backendName: 'wasm', kernelFunc: broadcastRows }];
   const wrap = (name: string, f: (stock: KernelFunc) => KernelFunc) => {
     const s = stock(name);
     if (s) configs.push({ ...s, kernelFunc: f(s.kernelFunc) });

@@ -33,6 +33,4 @@ function unsortedSegmentSum(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
-export const segmentConfigs: KernelConfig[] = [
-  { kernelName: UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSum },
-];
+export const segmentConfigs: KernelConfig[] = [{ kernelName: UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSum }];

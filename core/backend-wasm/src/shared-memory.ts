@@ -11,7 +11,9 @@
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
 
 function readU32(b: Uint8Array, pos: number): [number, number] {
-  let result = 0, shift = 0, byte: number;
+  let result = 0,
+    shift = 0,
+    byte: number;
   do {
     byte = b[pos++];
     result += (byte & 0x7f) * 2 ** shift;
@@ -33,7 +35,10 @@ function u32(n: number): number[] {
 
 const name = (s: string): number[] => [...u32(s.length), ...Buffer.from(s, 'utf8')];
 
-interface Section { id: number; body: Uint8Array }
+interface Section {
+  id: number;
+  body: Uint8Array;
+}
 
 function sections(b: Uint8Array): Section[] {
   if (b.length < 8 || b[0] !== 0 || b[1] !== 0x61 || b[2] !== 0x73 || b[3] !== 0x6d) throw new Error('not a wasm binary');
@@ -70,7 +75,11 @@ function exportNames(secs: Section[]): string[] {
   return names;
 }
 
-export interface SharedRewrite { bytes: Uint8Array; initial: number; maximum: number }
+export interface SharedRewrite {
+  bytes: Uint8Array;
+  initial: number;
+  maximum: number;
+}
 
 /**
  * The tfjs backend module with its one defined memory turned into the import env.memory (shared, same
@@ -122,16 +131,26 @@ export function markMemoryImportShared(bytes: Uint8Array): Uint8Array {
       found = true;
       continue;
     }
-    if (kind === 0x00) [, p] = readU32(b, p); // function: type index
-    else if (kind === 0x03) p += 2; // global: type, mutability
-    else if (kind === 0x01) { p += 1; const f = b[p]; [, p] = readU32(b, p + 1); if (f & 1) [, p] = readU32(b, p); } // table
+    if (kind === 0x00)
+      [, p] = readU32(b, p); // function: type index
+    else if (kind === 0x03)
+      p += 2; // global: type, mutability
+    else if (kind === 0x01) {
+      p += 1;
+      const f = b[p];
+      [, p] = readU32(b, p + 1);
+      if (f & 1) [, p] = readU32(b, p);
+    } // table
     else throw new Error(`kernel module: unknown import kind ${kind}`);
     entries.push(b.subarray(start, p));
     pos = p;
   }
   if (!found) throw new Error('kernel module: no memory import');
   const body = Buffer.concat([b.subarray(0, head), ...entries]);
-  return assemble(bytes, secs.map((s) => (s === imp ? { id: 2, body } : s)));
+  return assemble(
+    bytes,
+    secs.map((s) => (s === imp ? { id: 2, body } : s)),
+  );
 }
 
 /** Set on globalThis once WebAssembly.instantiate is wrapped: a second copy of this package must not wrap it again. */
@@ -152,8 +171,8 @@ export function shareTfjsWasmMemory(): void {
     if (!(source instanceof ArrayBuffer || ArrayBuffer.isView(source)) || imports?.['env'] === undefined) {
       return original(source, imports);
     }
-    const bytes = source instanceof ArrayBuffer ? new Uint8Array(source)
-      : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    const bytes =
+      source instanceof ArrayBuffer ? new Uint8Array(source) : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
     let rewrite: SharedRewrite | undefined;
     try {
       rewrite = exportNames(sections(bytes)).includes('init_with_threads_count') ? importSharedMemory(bytes) : undefined;

@@ -2,8 +2,18 @@
 import { workerData } from 'node:worker_threads';
 import { ARGS_BYTE, DONE, ERROR, FN, MAX_ARGS, NARGS, READY, SEQ } from './threads.js';
 
-const { module, memory, stack, ctrl: sab, names } = workerData as {
-  module: WebAssembly.Module; memory: WebAssembly.Memory; stack: number; ctrl: SharedArrayBuffer; names: string[];
+const {
+  module,
+  memory,
+  stack,
+  ctrl: sab,
+  names,
+} = workerData as {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  stack: number;
+  ctrl: SharedArrayBuffer;
+  names: string[];
 };
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 (instance.exports['__stack_pointer'] as WebAssembly.Global).value = stack;

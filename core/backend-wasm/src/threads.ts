@@ -17,8 +17,15 @@ export type KernelName = keyof NativeExports;
 export type Job = [KernelName, number[]];
 
 /** Control block layout (Int32 slots), then the arguments as float64 from ARGS_BYTE. */
-export const SEQ = 0, DONE = 1, FN = 2, NARGS = 3, ERROR = 4, READY = 5;
-export const ARGS_BYTE = 64, MAX_ARGS = 24, CTRL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
+export const SEQ = 0,
+  DONE = 1,
+  FN = 2,
+  NARGS = 3,
+  ERROR = 4,
+  READY = 5;
+export const ARGS_BYTE = 64,
+  MAX_ARGS = 24,
+  CTRL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
 
 /** ROWS_BLOCK in kernels.c: the row blocks that per-channel sums add up in a fixed order. */
 export const ROWS_BLOCK = 256;
@@ -44,11 +51,18 @@ export function threadsPerJob(jobs: number): string {
   return String(Math.max(1, Math.floor(threadCount() / Math.max(1, jobs))));
 }
 
-interface Helper { worker: Worker; ctrl: Int32Array; args: Float64Array; seq: number }
+interface Helper {
+  worker: Worker;
+  ctrl: Int32Array;
+  args: Float64Array;
+  seq: number;
+}
 
 /** The kernel module's exported functions, in the module's own order: the indices both sides agree on. */
 function exportedFunctions(module: WebAssembly.Module): string[] {
-  return WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+  return WebAssembly.Module.exports(module)
+    .filter((e) => e.kind === 'function')
+    .map((e) => e.name);
 }
 
 const pools = new WeakMap<Native, Threads>();
@@ -57,7 +71,10 @@ export class Threads {
   private readonly helpers: Helper[] = [];
   private readonly index = new Map<string, number>();
 
-  private constructor(private readonly nat: Native, wanted: number) {
+  private constructor(
+    private readonly nat: Native,
+    wanted: number,
+  ) {
     if (!nat.shared) return;
     const module = kernelModule(true);
     const names = exportedFunctions(module);
@@ -134,22 +151,48 @@ export class Threads {
    * threads, otherwise by rows of C. `scratch` holds `count` blocks of `scratchFloats` floats.
    * Pointers are byte offsets into the heap; strides are in floats.
    */
-  sgemm(P: number, M: number, N: number, K: number, A: number, ars: number, aks: number, aps: number,
-    B: number, bks: number, bns: number, bps: number, C: number, ldc: number, cps: number,
-    accumulate: number, scratch: number, scratchFloats: number): void {
+  sgemm(
+    P: number,
+    M: number,
+    N: number,
+    K: number,
+    A: number,
+    ars: number,
+    aks: number,
+    aps: number,
+    B: number,
+    bks: number,
+    bns: number,
+    bps: number,
+    C: number,
+    ldc: number,
+    cps: number,
+    accumulate: number,
+    scratch: number,
+    scratchFloats: number,
+  ): void {
     const S = (i: number) => scratch + 4 * i * scratchFloats;
     if (P >= this.count || M < 4 * this.count) {
-      this.run(this.ranges(P).map(([a, b], i) => ['sgemm', [b - a, M, N, K, A + 4 * a * aps, ars, aks, aps,
-        B + 4 * a * bps, bks, bns, bps, C + 4 * a * cps, ldc, cps, accumulate, S(i)]]));
+      this.run(
+        this.ranges(P).map(([a, b], i) => [
+          'sgemm',
+          [b - a, M, N, K, A + 4 * a * aps, ars, aks, aps, B + 4 * a * bps, bks, bns, bps, C + 4 * a * cps, ldc, cps, accumulate, S(i)],
+        ]),
+      );
       return;
     }
     // rows in multiples of the 4-row register tile, so each part runs full tiles
     const tiles = Math.ceil(M / 4);
-    this.run(this.ranges(tiles).map(([a, b], i) => {
-      const r0 = a * 4, r1 = Math.min(M, b * 4);
-      return ['sgemm', [P, r1 - r0, N, K, A + 4 * r0 * ars, ars, aks, aps, B, bks, bns, bps,
-        C + 4 * r0 * ldc, ldc, cps, accumulate, S(i)]];
-    }));
+    this.run(
+      this.ranges(tiles).map(([a, b], i) => {
+        const r0 = a * 4,
+          r1 = Math.min(M, b * 4);
+        return [
+          'sgemm',
+          [P, r1 - r0, N, K, A + 4 * r0 * ars, ars, aks, aps, B, bks, bns, bps, C + 4 * r0 * ldc, ldc, cps, accumulate, S(i)],
+        ];
+      }),
+    );
   }
 
   /**

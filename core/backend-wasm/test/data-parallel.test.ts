@@ -21,8 +21,10 @@ describe('DataParallel', function () {
   let one: DataParallel, two: DataParallel;
 
   before(async () => {
-    [one, two] = await Promise.all([DataParallel.create({ model, workers: 1, optimizer }),
-      DataParallel.create({ model, workers: 2, optimizer })]);
+    [one, two] = await Promise.all([
+      DataParallel.create({ model, workers: 1, optimizer }),
+      DataParallel.create({ model, workers: 2, optimizer }),
+    ]);
     await one.setWeights(await two.getWeights());
   });
   after(async () => {
@@ -45,7 +47,9 @@ describe('DataParallel', function () {
 
   it('names the problem when the batch does not split evenly', async () => {
     let err: Error | undefined;
-    await two.step(batch(9, 5)).catch((e: Error) => { err = e; });
+    await two.step(batch(9, 5)).catch((e: Error) => {
+      err = e;
+    });
     expect(err?.message).to.match(/batch size 5 is not a multiple of the 2 workers/);
   });
 });

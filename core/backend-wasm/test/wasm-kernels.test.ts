@@ -42,7 +42,8 @@ async function both(inputs: Input[], f: Fn): Promise<[Float32Array, Float32Array
 
 function expectClose(ref: Float32Array, got: Float32Array, what: string): void {
   expect(got.length, what).to.equal(ref.length);
-  let scale = 1e-6, err = 0;
+  let scale = 1e-6,
+    err = 0;
   for (let i = 0; i < ref.length; i++) {
     scale = Math.max(scale, Math.abs(ref[i]!));
     err = Math.max(err, Math.abs(ref[i]! - got[i]!));
@@ -65,7 +66,12 @@ function randomPad(r: () => number, f: number): Pad {
   if (kind === 0) return 'same';
   if (kind === 1) return 'valid';
   if (kind === 2) return int(r, 0, f - 1);
-  return [[0, 0], [int(r, 0, f - 1), int(r, 0, f - 1)], [int(r, 0, f - 1), int(r, 0, f - 1)], [0, 0]];
+  return [
+    [0, 0],
+    [int(r, 0, f - 1), int(r, 0, f - 1)],
+    [int(r, 0, f - 1), int(r, 0, f - 1)],
+    [0, 0],
+  ];
 }
 
 /** A conv case; Winograd cases (3x3, stride 1, >= 8 channels) are drawn half the time. */
@@ -77,7 +83,8 @@ function convCase(r: () => number, allowDilation: boolean) {
   const c = winograd ? int(r, 8, 20) : int(r, 1, 12);
   const k = winograd ? int(r, 8, 20) : int(r, 1, 12);
   const eff = (f - 1) * dilation + 1;
-  const h = int(r, eff, eff + 10), w = int(r, eff, eff + 10);
+  const h = int(r, eff, eff + 10),
+    w = int(r, eff, eff + 10);
   return { n: int(r, 1, 3), h, w, c, k, f, stride, dilation, pad: randomPad(r, f) };
 }
 
@@ -99,15 +106,24 @@ describe('wasm training kernels match the cpu backend', function () {
     const r = rng(1);
     for (let i = 0; i < 24; i++) {
       const c = convCase(r, true);
-      const x = randn(r, [c.n, c.h, c.w, c.c]), w = randn(r, [c.f, c.f, c.c, c.k]), b = randn(r, [c.k]);
+      const x = randn(r, [c.n, c.h, c.w, c.c]),
+        w = randn(r, [c.f, c.f, c.c, c.k]),
+        b = randn(r, [c.k]);
       const what = `conv ${JSON.stringify(c)}`;
-      const [ref, got] = await both([x, w], (x, w) =>
-        tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation));
+      const [ref, got] = await both([x, w], (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation));
       expectClose(ref, got, what);
       const act = pick(r, ['linear', 'relu', 'relu6'] as const);
       const [ref2, got2] = await both([x, w, b], (x, w, b) =>
-        tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: c.stride, pad: c.pad,
-          dilations: c.dilation, bias: b, activation: act }));
+        tf.fused.conv2d({
+          x: x as tf.Tensor4D,
+          filter: w as tf.Tensor4D,
+          strides: c.stride,
+          pad: c.pad,
+          dilations: c.dilation,
+          bias: b,
+          activation: act,
+        }),
+      );
       expectClose(ref2, got2, `fused ${act} ${what}`);
     }
   });
@@ -116,19 +132,22 @@ describe('wasm training kernels match the cpu backend', function () {
     const r = rng(2);
     for (let i = 0; i < 24; i++) {
       const c = convCase(r, false);
-      const x = randn(r, [c.n, c.h, c.w, c.c]), w = randn(r, [c.f, c.f, c.c, c.k]);
+      const x = randn(r, [c.n, c.h, c.w, c.c]),
+        w = randn(r, [c.f, c.f, c.c, c.k]);
       const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' as const };
-      const yShape = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.c], [c.f, c.f, c.c, c.k],
-        c.stride, 1, c.pad).outShape;
+      const yShape = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.c], [c.f, c.f, c.c, c.k], c.stride, 1, c.pad).outShape;
       const dy = randn(r, yShape);
       const what = JSON.stringify(c);
-      const [refI, gotI] = await both([dy, w], (dy, w) =>
-        tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w },
-          { ...attrs, inputShape: [c.n, c.h, c.w, c.c] }) as tf.Tensor);
+      const [refI, gotI] = await both(
+        [dy, w],
+        (dy, w) =>
+          tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...attrs, inputShape: [c.n, c.h, c.w, c.c] }) as tf.Tensor,
+      );
       expectClose(refI, gotI, `backprop input ${what}`);
-      const [refF, gotF] = await both([x, dy], (x, dy) =>
-        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy },
-          { ...attrs, filterShape: [c.f, c.f, c.c, c.k] }) as tf.Tensor);
+      const [refF, gotF] = await both(
+        [x, dy],
+        (x, dy) => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...attrs, filterShape: [c.f, c.f, c.c, c.k] }) as tf.Tensor,
+      );
       expectClose(refF, gotF, `backprop filter ${what}`);
     }
   });
@@ -138,36 +157,69 @@ describe('wasm training kernels match the cpu backend', function () {
   it('DepthwiseConv2dNativeBackpropInput and DepthwiseConv2dNativeBackpropFilter', async () => {
     const r = rng(3);
     for (let i = 0; i < 20; i++) {
-      const f = pick(r, [1, 3, 5]), mul = pick(r, [1, 1, 2]);
+      const f = pick(r, [1, 3, 5]),
+        mul = pick(r, [1, 1, 2]);
       const stride = pick(r, [1, 2]);
       const dilation = stride === 1 && r() < 0.3 ? 2 : 1;
       const eff = (f - 1) * dilation + 1;
-      const n = int(r, 1, 2), h = int(r, eff, eff + 8), w = int(r, eff, eff + 8), ch = int(r, 1, 13);
+      const n = int(r, 1, 2),
+        h = int(r, eff, eff + 8),
+        w = int(r, eff, eff + 8),
+        ch = int(r, 1, 13);
       const pad = randomPad(r, f);
-      const yShape = tf.backend_util.computeConv2DInfo([n, h, w, ch], [f, f, ch, mul], stride, dilation, pad,
-        undefined, true).outShape;
-      const x = randn(r, [n, h, w, ch]), filt = randn(r, [f, f, ch, mul]), dy = randn(r, yShape);
+      const yShape = tf.backend_util.computeConv2DInfo([n, h, w, ch], [f, f, ch, mul], stride, dilation, pad, undefined, true).outShape;
+      const x = randn(r, [n, h, w, ch]),
+        filt = randn(r, [f, f, ch, mul]),
+        dy = randn(r, yShape);
       const what = JSON.stringify({ n, h, w, ch, f, mul, stride, dilation, pad });
       const attrs = (d: number) => ({ strides: stride, dilations: d, pad });
       const taps = () => [...Array(f * f).keys()].map((t) => [Math.floor(t / f) * dilation, (t % f) * dilation]);
       // filt zero-inserted to [eff, eff, ch, mul]
       const wide = { shape: [eff, eff, ch, mul], values: new Float32Array(eff * eff * ch * mul) };
       taps().forEach(([a, b], t) => wide.values.set(filt.values.subarray(t * ch * mul, (t + 1) * ch * mul), (a! * eff + b!) * ch * mul));
-      const refI = await run('cpu', [dy, wide], (dy, filter) =>
-        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter },
-          { ...attrs(1), inputShape: [n, h, w, ch] }) as tf.Tensor);
-      const gotI = await run('wasm', [dy, filt], (dy, filter) =>
-        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter },
-          { ...attrs(dilation), inputShape: [n, h, w, ch] }) as tf.Tensor);
+      const refI = await run(
+        'cpu',
+        [dy, wide],
+        (dy, filter) =>
+          tf
+            .engine()
+            .runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter }, { ...attrs(1), inputShape: [n, h, w, ch] }) as tf.Tensor,
+      );
+      const gotI = await run(
+        'wasm',
+        [dy, filt],
+        (dy, filter) =>
+          tf
+            .engine()
+            .runKernel(
+              tf.DepthwiseConv2dNativeBackpropInput,
+              { dy, filter },
+              { ...attrs(dilation), inputShape: [n, h, w, ch] },
+            ) as tf.Tensor,
+      );
       expectClose(refI, gotI, `depthwise backprop input ${what}`);
-      const refWide = await run('cpu', [x, dy], (x, dy) =>
-        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy },
-          { ...attrs(1), filterShape: [eff, eff, ch, mul] }) as tf.Tensor);
+      const refWide = await run(
+        'cpu',
+        [x, dy],
+        (x, dy) =>
+          tf
+            .engine()
+            .runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy }, { ...attrs(1), filterShape: [eff, eff, ch, mul] }) as tf.Tensor,
+      );
       const refF = new Float32Array(f * f * ch * mul);
       taps().forEach(([a, b], t) => refF.set(refWide.subarray((a! * eff + b!) * ch * mul, (a! * eff + b! + 1) * ch * mul), t * ch * mul));
-      const gotF = await run('wasm', [x, dy], (x, dy) =>
-        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy },
-          { ...attrs(dilation), filterShape: [f, f, ch, mul] }) as tf.Tensor);
+      const gotF = await run(
+        'wasm',
+        [x, dy],
+        (x, dy) =>
+          tf
+            .engine()
+            .runKernel(
+              tf.DepthwiseConv2dNativeBackpropFilter,
+              { x, dy },
+              { ...attrs(dilation), filterShape: [f, f, ch, mul] },
+            ) as tf.Tensor,
+      );
       expectClose(refF, gotF, `depthwise backprop filter ${what}`);
     }
   });
@@ -175,10 +227,13 @@ describe('wasm training kernels match the cpu backend', function () {
   it('UnsortedSegmentSum (the gradient of gather)', async () => {
     const r = rng(4);
     for (let i = 0; i < 6; i++) {
-      const rows = int(r, 1, 30), inner = int(r, 1, 7), segs = int(r, 1, 10);
-      const ids = Int32Array.from({ length: rows }, () => int(r, -1, segs));  // -1 and segs are dropped
+      const rows = int(r, 1, 30),
+        inner = int(r, 1, 7),
+        segs = int(r, 1, 10);
+      const ids = Int32Array.from({ length: rows }, () => int(r, -1, segs)); // -1 and segs are dropped
       const [ref, got] = await both([randn(r, [rows, inner]), { shape: [rows], values: ids }], (x, s) =>
-        tf.unsortedSegmentSum(x, s as tf.Tensor1D, segs));
+        tf.unsortedSegmentSum(x, s as tf.Tensor1D, segs),
+      );
       expectClose(ref, got, `segment sum rows=${rows} inner=${inner} segs=${segs}`);
     }
   });
@@ -204,9 +259,17 @@ describe('wasm training kernels match the cpu backend', function () {
 
   it('FusedBatchNorm forward: per-channel statistics with and without offset/scale, and the stock fallback', async () => {
     const r = rng(8);
-    for (const shape of [[3, 5, 4, 6], [2, 7], [600, 9], [2, 3, 3, 13]]) {
+    for (const shape of [
+      [3, 5, 4, 6],
+      [2, 7],
+      [600, 9],
+      [2, 3, 3, 13],
+    ]) {
       const C = shape[shape.length - 1]!;
-      const x = randn(r, shape), mean = randn(r, [C]), gamma = randn(r, [C]), beta = randn(r, [C]);
+      const x = randn(r, shape),
+        mean = randn(r, [C]),
+        gamma = randn(r, [C]),
+        beta = randn(r, [C]);
       const variance = { shape: [C], values: randn(r, [C]).values.map((v) => v * v + 0.1) };
       const what = `batch norm forward ${shape}`;
       const [ref, got] = await both([x, mean, variance, beta, gamma], (x, m, v, b, g) => tf.batchNorm(x!, m!, v!, b, g, 1e-3));
@@ -214,19 +277,32 @@ describe('wasm training kernels match the cpu backend', function () {
       const [ref2, got2] = await both([x, mean, variance], (x, m, v) => tf.batchNorm(x!, m!, v!, undefined, undefined, 1e-5));
       expectClose(ref2, got2, `${what} without offset and scale`);
       // statistics with the full shape of x: not per channel, so the stock kernel runs
-      const [ref3, got3] = await both([x, x, variance], (x, m, v) => tf.batchNorm(x!, m!, tf.add(tf.mul(m!, 0), tf.mean(v!)), undefined, undefined, 1e-3));
+      const [ref3, got3] = await both([x, x, variance], (x, m, v) =>
+        tf.batchNorm(x!, m!, tf.add(tf.mul(m!, 0), tf.mean(v!)), undefined, undefined, 1e-3),
+      );
       expectClose(ref3, got3, `${what} with full-shape statistics`);
     }
   });
 
   it('Add, Sub, Multiply (same shape, per-channel either side, other broadcasts) and the relu gradient', async () => {
     const r = rng(9);
-    const big = [8, 96, 96, 16], C = 16; // 1.18M elements: above the threaded kernels' threshold
-    const x = randn(r, big), y = randn(r, big), row = randn(r, [C]), row4 = randn(r, [1, 1, 1, C]), col = randn(r, [8, 1, 1, 1]);
+    const big = [8, 96, 96, 16],
+      C = 16; // 1.18M elements: above the threaded kernels' threshold
+    const x = randn(r, big),
+      y = randn(r, big),
+      row = randn(r, [C]),
+      row4 = randn(r, [1, 1, 1, C]),
+      col = randn(r, [8, 1, 1, 1]);
     const ops = { add: tf.add, sub: tf.sub, mul: tf.mul } as const;
     for (const [name, op] of Object.entries(ops)) {
-      for (const [label, a, b] of [['same shape', x, y], ['per-channel b', x, row], ['per-channel b rank 4', x, row4],
-        ['per-channel a', row, x], ['other broadcast', x, col], ['small', row, row]] as const) {
+      for (const [label, a, b] of [
+        ['same shape', x, y],
+        ['per-channel b', x, row],
+        ['per-channel b rank 4', x, row4],
+        ['per-channel a', row, x],
+        ['other broadcast', x, col],
+        ['small', row, row],
+      ] as const) {
         const [ref, got] = await both([a, b], (a, b) => op(a!, b!));
         expectClose(ref, got, `${name} ${label}`);
       }
@@ -234,15 +310,25 @@ describe('wasm training kernels match the cpu backend', function () {
     const xn = { shape: big, values: x.values.map((v, i) => (i % 997 === 0 ? NaN : v)) };
     const [ref, got] = await both([xn, y], (x, dy) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), dy!)))(x!));
     expect(Array.from(got).map(Number.isNaN), 'NaN inputs give NaN gradients, as on cpu').to.deep.equal(Array.from(ref).map(Number.isNaN));
-    expectClose(ref.map((v) => (Number.isNaN(v) ? 0 : v)), got.map((v) => (Number.isNaN(v) ? 0 : v)), 'relu gradient');
+    expectClose(
+      ref.map((v) => (Number.isNaN(v) ? 0 : v)),
+      got.map((v) => (Number.isNaN(v) ? 0 : v)),
+      'relu gradient',
+    );
   });
 
   it('BatchMatMul with every transpose, batched, and the stock fallbacks (broadcast batch, small)', async () => {
     const r = rng(10);
-    for (const [M, K, N, batch] of [[70, 90, 80, []], [64, 576, 1024, []], [33, 40, 65, [3]], [5, 7, 9, [2]]] as [number, number, number, number[]][]) {
+    for (const [M, K, N, batch] of [
+      [70, 90, 80, []],
+      [64, 576, 1024, []],
+      [33, 40, 65, [3]],
+      [5, 7, 9, [2]],
+    ] as [number, number, number, number[]][]) {
       for (const ta of [false, true]) {
         for (const tb of [false, true]) {
-          const a = randn(r, [...batch, ...(ta ? [K, M] : [M, K])]), b = randn(r, [...batch, ...(tb ? [N, K] : [K, N])]);
+          const a = randn(r, [...batch, ...(ta ? [K, M] : [M, K])]),
+            b = randn(r, [...batch, ...(tb ? [N, K] : [K, N])]);
           const [ref, got] = await both([a, b], (a, b) => tf.matMul(a!, b!, ta, tb));
           expectClose(ref, got, `matMul ${M}x${K}x${N} batch ${batch} transposeA ${ta} transposeB ${tb}`);
         }
@@ -254,17 +340,23 @@ describe('wasm training kernels match the cpu backend', function () {
 
   it('batch-norm and mean gradients (as tfjs-layers BatchNormalization trains)', async () => {
     const r = rng(7);
-    for (const shape of [[3, 5, 4, 6], [2, 7], [4, 3, 3, 13]]) {
+    for (const shape of [
+      [3, 5, 4, 6],
+      [2, 7],
+      [4, 3, 3, 13],
+    ]) {
       const C = shape[shape.length - 1]!;
       const axes = [...Array(shape.length - 1).keys()];
-      const x = randn(r, shape), gamma = randn(r, [C]), beta = randn(r, [C]), dy = randn(r, shape);
+      const x = randn(r, shape),
+        gamma = randn(r, [C]),
+        beta = randn(r, [C]),
+        dy = randn(r, shape);
       const f = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, dy: tf.Tensor) => {
         const { mean, variance } = tf.moments(x, axes);
         return tf.sum(tf.mul(tf.batchNorm(x, mean, variance, beta, gamma, 1e-3), dy));
       };
       for (let arg = 0; arg < 3; arg++) {
-        const [ref, got] = await both([x, gamma, beta, dy], (...ts) =>
-          tf.grads((x, g, b) => f(x!, g!, b!, ts[3]!))(ts.slice(0, 3))[arg]!);
+        const [ref, got] = await both([x, gamma, beta, dy], (...ts) => tf.grads((x, g, b) => f(x!, g!, b!, ts[3]!))(ts.slice(0, 3))[arg]!);
         expectClose(ref, got, `batch norm ${shape} gradient of argument ${arg}`);
       }
     }
@@ -272,8 +364,11 @@ describe('wasm training kernels match the cpu backend', function () {
 
   it('tf.grad through conv, depthwise, gather and pooling agrees end to end', async () => {
     const r = rng(5);
-    const x = randn(r, [2, 9, 9, 8]), w1 = randn(r, [3, 3, 8, 12]), dw = randn(r, [3, 3, 12, 1]),
-      w2 = randn(r, [1, 1, 12, 8]), table = randn(r, [5, 8]);
+    const x = randn(r, [2, 9, 9, 8]),
+      w1 = randn(r, [3, 3, 8, 12]),
+      dw = randn(r, [3, 3, 12, 1]),
+      w2 = randn(r, [1, 1, 12, 8]),
+      table = randn(r, [5, 8]);
     const idx = { shape: [4], values: Int32Array.from([0, 3, 3, 4]) };
     const loss = (x: tf.Tensor, w1: tf.Tensor, dw: tf.Tensor, w2: tf.Tensor, table: tf.Tensor, idx: tf.Tensor) => {
       let y: tf.Tensor4D = tf.relu(tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same'));
@@ -284,26 +379,33 @@ describe('wasm training kernels match the cpu backend', function () {
       return tf.sum(tf.square(tf.add(pooled, bias)));
     };
     for (let arg = 0; arg < 5; arg++) {
-      const [ref, got] = await both([x, w1, dw, w2, table, idx], (...ts) =>
-        tf.grads((...vs: tf.Tensor[]) => loss(...(vs.concat(ts.slice(5)) as Parameters<typeof loss>)))(ts.slice(0, 5))[arg]!);
+      const [ref, got] = await both(
+        [x, w1, dw, w2, table, idx],
+        (...ts) => tf.grads((...vs: tf.Tensor[]) => loss(...(vs.concat(ts.slice(5)) as Parameters<typeof loss>)))(ts.slice(0, 5))[arg]!,
+      );
       expectClose(ref, got, `gradient of argument ${arg}`);
     }
   });
 
   it('a training step of a conv + batch-norm model leaks no tensors', async () => {
     await tf.setBackend('wasm');
-    const model = tfl.sequential({ layers: [
-      tfl.layers.conv2d({ inputShape: [8, 8, 8], filters: 8, kernelSize: 3, padding: 'same', useBias: false }),
-      tfl.layers.batchNormalization(), tfl.layers.reLU(),
-      tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same' }),
-      tfl.layers.globalAveragePooling2d({}), tfl.layers.dense({ units: 3 }),
-    ] });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 8], filters: 8, kernelSize: 3, padding: 'same', useBias: false }),
+        tfl.layers.batchNormalization(),
+        tfl.layers.reLU(),
+        tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same' }),
+        tfl.layers.globalAveragePooling2d({}),
+        tfl.layers.dense({ units: 3 }),
+      ],
+    });
     const x = tf.randomNormal([4, 8, 8, 8]);
     const opt = tf.train.sgd(0.01);
-    const step = () => tf.tidy(() => {
-      const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
-      opt.applyGradients(grads);
-    });
+    const step = () =>
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
+        opt.applyGradients(grads);
+      });
     step();
     const before = tf.memory();
     step();
@@ -319,7 +421,8 @@ describe('wasm training kernels match the cpu backend', function () {
     await tf.setBackend('wasm');
     const r = rng(7);
     const shapes = [[37], [3, 3, 64, 64]]; // a SIMD remainder; several parts on the kernel threads
-    const cases: [string, () => TricksOptimizer, number][] = [ // [kernel, optimizer, slots]
+    const cases: [string, () => TricksOptimizer, number][] = [
+      // [kernel, optimizer, slots]
       [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0.9, weightDecay: 5e-4 }), 1],
       [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 }), 1],
       [SGD_STEP_KERNEL, () => new SGD({ lr: 0.1, momentum: 0, weightDecay: 5e-4 }), 0],
@@ -350,7 +453,10 @@ describe('wasm training kernels match the cpu backend', function () {
               gt.dispose();
             });
             expect(tf.memory().numTensors, 'tensors after 3 steps').to.equal(start + slots);
-            const out = [w.dataSync() as Float32Array, ...(await opt.getWeights()).slice(1).map((s) => s.tensor.dataSync() as Float32Array)]; // [iterations, ...slots]
+            const out = [
+              w.dataSync() as Float32Array,
+              ...(await opt.getWeights()).slice(1).map((s) => s.tensor.dataSync() as Float32Array),
+            ]; // [iterations, ...slots]
             opt.dispose();
             w.dispose();
             return out;
@@ -361,7 +467,9 @@ describe('wasm training kernels match the cpu backend', function () {
         const [got, ref] = [await run(true), await run(false)];
         expect(got.length, 'weights and slots').to.equal(1 + slots);
         expect(ref.length, 'weights and slots').to.equal(1 + slots);
-        got.forEach((g, i) => expect(Buffer.from(g.buffer).equals(Buffer.from(ref[i]!.buffer)), `${JSON.stringify(opts)} ${shape} output ${i}`).to.equal(true));
+        got.forEach((g, i) =>
+          expect(Buffer.from(g.buffer).equals(Buffer.from(ref[i]!.buffer)), `${JSON.stringify(opts)} ${shape} output ${i}`).to.equal(true),
+        );
       }
     }
   });

@@ -59,7 +59,9 @@ export async function benchGrouped(batch: number, reps: number): Promise<string>
     const ug = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')));
     const ufb = await best(() => ug([x, full]), reps);
     const p = torch?.[name];
-    rows.push(`| ${name} ${hw}x${hw}x${c} | ${(macs / 1e6).toFixed(0)} | ${cells.join(' | ')} | ${uf.toFixed(1)} / ${ufb.toFixed(1)} | ${p ? `${p.fwd.toFixed(1)} / ${p.fwdbwd.toFixed(1)}` : 'n/a'} |`);
+    rows.push(
+      `| ${name} ${hw}x${hw}x${c} | ${(macs / 1e6).toFixed(0)} | ${cells.join(' | ')} | ${uf.toFixed(1)} / ${ufb.toFixed(1)} | ${p ? `${p.fwd.toFixed(1)} / ${p.fwdbwd.toFixed(1)}` : 'n/a'} |`,
+    );
     tf.dispose([x, w, full]);
   }
   return [

@@ -18,9 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { QUEUE_NAME, readAttempts, type RunJobData } from '@tricks/distributed';
-import { startLocalRedis, type LocalRedis } from '@tricks/distributed';
-import { parseQueueUrl } from '@tricks/distributed';
+import { QUEUE_NAME, readAttempts, type RunJobData, startLocalRedis, type LocalRedis, parseQueueUrl } from '@tricks/distributed';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
@@ -71,7 +69,10 @@ function runSeconds(out: string): { runs: number; seconds: number } {
 async function local(jobs: number, dir: string): Promise<Sample> {
   const out = join(dir, `local${jobs}`);
   const t0 = performance.now();
-  const code = await run(['ablate', '--preset', preset, '--seeds', String(seeds), '--backend', 'wasm', '--jobs', String(jobs), '--out', out], `${out}.log`);
+  const code = await run(
+    ['ablate', '--preset', preset, '--seeds', String(seeds), '--backend', 'wasm', '--jobs', String(jobs), '--out', out],
+    `${out}.log`,
+  );
   const wall = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`local ablate failed (${code}): ${readFileSync(`${out}.log`, 'utf8').slice(-2000)}`);
   const r = runSeconds(out);
@@ -82,7 +83,10 @@ async function queued(workers: number, dir: string, redis: LocalRedis): Promise<
   const out = join(dir, `queue${workers}`);
   const procs = Array.from({ length: workers }, (_, i) => {
     const log = join(dir, `worker${workers}-${i}.log`);
-    const p = spawn(process.execPath, [tricks, 'worker', '--queue', redis.url, '--backend', 'wasm'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [tricks, 'worker', '--queue', redis.url, '--backend', 'wasm'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     p.stdout.on('data', (d) => (text += d));
     p.stderr.on('data', (d) => (text += d));
@@ -96,7 +100,10 @@ async function queued(workers: number, dir: string, redis: LocalRedis): Promise<
       await new Promise((r) => setTimeout(r, 100));
     }
     const t0 = performance.now();
-    const code = await run(['ablate', '--preset', preset, '--seeds', String(seeds), '--backend', 'wasm', '--out', out, '--queue', redis.url], `${out}.log`);
+    const code = await run(
+      ['ablate', '--preset', preset, '--seeds', String(seeds), '--backend', 'wasm', '--out', out, '--queue', redis.url],
+      `${out}.log`,
+    );
     const wall = (performance.now() - t0) / 1000;
     if (code !== 0) throw new Error(`queued ablate failed (${code}): ${readFileSync(`${out}.log`, 'utf8').slice(-2000)}`);
     const r = runSeconds(out);
@@ -131,8 +138,10 @@ try {
       const dir = mkdtempSync(join(tmpdir(), 'tricks-bench-dist-'));
       try {
         const s = mode.startsWith('local') ? await local(Number(mode.slice(5)), dir) : await queued(Number(mode.slice(5)), dir, redis);
-        console.log(`rep ${rep + 1} ${mode}: ${s.wall.toFixed(1)} s wall for ${s.runs} runs (their own time ${s.runSeconds.toFixed(1)} s)` +
-          (s.pickup !== undefined ? `; job pickup ${s.pickup.toFixed(3)} s, start ${s.startup!.toFixed(2)} s (medians)` : ''));
+        console.log(
+          `rep ${rep + 1} ${mode}: ${s.wall.toFixed(1)} s wall for ${s.runs} runs (their own time ${s.runSeconds.toFixed(1)} s)` +
+            (s.pickup !== undefined ? `; job pickup ${s.pickup.toFixed(3)} s, start ${s.startup!.toFixed(2)} s (medians)` : ''),
+        );
         if (!best.has(mode) || s.wall < best.get(mode)!.wall) best.set(mode, s);
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -150,26 +159,30 @@ const label: Record<string, string> = {
   queue2: 'BullMQ, 2 `tricks worker`',
 };
 const l1 = best.get('local1');
-const rows = only.filter((m) => best.has(m)).map((m) => {
-  const s = best.get(m)!;
-  const perRun = s.wall / s.runs;
-  const par = m.endsWith('2') ? 2 : 1;
-  // Overhead per run: wall time per run x parallelism minus the run's own seconds.
-  const overhead = (s.wall * par - s.runSeconds) / s.runs;
-  return `| ${label[m]} | ${s.wall.toFixed(1)} | ${l1 ? (l1.wall / s.wall).toFixed(2) + 'x' : '-'} | ${perRun.toFixed(1)} | ${(s.runSeconds / s.runs).toFixed(1)} | ${overhead.toFixed(1)} | ${s.pickup !== undefined ? `${s.pickup.toFixed(3)} / ${s.startup!.toFixed(2)}` : '-'} |`;
-});
+const rows = only
+  .filter((m) => best.has(m))
+  .map((m) => {
+    const s = best.get(m)!;
+    const perRun = s.wall / s.runs;
+    const par = m.endsWith('2') ? 2 : 1;
+    // Overhead per run: wall time per run x parallelism minus the run's own seconds.
+    const overhead = (s.wall * par - s.runSeconds) / s.runs;
+    return `| ${label[m]} | ${s.wall.toFixed(1)} | ${l1 ? (l1.wall / s.wall).toFixed(2) + 'x' : '-'} | ${perRun.toFixed(1)} | ${(s.runSeconds / s.runs).toFixed(1)} | ${overhead.toFixed(1)} | ${s.pickup !== undefined ? `${s.pickup.toFixed(3)} / ${s.startup!.toFixed(2)}` : '-'} |`;
+  });
 const n = best.values().next().value?.runs ?? 0;
 const begin = '<!-- bench:distributed begin (written by node core/bench/dist/src/distributed-bench.js) -->';
 const end = '<!-- bench:distributed end -->';
 const table = [
   begin,
   `Study: \`${preset.replace(root + '/', '')}\` (${n} runs: 3 ladder steps x ${seeds} seeds, width-8 small CNN, 256 digits, 5 epochs of 4 steps), wasm backend;`,
-  `${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}.`,
+  `${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}.`,
   `Fastest of ${reps} repetitions per row, all rows from one run of the script. Wall time from the coordinator's start to its exit (workers already running).`,
   '"Overhead per run": wall time x parallelism / runs, minus the runs\' own training + evaluation seconds. "Pickup / start": medians of the seconds',
-  'a job waited for an idle worker (BullMQ processedOn minus the later of its enqueue time and that worker\'s previous finish), and from processedOn to the run\'s start in the sandboxed child.',
+  "a job waited for an idle worker (BullMQ processedOn minus the later of its enqueue time and that worker's previous finish), and from processedOn to the run's start in the sandboxed child.",
   '',
-  '| mode | wall s | speed-up vs local --jobs 1 | wall s per run | run\'s own s | overhead per run s | pickup / start s |',
+  "| mode | wall s | speed-up vs local --jobs 1 | wall s per run | run's own s | overhead per run s | pickup / start s |",
   '|---|---|---|---|---|---|---|',
   ...rows,
   end,
@@ -178,8 +191,12 @@ console.log(`\n${table}`);
 if (!process.argv.includes('--no-write')) {
   const file = join(root, 'docs', 'benchmarks.md');
   let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-  const i = doc.indexOf(begin), j = doc.indexOf(end);
-  doc = i >= 0 && j > i ? doc.slice(0, i) + table + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n## Distributed studies (BullMQ)\n\n${table}\n`;
+  const i = doc.indexOf(begin),
+    j = doc.indexOf(end);
+  doc =
+    i >= 0 && j > i
+      ? doc.slice(0, i) + table + doc.slice(j + end.length)
+      : `${doc.trimEnd()}\n\n## Distributed studies (BullMQ)\n\n${table}\n`;
   writeFileSync(`${file}.tmp`, doc);
   renameSync(`${file}.tmp`, file);
   console.log(`wrote ${file}`);

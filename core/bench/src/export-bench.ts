@@ -7,13 +7,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { DefaultBackendService } from '@tricks/core';
+import { DefaultBackendService, MemoryLogger, loadModel, type UserConfig } from '@tricks/core';
 import { wasmProvider } from '@tricks/backend-wasm';
 import { createStandardTrainer } from '@tricks/lab';
-import { MemoryLogger } from '@tricks/core';
-import { loadModel } from '@tricks/core';
 import { modelCost } from '@tricks/models';
-import type { UserConfig } from '@tricks/core';
 import { loadOrt, type ExportRecord } from '@tricks/export';
 
 const DATA = process.env.FASHION_MNIST ?? '/usr/share/datasets/fashion-mnist';
@@ -76,21 +73,48 @@ export async function benchCompression(trainItems = 6000, epochs = 3, valItems =
     const trainer = await createStandardTrainer({ ...base, ...r.config, out: dir }, { logger: new MemoryLogger() });
     const res = await trainer.run();
     const seconds = (performance.now() - t0) / 1000;
-    const report = JSON.parse(readFileSync(join(dir, 'export-report.json'), 'utf8')) as { reference: { top1: number }; artifacts: ExportRecord[] };
+    const report = JSON.parse(readFileSync(join(dir, 'export-report.json'), 'utf8')) as {
+      reference: { top1: number };
+      artifacts: ExportRecord[];
+    };
     const shape = [28, 28, 1];
     for (const a of report.artifacts) {
-      const speed = a.format.startsWith('onnx') ? { ort_img_per_sec: await ortImgPerSec(join(a.dir, 'model.onnx'), shape) } : { wasm_img_per_sec: await tfjsImgPerSec(a.dir, shape) };
+      const speed = a.format.startsWith('onnx')
+        ? { ort_img_per_sec: await ortImgPerSec(join(a.dir, 'model.onnx'), shape) }
+        : { wasm_img_per_sec: await tfjsImgPerSec(a.dir, shape) };
       const model = a.format.startsWith('tfjs') ? await loadModel(a.dir) : undefined;
       const cost = model ? modelCost(model) : undefined;
       model?.dispose();
-      results.push({ run: r.name, format: a.format, quantization: a.quantization ?? 'float', top1: a.top1, reference_top1: report.reference.top1, agreement: a.agreement, bytes: a.bytes, ...(cost ? { params: cost.params, macs: cost.macs } : {}), ...speed });
+      results.push({
+        run: r.name,
+        format: a.format,
+        quantization: a.quantization ?? 'float',
+        top1: a.top1,
+        reference_top1: report.reference.top1,
+        agreement: a.agreement,
+        bytes: a.bytes,
+        ...(cost ? { params: cost.params, macs: cost.macs } : {}),
+        ...speed,
+      });
     }
     const prune = res.artifacts.at(-1)?.report.prune;
     if (prune) results.push({ run: r.name, prune });
-    results.push({ run: r.name, train_seconds: seconds, epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_top1: e.val_top1, img_per_sec: e.images_per_sec })) });
+    results.push({
+      run: r.name,
+      train_seconds: seconds,
+      epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_top1: e.val_top1, img_per_sec: e.images_per_sec })),
+    });
     console.log(JSON.stringify(results.filter((x) => x.run === r.name)));
   }
-  const summary = { data: DATA, trainItems, valItems, epochs, model: 'small-cnn width 16', backend: 'wasm (single thread), ORT 1 thread', results };
+  const summary = {
+    data: DATA,
+    trainItems,
+    valItems,
+    epochs,
+    model: 'small-cnn width 16',
+    backend: 'wasm (single thread), ORT 1 thread',
+    results,
+  };
   writeFileSync(join(out, 'results.json'), JSON.stringify(summary, null, 1));
   return summary;
 }
@@ -105,15 +129,36 @@ export async function timeArtifacts(rounds = 5): Promise<Record<string, number>>
   await backend.select('wasm');
   const out = join('runs', 'bench-compression');
   const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { results: { run: string; format?: string }[] };
-  const items = summary.results.filter((r) => r.format).map((r) => ({ key: `${r.run}/${r.format}`, dir: join(out, r.run, r.format === 'tfjs' && r.run === 'float' ? 'model' : r.format === 'tfjs' && r.run === 'qat' ? 'model-qat' : r.format === 'tfjs' ? 'model-pruned' : join('export', r.format!)), onnx: r.format!.startsWith('onnx') }));
+  const items = summary.results
+    .filter((r) => r.format)
+    .map((r) => ({
+      key: `${r.run}/${r.format}`,
+      dir: join(
+        out,
+        r.run,
+        r.format === 'tfjs' && r.run === 'float'
+          ? 'model'
+          : r.format === 'tfjs' && r.run === 'qat'
+            ? 'model-qat'
+            : r.format === 'tfjs'
+              ? 'model-pruned'
+              : join('export', r.format!),
+      ),
+      onnx: r.format!.startsWith('onnx'),
+    }));
   const best: Record<string, number> = {};
   for (let i = 0; i < rounds; i++) {
     for (const it of items) {
-      const v = it.onnx ? await ortImgPerSec(join(it.dir, 'model.onnx'), [28, 28, 1], 256, 3) : await tfjsImgPerSec(it.dir, [28, 28, 1], 256, 3);
+      const v = it.onnx
+        ? await ortImgPerSec(join(it.dir, 'model.onnx'), [28, 28, 1], 256, 3)
+        : await tfjsImgPerSec(it.dir, [28, 28, 1], 256, 3);
       best[it.key] = Math.max(best[it.key] ?? 0, v);
     }
   }
-  writeFileSync(join(out, 'speed.json'), JSON.stringify({ rounds, note: 'img/s, batch 256, best of rounds x 3 repeats, interleaved', best }, null, 1));
+  writeFileSync(
+    join(out, 'speed.json'),
+    JSON.stringify({ rounds, note: 'img/s, batch 256, best of rounds x 3 repeats, interleaved', best }, null, 1),
+  );
   return best;
 }
 

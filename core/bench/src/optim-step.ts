@@ -28,7 +28,8 @@ for (const [name, kernel, opt] of cases) {
     }
     return ms;
   };
-  let fused = Infinity, unfused = Infinity;
+  let fused = Infinity,
+    unfused = Infinity;
   for (let round = 0; round < 4; round++) {
     fused = Math.min(fused, best());
     tf.unregisterKernel(kernel, 'wasm');
@@ -38,5 +39,7 @@ for (const [name, kernel, opt] of cases) {
       tf.registerKernel(config);
     }
   }
-  console.log(`${name} over ${weights.reduce((a, v) => a + v.size, 0)} weights: one pass ${fused.toFixed(1)} ms, unfused ${unfused.toFixed(1)} ms`);
+  console.log(
+    `${name} over ${weights.reduce((a, v) => a + v.size, 0)} weights: one pass ${fused.toFixed(1)} ms, unfused ${unfused.toFixed(1)} ms`,
+  );
 }

@@ -7,16 +7,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadDigits } from '@tricks/data';
 import { createStandardTrainer } from '@tricks/lab';
-import { MemoryLogger } from '@tricks/core';
-import { crossEntropy } from '@tricks/core';
-import { ModelRegistry } from '@tricks/core';
-import { SGD } from '@tricks/core';
-import { toBatch } from '@tricks/core';
-import { Rng } from '@tricks/core';
-import { withSeededMathRandom } from '@tricks/core';
+import { MemoryLogger, crossEntropy, ModelRegistry, SGD, toBatch, Rng, withSeededMathRandom } from '@tricks/core';
 
 const NOOP_PLUGINS = [
-  ['batch', 'sync'], ['loss', 'sync'], ['step', 'sync'], ['evalBatch', 'sync'], ['epoch', 'promise'], ['setup', 'promise'],
+  ['batch', 'sync'],
+  ['loss', 'sync'],
+  ['step', 'sync'],
+  ['evalBatch', 'sync'],
+  ['epoch', 'promise'],
+  ['setup', 'promise'],
 ] as const;
 
 export interface OverheadResult {
@@ -32,21 +31,27 @@ export interface OverheadResult {
 function writeNoopPlugins(dir: string): string[] {
   return NOOP_PLUGINS.map(([hook, kind], i) => {
     const file = join(dir, `noop${i}.mjs`);
-    const body = kind === 'sync'
-      ? `api.hooks.${hook}.tap('noop${i}', (v, ctx) => { void ctx; return v; });`
-      : `api.hooks.${hook}.tapPromise('noop${i}', async () => {});`;
+    const body =
+      kind === 'sync'
+        ? `api.hooks.${hook}.tap('noop${i}', (v, ctx) => { void ctx; return v; });`
+        : `api.hooks.${hook}.tapPromise('noop${i}', async () => {});`;
     writeFileSync(file, `export default { name: 'noop${i}', description: 'no-op', apply(api) { ${body} } };\n`);
     return file;
   });
 }
 
-export async function benchOverhead(opts: { steps?: number; batchSize?: number; repeats?: number; backend?: string } = {}): Promise<OverheadResult> {
-  const steps = opts.steps ?? 60, batchSize = opts.batchSize ?? 64, repeats = opts.repeats ?? 3;
+export async function benchOverhead(
+  opts: { steps?: number; batchSize?: number; repeats?: number; backend?: string } = {},
+): Promise<OverheadResult> {
+  const steps = opts.steps ?? 60,
+    batchSize = opts.batchSize ?? 64,
+    repeats = opts.repeats ?? 3;
   const data = loadDigits().train;
   const dir = mkdtempSync(join(tmpdir(), 'tricks-overhead-'));
   const plugins = writeNoopPlugins(dir);
   const spec = { inputShape: data.shape, numClasses: data.numClasses, options: { width: 32 } };
-  let bare = 0, trainer = 0;
+  let bare = 0,
+    trainer = 0;
   try {
     for (let r = 0; r < repeats; r++) {
       // Bare loop: the same batches in the same order, no hooks, no trainer.
@@ -70,9 +75,18 @@ export async function benchOverhead(opts: { steps?: number; batchSize?: number; 
 
       const t = await createStandardTrainer(
         {
-          data: 'digits', model: { name: 'small-cnn', options: { width: 32 } }, epochs: 1, batchSize, checkpoint: false,
-          optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true }, limit: { steps, val: 64 }, backend: opts.backend ?? 'wasm',
-          export: { formats: [] }, plugins, out: join(dir, `run${r}`), seed: r,
+          data: 'digits',
+          model: { name: 'small-cnn', options: { width: 32 } },
+          epochs: 1,
+          batchSize,
+          checkpoint: false,
+          optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true },
+          limit: { steps, val: 64 },
+          backend: opts.backend ?? 'wasm',
+          export: { formats: [] },
+          plugins,
+          out: join(dir, `run${r}`),
+          seed: r,
         },
         { logger: new MemoryLogger() },
       );

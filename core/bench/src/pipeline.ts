@@ -15,29 +15,33 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
-import { normalize } from '@tricks/helper-augment';
-import { padCropFast, resizedCropFast } from '@tricks/helper-augment';
-import { randomResizedCropBox } from '@tricks/helper-augment';
-import { encodeCifarRecords, loadCifar } from '@tricks/data';
-import type { Dataset } from '@tricks/core';
-import { loadFolder } from '@tricks/data';
-import { loadIdxDataset } from '@tricks/data';
-import { loadBatches, ShuffleSampler } from '@tricks/core';
-import { Rng } from '@tricks/core';
+import { normalize, padCropFast, resizedCropFast, randomResizedCropBox } from '@tricks/helper-augment';
+import { encodeCifarRecords, loadCifar, loadFolder, loadIdxDataset } from '@tricks/data';
+import { type Dataset, loadBatches, ShuffleSampler, Rng } from '@tricks/core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..', '..');
 const TORCH_SCRIPT = join(root, 'core', 'bench', 'src', 'pipeline_torch.py');
 const PYTHON = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
 
-export interface PipelineRate { imagesPerSec: number; waitMsPerBatch: number; epochs: number[] }
+export interface PipelineRate {
+  imagesPerSec: number;
+  waitMsPerBatch: number;
+  epochs: number[];
+}
 
 /** Our pipeline over `epochs` epochs: loader with prefetch, then the batched transforms on the backend. Best epoch. */
-export async function runOurs(dataset: Dataset, batchSize: number, epochs: number, transform: (x: tf.Tensor4D, rng: Rng) => tf.Tensor4D): Promise<PipelineRate> {
+export async function runOurs(
+  dataset: Dataset,
+  batchSize: number,
+  epochs: number,
+  transform: (x: tf.Tensor4D, rng: Rng) => tf.Tensor4D,
+): Promise<PipelineRate> {
   const rng = new Rng(1);
   const [h, w, c] = dataset.shape;
   const rates: number[] = [];
-  let wait = 0, batches = 0;
+  let wait = 0,
+    batches = 0;
   for (let e = 0; e < epochs; e++) {
     const idx = new ShuffleSampler().epochIndices(dataset, e, 1);
     const t0 = performance.now();
@@ -55,7 +59,8 @@ export async function runOurs(dataset: Dataset, batchSize: number, epochs: numbe
   return { imagesPerSec: Math.max(...rates), waitMsPerBatch: wait / batches, epochs: rates };
 }
 
-const MEAN = [0.485, 0.456, 0.406], STD = [0.229, 0.224, 0.225];
+const MEAN = [0.485, 0.456, 0.406],
+  STD = [0.229, 0.224, 0.225];
 
 export function cifarTransform(x: tf.Tensor4D, rng: Rng): tf.Tensor4D {
   const n = x.shape[0];
@@ -77,13 +82,17 @@ export function makeCifarDir(dir: string, count: number): string {
   mkdirSync(dir, { recursive: true });
   const fm = loadIdxDataset('fashion-mnist', undefined).train;
   const n = Math.min(count, fm.length);
-  const { images: src, labels } = (fm as unknown as { getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array } }).getBatchSync(Array.from({ length: n }, (_, i) => i));
+  const { images: src, labels } = (fm as unknown as { getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array } }).getBatchSync(
+    Array.from({ length: n }, (_, i) => i),
+  );
   const images = new Uint8Array(n * 3072);
-  for (let i = 0; i < n; i++) for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-    const v = src[i * 784 + y * 28 + x];
-    const o = i * 3072 + ((y + 2) * 32 + x + 2) * 3;
-    images[o] = images[o + 1] = images[o + 2] = v;
-  }
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < 28; y++)
+      for (let x = 0; x < 28; x++) {
+        const v = src[i * 784 + y * 28 + x];
+        const o = i * 3072 + ((y + 2) * 32 + x + 2) * 3;
+        images[o] = images[o + 1] = images[o + 2] = v;
+      }
   writeFileSync(join(dir, 'data_batch_1.bin'), encodeCifarRecords(images, labels, 'cifar10'));
   writeFileSync(join(dir, 'test_batch.bin'), encodeCifarRecords(images.subarray(0, 3072 * 10), labels.subarray(0, 10), 'cifar10'));
   return dir;
@@ -93,15 +102,22 @@ export function makeCifarDir(dir: string, count: number): string {
 export async function makeJpegDir(dir: string, count: number): Promise<string> {
   const marker = join(dir, `.complete-${count}`);
   if (existsSync(marker)) return dir;
-  const fm = loadIdxDataset('fashion-mnist', undefined).train as unknown as { getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array } };
+  const fm = loadIdxDataset('fashion-mnist', undefined).train as unknown as {
+    getBatchSync(i: number[]): { images: Uint8Array; labels: Int32Array };
+  };
   const { images, labels } = fm.getBatchSync(Array.from({ length: count }, (_, i) => i));
   for (let c = 0; c < 10; c++) mkdirSync(join(dir, `class${c}`), { recursive: true });
   for (let i = 0; i < count; i += 32) {
-    await Promise.all(Array.from({ length: Math.min(32, count - i) }, (_, k) => {
-      const j = i + k;
-      return sharp(Buffer.from(images.subarray(j * 784, (j + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
-        .resize(256, 256, { kernel: 'lanczos3' }).toColourspace('srgb').jpeg({ quality: 90 }).toFile(join(dir, `class${labels[j]}`, `${j}.jpg`));
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(32, count - i) }, (_, k) => {
+        const j = i + k;
+        return sharp(Buffer.from(images.subarray(j * 784, (j + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+          .resize(256, 256, { kernel: 'lanczos3' })
+          .toColourspace('srgb')
+          .jpeg({ quality: 90 })
+          .toFile(join(dir, `class${labels[j]}`, `${j}.jpg`));
+      }),
+    );
   }
   writeFileSync(marker, '');
   return dir;
@@ -115,10 +131,17 @@ function torchRate(kind: 'cifar' | 'folder', path: string, batch: number, worker
   return { rate: Number(m[1]), line };
 }
 
-interface Row { name: string; ours: PipelineRate; torch: { workers: number; rate: number }[] }
+interface Row {
+  name: string;
+  ours: PipelineRate;
+  torch: { workers: number; rate: number }[];
+}
 
 async function main() {
-  const arg = (k: string, d: string) => { const i = process.argv.indexOf(k); return i >= 0 ? process.argv[i + 1] : d; };
+  const arg = (k: string, d: string) => {
+    const i = process.argv.indexOf(k);
+    return i >= 0 ? process.argv[i + 1] : d;
+  };
   const jpegs = Number(arg('--jpegs', '3000'));
   const epochs = Number(arg('--epochs', '2'));
   await tf.setBackend('wasm');
@@ -130,13 +153,21 @@ async function main() {
   const cifar = loadCifar('cifar10', cifarDir).train;
   const ours1 = await runOurs(cifar, 128, epochs, cifarTransform);
   const t1 = [0, 2].map((w) => ({ workers: w, ...torchRate('cifar', join(cifarDir, 'data_batch_1.bin'), 128, w, epochs) }));
-  rows.push({ name: `CIFAR size (32x32, ${cifar.length} images, batch 128): RandomCrop(32, pad 4) + flip + Normalize`, ours: ours1, torch: t1 });
+  rows.push({
+    name: `CIFAR size (32x32, ${cifar.length} images, batch 128): RandomCrop(32, pad 4) + flip + Normalize`,
+    ours: ours1,
+    torch: t1,
+  });
   log(rows.at(-1)!);
 
   const folder = (await loadFolder(jpegDir, { size: 224, valSplit: 0, cache: false })).train;
   const ours2 = await runOurs(folder, 64, epochs, imagenetTransform);
   const t2 = [0, 2].map((w) => ({ workers: w, ...torchRate('folder', jpegDir, 64, w, epochs) }));
-  rows.push({ name: `224x224 from ${folder.length} JPEGs of 256x256 (batch 64): decode + RandomResizedCrop(224) + flip + Normalize`, ours: ours2, torch: t2 });
+  rows.push({
+    name: `224x224 from ${folder.length} JPEGs of 256x256 (batch 64): decode + RandomResizedCrop(224) + flip + Normalize`,
+    ours: ours2,
+    torch: t2,
+  });
   log(rows.at(-1)!);
 
   if (!process.argv.includes('--no-write')) writeSection(rows, epochs);
@@ -144,14 +175,17 @@ async function main() {
 
 function log(r: Row) {
   const best = Math.max(...r.torch.map((t) => t.rate));
-  console.log(`${r.name}\n  tricks (wasm, sharp): ${r.ours.imagesPerSec.toFixed(0)} img/s (epochs ${r.ours.epochs.map((v) => v.toFixed(0)).join(', ')}; mean wait for data ${r.ours.waitMsPerBatch.toFixed(1)} ms/batch)`);
+  console.log(
+    `${r.name}\n  tricks (wasm, sharp): ${r.ours.imagesPerSec.toFixed(0)} img/s (epochs ${r.ours.epochs.map((v) => v.toFixed(0)).join(', ')}; mean wait for data ${r.ours.waitMsPerBatch.toFixed(1)} ms/batch)`,
+  );
   for (const t of r.torch) console.log(`  torchvision DataLoader, ${t.workers} workers: ${t.rate.toFixed(0)} img/s`);
   console.log(`  ratio vs best torchvision: ${(r.ours.imagesPerSec / best).toFixed(2)}x`);
 }
 
 function writeSection(rows: Row[], epochs: number) {
   const file = join(root, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:pipeline begin (written by node core/bench/dist/src/pipeline.js) -->', end = '<!-- bench:pipeline end -->';
+  const begin = '<!-- bench:pipeline begin (written by node core/bench/dist/src/pipeline.js) -->',
+    end = '<!-- bench:pipeline end -->';
   const date = new Date().toISOString().slice(0, 10);
   const lines = [
     begin,
@@ -169,7 +203,8 @@ function writeSection(rows: Row[], epochs: number) {
     end,
   ].join('\n');
   let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  const i = doc.indexOf(begin),
+    j = doc.indexOf(end);
   doc = i >= 0 && j > i ? doc.slice(0, i) + lines + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${lines}\n`;
   writeFileSync(`${file}.tmp`, doc);
   renameSync(`${file}.tmp`, file);

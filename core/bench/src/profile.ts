@@ -15,7 +15,13 @@ await tf.setBackend('wasm');
 const [name, px] = [process.argv[3], Number(process.argv[4] ?? 32)];
 const model = name ? buildZooModel(name, px, 3, 100) : resnet18Cifar();
 const x = tf.randomNormal([64, px, px, 3]);
-const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 100), 'int32'), 100);
+const labels = tf.oneHot(
+  tf.tensor1d(
+    Array.from({ length: 64 }, (_, i) => i % 100),
+    'int32',
+  ),
+  100,
+);
 const optimizer = new SGD({ lr: 0.1, momentum: 0.9, weightDecay: 5e-4 }); // the trainer's, as the bench
 const step = (): void => {
   if (mode === 'infer') {
@@ -24,7 +30,10 @@ const step = (): void => {
     y.dispose();
     return;
   }
-  const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
+  const loss = optimizer.minimize(
+    () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+    true,
+  )!;
   loss.dataSync();
   loss.dispose();
 };
@@ -35,7 +44,9 @@ for (let i = 0; i < 3; i++) {
   step();
   best = Math.min(best, performance.now() - t);
 }
-console.log(`${name ?? 'resnet18-cifar (bench)'} ${px}px ${mode} step ${best.toFixed(0)} ms (${(64000 / best).toFixed(1)} img/s), ${wasmKernelThreads()} kernel thread(s), best of 3`);
+console.log(
+  `${name ?? 'resnet18-cifar (bench)'} ${px}px ${mode} step ${best.toFixed(0)} ms (${(64000 / best).toFixed(1)} img/s), ${wasmKernelThreads()} kernel thread(s), best of 3`,
+);
 const profile = await tf.profile(step);
 const byKernel = new Map<string, { calls: number; ms: number }>();
 for (const k of profile.kernels) {
@@ -46,7 +57,10 @@ for (const k of profile.kernels) {
 }
 if (process.env.TRICKS_PROFILE_SHAPES === '1') {
   for (const k of profile.kernels) {
-    if (/Conv2D/.test(k.name)) console.log(`${k.name.padEnd(28)} ${JSON.stringify(k.inputShapes).padEnd(40)} ${(typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0).toFixed(1).padStart(8)} ms`);
+    if (/Conv2D/.test(k.name))
+      console.log(
+        `${k.name.padEnd(28)} ${JSON.stringify(k.inputShapes).padEnd(40)} ${(typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0).toFixed(1).padStart(8)} ms`,
+      );
   }
 }
 for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) {

@@ -8,8 +8,18 @@ type L = SymbolicTensor;
 const apply = (layer: tfl.layers.Layer, x: L | L[]): L => layer.apply(x) as L;
 
 function convBn(x: L, filters: number, kernelSize: number, strides: number, name: string): L {
-  x = apply(tfl.layers.conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false,
-    kernelInitializer: 'heNormal', name: `${name}_conv` }), x);
+  x = apply(
+    tfl.layers.conv2d({
+      filters,
+      kernelSize,
+      strides,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: 'heNormal',
+      name: `${name}_conv`,
+    }),
+    x,
+  );
   return apply(tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }), x);
 }
 

@@ -2,9 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { runAblation } from '@tricks/lab';
-import type { RunSpec } from '@tricks/lab';
-import { runOne } from '@tricks/lab';
+import { runAblation, type RunSpec, runOne } from '@tricks/lab';
 import { TricksError } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
 import { progressBuiltin } from './progress.js';
@@ -28,23 +26,44 @@ export function registerAblateCommand(program: Command): void {
   addTrainOptions(
     program
       .command('ablate')
-      .description("run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.md, ablation.json and charts"),
+      .description(
+        "run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.md, ablation.json and charts",
+      ),
   )
     .requiredOption('--out <dir>', 'output directory (runs/<id>/ per run, ablation.md, ablation.json, ladder.png, curves.png)')
     .option('--seeds <n>', 'seeds per step', positiveInt('--seeds'), 3)
     .option('--jobs <n>', 'runs at once, each in its own process', positiveInt('--jobs'), 1)
     .option('--teacher <dir>', 'a trained teacher (model or run directory) for distillation steps; default: the ablation trains one')
     .action(async (f: AblateFlags & { out: string }) => {
-      if ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect) return (await import('./distributed.js')).ablateOnQueue(f); // --queue/--collect: on BullMQ workers (issue 10)
+      if ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect)
+        return (await import('./distributed.js')).ablateOnQueue(f); // --queue/--collect: on BullMQ workers (issue 10)
       const overrides = await configFromFlags({ ...f, out: undefined });
       const preset = overrides.preset;
-      if (!preset) throw new TricksError('tricks ablate needs a preset with a ladder', 'add --preset NAME (e.g. --preset fashion-mnist), or "preset" in the config file');
+      if (!preset)
+        throw new TricksError(
+          'tricks ablate needs a preset with a ladder',
+          'add --preset NAME (e.g. --preset fashion-mnist), or "preset" in the config file',
+        );
       delete overrides.preset;
       delete overrides.out;
-      const { summary, failed } = await runAblation({ bin: TRICKS_BIN, preset, seeds: f.seeds, overrides, out: resolve(f.out), jobs: f.jobs, teacher: f.teacher, handleSignals: true });
-      process.stdout.write(`${JSON.stringify({ out: resolve(f.out), steps: summary.steps.map((s) => ({ step: s.stepName, top1: s.mean, std: s.std, n: s.n })), failed: failed.map((x) => x.id) })}\n`);
+      const { summary, failed } = await runAblation({
+        bin: TRICKS_BIN,
+        preset,
+        seeds: f.seeds,
+        overrides,
+        out: resolve(f.out),
+        jobs: f.jobs,
+        teacher: f.teacher,
+        handleSignals: true,
+      });
+      process.stdout.write(
+        `${JSON.stringify({ out: resolve(f.out), steps: summary.steps.map((s) => ({ step: s.stepName, top1: s.mean, std: s.std, n: s.n })), failed: failed.map((x) => x.id) })}\n`,
+      );
       if (failed.length) {
-        throw new TricksError(`${failed.length} run(s) failed: ${failed.map((x) => `${x.id} (${x.reason}${x.log ? `; log ${x.log}` : ''})`).join(', ')}`, 'fix the cause and run the same command again: finished runs are kept');
+        throw new TricksError(
+          `${failed.length} run(s) failed: ${failed.map((x) => `${x.id} (${x.reason}${x.log ? `; log ${x.log}` : ''})`).join(', ')}`,
+          'fix the cause and run the same command again: finished runs are kept',
+        );
       }
     });
 

@@ -3,14 +3,20 @@ import { dirname, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
 import sharp from 'sharp';
-import type { DataOptions } from '@tricks/core';
-import { createHooks, STAGE_AUGMENT, tapOnly, type Batch } from '@tricks/core';
-import { TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
-import type { PluginItem } from '@tricks/core';
-import { parsePluginFlag, resolveConfig } from '@tricks/core';
-import type { TrainContext } from '@tricks/core';
-import { Rng } from '@tricks/core';
+import {
+  type DataOptions,
+  createHooks,
+  STAGE_AUGMENT,
+  tapOnly,
+  type Batch,
+  TricksError,
+  MemoryLogger,
+  type PluginItem,
+  parsePluginFlag,
+  resolveConfig,
+  type TrainContext,
+  Rng,
+} from '@tricks/core';
 import { cliServices } from './services.js';
 
 export interface PreviewOptions {
@@ -39,26 +45,51 @@ export async function augmentPreview(o: PreviewOptions): Promise<{ file: string;
   const resolution = await resolveConfig({ data: o.data, dataOptions: o.dataOptions ?? {}, preset: o.preset, plugins: o.plugins ?? [] });
   const hooks = createHooks();
   const facades = tapOnly(hooks);
-  const { datasets, models } = await cliServices({ user: { data: o.data, dataOptions: o.dataOptions ?? {}, preset: o.preset, plugins: o.plugins ?? [] } });
+  const { datasets, models } = await cliServices({
+    user: { data: o.data, dataOptions: o.dataOptions ?? {}, preset: o.preset, plugins: o.plugins ?? [] },
+  });
   for (const { definition, resolved } of resolution.plugins) {
     definition.apply({ hooks: facades, config: resolution.config, models, datasets, registerState() {} }, resolved.options);
   }
   const split = await datasets.create(o.data, o.dataOptions ?? {});
   const ds = split.train;
-  const rows = o.rows ?? 6, cols = o.cols ?? 7;
+  const rows = o.rows ?? 6,
+    cols = o.cols ?? 7;
   const rng = new Rng(o.seed ?? 0);
   const picks = Array.from(rng.permutation(ds.length).subarray(0, Math.min(rows, ds.length)));
   const raw = await ds.getBatch(picks);
   const [h, w, c] = ds.shape;
   const n = picks.length;
   const ctx = {
-    config: resolution.config, hooks: facades, epoch: 0, step: 0, stepInEpoch: 0, stepsPerEpoch: 1, totalSteps: 1, lr: 0, rng,
-    numClasses: ds.numClasses, inputShape: ds.shape, train: ds, val: split.val, metrics: [], logger: new MemoryLogger(), backend: tf.getBackend(), out: '.', lastTerms: {},
+    config: resolution.config,
+    hooks: facades,
+    epoch: 0,
+    step: 0,
+    stepInEpoch: 0,
+    stepsPerEpoch: 1,
+    totalSteps: 1,
+    lr: 0,
+    rng,
+    numClasses: ds.numClasses,
+    inputShape: ds.shape,
+    train: ds,
+    val: split.val,
+    metrics: [],
+    logger: new MemoryLogger(),
+    backend: tf.getBackend(),
+    out: '.',
+    lastTerms: {},
   } as unknown as TrainContext;
   // capture the batch just before and after the normalize stage, to undo it for display
   let before: Float32Array | undefined, after: Float32Array | undefined;
-  hooks.batch.tap({ name: 'augment-preview:before-normalize', stage: STAGE_AUGMENT + 49 }, (b) => { before = b.x.dataSync() as Float32Array; return b; });
-  hooks.batch.tap({ name: 'augment-preview:after-normalize', stage: STAGE_AUGMENT + 51 }, (b) => { after = b.x.dataSync() as Float32Array; return b; });
+  hooks.batch.tap({ name: 'augment-preview:before-normalize', stage: STAGE_AUGMENT + 49 }, (b) => {
+    before = b.x.dataSync() as Float32Array;
+    return b;
+  });
+  hooks.batch.tap({ name: 'augment-preview:after-normalize', stage: STAGE_AUGMENT + 51 }, (b) => {
+    after = b.x.dataSync() as Float32Array;
+    return b;
+  });
   const tiles: Float32Array[][] = picks.map(() => []);
   const original = Float32Array.from(raw.images, (v) => v / 255);
   const size = h * w * c;
@@ -82,30 +113,50 @@ export async function augmentPreview(o: PreviewOptions): Promise<{ file: string;
   }
   const cell = o.cell ?? Math.max(h, Math.min(128, h * Math.max(1, Math.floor(96 / h))));
   const scale = Math.max(1, Math.floor(cell / h));
-  const th = h * scale, tw = w * scale, gap = 2;
-  const width = (cols + 1) * (tw + gap) + gap, height = n * (th + gap) + gap;
+  const th = h * scale,
+    tw = w * scale,
+    gap = 2;
+  const width = (cols + 1) * (tw + gap) + gap,
+    height = n * (th + gap) + gap;
   const img = Buffer.alloc(width * height * 3, 255);
-  tiles.forEach((row, r) => row.forEach((tile, col) => {
-    const oy = gap + r * (th + gap), ox = gap + col * (tw + gap);
-    for (let y = 0; y < th; y++) for (let x = 0; x < tw; x++) {
-      const src = (Math.floor(y / scale) * w + Math.floor(x / scale)) * c;
-      const dst = ((oy + y) * width + ox + x) * 3;
-      for (let k = 0; k < 3; k++) img[dst + k] = Math.max(0, Math.min(255, Math.round(tile[src + (c === 3 ? k : 0)] * 255)));
-    }
-  }));
+  tiles.forEach((row, r) =>
+    row.forEach((tile, col) => {
+      const oy = gap + r * (th + gap),
+        ox = gap + col * (tw + gap);
+      for (let y = 0; y < th; y++)
+        for (let x = 0; x < tw; x++) {
+          const src = (Math.floor(y / scale) * w + Math.floor(x / scale)) * c;
+          const dst = ((oy + y) * width + ox + x) * 3;
+          for (let k = 0; k < 3; k++) img[dst + k] = Math.max(0, Math.min(255, Math.round(tile[src + (c === 3 ? k : 0)] * 255)));
+        }
+    }),
+  );
   const file = resolve(o.out);
   mkdirSync(dirname(file), { recursive: true });
-  await sharp(img, { raw: { width, height, channels: 3 } }).png().toFile(file);
+  await sharp(img, { raw: { width, height, channels: 3 } })
+    .png()
+    .toFile(file);
   return { file, width, height, plugins: resolution.plugins.map((p) => p.definition.name) };
 }
 
 /** Per channel, the (scale, shift) that maps `after` back to `before` (after = (before - m) / s), from least squares. */
 export function channelAffineInverse(before: Float32Array, after: Float32Array, c: number): { scale: number[]; shift: number[] } | null {
-  const scale: number[] = [], shift: number[] = [];
+  const scale: number[] = [],
+    shift: number[] = [];
   let identity = true;
   for (let k = 0; k < c; k++) {
-    let sa = 0, sb = 0, saa = 0, sab = 0, n = 0;
-    for (let j = k; j < before.length; j += c) { sa += after[j]; sb += before[j]; saa += after[j] * after[j]; sab += after[j] * before[j]; n++; }
+    let sa = 0,
+      sb = 0,
+      saa = 0,
+      sab = 0,
+      n = 0;
+    for (let j = k; j < before.length; j += c) {
+      sa += after[j];
+      sb += before[j];
+      saa += after[j] * after[j];
+      sab += after[j] * before[j];
+      n++;
+    }
     const va = saa / n - (sa / n) ** 2;
     const s = va > 1e-12 ? (sab / n - (sa / n) * (sb / n)) / va : 1;
     scale.push(s);
@@ -121,31 +172,62 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function registerAugmentPreviewCommand(program: Command): Command {
   return program
     .command('augment-preview')
-    .description('write a PNG grid of augmented training samples: one row per sample, the original first, then the batch hook\'s output')
+    .description("write a PNG grid of augmented training samples: one row per sample, the original first, then the batch hook's output")
     .requiredOption('--data <spec>', 'dataset spec, as for train (digits, fashion-mnist, cifar10:DIR, folder:DIR, ...)')
     .option('--data-option <key=value>', 'a dataOptions entry, value as JSON or a string (repeatable), e.g. size=64', collect, [])
     .option('--preset <name>', 'use the plugins of a preset')
-    .option('--plugin <name[=json]>', 'a plugin with options as JSON, e.g. \'augment={"colorJitter":{"brightness":0.4}}\' (repeatable)', collect, [])
+    .option(
+      '--plugin <name[=json]>',
+      'a plugin with options as JSON, e.g. \'augment={"colorJitter":{"brightness":0.4}}\' (repeatable)',
+      collect,
+      [],
+    )
     .option('--rows <n>', 'samples (rows)', (v) => Number(v), 6)
     .option('--cols <n>', 'augmented versions per sample', (v) => Number(v), 7)
     .option('--seed <n>', 'seed of the sample choice and of the augmentations', (v) => Number(v), 0)
     .option('--cell <px>', 'pixels per image side in the grid')
     .requiredOption('--out <file.png>', 'the PNG to write')
-    .action(async (f: { data: string; dataOption: string[]; preset?: string; plugin: string[]; rows: number; cols: number; seed: number; cell?: string; out: string }) => {
-      for (const [k, v] of [['--rows', f.rows], ['--cols', f.cols]] as const) {
-        if (!Number.isInteger(v) || v < 1 || v > 64) throw new TricksError(`option ${k}: ${v} is not an integer in 1..64`);
-      }
-      const dataOptions: DataOptions = {};
-      for (const kv of f.dataOption) {
-        const eq = kv.indexOf('=');
-        if (eq < 1) throw new TricksError(`option --data-option: "${kv}" is not key=value`, 'for example --data-option size=64');
-        const v = kv.slice(eq + 1);
-        try { dataOptions[kv.slice(0, eq)] = JSON.parse(v); } catch { dataOptions[kv.slice(0, eq)] = v; }
-      }
-      const r = await augmentPreview({
-        data: f.data, dataOptions, preset: f.preset, plugins: f.plugin.map(parsePluginFlag), rows: f.rows, cols: f.cols, seed: f.seed,
-        cell: f.cell ? Number(f.cell) : undefined, out: f.out,
-      });
-      console.log(`wrote ${r.file} (${r.width}x${r.height}): ${r.plugins.length ? r.plugins.join(', ') : 'no plugins'}`);
-    });
+    .action(
+      async (f: {
+        data: string;
+        dataOption: string[];
+        preset?: string;
+        plugin: string[];
+        rows: number;
+        cols: number;
+        seed: number;
+        cell?: string;
+        out: string;
+      }) => {
+        for (const [k, v] of [
+          ['--rows', f.rows],
+          ['--cols', f.cols],
+        ] as const) {
+          if (!Number.isInteger(v) || v < 1 || v > 64) throw new TricksError(`option ${k}: ${v} is not an integer in 1..64`);
+        }
+        const dataOptions: DataOptions = {};
+        for (const kv of f.dataOption) {
+          const eq = kv.indexOf('=');
+          if (eq < 1) throw new TricksError(`option --data-option: "${kv}" is not key=value`, 'for example --data-option size=64');
+          const v = kv.slice(eq + 1);
+          try {
+            dataOptions[kv.slice(0, eq)] = JSON.parse(v);
+          } catch {
+            dataOptions[kv.slice(0, eq)] = v;
+          }
+        }
+        const r = await augmentPreview({
+          data: f.data,
+          dataOptions,
+          preset: f.preset,
+          plugins: f.plugin.map(parsePluginFlag),
+          rows: f.rows,
+          cols: f.cols,
+          seed: f.seed,
+          cell: f.cell ? Number(f.cell) : undefined,
+          out: f.out,
+        });
+        console.log(`wrote ${r.file} (${r.width}x${r.height}): ${r.plugins.length ? r.plugins.join(', ') : 'no plugins'}`);
+      },
+    );
 }

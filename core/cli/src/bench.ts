@@ -1,8 +1,6 @@
 import { Command, Option } from 'commander';
-import { benchDataParallel, benchTrain } from '@tricks/lab';
-import { buildZooModel, zooModelRef } from '@tricks/lab';
-import { TricksError } from '@tricks/core';
-import { ConsoleLogger, MemoryLogger } from '@tricks/core';
+import { benchDataParallel, benchTrain, buildZooModel, zooModelRef } from '@tricks/lab';
+import { TricksError, ConsoleLogger, MemoryLogger } from '@tricks/core';
 import { wasmKernelThreads } from '@tricks/backend-wasm';
 import { cliServices } from './services.js';
 
@@ -19,39 +17,80 @@ export function registerBenchCommand(program: Command): void {
     .description('training and inference images/s of a model on a backend (random data, SGD momentum steps)')
     .requiredOption('--model <name>', 'model name, e.g. resnet18-cifar (see `tricks model list`)')
     .option('--batch-size <n>', 'batch size', (v) => Number(v), 64)
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    )
     .option('--input <px>', 'input height and width (default per model)', (v) => Number(v))
     .option('--classes <n>', 'number of classes (default per model)', (v) => Number(v))
     .option('--steps <n>', 'timed steps', (v) => Number(v), 5)
     .option('--warmup <n>', 'untimed steps first', (v) => Number(v), 2)
-    .option('--workers <n>', 'split each step over n worker threads, each with its own wasm backend (DataParallel, gradients averaged)', (v) => Number(v), 1)
+    .option(
+      '--workers <n>',
+      'split each step over n worker threads, each with its own wasm backend (DataParallel, gradients averaged)',
+      (v) => Number(v),
+      1,
+    )
     .option('--threads <n>', 'threads of the wasm kernels (default: every core; sets TRICKS_WASM_THREADS)', (v) => Number(v))
     .option('--json', 'print one JSON line {model, batchSize, backend, threads, trainImagesPerSec, inferImagesPerSec}')
-    .action(async (f: { model: string; batchSize: number; backend: string; input?: number; classes?: number; steps: number; warmup: number; workers: number; threads?: number; json?: boolean }) => {
-      if (f.threads !== undefined) {
-        if (!Number.isInteger(f.threads) || f.threads < 1) throw new TricksError(`--threads ${f.threads}: must be a positive integer`);
-        process.env.TRICKS_WASM_THREADS = String(f.threads);
-      }
-      const services = await cliServices({ logger: f.json ? new MemoryLogger() : new ConsoleLogger() });
-      const registry = services.models;
-      if (!registry.has(f.model)) registry.build(f.model, { inputShape: [1, 1, 1], numClasses: 1 }); // throws the "unknown model" error
-      if (!Number.isInteger(f.batchSize) || f.batchSize < 1) throw new TricksError(`--batch-size ${f.batchSize}: must be a positive integer`);
-      const d = defaults(f.model);
-      const backend = await services.backend.select(f.backend);
-      const input = f.input ?? d.input, classes = f.classes ?? d.classes;
-      let r;
-      if (f.workers > 1) {
-        if (f.batchSize % f.workers) throw new TricksError(`--batch-size ${f.batchSize} does not split evenly over --workers ${f.workers}`);
-        const ref = zooModelRef(f.model, input, d.channels, classes);
-        r = await benchDataParallel({ model: ref, workers: f.workers, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup, backend, inputShape: [input, input, d.channels] });
-      } else {
-        const model = buildZooModel(f.model, input, d.channels, classes);
-        r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
-        model.dispose();
-      }
-      const threads = f.workers > 1 ? f.workers : backend === 'wasm' ? wasmKernelThreads() : undefined;
-      const out = { model: f.model, batchSize: f.batchSize, backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend, threads, trainImagesPerSec: r.trainImagesPerSec, inferImagesPerSec: r.inferImagesPerSec };
-      if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
-      else process.stdout.write(`${f.model} batch ${f.batchSize} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`);
-    });
+    .action(
+      async (f: {
+        model: string;
+        batchSize: number;
+        backend: string;
+        input?: number;
+        classes?: number;
+        steps: number;
+        warmup: number;
+        workers: number;
+        threads?: number;
+        json?: boolean;
+      }) => {
+        if (f.threads !== undefined) {
+          if (!Number.isInteger(f.threads) || f.threads < 1) throw new TricksError(`--threads ${f.threads}: must be a positive integer`);
+          process.env.TRICKS_WASM_THREADS = String(f.threads);
+        }
+        const services = await cliServices({ logger: f.json ? new MemoryLogger() : new ConsoleLogger() });
+        const registry = services.models;
+        if (!registry.has(f.model)) registry.build(f.model, { inputShape: [1, 1, 1], numClasses: 1 }); // throws the "unknown model" error
+        if (!Number.isInteger(f.batchSize) || f.batchSize < 1)
+          throw new TricksError(`--batch-size ${f.batchSize}: must be a positive integer`);
+        const d = defaults(f.model);
+        const backend = await services.backend.select(f.backend);
+        const input = f.input ?? d.input,
+          classes = f.classes ?? d.classes;
+        let r;
+        if (f.workers > 1) {
+          if (f.batchSize % f.workers)
+            throw new TricksError(`--batch-size ${f.batchSize} does not split evenly over --workers ${f.workers}`);
+          const ref = zooModelRef(f.model, input, d.channels, classes);
+          r = await benchDataParallel({
+            model: ref,
+            workers: f.workers,
+            batchSize: f.batchSize,
+            steps: f.steps,
+            warmup: f.warmup,
+            backend,
+            inputShape: [input, input, d.channels],
+          });
+        } else {
+          const model = buildZooModel(f.model, input, d.channels, classes);
+          r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
+          model.dispose();
+        }
+        const threads = f.workers > 1 ? f.workers : backend === 'wasm' ? wasmKernelThreads() : undefined;
+        const out = {
+          model: f.model,
+          batchSize: f.batchSize,
+          backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend,
+          threads,
+          trainImagesPerSec: r.trainImagesPerSec,
+          inferImagesPerSec: r.inferImagesPerSec,
+        };
+        if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+        else
+          process.stdout.write(
+            `${f.model} batch ${f.batchSize} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`,
+          );
+      },
+    );
 }

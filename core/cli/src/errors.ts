@@ -1,5 +1,4 @@
-import { TricksError } from '@tricks/core';
-import { Interrupted } from '@tricks/core';
+import { TricksError, Interrupted } from '@tricks/core';
 
 /** Prints an expected error as one clear message (no stack trace) and returns the exit code. */
 export function reportError(e: unknown): number {

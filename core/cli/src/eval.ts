@@ -1,12 +1,15 @@
 import { Command, Option } from 'commander';
-import { createHooks, tapOnly } from '@tricks/core';
-import { TricksError } from '@tricks/core';
-import { ConsoleLogger } from '@tricks/core';
-import { loadModel } from '@tricks/core';
-import type { PluginDefinition } from '@tricks/core';
-import { load } from '@tricks/core';
-import { evaluateModel } from '@tricks/core';
-import type { TrainContext } from '@tricks/core';
+import {
+  createHooks,
+  tapOnly,
+  TricksError,
+  ConsoleLogger,
+  loadModel,
+  type PluginDefinition,
+  load,
+  evaluateModel,
+  type TrainContext,
+} from '@tricks/core';
 import { cliServices } from './services.js';
 
 interface Meta {
@@ -18,7 +21,12 @@ interface Meta {
  * normalization, resizing) of the plugins the model was trained with are applied again, so the
  * numbers match the run's.
  */
-export async function evalCommand(f: { model: string; data: string; batchSize: number; backend: string }): Promise<Record<string, unknown>> {
+export async function evalCommand(f: {
+  model: string;
+  data: string;
+  batchSize: number;
+  backend: string;
+}): Promise<Record<string, unknown>> {
   const logger = new ConsoleLogger();
   const services = await cliServices({ logger });
   const backend = await services.backend.select(f.backend);
@@ -26,7 +34,10 @@ export async function evalCommand(f: { model: string; data: string; batchSize: n
   const data = await services.datasets.create(f.data);
   const inShape = model.inputs[0].shape.slice(1);
   if (inShape.some((d, i) => d !== null && d !== data.val.shape[i])) {
-    throw new TricksError(`model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`, 'evaluate on the kind of data the model was trained on');
+    throw new TricksError(
+      `model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`,
+      'evaluate on the kind of data the model was trained on',
+    );
   }
   const meta = (model.getUserDefinedMetadata() ?? {}) as Meta;
   // The plugins the model was trained with tap a fresh set of hooks; only evalBatch is called.
@@ -42,7 +53,17 @@ export async function evalCommand(f: { model: string; data: string; batchSize: n
   const ctx = { numClasses: data.val.numClasses, inputShape: data.val.shape, epoch: 0, step: 0 } as unknown as TrainContext;
   const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx));
   model.dispose();
-  return { model: f.model, data: data.source, backend, count: r.count, loss: r.loss, top1: r.top1, top5: r.top5, confusion: r.confusion, classNames: data.val.classNames };
+  return {
+    model: f.model,
+    data: data.source,
+    backend,
+    count: r.count,
+    loss: r.loss,
+    top1: r.top1,
+    top5: r.top5,
+    confusion: r.confusion,
+    classNames: data.val.classNames,
+  };
 }
 
 export function registerEvalCommand(program: Command): void {
@@ -52,7 +73,9 @@ export function registerEvalCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model directory (model.json + weights), e.g. runs/x/model')
     .requiredOption('--data <spec>', 'dataset spec, e.g. digits or fashion-mnist:DIR (its validation/test split is used)')
     .option('--batch-size <n>', 'batch size', (v) => Number(v), 256)
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    )
     .action(async (f) => {
       process.stdout.write(`${JSON.stringify(await evalCommand(f))}\n`);
     });

@@ -1,15 +1,30 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
-import { TricksError } from '@tricks/core';
-import { createHooks, tapOnly, type Batch, type Hooks } from '@tricks/core';
-import { ConsoleLogger } from '@tricks/core';
-import { loadModel } from '@tricks/core';
+import {
+  TricksError,
+  createHooks,
+  tapOnly,
+  type Batch,
+  type Hooks,
+  ConsoleLogger,
+  loadModel,
+  type PluginDefinition,
+  load,
+  type TrainContext,
+} from '@tricks/core';
 import '@tricks/models/runtime';
-import type { PluginDefinition } from '@tricks/core';
-import { load } from '@tricks/core';
-import type { TrainContext } from '@tricks/core';
-import { calibrationBatches, checkFormats, modelQuantization, predictTop1, tfjsTop1, verifyRecord, writeFormat, type EvalData, type ExportRecord } from '@tricks/export';
+import {
+  calibrationBatches,
+  checkFormats,
+  modelQuantization,
+  predictTop1,
+  tfjsTop1,
+  verifyRecord,
+  writeFormat,
+  type EvalData,
+  type ExportRecord,
+} from '@tricks/export';
 import { cliServices } from './services.js';
 
 export interface ExportFlags {
@@ -24,7 +39,10 @@ export interface ExportFlags {
 }
 
 /** The evalBatch taps of the plugins a model was trained with (normalization...), as `tricks eval` applies them. */
-async function evalTransform(meta: { tricks?: { pluginOptions?: { name: string; options: Record<string, unknown> }[] } } | undefined, warn: (m: string) => void): Promise<(b: Batch) => Batch> {
+async function evalTransform(
+  meta: { tricks?: { pluginOptions?: { name: string; options: Record<string, unknown> }[] } } | undefined,
+  warn: (m: string) => void,
+): Promise<(b: Batch) => Batch> {
   const evalBatch = new SyncWaterfallHook<[Batch, TrainContext]>(['batch', 'ctx']);
   for (const p of meta?.tricks?.pluginOptions ?? []) {
     const { definition } = await load<PluginDefinition>(p.name, 'plugin').catch(() => ({ definition: undefined }));
@@ -44,8 +62,17 @@ async function evalTransform(meta: { tricks?: { pluginOptions?: { name: string; 
  * and evaluated on the validation split against the source model, and onnx-int8 of a float model is calibrated
  * on the training split (post-training quantization). A model written by the qat plugin carries its grid.
  */
-export async function exportCommand(f: ExportFlags, logger = new ConsoleLogger()): Promise<{ source: string; reference_top1?: number; artifacts: ExportRecord[] }> {
-  const formats = checkFormats(f.format.split(',').map((s) => s.trim()).filter(Boolean), '--format');
+export async function exportCommand(
+  f: ExportFlags,
+  logger = new ConsoleLogger(),
+): Promise<{ source: string; reference_top1?: number; artifacts: ExportRecord[] }> {
+  const formats = checkFormats(
+    f.format
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    '--format',
+  );
   if (!formats.length) throw new TricksError('--format is empty', 'give one or more of tfjs, tfjs-fp16, tfjs-uint8, onnx, onnx-int8');
   const services = await cliServices({ logger });
   await services.backend.select(f.backend);
@@ -56,7 +83,10 @@ export async function exportCommand(f: ExportFlags, logger = new ConsoleLogger()
     const data = await services.datasets.create(f.data);
     const inShape = model.inputs[0].shape.slice(1);
     if (inShape.some((d, i) => d !== null && d !== data.val.shape[i])) {
-      throw new TricksError(`model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`, 'give the dataset the model was trained on');
+      throw new TricksError(
+        `model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`,
+        'give the dataset the model was trained on',
+      );
     }
     const transform = await evalTransform(model.getUserDefinedMetadata() as never, (m) => logger.warn(m));
     ev = { data: data.val, batchSize: f.batchSize, transform, calibration: () => calibrationBatches(data.train, f.batchSize, transform) };
@@ -69,7 +99,9 @@ export async function exportCommand(f: ExportFlags, logger = new ConsoleLogger()
     if (ev && reference) rec = await verifyRecord(rec, ev, reference);
     else rec.note = 'not verified: pass --data to evaluate the artifact';
     artifacts.push(rec);
-    logger.info(`${fmt}${rec.quantization ? ` (${rec.quantization})` : ''}: ${dir}, ${(rec.bytes / 1024).toFixed(1)} KiB${rec.top1 !== undefined ? `, top-1 ${rec.top1.toFixed(4)} (source ${reference!.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}` : ''}`);
+    logger.info(
+      `${fmt}${rec.quantization ? ` (${rec.quantization})` : ''}: ${dir}, ${(rec.bytes / 1024).toFixed(1)} KiB${rec.top1 !== undefined ? `, top-1 ${rec.top1.toFixed(4)} (source ${reference!.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}` : ''}`,
+    );
   }
   model.dispose();
   return { source: resolve(f.model), ...(reference ? { reference_top1: reference.top1 } : {}), artifacts };
@@ -86,7 +118,9 @@ export function registerExportCommand(program: Command): void {
     .option('--batch-size <n>', 'batch size for evaluation and calibration', (v) => Number(v), 256)
     .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', (v) => Number(v), 8)
     .option('--per-tensor', 'post-training quantization: one weight scale per tensor instead of per channel')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    )
     .action(async (f: ExportFlags) => {
       process.stdout.write(`${JSON.stringify(await exportCommand(f))}\n`);
     });

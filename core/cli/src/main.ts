@@ -6,7 +6,16 @@ import { registerPluginsCommand } from './plugins.js';
 import { registerTrainCommand } from './train.js';
 
 /** Command modules of other parts of core; each exports one or more `register*Command(program)`. */
-const OPTIONAL_COMMANDS = ['./bench.js', './model.js', './augment-preview.js', './export.js', './ablate.js', './new.js', './sweep.js', './worker.js'];
+const OPTIONAL_COMMANDS = [
+  './bench.js',
+  './model.js',
+  './augment-preview.js',
+  './export.js',
+  './ablate.js',
+  './new.js',
+  './sweep.js',
+  './worker.js',
+];
 
 export async function buildProgram(): Promise<Command> {
   const program = new Command('tricks')

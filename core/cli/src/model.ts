@@ -1,15 +1,18 @@
 import '@tensorflow/tfjs-backend-cpu'; // building a model needs a backend; summary never runs one
 import { Command, Option } from 'commander';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { createHooks, tapOnly } from '@tricks/core';
-import { TricksError } from '@tricks/core';
-import { ModelRegistry } from '@tricks/core';
+import {
+  createHooks,
+  tapOnly,
+  TricksError,
+  ModelRegistry,
+  type PluginDefinition,
+  type ResolvedConfig,
+  parsePluginFlag,
+  load,
+  validate,
+} from '@tricks/core';
 import { modelCost, type ModelCost } from '@tricks/models';
-import type { PluginDefinition } from '@tricks/core';
-import type { ResolvedConfig } from '@tricks/core';
-import { parsePluginFlag } from '@tricks/core';
-import { load } from '@tricks/core';
-import { validate } from '@tricks/core';
 import { cliServices } from './services.js';
 
 export interface SummaryOptions {
@@ -42,10 +45,20 @@ const giga = (n: number) => (n / 1e9).toFixed(3);
 
 /** The summary table: one row per layer (name, class, output shape, parameters, MACs), then the totals. */
 export function formatSummary(model: LayersModel, cost: ModelCost = modelCost(model)): string {
-  const rows = cost.layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape).replace(/null/g, 'N'), fmt(l.params), l.macs ? fmt(l.macs) : '']);
+  const rows = cost.layers.map((l) => [
+    l.name,
+    l.className,
+    JSON.stringify(l.outputShape).replace(/null/g, 'N'),
+    fmt(l.params),
+    l.macs ? fmt(l.macs) : '',
+  ]);
   const head = ['layer', 'class', 'output', 'params', 'MACs'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i >= 3 ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i >= 3 ? c.padStart(w[i]) : c.padEnd(w[i])))
+      .join('  ')
+      .trimEnd();
   return [
     line(head),
     line(w.map((n) => '-'.repeat(n))),
@@ -82,23 +95,46 @@ export function registerModelCommand(program: Command): void {
     .addOption(new Option('--channels <n>', 'input channels').default(3).argParser(int('--channels')))
     .addOption(new Option('--classes <n>', 'number of classes').default(1000).argParser(int('--classes')))
     .option('--options <json>', 'model options as JSON, e.g. \'{"variant":"d","zeroGamma":true}\'')
-    .option('--plugin <name[=json]>', 'apply a plugin\'s block/neck taps (repeatable), e.g. se-block or \'fpn={"levels":4}\'', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--plugin <name[=json]>',
+      "apply a plugin's block/neck taps (repeatable), e.g. se-block or 'fpn={\"levels\":4}'",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--json', 'print the summary as JSON')
-    .action(async (name: string, f: { input: number; channels: number; classes: number; options?: string; plugin: string[]; json?: boolean }) => {
-      let options: Record<string, unknown> | undefined;
-      if (f.options) {
-        try {
-          options = JSON.parse(f.options);
-        } catch (e) {
-          throw new TricksError(`--options ${f.options}: not valid JSON (${(e as Error).message})`, `e.g. --options '{"variant":"d"}'`);
+    .action(
+      async (name: string, f: { input: number; channels: number; classes: number; options?: string; plugin: string[]; json?: boolean }) => {
+        let options: Record<string, unknown> | undefined;
+        if (f.options) {
+          try {
+            options = JSON.parse(f.options);
+          } catch (e) {
+            throw new TricksError(`--options ${f.options}: not valid JSON (${(e as Error).message})`, `e.g. --options '{"variant":"d"}'`);
+          }
         }
-      }
-      const m = await buildForSummary(name, { input: f.input, channels: f.channels, classes: f.classes, plugins: f.plugin, options });
-      try {
-        const cost = modelCost(m);
-        process.stdout.write(f.json ? JSON.stringify({ model: name, input: f.input, classes: f.classes, plugins: f.plugin, params: cost.params, macs: cost.macs, layers: cost.layers }, null, 1) + '\n' : formatSummary(m, cost) + '\n');
-      } finally {
-        m.dispose();
-      }
-    });
+        const m = await buildForSummary(name, { input: f.input, channels: f.channels, classes: f.classes, plugins: f.plugin, options });
+        try {
+          const cost = modelCost(m);
+          process.stdout.write(
+            f.json
+              ? JSON.stringify(
+                  {
+                    model: name,
+                    input: f.input,
+                    classes: f.classes,
+                    plugins: f.plugin,
+                    params: cost.params,
+                    macs: cost.macs,
+                    layers: cost.layers,
+                  },
+                  null,
+                  1,
+                ) + '\n'
+              : formatSummary(m, cost) + '\n',
+          );
+        } finally {
+          m.dispose();
+        }
+      },
+    );
 }

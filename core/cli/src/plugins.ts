@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import type { PluginDefinition } from '@tricks/core';
-import { listInstalled, load } from '@tricks/core';
+import { type PluginDefinition, listInstalled, load } from '@tricks/core';
 
 interface Listed {
   name: string;
@@ -15,8 +14,13 @@ export async function listPlugins(cwd = process.cwd()): Promise<{ listed: Listed
   for (const p of listInstalled('plugin', cwd)) {
     try {
       const { definition } = await load<PluginDefinition>(p.package, 'plugin', cwd);
-      const props = ((definition.schema?.properties ?? {}) as Record<string, Record<string, unknown>>);
-      const options = Object.fromEntries(Object.entries(props).map(([k, s]) => [k, { type: s.type ?? s.enum ?? s.anyOf, default: s.default, description: s.description as string | undefined }]));
+      const props = (definition.schema?.properties ?? {}) as Record<string, Record<string, unknown>>;
+      const options = Object.fromEntries(
+        Object.entries(props).map(([k, s]) => [
+          k,
+          { type: s.type ?? s.enum ?? s.anyOf, default: s.default, description: s.description as string | undefined },
+        ]),
+      );
       listed.push({ name: definition.name, package: p.package, description: definition.description, options });
     } catch (e) {
       broken.push({ package: p.package, error: (e as Error).message.split('\n')[0] });
@@ -40,7 +44,9 @@ export function registerPluginsCommand(program: Command): void {
       for (const p of listed) {
         process.stdout.write(`${p.name}  (${p.package})\n  ${p.description}\n`);
         for (const [k, o] of Object.entries(p.options)) {
-          process.stdout.write(`    ${k}: ${JSON.stringify(o.type)}${o.default !== undefined ? ` = ${JSON.stringify(o.default)}` : ''}${o.description ? `  ${o.description}` : ''}\n`);
+          process.stdout.write(
+            `    ${k}: ${JSON.stringify(o.type)}${o.default !== undefined ? ` = ${JSON.stringify(o.default)}` : ''}${o.description ? `  ${o.description}` : ''}\n`,
+          );
         }
       }
     });

@@ -8,7 +8,10 @@ export class Progress {
   private total = 0;
   private label = '';
 
-  constructor(private readonly logger: Logger, private readonly tty = Boolean(process.stderr.isTTY)) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly tty = Boolean(process.stderr.isTTY),
+  ) {}
 
   start(label: string, total: number): void {
     this.total = total;
@@ -16,7 +19,12 @@ export class Progress {
     this.lastLine = performance.now();
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
-        { format: `${label} [{bar}] {value}/{total} loss {loss} lr {lr} {ips} img/s`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+        {
+          format: `${label} [{bar}] {value}/{total} loss {loss} lr {lr} {ips} img/s`,
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: true,
+        },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(total, 0, { loss: '-', lr: '-', ips: '-' });

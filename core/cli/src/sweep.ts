@@ -1,12 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { addQueueOptions, extendAblateCommand, printStudy, runStudyFromFlags, type QueueFlags } from './distributed.js';
-import { loadRunner, type RunRecord } from '@tricks/distributed';
-import { parseGrid, planSweep } from '@tricks/distributed';
-import { TricksError } from '@tricks/core';
-import { ConsoleLogger } from '@tricks/core';
-import { resolveConfig } from '@tricks/core';
-import { specUserConfig } from '@tricks/distributed';
+import { loadRunner, type RunRecord, parseGrid, planSweep, specUserConfig } from '@tricks/distributed';
+import { TricksError, ConsoleLogger, resolveConfig } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
 
 const positiveInt = (name: string) => (v: string) => {
@@ -26,10 +22,15 @@ export function registerSweepCommand(program: Command): void {
   const cmd = addTrainOptions(
     program
       .command('sweep')
-      .description('train a preset over a grid (or a random sample) of hyper-parameters x seeds, here or on a queue of workers; writes ablation.md, ablation.json and charts'),
+      .description(
+        'train a preset over a grid (or a random sample) of hyper-parameters x seeds, here or on a queue of workers; writes ablation.md, ablation.json and charts',
+      ),
   )
     .requiredOption('--out <dir>', 'output directory (one folder per run, ablation.md, ablation.json, charts)')
-    .option('--grid <json>', 'config paths and their values: \'{"plugins.mixup.alpha":[0.2,0.4],"optimizer.lr":[0.05,0.1]}\'; with --random also {"uniform":[lo,hi]}, {"loguniform":[lo,hi]}, {"int":[lo,hi]}')
+    .option(
+      '--grid <json>',
+      'config paths and their values: \'{"plugins.mixup.alpha":[0.2,0.4],"optimizer.lr":[0.05,0.1]}\'; with --random also {"uniform":[lo,hi]}, {"loguniform":[lo,hi]}, {"int":[lo,hi]}',
+    )
     .option('--random <n>', 'train n points drawn at random (seeded by --seed) instead of the whole grid', positiveInt('--random'))
     .option('--seeds <k>', 'seeds per point', positiveInt('--seeds'), 1);
   addQueueOptions(cmd).action(async (f: SweepFlags) => {

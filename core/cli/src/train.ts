@@ -3,12 +3,16 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { createStandardTrainer } from '@tricks/lab';
 import { progressBuiltin } from './progress.js';
-import { TricksError } from '@tricks/core';
-import { completeDir } from '@tricks/core';
-import type { ResolvedConfig, UserConfig } from '@tricks/core';
-import { loadConfigFile, merge } from '@tricks/core';
-import type { PluginItem } from '@tricks/core';
-import { parsePluginFlag } from '@tricks/core';
+import {
+  TricksError,
+  completeDir,
+  type ResolvedConfig,
+  type UserConfig,
+  loadConfigFile,
+  merge,
+  type PluginItem,
+  parsePluginFlag,
+} from '@tricks/core';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const int = (name: string) => (v: string) => {
@@ -82,7 +86,8 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
     out: f.out,
     checkpoint: f.checkpoint === false ? false : undefined,
   };
-  if (f.lr !== undefined || f.optimizer) fromFlags.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
+  if (f.lr !== undefined || f.optimizer)
+    fromFlags.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
   if (f.schedule) fromFlags.schedule = { name: f.schedule };
   if (f.limitTrain || f.limitVal || f.steps) fromFlags.limit = { train: f.limitTrain, val: f.limitVal, steps: f.steps };
   if (f.valSplit !== undefined || f.strict) fromFlags.dataOptions = { valSplit: f.valSplit, strict: f.strict };
@@ -97,10 +102,17 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
 /** A run directory's saved config, as a user config (presets already flattened into plugins). */
 export async function configFromCheckpoint(out: string): Promise<UserConfig> {
   const dir = completeDir(join(out, 'checkpoint'));
-  if (!dir) throw new TricksError(`--resume ${out}: no checkpoint/ in that directory`, 'give the --out directory of a run that finished at least one epoch');
+  if (!dir)
+    throw new TricksError(
+      `--resume ${out}: no checkpoint/ in that directory`,
+      'give the --out directory of a run that finished at least one epoch',
+    );
   const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { config: ResolvedConfig };
   const { presets: _p, plugins, ...settings } = state.config;
-  return { ...settings, plugins: plugins.map((p) => [p.source.startsWith('.') || p.source.startsWith('/') ? p.source : p.name, p.options, p.key] as PluginItem) };
+  return {
+    ...settings,
+    plugins: plugins.map((p) => [p.source.startsWith('.') || p.source.startsWith('/') ? p.source : p.name, p.options, p.key] as PluginItem),
+  };
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -116,6 +128,8 @@ export function registerTrainCommand(program: Command): void {
       const trainer = await createStandardTrainer(user, { builtins: [progressBuiltin] });
       const result = await trainer.run({ resume: Boolean(f.resume), handleSignals: true });
       const last = result.epochs.at(-1);
-      process.stdout.write(`${JSON.stringify({ out: result.out, val_top1: last?.val_top1, val_top5: last?.val_top5, epochs: result.epochs.length, stopped: result.stopped })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ out: result.out, val_top1: last?.val_top1, val_top5: last?.val_top5, epochs: result.epochs.length, stopped: result.stopped })}\n`,
+      );
     });
 }

@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { startWorker } from '@tricks/distributed';
-import { TricksError } from '@tricks/core';
-import { ConsoleLogger } from '@tricks/core';
+import { TricksError, ConsoleLogger } from '@tricks/core';
 
 const int = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -21,18 +20,46 @@ interface WorkerFlags {
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
-    .description('train the runs that `tricks ablate|sweep --queue URL` enqueue; run one per machine. Runs write to their --out on the shared location')
-    .requiredOption('--queue <url>', 'Redis URL: redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS (password also from TRICKS_REDIS_PASSWORD, CA from TRICKS_REDIS_CA)')
+    .description(
+      'train the runs that `tricks ablate|sweep --queue URL` enqueue; run one per machine. Runs write to their --out on the shared location',
+    )
+    .requiredOption(
+      '--queue <url>',
+      'Redis URL: redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS (password also from TRICKS_REDIS_PASSWORD, CA from TRICKS_REDIS_CA)',
+    )
     .option('--concurrency <n>', 'runs trained at once on this machine, each in its own process', int('--concurrency', 1), 1)
-    .addOption(new Option('--backend <name>', 'backend for the runs this worker trains (default: the run config\'s)').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
-    .addOption(new Option('--lock-duration <ms>', 'a job whose worker stops renewing its lock for this long is handed to another worker').argParser(int('--lock-duration', 1000)).default(30000))
-    .addOption(new Option('--stalled-interval <ms>', 'how often to look for stalled jobs').argParser(int('--stalled-interval', 500)).default(30000))
-    .addOption(new Option('--max-stalled <n>', 'a job that stalls more often than this fails for good').argParser(int('--max-stalled', 0)).default(3))
+    .addOption(
+      new Option('--backend <name>', "backend for the runs this worker trains (default: the run config's)").choices([
+        'auto',
+        'tensorflow-gpu',
+        'tensorflow',
+        'wasm',
+        'cpu',
+      ]),
+    )
+    .addOption(
+      new Option('--lock-duration <ms>', 'a job whose worker stops renewing its lock for this long is handed to another worker')
+        .argParser(int('--lock-duration', 1000))
+        .default(30000),
+    )
+    .addOption(
+      new Option('--stalled-interval <ms>', 'how often to look for stalled jobs').argParser(int('--stalled-interval', 500)).default(30000),
+    )
+    .addOption(
+      new Option('--max-stalled <n>', 'a job that stalls more often than this fails for good')
+        .argParser(int('--max-stalled', 0))
+        .default(3),
+    )
     .action(async (f: WorkerFlags) => {
       const logger = new ConsoleLogger(Boolean(process.env.TRICKS_VERBOSE));
       const w = await startWorker({
-        queue: f.queue, concurrency: f.concurrency, backend: f.backend, logger,
-        lockDurationMs: f.lockDuration, stalledIntervalMs: f.stalledInterval, maxStalledCount: f.maxStalled,
+        queue: f.queue,
+        concurrency: f.concurrency,
+        backend: f.backend,
+        logger,
+        lockDurationMs: f.lockDuration,
+        stalledIntervalMs: f.stalledInterval,
+        maxStalledCount: f.maxStalled,
       });
       await new Promise<void>((done) => {
         let signals = 0;

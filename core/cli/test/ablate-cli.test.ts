@@ -25,15 +25,23 @@ describe('tricks ablate (CLI)', function () {
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number>((res) => child.on('close', (code) => res(code ?? -1)));
     const runsDir = join(out, 'runs');
-    const hasCheckpoint = () => existsSync(runsDir) && readdirSync(runsDir).some((id) => existsSync(join(runsDir, id, 'checkpoint', 'state.json')) && !existsSync(join(runsDir, id, 'result.json')));
+    const hasCheckpoint = () =>
+      existsSync(runsDir) &&
+      readdirSync(runsDir).some(
+        (id) => existsSync(join(runsDir, id, 'checkpoint', 'state.json')) && !existsSync(join(runsDir, id, 'result.json')),
+      );
     for (let i = 0; i < 2400 && !hasCheckpoint(); i++) await new Promise((r) => setTimeout(r, 100));
     expect(hasCheckpoint(), stderr).to.equal(true);
     child.kill('SIGTERM');
     const code = await exited;
     expect(code, stderr).to.equal(1);
-    expect(stderr).to.match(/ablation stopped by SIGTERM/).and.to.match(/run the same command again/);
+    expect(stderr)
+      .to.match(/ablation stopped by SIGTERM/)
+      .and.to.match(/run the same command again/);
     expect(stderr).to.not.match(/^\s+at .+:\d+:\d+/m);
-    const unfinished = readdirSync(runsDir).filter((id) => !existsSync(join(runsDir, id, 'result.json')) && existsSync(join(runsDir, id, 'checkpoint')));
+    const unfinished = readdirSync(runsDir).filter(
+      (id) => !existsSync(join(runsDir, id, 'result.json')) && existsSync(join(runsDir, id, 'checkpoint')),
+    );
     expect(unfinished.length).to.be.greaterThan(0);
 
     // 2. The same command continues: interrupted runs resume, finished ones are kept.

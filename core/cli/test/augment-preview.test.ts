@@ -9,7 +9,9 @@ import { augmentPreview, channelAffineInverse } from '../src/augment-preview.js'
 
 describe('augment-preview', function () {
   this.timeout(30000);
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('undoes a per-channel normalization for display', () => {
     const before = Float32Array.from([0.1, 0.5, 0.9, 0.3, 0.2, 0.7]);
@@ -30,7 +32,8 @@ describe('augment-preview', function () {
     const { data } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
     // the first tile (original) and the second (augmented) of row 0 differ
     let diff = 0;
-    for (let y = 2; y < 58; y++) for (let x = 2; x < 58; x++) diff += Math.abs(data[(y * r.width + x) * 3] - data[(y * r.width + x + 58) * 3]);
+    for (let y = 2; y < 58; y++)
+      for (let x = 2; x < 58; x++) diff += Math.abs(data[(y * r.width + x) * 3] - data[(y * r.width + x + 58) * 3]);
     expect(diff).to.be.greaterThan(1000);
   });
 });

@@ -26,14 +26,28 @@ describe('tricks export', function () {
   it('writes several formats, each reloaded and evaluated against the source model', async () => {
     const dest = tmp('tricks-export-cli-');
     try {
-      const r = await exportCommand({ model: join(out, 'model'), format: 'tfjs-fp16,onnx,onnx-int8', out: dest, data: 'digits', batchSize: 128, backend: 'wasm', bits: 8 }, new MemoryLogger() as never);
+      const r = await exportCommand(
+        {
+          model: join(out, 'model'),
+          format: 'tfjs-fp16,onnx,onnx-int8',
+          out: dest,
+          data: 'digits',
+          batchSize: 128,
+          backend: 'wasm',
+          bits: 8,
+        },
+        new MemoryLogger() as never,
+      );
       expect(r.artifacts.map((a) => a.format)).to.deep.equal(['tfjs-fp16', 'onnx', 'onnx-int8']);
       expect(existsSync(join(dest, 'onnx-int8', 'model.onnx'))).to.equal(true);
       expect(r.artifacts[1].agreement).to.equal(1);
       expect(r.artifacts[2].quantization).to.equal('ptq');
       expect(r.artifacts[2].bytes).to.be.below(r.artifacts[1].bytes / 2.5);
       for (const a of r.artifacts) expect(a.count).to.be.greaterThan(100);
-      const one = await exportCommand({ model: join(out, 'model'), format: 'tfjs-uint8', out: join(dest, 'u8'), batchSize: 128, backend: 'wasm', bits: 8 }, new MemoryLogger() as never);
+      const one = await exportCommand(
+        { model: join(out, 'model'), format: 'tfjs-uint8', out: join(dest, 'u8'), batchSize: 128, backend: 'wasm', bits: 8 },
+        new MemoryLogger() as never,
+      );
       expect(one.artifacts[0].note).to.match(/not verified/);
       expect(existsSync(join(dest, 'u8', 'model.json'))).to.equal(true);
     } finally {

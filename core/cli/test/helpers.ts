@@ -1,7 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTrainer, DefaultBackendService, MemoryLogger, type CreateTrainerOptions, type PluginDefinition, type UserConfig } from '@tricks/core';
+import {
+  createTrainer,
+  DefaultBackendService,
+  MemoryLogger,
+  type CreateTrainerOptions,
+  type PluginDefinition,
+  type UserConfig,
+} from '@tricks/core';
 import { tinyConfig } from '@tricks/core/testing';
 import { wasmProvider } from '@tricks/backend-wasm';
 import { standardBuiltins } from '@tricks/lab';
@@ -22,4 +29,5 @@ export const tmp = (prefix = 'tricks-core-') => mkdtempSync(join(tmpdir(), prefi
 export const tiny = (over: UserConfig = {}): UserConfig => tinyConfig({ out: tmp(), ...over });
 
 /** createTrainer with the test built-ins (datasets, models, the wasm backend, ...). */
-export const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) => createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });
+export const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) =>
+  createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });

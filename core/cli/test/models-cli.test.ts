@@ -36,7 +36,17 @@ describe('tricks model', function () {
 
   it('list names every zoo model with a description', async () => {
     const out = await run(['model', 'list']);
-    for (const n of ['resnet18', 'resnet50-d', 'resnet50-cifar', 'resnext50-32x4d', 'mobilenetv3-large', 'efficientnet-b0', 'swin-t', 'swin-cifar', 'small-cnn']) {
+    for (const n of [
+      'resnet18',
+      'resnet50-d',
+      'resnet50-cifar',
+      'resnext50-32x4d',
+      'mobilenetv3-large',
+      'efficientnet-b0',
+      'swin-t',
+      'swin-cifar',
+      'small-cnn',
+    ]) {
       expect(out).to.match(new RegExp(`^${n} +\\S`, 'm'));
     }
   });
@@ -49,7 +59,9 @@ describe('tricks model', function () {
   });
 
   it('summary --json --input --classes --options', async () => {
-    const j = JSON.parse(await run(['model', 'summary', 'resnet18-cifar', '--input', '32', '--classes', '10', '--options', '{"variant":"d"}', '--json']));
+    const j = JSON.parse(
+      await run(['model', 'summary', 'resnet18-cifar', '--input', '32', '--classes', '10', '--options', '{"variant":"d"}', '--json']),
+    );
     // ResNet-18 with the CIFAR stem, 10 classes: 11,173,962; the deep stem (3->32->32->64 3x3 convs + BN, 28,768)
     // replaces the 3x3 3->64 conv + BN (1,856); the avg-pool of ResNet-D adds nothing
     expect(j.params).to.equal(11173962 - 1856 + 28768);

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { minimatch } from 'minimatch';
 import { TricksError } from '@tricks/core';
 
 export type DepsMode = 'auto' | 'registry' | 'tarballs';
@@ -23,20 +24,6 @@ export type DepsSource = 'workspace' | 'registry' | 'tarballs';
 export const VENDOR_DIR = 'vendor/tricks';
 
 const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8'));
-
-/** An npm workspaces glob (`core/*`, `packages/**`, `test`) as a RegExp over a relative posix path. */
-function globRegExp(glob: string): RegExp {
-  const g = glob.replace(/^\.\//, '').replace(/\/+$/, '');
-  const body = g
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\/\*\*/g, '\u0001')
-    .replace(/\*\*/g, '\u0002')
-    .replace(/\*/g, '[^/]*')
-    .replace(/\?/g, '[^/]')
-    .replace(/\u0001/g, '(?:/.*)?')
-    .replace(/\u0002/g, '.*');
-  return new RegExp(`^${body}$`);
-}
 
 /** The root of the npm workspace that `dir` would be a workspace package of, if any (the nearest such ancestor). */
 export function workspaceRoot(dir: string): string | undefined {
@@ -48,7 +35,7 @@ export function workspaceRoot(dir: string): string | undefined {
         const ws = readJson(file).workspaces;
         const globs: string[] = Array.isArray(ws) ? ws : Array.isArray(ws?.packages) ? ws.packages : [];
         const rel = relative(up, target).split(sep).join('/');
-        if (globs.some((g) => globRegExp(g).test(rel))) return up;
+        if (globs.some((g) => minimatch(rel, g.replace(/^\.\//, '').replace(/\/+$/, '')))) return up;
       } catch {
         /* not a package.json npm could read either */
       }
@@ -66,7 +53,10 @@ function packageDir(name: string, from: string[]): string {
       /* next */
     }
   }
-  throw new TricksError(`cannot find ${name} to pack it`, 'build the repository (npm install at its root), or scaffold with --deps registry');
+  throw new TricksError(
+    `cannot find ${name} to pack it`,
+    'build the repository (npm install at its root), or scaffold with --deps registry',
+  );
 }
 
 /** True when @tricks/core is this repository's source (a workspace link), not a package installed into node_modules. */
@@ -121,10 +111,15 @@ export function packTricks(names: string[], root: string): Record<string, string
   const dest = join(root, VENDOR_DIR);
   mkdirSync(dest, { recursive: true });
   for (const [name, dir] of closure) {
-    if (!existsSync(join(dir, 'dist'))) throw new TricksError(`${name} (${dir}) is not built`, 'build the repository first: npm install (or npm run build) at its root');
+    if (!existsSync(join(dir, 'dist')))
+      throw new TricksError(`${name} (${dir}) is not built`, 'build the repository first: npm install (or npm run build) at its root');
   }
   const r = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dest, ...closure.values()], dest);
-  if (r.code !== 0) throw new TricksError(`npm pack of ${[...closure.keys()].join(', ')} failed: ${r.err.trim().split('\n').slice(-5).join('\n')}`, 'scaffold with --deps registry if your registry has these packages');
+  if (r.code !== 0)
+    throw new TricksError(
+      `npm pack of ${[...closure.keys()].join(', ')} failed: ${r.err.trim().split('\n').slice(-5).join('\n')}`,
+      'scaffold with --deps registry if your registry has these packages',
+    );
   const packed = JSON.parse(r.out.slice(r.out.indexOf('['))) as { name: string; filename: string }[];
   return Object.fromEntries(packed.map((p) => [p.name, `file:${VENDOR_DIR}/${p.filename.replace(/^.*[\\/]/, '')}`]));
 }

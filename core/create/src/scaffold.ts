@@ -2,8 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TricksError } from '@tricks/core';
-import { CORE_VERSION } from '@tricks/core';
+import { TricksError, CORE_VERSION } from '@tricks/core';
 import { depsSource, packTricks, workspaceRoot, type DepsMode, type DepsSource } from './deps.js';
 import { PRESET_EXAMPLE_PLUGIN, pluginFiles, presetFiles, type TemplateVars } from './templates.js';
 
@@ -53,14 +52,21 @@ const CORE_PKG = JSON.parse(readFileSync(createRequire(import.meta.url).resolve(
 export function parseName(input: string, kind: ScaffoldKind): { name: string; packageName: string } {
   const raw = input.trim();
   const bad = (why: string) =>
-    new TricksError(`${kind} name "${input}": ${why}`, `use lowercase letters, digits and dashes, e.g. \`tricks new ${kind} my-${kind === 'plugin' ? 'trick' : 'recipe'}\``);
+    new TricksError(
+      `${kind} name "${input}": ${why}`,
+      `use lowercase letters, digits and dashes, e.g. \`tricks new ${kind} my-${kind === 'plugin' ? 'trick' : 'recipe'}\``,
+    );
   let name: string;
   let packageName: string;
   const scoped = /^@([a-z0-9][a-z0-9._-]*)\/(.+)$/.exec(raw);
   if (scoped) {
     packageName = raw;
     const rest = scoped[2];
-    name = rest.startsWith(`${kind}-`) ? rest.slice(kind.length + 1) : rest.startsWith(`tricks-${kind}-`) ? rest.slice(`tricks-${kind}-`.length) : rest;
+    name = rest.startsWith(`${kind}-`)
+      ? rest.slice(kind.length + 1)
+      : rest.startsWith(`tricks-${kind}-`)
+        ? rest.slice(`tricks-${kind}-`.length)
+        : rest;
   } else if (raw.startsWith(`tricks-${kind}-`)) {
     packageName = raw;
     name = raw.slice(`tricks-${kind}-`.length);
@@ -95,7 +101,11 @@ export function templateVars(opts: ScaffoldOptions): TemplateVars {
   return {
     name,
     packageName,
-    description: opts.description ?? (opts.kind === 'plugin' ? `The ${name} trick for tricks (TensorFlow.js image classification)` : `The ${name} recipe for tricks: plugins and trainer settings`),
+    description:
+      opts.description ??
+      (opts.kind === 'plugin'
+        ? `The ${name} trick for tricks (TensorFlow.js image classification)`
+        : `The ${name} recipe for tricks: plugins and trainer settings`),
     coreRange: caret(CORE_VERSION),
     tfRange: CORE_PKG.dependencies?.['@tensorflow/tfjs-core'] ?? '^4.22.0',
     tricksRange: caret(installedVersion('@tricks/helper-plugin-test-runner', cwd) ?? CORE_VERSION),
@@ -112,7 +122,10 @@ export function scaffold(opts: ScaffoldOptions): Scaffolded {
   const dir = resolve(cwd, opts.dir ?? basename(base.packageName));
   const exists = existsSync(dir);
   if (exists && readdirSync(dir).length > 0 && !opts.force) {
-    throw new TricksError(`${dir} already exists and is not empty`, 'choose another directory with --dir, or pass --force to overwrite the scaffold\'s files there');
+    throw new TricksError(
+      `${dir} already exists and is not empty`,
+      "choose another directory with --dir, or pass --force to overwrite the scaffold's files there",
+    );
   }
   const deps = depsSource(opts.deps ?? 'auto', dir);
   const tmp = `${dir}.tricks-new-${process.pid}`;
@@ -122,7 +135,10 @@ export function scaffold(opts: ScaffoldOptions): Scaffolded {
     if (deps === 'tarballs') {
       // One `npm pack` of @tricks/core, the shared test runner (and, for a preset, its plugin) and every
       // @tricks/* package they need, into the temporary directory: renamed into place with the rest.
-      tarballs = packTricks(['@tricks/core', '@tricks/helper-plugin-test-runner', ...(opts.kind === 'preset' ? [PRESET_EXAMPLE_PLUGIN.package] : [])], root);
+      tarballs = packTricks(
+        ['@tricks/core', '@tricks/helper-plugin-test-runner', ...(opts.kind === 'preset' ? [PRESET_EXAMPLE_PLUGIN.package] : [])],
+        root,
+      );
     }
     const vars: TemplateVars = { ...base, ...(deps === 'tarballs' ? { tricksSpecs: tarballs } : {}) };
     files = opts.kind === 'plugin' ? pluginFiles(vars) : presetFiles(vars);
@@ -154,7 +170,8 @@ export function scaffold(opts: ScaffoldOptions): Scaffolded {
       throw e;
     }
   }
-  const shortNameResolves = base.packageName === `@tricks/${opts.kind}-${base.name}` || base.packageName === `tricks-${opts.kind}-${base.name}`;
+  const shortNameResolves =
+    base.packageName === `@tricks/${opts.kind}-${base.name}` || base.packageName === `tricks-${opts.kind}-${base.name}`;
   return {
     dir,
     name: base.name,

@@ -40,7 +40,11 @@ export const DEV_TOOLS: Record<string, string> = {
 const q = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
-function packageJson(v: TemplateVars, kind: 'plugin' | 'preset', extra: { dependencies?: Record<string, string>; peer?: Record<string, string> }) {
+function packageJson(
+  v: TemplateVars,
+  kind: 'plugin' | 'preset',
+  extra: { dependencies?: Record<string, string>; peer?: Record<string, string> },
+) {
   const specs = v.tricksSpecs ?? {};
   const spec = (deps: Record<string, string>) => Object.fromEntries(Object.entries(deps).map(([k, r]) => [k, specs[k] ?? r]));
   const dependencies = extra.dependencies ? spec(extra.dependencies) : undefined;
@@ -103,14 +107,27 @@ const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tem
 /** Reads templates/KIND/FILE and fills in its {{var}} placeholders (`...Literal`: as a quoted TS string). */
 function render(kind: 'plugin' | 'preset', file: string, v: TemplateVars): string {
   const vars: Record<string, string> = {
-    name: v.name, packageName: v.packageName, description: v.description, coreRange: v.coreRange, tfRange: v.tfRange, tricksRange: v.tricksRange,
-    nameLiteral: q(v.name), descriptionLiteral: q(v.description), presetTitleLiteral: q(`preset ${v.name}`),
+    name: v.name,
+    packageName: v.packageName,
+    description: v.description,
+    coreRange: v.coreRange,
+    tfRange: v.tfRange,
+    tricksRange: v.tricksRange,
+    nameLiteral: q(v.name),
+    descriptionLiteral: q(v.description),
+    presetTitleLiteral: q(`preset ${v.name}`),
   };
   return readFileSync(join(TEMPLATES, kind, file), 'utf8').replace(/\{\{(\w+)\}\}/g, (m, k: string) => vars[k] ?? m);
 }
 
-const TEXT_FILES = { '.gitignore': 'gitignore', 'src/index.ts': 'src/index.ts', 'test/index.test.ts': 'test/index.test.ts', 'README.md': 'README.md' };
-const texts = (kind: 'plugin' | 'preset', v: TemplateVars) => Object.fromEntries(Object.entries(TEXT_FILES).map(([to, from]) => [to, render(kind, from, v)]));
+const TEXT_FILES = {
+  '.gitignore': 'gitignore',
+  'src/index.ts': 'src/index.ts',
+  'test/index.test.ts': 'test/index.test.ts',
+  'README.md': 'README.md',
+};
+const texts = (kind: 'plugin' | 'preset', v: TemplateVars) =>
+  Object.fromEntries(Object.entries(TEXT_FILES).map(([to, from]) => [to, render(kind, from, v)]));
 
 export function pluginFiles(v: TemplateVars): Record<string, string> {
   return {

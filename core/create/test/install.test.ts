@@ -46,9 +46,14 @@ function sh(cmd: string, args: string[], cwd: string, extraEnv: NodeJS.ProcessEn
   });
 }
 
-const indent = (text: string) => text.trim().split('\n').map((l) => `      | ${l}`).join('\n');
+const indent = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => `      | ${l}`)
+    .join('\n');
 
-describe('tricks new plugin, outside the repository: the scaffold\'s own npm install && npm test', function () {
+describe("tricks new plugin, outside the repository: the scaffold's own npm install && npm test", function () {
   this.timeout(20 * 60000);
   let work = '';
   let passed = false;
@@ -80,9 +85,14 @@ describe('tricks new plugin, outside the repository: the scaffold\'s own npm ins
     console.log(`      $ npm install\n${indent(install.out)}`);
     expect(install.code, install.out).to.equal(0);
     // Every @tricks/* package in the tree is installed from a tarball in vendor/tricks/, none linked.
-    const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved?: string; link?: boolean }> };
+    const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { resolved?: string; link?: boolean }>;
+    };
     const tricksPkgs = Object.entries(lock.packages).filter(([path]) => /node_modules\/@tricks\//.test(path));
-    expect(tricksPkgs.map(([path]) => path)).to.include.members(['node_modules/@tricks/core', 'node_modules/@tricks/helper-plugin-test-runner']);
+    expect(tricksPkgs.map(([path]) => path)).to.include.members([
+      'node_modules/@tricks/core',
+      'node_modules/@tricks/helper-plugin-test-runner',
+    ]);
     for (const [path, entry] of tricksPkgs) expect(entry.resolved, path).to.match(/^file:vendor\/tricks\//);
     expect(realpathSync(join(dir, 'node_modules', '@tricks', 'core')).startsWith(realpathSync(dir))).to.equal(true);
     expect(asked, 'requests for @tricks/* packages').to.deep.equal([]);

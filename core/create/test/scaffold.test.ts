@@ -3,10 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHooks } from '@tricks/core';
-import { TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
-import { CORE_VERSION } from '@tricks/core';
+import { createHooks, TricksError, MemoryLogger, CORE_VERSION } from '@tricks/core';
 import { parseName, scaffold } from '../src/scaffold.js';
 import { testBackend, tiny, tmp as makeTmp, createTestTrainer } from './helpers.js';
 
@@ -59,11 +56,19 @@ describe('tricks new', function () {
     expect(pkg.type).to.equal('module');
     expect(pkg.keywords).to.include('tricks-plugin');
     expect(pkg.peerDependencies['@tricks/core']).to.equal(`^${CORE_VERSION}`);
-    expect(pkg.peerDependencies['@tensorflow/tfjs-core']).to.equal(readJson(join(root, 'core', 'trainer', 'package.json')).dependencies['@tensorflow/tfjs-core']);
+    expect(pkg.peerDependencies['@tensorflow/tfjs-core']).to.equal(
+      readJson(join(root, 'core', 'trainer', 'package.json')).dependencies['@tensorflow/tfjs-core'],
+    );
     expect(pkg.exports['.']).to.deep.equal({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
     expect(pkg.types).to.equal('./dist/src/index.d.ts');
     expect(pkg.files).to.deep.equal(['dist/src', 'README.md']);
-    expect(Object.keys(pkg.devDependencies)).to.include.members(['@tricks/core', '@tricks/helper-plugin-test-runner', 'typescript', 'mocha', 'chai']);
+    expect(Object.keys(pkg.devDependencies)).to.include.members([
+      '@tricks/core',
+      '@tricks/helper-plugin-test-runner',
+      'typescript',
+      'mocha',
+      'chai',
+    ]);
     const src = readFileSync(join(s.dir, 'src', 'index.ts'), 'utf8');
     expect(src).to.match(/additionalProperties: false/);
     expect(src.match(/api\.hooks\.\w+\.tap\w*\(\{ name: PLUGIN_NAME, stage: STAGE_\w+ \}/g)).to.have.length(2);
@@ -90,13 +95,20 @@ describe('tricks new', function () {
     expect(r.deps).to.equal('registry');
     const rpkg = readJson(join(r.dir, 'package.json'));
     expect(rpkg.devDependencies['@tricks/helper-plugin-test-runner']).to.match(/^\^\d/);
-    expect(Object.keys(rpkg.devDependencies).filter((k) => k.startsWith('@tricks/'))).to.deep.equal(['@tricks/core', '@tricks/helper-plugin-test-runner']);
+    expect(Object.keys(rpkg.devDependencies).filter((k) => k.startsWith('@tricks/'))).to.deep.equal([
+      '@tricks/core',
+      '@tricks/helper-plugin-test-runner',
+    ]);
     expect(existsSync(join(r.dir, 'vendor'))).to.equal(false);
     // Outside, from this checkout: core, the runner and every @tricks/* package they need, packed.
     const t = scaffold({ kind: 'plugin', name: 't', cwd });
     expect(t.deps).to.equal('tarballs');
     const tpkg = readJson(join(t.dir, 'package.json'));
-    const needed = ['@tricks/core', '@tricks/helper-plugin-test-runner', ...Object.keys(readJson(join(root, 'core', 'helper-plugin-test-runner', 'package.json')).dependencies)];
+    const needed = [
+      '@tricks/core',
+      '@tricks/helper-plugin-test-runner',
+      ...Object.keys(readJson(join(root, 'core', 'helper-plugin-test-runner', 'package.json')).dependencies),
+    ];
     expect(Object.keys(t.tarballs)).to.include.members(needed);
     for (const [name, spec] of Object.entries(t.tarballs)) {
       expect(tpkg.devDependencies[name], name).to.equal(spec);
@@ -105,10 +117,18 @@ describe('tricks new', function () {
     }
     expect(tpkg.peerDependencies['@tricks/core']).to.equal(`^${CORE_VERSION}`);
     expect(readFileSync(join(t.dir, '.gitignore'), 'utf8')).to.match(/^\*\.tgz\n(#.*\n)?!vendor\/tricks\/\*\.tgz$/m); // a clone has them too
-    expect(tpkg.overrides).to.deep.equal(Object.fromEntries(Object.keys(t.tarballs).sort().map((k) => [k, `$${k}`])));
+    expect(tpkg.overrides).to.deep.equal(
+      Object.fromEntries(
+        Object.keys(t.tarballs)
+          .sort()
+          .map((k) => [k, `$${k}`]),
+      ),
+    );
     // A preset's plugin is a dependency: packed too.
     const p = scaffold({ kind: 'preset', name: 'p', cwd });
-    expect(readJson(join(p.dir, 'package.json')).dependencies['@tricks/plugin-label-smoothing']).to.match(/^file:vendor\/tricks\/tricks-plugin-label-smoothing-.+\.tgz$/);
+    expect(readJson(join(p.dir, 'package.json')).dependencies['@tricks/plugin-label-smoothing']).to.match(
+      /^file:vendor\/tricks\/tricks-plugin-label-smoothing-.+\.tgz$/,
+    );
   });
 
   it('refuses a non-empty directory and leaves it as it was; --force replaces only its own files', () => {
@@ -116,7 +136,10 @@ describe('tricks new', function () {
     const dir = join(cwd, 'mine');
     mkdirSync(dir);
     writeFileSync(join(dir, 'notes.txt'), 'keep me');
-    expect(() => scaffold({ kind: 'plugin', name: 'x', dir: 'mine', cwd })).to.throw(TricksError, /mine already exists and is not empty[\s\S]*--force/);
+    expect(() => scaffold({ kind: 'plugin', name: 'x', dir: 'mine', cwd })).to.throw(
+      TricksError,
+      /mine already exists and is not empty[\s\S]*--force/,
+    );
     expect(readdirSync(dir)).to.deep.equal(['notes.txt']);
     expect(readdirSync(cwd)).to.deep.equal(['mine']);
     scaffold({ kind: 'plugin', name: 'x', dir: 'mine', cwd, force: true });
@@ -132,7 +155,9 @@ describe('tricks new', function () {
     expect(ok.code, ok.out).to.equal(0);
     expect(ok.out).to.match(/created plugin @acme\/tricks-plugin-lion in tricks-plugin-lion\//);
     expect(ok.out).to.match(/npm publish/);
-    expect(ok.out).to.match(/tarballs were packed from this installation into tricks-plugin-lion\/vendor\/tricks\/ \(@tricks\/core, @tricks\/helper-plugin-test-runner, /);
+    expect(ok.out).to.match(
+      /tarballs were packed from this installation into tricks-plugin-lion\/vendor\/tricks\/ \(@tricks\/core, @tricks\/helper-plugin-test-runner, /,
+    );
     const reg = run(tricks, ['new', 'plugin', 'reg', '--deps', 'registry'], cwd);
     expect(reg.code, reg.out).to.equal(0);
     expect(reg.out).to.match(/@tricks\/\* dependencies: version ranges, installed from your npm registry/);

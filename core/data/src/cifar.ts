@@ -1,8 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TricksError } from '@tricks/core';
-import { InMemoryDataset, type DataSplit } from '@tricks/core';
-import type { DataOptions } from '@tricks/core';
+import { TricksError, InMemoryDataset, type DataSplit, type DataOptions } from '@tricks/core';
 
 /**
  * CIFAR-10 and CIFAR-100 in their original binary formats (https://www.cs.toronto.edu/~kriz/cifar.html):
@@ -19,14 +17,20 @@ export interface CifarOptions {
 }
 
 /** Parses the records of one binary file into HWC images and labels. */
-export function parseCifarRecords(buf: Uint8Array, file: string, kind: 'cifar10' | 'cifar100', coarse = false): { images: Uint8Array; labels: Int32Array } {
+export function parseCifarRecords(
+  buf: Uint8Array,
+  file: string,
+  kind: 'cifar10' | 'cifar100',
+  coarse = false,
+): { images: Uint8Array; labels: Int32Array } {
   const labelBytes = kind === 'cifar10' ? 1 : 2;
   const rec = labelBytes + PIXELS;
   if (buf.length === 0 || buf.length % rec !== 0) {
     const other = kind === 'cifar10' ? 'cifar100' : 'cifar10';
-    const hint = buf.length % ((kind === 'cifar10' ? 2 : 1) + PIXELS) === 0 && buf.length > 0
-      ? `its size fits the ${other} format: use --data ${other}:DIR`
-      : 'the file is truncated or not a CIFAR binary file: download it again (the "binary version" from https://www.cs.toronto.edu/~kriz/cifar.html)';
+    const hint =
+      buf.length % ((kind === 'cifar10' ? 2 : 1) + PIXELS) === 0 && buf.length > 0
+        ? `its size fits the ${other} format: use --data ${other}:DIR`
+        : 'the file is truncated or not a CIFAR binary file: download it again (the "binary version" from https://www.cs.toronto.edu/~kriz/cifar.html)';
     throw new TricksError(`${file}: ${buf.length} bytes is not a whole number of ${kind} records of ${rec} bytes`, hint);
   }
   const n = buf.length / rec;
@@ -37,7 +41,10 @@ export function parseCifarRecords(buf: Uint8Array, file: string, kind: 'cifar10'
     const o = i * rec;
     const label = kind === 'cifar10' ? buf[o] : coarse ? buf[o] : buf[o + 1];
     if (label > maxLabel) {
-      throw new TricksError(`${file}: record ${i} has label ${label}, outside 0..${maxLabel}`, 'the file is corrupt or of the other CIFAR format');
+      throw new TricksError(
+        `${file}: record ${i} has label ${label}, outside 0..${maxLabel}`,
+        'the file is corrupt or of the other CIFAR format',
+      );
     }
     labels[i] = label;
     const src = o + labelBytes;
@@ -74,7 +81,10 @@ function resolveDir(dir: string, kind: 'cifar10' | 'cifar100'): string {
 function readNames(dir: string, file: string): string[] | undefined {
   const p = join(dir, file);
   if (!existsSync(p)) return undefined;
-  const names = readFileSync(p, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+  const names = readFileSync(p, 'utf8')
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter(Boolean);
   return names.length ? names : undefined;
 }
 
@@ -96,10 +106,13 @@ export function loadCifar(kind: 'cifar10' | 'cifar100', dirArg: string | undefin
   if (!trainFiles.length || !testFiles.length) {
     throw new TricksError(`${kind}: ${dir} has no ${!trainFiles.length ? 'training' : 'test'} files`, howTo);
   }
-  const read = (names: string[]) => concat(names.map((f) => {
-    const p = join(dir, f);
-    return parseCifarRecords(readFileSync(p), p, kind, coarse);
-  }));
+  const read = (names: string[]) =>
+    concat(
+      names.map((f) => {
+        const p = join(dir, f);
+        return parseCifarRecords(readFileSync(p), p, kind, coarse);
+      }),
+    );
   const train = read(trainFiles);
   const test = read([testFiles[0]]);
   let classNames: string[];
@@ -109,7 +122,8 @@ export function loadCifar(kind: 'cifar10' | 'cifar100', dirArg: string | undefin
     classNames = readNames(dir, 'batches.meta.txt') ?? CIFAR10_CLASSES;
   } else {
     numClasses = coarse ? 20 : 100;
-    classNames = readNames(dir, coarse ? 'coarse_label_names.txt' : 'fine_label_names.txt') ?? Array.from({ length: numClasses }, (_, i) => String(i));
+    classNames =
+      readNames(dir, coarse ? 'coarse_label_names.txt' : 'fine_label_names.txt') ?? Array.from({ length: numClasses }, (_, i) => String(i));
   }
   if (classNames.length !== numClasses) classNames = Array.from({ length: numClasses }, (_, i) => classNames[i] ?? String(i));
   const name = coarse ? `${kind}-coarse` : kind;
@@ -121,7 +135,12 @@ export function loadCifar(kind: 'cifar10' | 'cifar100', dirArg: string | undefin
 }
 
 /** Writes records in the CIFAR binary format (used by tests and by tools that make small CIFAR-format files). */
-export function encodeCifarRecords(images: Uint8Array, labels: ArrayLike<number>, kind: 'cifar10' | 'cifar100', coarseLabels?: ArrayLike<number>): Uint8Array {
+export function encodeCifarRecords(
+  images: Uint8Array,
+  labels: ArrayLike<number>,
+  kind: 'cifar10' | 'cifar100',
+  coarseLabels?: ArrayLike<number>,
+): Uint8Array {
   const labelBytes = kind === 'cifar10' ? 1 : 2;
   const rec = labelBytes + PIXELS;
   const out = new Uint8Array(labels.length * rec);

@@ -5,9 +5,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { TricksError } from '@tricks/core';
-import { stratifiedSplit, type DataSplit, type Dataset, type RawBatch } from '@tricks/core';
-import type { DataOptions } from '@tricks/core';
+import { TricksError, stratifiedSplit, type DataSplit, type Dataset, type RawBatch, type DataOptions } from '@tricks/core';
 
 /**
  * `folder:DIR`: ImageNet-style class sub-folders (DIR/<class>/<image>), or DIR/train/<class>/... and
@@ -49,7 +47,10 @@ interface ClassTree {
 }
 
 function listClasses(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
 }
 
 function scanTree(dir: string, classNames: string[], what: string): ClassTree {
@@ -57,7 +58,11 @@ function scanTree(dir: string, classNames: string[], what: string): ClassTree {
   const labels: number[] = [];
   const known = new Set(classNames);
   for (const extra of listClasses(dir)) {
-    if (!known.has(extra)) throw new TricksError(`folder: ${what} has a class folder "${extra}" that the training set does not have (${join(dir, extra)})`, 'every class of val/ must also be a sub-folder of train/');
+    if (!known.has(extra))
+      throw new TricksError(
+        `folder: ${what} has a class folder "${extra}" that the training set does not have (${join(dir, extra)})`,
+        'every class of val/ must also be a sub-folder of train/',
+      );
   }
   classNames.forEach((name, label) => {
     const cdir = join(dir, name);
@@ -78,18 +83,28 @@ export function resolveSize(opt: FolderOptions['size'], firstSize: [number, numb
   }
   const s: [number, number] = typeof opt === 'number' ? [opt, opt] : opt;
   if (!Array.isArray(s) || s.length !== 2 || !s.every((v) => Number.isInteger(v) && v > 0 && v <= 4096)) {
-    throw new TricksError(`dataOptions.size must be a positive integer or [height, width], got ${JSON.stringify(opt)}`, 'for example --data-option size=224 or "size": [224, 224]');
+    throw new TricksError(
+      `dataOptions.size must be a positive integer or [height, width], got ${JSON.stringify(opt)}`,
+      'for example --data-option size=224 or "size": [224, 224]',
+    );
   }
   return s;
 }
 
 /** Decodes one file to uint8 HWC of the given size and channels. */
-export async function decodeImage(file: string, size: [number, number], channels: 1 | 3, mode: 'cover' | 'contain' | 'fill', failOn: NonNullable<FolderOptions['failOn']>): Promise<Uint8Array> {
+export async function decodeImage(
+  file: string,
+  size: [number, number],
+  channels: 1 | 3,
+  mode: 'cover' | 'contain' | 'fill',
+  failOn: NonNullable<FolderOptions['failOn']>,
+): Promise<Uint8Array> {
   let img = sharp(file, { failOn }).rotate(); // honour EXIF orientation, as PIL.ImageOps.exif_transpose would
   img = img.resize({ height: size[0], width: size[1], fit: mode, position: 'centre', background: { r: 0, g: 0, b: 0, alpha: 1 } });
   img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
   const { data, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  if (info.width !== size[1] || info.height !== size[0]) throw new Error(`decoded to ${info.width}x${info.height}, expected ${size[1]}x${size[0]}`);
+  if (info.width !== size[1] || info.height !== size[0])
+    throw new Error(`decoded to ${info.width}x${info.height}, expected ${size[1]}x${size[0]}`);
   if (info.channels === channels) return new Uint8Array(data.buffer, data.byteOffset, data.length);
   // sharp keeps a grey image one-channel unless told otherwise: widen or narrow here
   const n = size[0] * size[1];
@@ -106,7 +121,11 @@ class DecodeCache {
   private fd?: number;
   private state?: Uint8Array;
   private dirty = 0;
-  constructor(readonly path: string, readonly count: number, readonly itemSize: number) {}
+  constructor(
+    readonly path: string,
+    readonly count: number,
+    readonly itemSize: number,
+  ) {}
 
   async init(): Promise<Uint8Array> {
     if (this.state) return this.state;
@@ -174,7 +193,13 @@ export class FolderDataset implements Dataset {
     readonly labels: Int32Array,
     readonly classNames: string[],
     readonly shape: [number, number, number],
-    private readonly opts: { mode: 'cover' | 'contain' | 'fill'; failOn: NonNullable<FolderOptions['failOn']>; strict: boolean; cachePath?: string; warn: (m: string) => void },
+    private readonly opts: {
+      mode: 'cover' | 'contain' | 'fill';
+      failOn: NonNullable<FolderOptions['failOn']>;
+      strict: boolean;
+      cachePath?: string;
+      warn: (m: string) => void;
+    },
   ) {
     this.length = files.length;
     this.numClasses = classNames.length;
@@ -198,7 +223,13 @@ export class FolderDataset implements Dataset {
       return buf;
     }
     try {
-      const data = await decodeImage(this.files[i], [this.shape[0], this.shape[1]], this.shape[2] as 1 | 3, this.opts.mode, this.opts.failOn);
+      const data = await decodeImage(
+        this.files[i],
+        [this.shape[0], this.shape[1]],
+        this.shape[2] as 1 | 3,
+        this.opts.mode,
+        this.opts.failOn,
+      );
       if (this.cache) await this.cache.write(i, data);
       return data;
     } catch (e) {
@@ -208,7 +239,10 @@ export class FolderDataset implements Dataset {
 
   private fail(i: number, msg: string): undefined {
     if (this.opts.strict) {
-      throw new TricksError(`${this.files[i]}: unreadable image (${msg})`, 'remove or replace the file, or drop --strict to skip unreadable images with a warning');
+      throw new TricksError(
+        `${this.files[i]}: unreadable image (${msg})`,
+        'remove or replace the file, or drop --strict to skip unreadable images with a warning',
+      );
     }
     this.skipped.set(i, msg);
     this.cache?.markBad(i);
@@ -231,14 +265,20 @@ export class FolderDataset implements Dataset {
     const n = indices.length;
     const images = new Uint8Array(n * this.itemSize);
     const labels = new Int32Array(n);
-    await Promise.all(Array.from({ length: n }, async (_, k) => {
-      const i = indices[k];
-      labels[k] = this.labels[i];
-      let data = await this.decode(i);
-      if (!data) data = await this.substitute(i);
-      if (!data) throw new TricksError(`${this.name}: no readable image in class "${this.classNames[this.labels[i]]}"`, 'check the files named in the warnings above');
-      images.set(data, k * this.itemSize);
-    }));
+    await Promise.all(
+      Array.from({ length: n }, async (_, k) => {
+        const i = indices[k];
+        labels[k] = this.labels[i];
+        let data = await this.decode(i);
+        if (!data) data = await this.substitute(i);
+        if (!data)
+          throw new TricksError(
+            `${this.name}: no readable image in class "${this.classNames[this.labels[i]]}"`,
+            'check the files named in the warnings above',
+          );
+        images.set(data, k * this.itemSize);
+      }),
+    );
     await this.cache?.flush();
     return { images, labels };
   }
@@ -282,7 +322,8 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
   const dir = resolve(dirArg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TricksError(`folder: ${dir} is not a directory`, howTo);
   const mode = options.resize ?? 'cover';
-  if (!['cover', 'contain', 'fill'].includes(mode)) throw new TricksError(`dataOptions.resize must be cover, contain or fill, got "${mode}"`);
+  if (!['cover', 'contain', 'fill'].includes(mode))
+    throw new TricksError(`dataOptions.resize must be cover, contain or fill, got "${mode}"`);
   const channels = options.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw new TricksError(`dataOptions.channels must be 1 or 3, got ${channels}`);
   const failOn = options.failOn ?? 'truncated';
@@ -298,22 +339,36 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
     const classNames = listClasses(dir);
     const all = scanTree(dir, classNames, dir);
     const frac = options.valSplit ?? 0.1;
-    if (!(frac >= 0 && frac < 1)) throw new TricksError(`dataOptions.valSplit must be in [0, 1), got ${frac}`, 'for example --val-split 0.1');
+    if (!(frac >= 0 && frac < 1))
+      throw new TricksError(`dataOptions.valSplit must be in [0, 1), got ${frac}`, 'for example --val-split 0.1');
     const split = stratifiedSplit(all.labels, frac, classNames.length);
-    const pick = (idx: Int32Array): ClassTree => ({ classNames, files: Array.from(idx, (i) => all.files[i]), labels: Int32Array.from(idx, (i) => all.labels[i]) });
+    const pick = (idx: Int32Array): ClassTree => ({
+      classNames,
+      files: Array.from(idx, (i) => all.files[i]),
+      labels: Int32Array.from(idx, (i) => all.labels[i]),
+    });
     train = pick(split.train);
     val = pick(split.val);
   }
-  if (train.classNames.length < 2) throw new TricksError(`folder: ${dir} has ${train.classNames.length} class sub-folder(s); a classifier needs at least 2`, howTo);
+  if (train.classNames.length < 2)
+    throw new TricksError(`folder: ${dir} has ${train.classNames.length} class sub-folder(s); a classifier needs at least 2`, howTo);
   if (train.files.length === 0) throw new TricksError(`folder: no images (${[...IMAGE_EXT].join(', ')}) under ${dir}`, howTo);
 
   const size = resolveSize(options.size, await probeSize(train.files));
   const shape: [number, number, number] = [size[0], size[1], channels];
   const useCache = options.cache === true || ((options.cache ?? 'auto') === 'auto' && size[0] * size[1] <= 128 * 128);
   const cacheDir = options.cacheDir ?? join(tmpdir(), 'tricks-cache');
-  const make = (side: 'train' | 'val', t: ClassTree) => new FolderDataset(`folder-${side}`, t.files, t.labels, t.classNames, shape, {
-    mode, failOn, strict: options.strict === true, warn,
-    cachePath: useCache ? cachePathFor(dir, t, shape, mode, cacheDir, side) : undefined,
-  });
-  return { train: make('train', train), val: make('val', val), source: `folder:${dir}${hasSplit ? ' (train/, val/)' : ` (valSplit ${options.valSplit ?? 0.1})`}` };
+  const make = (side: 'train' | 'val', t: ClassTree) =>
+    new FolderDataset(`folder-${side}`, t.files, t.labels, t.classNames, shape, {
+      mode,
+      failOn,
+      strict: options.strict === true,
+      warn,
+      cachePath: useCache ? cachePathFor(dir, t, shape, mode, cacheDir, side) : undefined,
+    });
+  return {
+    train: make('train', train),
+    val: make('val', val),
+    source: `folder:${dir}${hasSplit ? ' (train/, val/)' : ` (valSplit ${options.valSplit ?? 0.1})`}`,
+  };
 }

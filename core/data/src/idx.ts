@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { TricksError } from '@tricks/core';
-import { InMemoryDataset, type DataSplit } from '@tricks/core';
+import { TricksError, InMemoryDataset, type DataSplit } from '@tricks/core';
 
 const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 const DIGIT_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -18,7 +17,10 @@ export function parseIdx(buf: Uint8Array, file: string): { dims: number[]; data:
     }
   }
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) {
-    throw new TricksError(`${file}: not an IDX file (bad magic number ${hex(bytes.subarray(0, 4))}, expected 00 00 08 0N)`, 'download the file again');
+    throw new TricksError(
+      `${file}: not an IDX file (bad magic number ${hex(bytes.subarray(0, 4))}, expected 00 00 08 0N)`,
+      'download the file again',
+    );
   }
   if (bytes[2] !== 0x08) throw new TricksError(`${file}: IDX element type 0x${bytes[2].toString(16)} is not unsigned byte (0x08)`);
   const ndim = bytes[3];
@@ -30,7 +32,10 @@ export function parseIdx(buf: Uint8Array, file: string): { dims: number[]; data:
   const count = dims.reduce((a, b) => a * b, 1);
   const start = 4 + 4 * ndim;
   if (bytes.length - start < count) {
-    throw new TricksError(`${file}: truncated IDX file: header promises ${count} bytes of data (${dims.join('x')}), found ${bytes.length - start}`, 'download the file again');
+    throw new TricksError(
+      `${file}: truncated IDX file: header promises ${count} bytes of data (${dims.join('x')}), found ${bytes.length - start}`,
+      'download the file again',
+    );
   }
   return { dims, data: bytes.subarray(start, start + count) };
 }
@@ -61,7 +66,14 @@ function loadPair(dir: string, prefix: 'train' | 't10k', name: string, className
   const labels = Int32Array.from(lbl.data);
   const bad = labels.findIndex((l) => l >= classNames.length);
   if (bad >= 0) throw new TricksError(`${lblFile}: label ${labels[bad]} at index ${bad} is outside 0..${classNames.length - 1}`);
-  return new InMemoryDataset(`${name}-${prefix}`, new Uint8Array(img.data), labels, [img.dims[1], img.dims[2], 1], classNames.length, classNames);
+  return new InMemoryDataset(
+    `${name}-${prefix}`,
+    new Uint8Array(img.data),
+    labels,
+    [img.dims[1], img.dims[2], 1],
+    classNames.length,
+    classNames,
+  );
 }
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -69,9 +81,10 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 /** fashion-mnist[:DIR] and mnist:DIR, from the IDX files (gzip or raw). */
 export function loadIdxDataset(kind: 'fashion-mnist' | 'mnist', dir: string | undefined): DataSplit {
   const where = dir ?? (kind === 'fashion-mnist' ? FASHION_MNIST_DIR : undefined);
-  const howTo = kind === 'fashion-mnist'
-    ? 'install it with `apt-get install dataset-fashion-mnist` (it goes to /usr/share/datasets/fashion-mnist), or pass --data fashion-mnist:DIR with the four IDX files'
-    : 'pass --data mnist:DIR, a directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]';
+  const howTo =
+    kind === 'fashion-mnist'
+      ? 'install it with `apt-get install dataset-fashion-mnist` (it goes to /usr/share/datasets/fashion-mnist), or pass --data fashion-mnist:DIR with the four IDX files'
+      : 'pass --data mnist:DIR, a directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]';
   if (!where) throw new TricksError(`${kind}: no directory given`, howTo);
   if (!existsSync(where)) throw new TricksError(`${kind}: data directory ${where} does not exist`, howTo);
   const classes = kind === 'fashion-mnist' ? FASHION_CLASSES : DIGIT_CLASSES;

@@ -3,17 +3,18 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCifarRecords, loadCifar, parseCifarRecords } from '../src/cifar.js';
-import { DatasetRegistry } from '@tricks/core';
-import { TricksError } from '@tricks/core';
+import { DatasetRegistry, TricksError } from '@tricks/core';
 import { registerDatasets } from '../src/register.js';
 
 /** Small CIFAR-format files: pixel values encode (item, row, col, channel) so a wrong layout shows. */
 function makeItems(n: number, seed: number) {
   const images = new Uint8Array(n * 3072);
   for (let i = 0; i < n; i++) {
-    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) {
-      images[i * 3072 + (y * 32 + x) * 3 + c] = (seed + i * 7 + y * 3 + x * 5 + c * 60) & 255;
-    }
+    for (let y = 0; y < 32; y++)
+      for (let x = 0; x < 32; x++)
+        for (let c = 0; c < 3; c++) {
+          images[i * 3072 + (y * 32 + x) * 3 + c] = (seed + i * 7 + y * 3 + x * 5 + c * 60) & 255;
+        }
   }
   return images;
 }
@@ -36,7 +37,8 @@ describe('cifar binary loader', () => {
   it('loads a CIFAR-10 directory (5 batches + test) through the registry', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'cifar10-')), 'cifar-10-batches-bin');
     mkdirSync(dir);
-    for (let b = 1; b <= 5; b++) writeFileSync(join(dir, `data_batch_${b}.bin`), encodeCifarRecords(makeItems(2, b), [b, b + 1], 'cifar10'));
+    for (let b = 1; b <= 5; b++)
+      writeFileSync(join(dir, `data_batch_${b}.bin`), encodeCifarRecords(makeItems(2, b), [b, b + 1], 'cifar10'));
     writeFileSync(join(dir, 'test_batch.bin'), encodeCifarRecords(makeItems(3, 9), [7, 8, 9], 'cifar10'));
     const split = await registerDatasets(new DatasetRegistry()).create(`cifar10:${join(dir, '..')}`);
     expect(split.train.length).to.equal(10);

@@ -4,18 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FolderDataset, loadFolder } from '../src/folder.js';
-import { DatasetRegistry } from '@tricks/core';
-import { TricksError } from '@tricks/core';
+import { DatasetRegistry, TricksError } from '@tricks/core';
 import { registerDatasets } from '../src/register.js';
 
 /** A w x h RGB image whose colour says its class (red, green, blue dominant) and whose gradient says its index. */
 async function writeImage(file: string, cls: number, k: number, w = 24, h = 18) {
   const raw = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const o = (y * w + x) * 3;
-    raw[o + cls] = 200;
-    raw[o + ((cls + 1) % 3)] = (x * 5 + k * 20) & 255;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      raw[o + cls] = 200;
+      raw[o + ((cls + 1) % 3)] = (x * 5 + k * 20) & 255;
+    }
   const img = sharp(raw, { raw: { width: w, height: h, channels: 3 } });
   if (file.endsWith('.png')) await img.png().toFile(file);
   else if (file.endsWith('.webp')) await img.webp({ lossless: true }).toFile(file);
@@ -32,7 +32,9 @@ async function makeTree(root: string, classes: string[], perClass: number, exts 
 describe('folder dataset', function () {
   this.timeout(20000);
   let cacheDir: string;
-  beforeEach(() => { cacheDir = mkdtempSync(join(tmpdir(), 'tricks-cache-test-')); });
+  beforeEach(() => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'tricks-cache-test-'));
+  });
 
   it('uses train/ and val/ when they exist, maps class folders to labels, decodes JPEG, PNG and WebP', async () => {
     const root = mkdtempSync(join(tmpdir(), 'folder-'));
@@ -82,7 +84,10 @@ describe('folder dataset', function () {
     expect(b.labels.length).to.equal(8);
     expect(Array.from(b.labels)).to.deep.equal(Array.from(ds.labels));
     expect(warnings.length).to.equal(2);
-    expect(warnings.join('\n')).to.include(join(root, 'a', 'img1.jpg')).and.include(join(root, 'b', 'img2.jpg')).and.include('2 skipped so far');
+    expect(warnings.join('\n'))
+      .to.include(join(root, 'a', 'img1.jpg'))
+      .and.include(join(root, 'b', 'img2.jpg'))
+      .and.include('2 skipped so far');
     expect(ds.skipped.size).to.equal(2);
     await ds.getBatch(all);
     expect(warnings.length, 'each file is named once').to.equal(2);
@@ -97,7 +102,9 @@ describe('folder dataset', function () {
     // a textured 96x96 image: enough scan data that the bytes we corrupt are not headers
     const tex = Buffer.alloc(64 * 64 * 3);
     for (let i = 0; i < tex.length; i++) tex[i] = (i * 7) & 255;
-    await sharp(tex, { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+    await sharp(tex, { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toFile(file);
     const bad = Buffer.from(readFileSync(file));
     for (let i = bad.length - 400; i < bad.length - 100; i += 7) bad[i] ^= 0x5a; // corrupt entropy-coded data: "bad Huffman code"
     writeFileSync(file, bad);

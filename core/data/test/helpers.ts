@@ -1,7 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTrainer, DefaultBackendService, MemoryLogger, type CreateTrainerOptions, type PluginDefinition, type UserConfig } from '@tricks/core';
+import {
+  createTrainer,
+  DefaultBackendService,
+  MemoryLogger,
+  type CreateTrainerOptions,
+  type PluginDefinition,
+  type UserConfig,
+} from '@tricks/core';
 import { tinyConfig } from '@tricks/core/testing';
 import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
 import { modelsBuiltin } from '@tricks/models';
@@ -23,4 +30,5 @@ export const tmp = (prefix = 'tricks-core-') => mkdtempSync(join(tmpdir(), prefi
 export const tiny = (over: UserConfig = {}): UserConfig => tinyConfig({ out: tmp(), ...over });
 
 /** createTrainer with the test built-ins (datasets, models, the wasm backend, ...). */
-export const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) => createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });
+export const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) =>
+  createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });

@@ -28,8 +28,14 @@ describe('IDX and digits data', () => {
   });
 
   it('names the file and the problem for corrupt, truncated and bad-magic files', () => {
-    expect(() => parseIdx(Uint8Array.from([0x12, 0x34, 0x56, 0x78, 1, 2]), '/d/f')).to.throw(TricksError, /\/d\/f: not an IDX file \(bad magic number 12 34 56 78/);
-    expect(() => parseIdx(idx([10, 28, 28], new Uint8Array(100)), '/d/t')).to.throw(TricksError, /\/d\/t: truncated IDX file: header promises 7840 bytes/);
+    expect(() => parseIdx(Uint8Array.from([0x12, 0x34, 0x56, 0x78, 1, 2]), '/d/f')).to.throw(
+      TricksError,
+      /\/d\/f: not an IDX file \(bad magic number 12 34 56 78/,
+    );
+    expect(() => parseIdx(idx([10, 28, 28], new Uint8Array(100)), '/d/t')).to.throw(
+      TricksError,
+      /\/d\/t: truncated IDX file: header promises 7840 bytes/,
+    );
     expect(() => parseIdx(Uint8Array.from([0x1f, 0x8b, 1, 2, 3]), '/d/g.gz')).to.throw(TricksError, /\/d\/g\.gz: corrupt gzip data/);
   });
 
@@ -42,11 +48,17 @@ describe('IDX and digits data', () => {
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), lbl([1, 2, 3]));
     writeFileSync(join(dir, 't10k-images-idx3-ubyte'), img(2));
     writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), lbl([4]));
-    expect(() => loadIdxDataset('fashion-mnist', dir)).to.throw(TricksError, /t10k-images-idx3-ubyte: 2 images but .*t10k-labels-idx1-ubyte has 1 labels/);
+    expect(() => loadIdxDataset('fashion-mnist', dir)).to.throw(
+      TricksError,
+      /t10k-images-idx3-ubyte: 2 images but .*t10k-labels-idx1-ubyte has 1 labels/,
+    );
     writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), lbl([4, 9]));
     const d = loadIdxDataset('fashion-mnist', dir);
     expect([d.train.length, d.val.length, d.train.shape]).to.deep.equal([3, 2, [28, 28, 1]]);
-    expect(() => loadIdxDataset('fashion-mnist', join(dir, 'nope'))).to.throw(TricksError, /data directory .*nope does not exist[\s\S]*apt-get install dataset-fashion-mnist/);
+    expect(() => loadIdxDataset('fashion-mnist', join(dir, 'nope'))).to.throw(
+      TricksError,
+      /data directory .*nope does not exist[\s\S]*apt-get install dataset-fashion-mnist/,
+    );
   });
 
   it('embeds 10k real digits with a fixed stratified validation split', () => {

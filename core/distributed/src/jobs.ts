@@ -37,7 +37,11 @@ export function portableConfig(c: ResolvedConfig): Omit<ResolvedConfig, 'out' | 
   return rest;
 }
 
-export const configHash = (c: ResolvedConfig) => createHash('sha256').update(JSON.stringify(portableConfig(c))).digest('hex').slice(0, 16);
+export const configHash = (c: ResolvedConfig) =>
+  createHash('sha256')
+    .update(JSON.stringify(portableConfig(c)))
+    .digest('hex')
+    .slice(0, 16);
 
 /**
  * Deterministic job id: the run id plus a hash of where it writes and what it trains. The same

@@ -39,9 +39,37 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tricks-redis-'));
   const listen = opts.tls
-    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', 'no']
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        opts.tls.cert,
+        '--tls-key-file',
+        opts.tls.key,
+        '--tls-ca-cert-file',
+        opts.tls.ca,
+        '--tls-auth-clients',
+        'no',
+      ]
     : ['--port', String(port)];
-  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', ...(opts.args ?? [])];
+  const args = [
+    ...listen,
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--maxmemory-policy',
+    'noeviction',
+    '--daemonize',
+    'no',
+    ...(opts.args ?? []),
+  ];
   if (opts.password) args.push('--requirepass', opts.password);
   const proc = spawn(opts.bin ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -64,7 +92,15 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
       const deadline = Date.now() + 15_000;
       const tryPing = async () => {
         const tls = opts.tls ? { ca: readFileSync(opts.tls.ca) } : undefined;
-        const c = new Redis({ host: '127.0.0.1', port, password: opts.password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const c = new Redis({
+          host: '127.0.0.1',
+          port,
+          password: opts.password,
+          tls,
+          lazyConnect: true,
+          retryStrategy: () => null,
+          maxRetriesPerRequest: 0,
+        });
         c.on('error', () => {});
         try {
           await c.connect();

@@ -8,9 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SandboxedJob } from 'bullmq';
-import { completeDir } from '@tricks/core';
-import type { Logger } from '@tricks/core';
-import { resolveConfig } from '@tricks/core';
+import { completeDir, type Logger, resolveConfig } from '@tricks/core';
 import { appendAttempt, diffConfigs, ensureDir, type AttemptEvent, type RunJobData, type RunProgress } from './jobs.js';
 import { loadRunner, specUserConfig, type RunRecord } from './runner.js';
 
@@ -25,7 +23,10 @@ const workerName = () => `${hostname()}:${process.ppid}`;
 /** Prefixes the trainer's lines with the run id and turns "epoch i/n" lines into job progress. */
 class JobLogger implements Logger {
   private resumedFrom: number | undefined;
-  constructor(private readonly id: string, private readonly report: (p: RunProgress) => void) {}
+  constructor(
+    private readonly id: string,
+    private readonly report: (p: RunProgress) => void,
+  ) {}
   info(m: string): void {
     process.stderr.write(`[${this.id}] ${m}\n`);
     const r = /^resumed from .*: epoch (\d+)/.exec(m);
@@ -51,19 +52,26 @@ function checkpointEpoch(out: string): number {
   }
 }
 
-export default async function processRun(job: SandboxedJob<RunJobData, RunRecord>, token?: string, signal?: AbortSignal): Promise<RunRecord> {
+export default async function processRun(
+  job: SandboxedJob<RunJobData, RunRecord>,
+  token?: string,
+  signal?: AbortSignal,
+): Promise<RunRecord> {
   const { spec } = job.data;
   const backend = process.env.TRICKS_WORKER_BACKEND;
   if (backend) spec.overrides = { ...spec.overrides, backend };
   const base = { job: String(job.id), attempt: (job.attemptsMade ?? 0) + 1, worker: workerName(), pid: process.pid };
-  const log = (e: Omit<AttemptEvent, keyof typeof base | 'time'>) => appendAttempt(spec.out, { ...e, ...base, time: new Date().toISOString() });
+  const log = (e: Omit<AttemptEvent, keyof typeof base | 'time'>) =>
+    appendAttempt(spec.out, { ...e, ...base, time: new Date().toISOString() });
 
   // Every machine must train what the coordinator resolved: a different plugin version or preset
   // here would make the study compare apples with pears.
   const here = await resolveConfig(specUserConfig(spec), { ladderStep: spec.ladderStep });
   const diff = diffConfigs(job.data.config, here.config);
   if (diff.length) {
-    throw new Error(`worker ${base.worker} resolves run ${spec.id} differently from the coordinator (${diff.join('; ')}): install the same versions of tricks and its plugins on every machine`);
+    throw new Error(
+      `worker ${base.worker} resolves run ${spec.id} differently from the coordinator (${diff.join('; ')}): install the same versions of tricks and its plugins on every machine`,
+    );
   }
 
   // A run that needs another run's result (distillation needs its teacher) waits for it in the
@@ -81,7 +89,9 @@ export default async function processRun(job: SandboxedJob<RunJobData, RunRecord
   const reused = existsSync(join(spec.out, 'result.json'));
   const fromEpoch = checkpointEpoch(spec.out);
   log({ event: 'start', checkpointEpoch: fromEpoch });
-  void job.updateProgress({ epoch: fromEpoch, epochs: here.config.epochs, worker: base.worker, ...(fromEpoch ? { resumedFrom: fromEpoch } : {}) }).catch(() => {});
+  void job
+    .updateProgress({ epoch: fromEpoch, epochs: here.config.epochs, worker: base.worker, ...(fromEpoch ? { resumedFrom: fromEpoch } : {}) })
+    .catch(() => {});
 
   signal?.addEventListener('abort', () => {
     if (String(signal.reason) === 'shutdown') {

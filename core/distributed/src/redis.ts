@@ -1,7 +1,6 @@
 import { Redis } from 'ioredis';
 import { TricksError } from '@tricks/core';
-import type { QueueTarget } from './url.js';
-import { redact } from './url.js';
+import { type QueueTarget, redact } from './url.js';
 
 /**
  * Connects once to check that Redis answers, and that it keeps what BullMQ stores: with an
@@ -9,7 +8,13 @@ import { redact } from './url.js';
  * without AOF a Redis restart loses the queue. Managed services that refuse CONFIG are let through.
  */
 export async function checkRedis(target: QueueTarget, warn: (m: string) => void): Promise<void> {
-  const client = new Redis({ ...target.connection, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 10_000 });
+  const client = new Redis({
+    ...target.connection,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+    connectTimeout: 10_000,
+  });
   // ioredis rejects with a generic "Connection is closed"; the cause (a TLS or DNS error) comes as an event.
   let cause: Error | undefined;
   client.on('error', (e: Error) => (cause ??= e));
@@ -19,11 +24,15 @@ export async function checkRedis(target: QueueTarget, warn: (m: string) => void)
   } catch (e) {
     client.disconnect();
     const why = cause && cause.message !== (e as Error).message ? `${(e as Error).message} (${cause.message})` : (e as Error).message;
-    throw new TricksError(`cannot reach Redis at ${target.display}: ${redact(why, target.secrets)}`, 'check the host, port, password and TLS (rediss://) of --queue, and that redis-server runs there');
+    throw new TricksError(
+      `cannot reach Redis at ${target.display}: ${redact(why, target.secrets)}`,
+      'check the host, port, password and TLS (rediss://) of --queue, and that redis-server runs there',
+    );
   }
   try {
     const [, policy] = (await client.config('GET', 'maxmemory-policy')) as string[];
-    if (policy && policy !== 'noeviction') warn(`Redis at ${target.display} has maxmemory-policy ${policy}: it may evict queued jobs; set maxmemory-policy noeviction`);
+    if (policy && policy !== 'noeviction')
+      warn(`Redis at ${target.display} has maxmemory-policy ${policy}: it may evict queued jobs; set maxmemory-policy noeviction`);
     const [, aof] = (await client.config('GET', 'appendonly')) as string[];
     if (aof === 'no') warn(`Redis at ${target.display} has appendonly no: a Redis restart loses the queue; set appendonly yes`);
   } catch {

@@ -4,9 +4,7 @@
  * resumes from OUT/checkpoint), and summarize() writes the study's report. A job runs exactly what a
  * local study runs.
  */
-import { runOne } from '@tricks/lab';
-import { summarize } from '@tricks/lab';
-import type { RunSpec } from '@tricks/lab';
+import { runOne, summarize, type RunSpec } from '@tricks/lab';
 import type { UserConfig } from '@tricks/core';
 
 export type { RunSpec } from '@tricks/lab';

@@ -1,10 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Job, Queue } from 'bullmq';
-import { TricksError } from '@tricks/core';
-import { writeFileAtomic } from '@tricks/core';
-import type { Logger } from '@tricks/core';
-import { resolveConfig } from '@tricks/core';
+import { TricksError, writeFileAtomic, type Logger, resolveConfig } from '@tricks/core';
 import { configHash, jobIdFor, JOB_FORMAT, JOB_NAME, QUEUE_NAME, type RunJobData, type RunProgress } from './jobs.js';
 import { checkRedis } from './redis.js';
 import { loadRunner, specUserConfig, type RunRecord, type RunSpec, type StudySummary } from './runner.js';
@@ -23,7 +20,18 @@ export interface StudyManifest {
   created: string;
   /** Title of the report. */
   title?: string;
-  runs: { id: string; jobId: string; out: string; stepName: string; trick: string; ladderStep: number; seed: number; configHash: string; dependsOn?: string[]; group?: number }[];
+  runs: {
+    id: string;
+    jobId: string;
+    out: string;
+    stepName: string;
+    trick: string;
+    ladderStep: number;
+    seed: number;
+    configHash: string;
+    dependsOn?: string[];
+    group?: number;
+  }[];
 }
 
 export interface StudyOptions {
@@ -103,14 +111,30 @@ export async function submitStudy(specs: RunSpec[], opts: StudyOptions): Promise
     queueName: QUEUE_NAME,
     created: new Date().toISOString(),
     ...(opts.title ? { title: opts.title } : {}),
-    runs: jobs.map(({ spec, jobId, data }) => ({ ...(opts.groups?.[spec.id] !== undefined ? { group: opts.groups[spec.id] } : {}), id: spec.id, jobId, out: spec.out, stepName: spec.stepName, trick: spec.trick, ladderStep: spec.ladderStep, seed: spec.seed, configHash: data.configHash, ...(spec.dependsOn?.length ? { dependsOn: spec.dependsOn } : {}) })),
+    runs: jobs.map(({ spec, jobId, data }) => ({
+      ...(opts.groups?.[spec.id] !== undefined ? { group: opts.groups[spec.id] } : {}),
+      id: spec.id,
+      jobId,
+      out: spec.out,
+      stepName: spec.stepName,
+      trick: spec.trick,
+      ladderStep: spec.ladderStep,
+      seed: spec.seed,
+      configHash: data.configHash,
+      ...(spec.dependsOn?.length ? { dependsOn: spec.dependsOn } : {}),
+    })),
   };
   await checkRedis(target, (m) => opts.logger.warn(m));
-  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, { connection: { ...target.connection, connectionName: 'tricks-coordinator' } });
+  const queue = new Queue<RunJobData, RunRecord>(QUEUE_NAME, {
+    connection: { ...target.connection, connectionName: 'tricks-coordinator' },
+  });
   queue.on('error', (e) => opts.logger.warn(redact(msg(e), target.secrets)));
   try {
     await writeFileAtomic(join(out, STUDY_FILE), JSON.stringify(manifest, null, 1));
-    let added = 0, already = 0, retried = 0, finished = 0;
+    let added = 0,
+      already = 0,
+      retried = 0,
+      finished = 0;
     const attempts = (opts.retries ?? 2) + 1;
     for (const { spec, jobId, data } of jobs) {
       if (existsSync(join(spec.out, 'result.json'))) {
@@ -163,10 +187,13 @@ export async function collectStudy(opts: StudyOptions): Promise<StudyReport> {
   const target = parseQueueUrl(opts.queue);
   const out = resolve(opts.out);
   const file = join(out, STUDY_FILE);
-  if (!existsSync(file)) throw new TricksError(`--collect: ${file} does not exist`, 'give the --out directory of a study enqueued with --queue');
+  if (!existsSync(file))
+    throw new TricksError(`--collect: ${file} does not exist`, 'give the --out directory of a study enqueued with --queue');
   const manifest = JSON.parse(readFileSync(file, 'utf8')) as StudyManifest;
   await checkRedis(target, (m) => opts.logger.warn(m));
-  const queue = new Queue<RunJobData, RunRecord>(manifest.queueName ?? QUEUE_NAME, { connection: { ...target.connection, connectionName: 'tricks-collect' } });
+  const queue = new Queue<RunJobData, RunRecord>(manifest.queueName ?? QUEUE_NAME, {
+    connection: { ...target.connection, connectionName: 'tricks-collect' },
+  });
   queue.on('error', (e) => opts.logger.warn(redact(msg(e), target.secrets)));
   try {
     return await follow(queue, manifest, out, target, opts);
@@ -203,8 +230,17 @@ async function pollJobs(queue: Queue<RunJobData, RunRecord>, manifest: StudyMani
       const error = job.failedReason ? redact(job.failedReason, target.secrets) : undefined;
       if (state === 'completed') {
         // A worker's result counts once it is on the shared location (written atomically by runOne).
-        if (!hasResult) return { ...base, state: 'failed', error: `job completed, but ${join(r.out, 'result.json')} is missing: is the study's --out on storage that every machine mounts at the same path?` };
-        return { ...base, state: 'done', seconds: job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : undefined };
+        if (!hasResult)
+          return {
+            ...base,
+            state: 'failed',
+            error: `job completed, but ${join(r.out, 'result.json')} is missing: is the study's --out on storage that every machine mounts at the same path?`,
+          };
+        return {
+          ...base,
+          state: 'done',
+          seconds: job.finishedOn && job.processedOn ? (job.finishedOn - job.processedOn) / 1000 : undefined,
+        };
       }
       if (state === 'failed') return { ...base, state: 'failed', error };
       if (state === 'active') return { ...base, state: 'running', progress, error };
@@ -214,7 +250,8 @@ async function pollJobs(queue: Queue<RunJobData, RunRecord>, manifest: StudyMani
   );
 }
 
-const fmtSeconds = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : s >= 90 ? `${Math.round(s / 60)} min` : `${Math.round(s)} s`);
+const fmtSeconds = (s: number) =>
+  s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : s >= 90 ? `${Math.round(s / 60)} min` : `${Math.round(s)} s`;
 
 /** Estimated seconds left: mean run time so far times the work left, over the runs going on in parallel. */
 export function eta(runs: RunStatus[], elapsedByRun: Map<string, number>): number | undefined {
@@ -244,12 +281,19 @@ export function progressLine(runs: RunStatus[], etaSeconds: number | undefined):
   return `queue: ${parts.join(', ')}${left && etaSeconds !== undefined ? `; ETA ${fmtSeconds(etaSeconds)}` : ''}${running.length ? ` [${running.join('; ')}]` : ''}`;
 }
 
-async function follow(queue: Queue<RunJobData, RunRecord>, manifest: StudyManifest, out: string, target: QueueTarget, opts: StudyOptions): Promise<StudyReport> {
+async function follow(
+  queue: Queue<RunJobData, RunRecord>,
+  manifest: StudyManifest,
+  out: string,
+  target: QueueTarget,
+  opts: StudyOptions,
+): Promise<StudyReport> {
   const log = (m: string) => opts.logger.info(redact(m, target.secrets));
   const pollMs = opts.pollMs ?? 2000;
   const every = opts.reportEveryMs ?? 30_000;
   const startedAt = new Map<string, number>();
-  let last = '', lastAt = 0;
+  let last = '',
+    lastAt = 0;
   const reported = new Set<string>();
   let runs: RunStatus[];
   for (;;) {
@@ -267,12 +311,18 @@ async function follow(queue: Queue<RunJobData, RunRecord>, manifest: StudyManife
     for (const r of runs) {
       if (r.state !== 'done' && r.attempts > 0 && r.error && !reported.has(`${r.id}:${r.attempts}`)) {
         reported.add(`${r.id}:${r.attempts}`);
-        opts.logger.warn(`run ${r.id} ${r.state === 'failed' ? `failed after ${r.attempts} attempt(s)` : `failed (attempt ${r.attempts}), retrying with backoff`}: ${r.error}`);
+        opts.logger.warn(
+          `run ${r.id} ${r.state === 'failed' ? `failed after ${r.attempts} attempt(s)` : `failed (attempt ${r.attempts}), retrying with backoff`}: ${r.error}`,
+        );
       }
     }
-    if (runs.every((r) => r.state === 'done' || r.state === 'failed' || r.state === 'missing') && runs.some((r) => r.state !== 'missing')) break;
+    if (runs.every((r) => r.state === 'done' || r.state === 'failed' || r.state === 'missing') && runs.some((r) => r.state !== 'missing'))
+      break;
     if (runs.every((r) => r.state === 'missing')) {
-      throw new TricksError(`none of the ${runs.length} jobs of ${out} is on the queue ${target.display}`, 'submit the study again (the same command without --collect); finished runs are not trained again');
+      throw new TricksError(
+        `none of the ${runs.length} jobs of ${out} is on the queue ${target.display}`,
+        'submit the study again (the same command without --collect); finished runs are not trained again',
+      );
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
@@ -286,7 +336,10 @@ async function follow(queue: Queue<RunJobData, RunRecord>, manifest: StudyManife
   const failed = runs.filter((r) => r.state !== 'done');
   await writeFileAtomic(
     join(out, QUEUE_REPORT),
-    redact(JSON.stringify({ queue: target.display, queueName: manifest.queueName, finished: new Date().toISOString(), runs }, null, 1), target.secrets),
+    redact(
+      JSON.stringify({ queue: target.display, queueName: manifest.queueName, finished: new Date().toISOString(), runs }, null, 1),
+      target.secrets,
+    ),
   );
   let summary: StudySummary | undefined;
   if (records.length) {

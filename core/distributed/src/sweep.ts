@@ -1,10 +1,5 @@
 import { resolve as resolvePath, join } from 'node:path';
-import { TricksError } from '@tricks/core';
-import { SETTINGS_SCHEMA, merge, type UserConfig } from '@tricks/core';
-import type { PluginItem } from '@tricks/core';
-import { loadPreset } from '@tricks/core';
-import { closest } from '@tricks/core';
-import { Rng } from '@tricks/core';
+import { TricksError, SETTINGS_SCHEMA, merge, type UserConfig, type PluginItem, loadPreset, closest, Rng } from '@tricks/core';
 import type { RunSpec } from './runner.js';
 
 /** A distribution a random search samples from (with --random only). */
@@ -15,7 +10,11 @@ export type Grid = Record<string, GridValue>;
 const SETTING_KEYS = Object.keys(SETTINGS_SCHEMA.properties).filter((k) => !['preset', 'presets', 'plugins', 'out', 'modules'].includes(k));
 
 const isDist = (v: unknown): v is Distribution =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && ['uniform', 'loguniform', 'int'].includes(Object.keys(v)[0]);
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.keys(v).length === 1 &&
+  ['uniform', 'loguniform', 'int'].includes(Object.keys(v)[0]);
 
 /**
  * Parses and checks `--grid`: a JSON object whose keys are config paths (`optimizer.lr`,
@@ -27,7 +26,10 @@ export function parseGrid(text: string, random?: number): Grid {
   try {
     grid = JSON.parse(text);
   } catch (e) {
-    throw new TricksError(`--grid: not valid JSON (${(e as Error).message})`, `write it as --grid '{"optimizer.lr":[0.05,0.1],"plugins.mixup.alpha":[0.2,0.4]}'`);
+    throw new TricksError(
+      `--grid: not valid JSON (${(e as Error).message})`,
+      `write it as --grid '{"optimizer.lr":[0.05,0.1],"plugins.mixup.alpha":[0.2,0.4]}'`,
+    );
   }
   if (typeof grid !== 'object' || grid === null || Array.isArray(grid) || !Object.keys(grid).length) {
     throw new TricksError('--grid: expected a non-empty JSON object of "path": [values]', `e.g. --grid '{"optimizer.lr":[0.05,0.1]}'`);
@@ -39,11 +41,18 @@ export function parseGrid(text: string, random?: number): Grid {
     } else if (isDist(v)) {
       const [lo, hi] = Object.values(v)[0] as unknown[];
       const kind = Object.keys(v)[0];
-      if (random === undefined) throw new TricksError(`--grid "${key}": {"${kind}":...} is a distribution, which only a random search samples`, 'add --random N, or give a list of values');
-      if (typeof lo !== 'number' || typeof hi !== 'number' || !(lo <= hi)) throw new TricksError(`--grid "${key}": {"${kind}":[lo,hi]} needs two numbers with lo <= hi`);
+      if (random === undefined)
+        throw new TricksError(
+          `--grid "${key}": {"${kind}":...} is a distribution, which only a random search samples`,
+          'add --random N, or give a list of values',
+        );
+      if (typeof lo !== 'number' || typeof hi !== 'number' || !(lo <= hi))
+        throw new TricksError(`--grid "${key}": {"${kind}":[lo,hi]} needs two numbers with lo <= hi`);
       if (kind === 'loguniform' && lo <= 0) throw new TricksError(`--grid "${key}": loguniform needs lo > 0`);
     } else {
-      throw new TricksError(`--grid "${key}": expected a list of values${random !== undefined ? ' or {"uniform"|"loguniform"|"int":[lo,hi]}' : ''}, got ${JSON.stringify(v)}`);
+      throw new TricksError(
+        `--grid "${key}": expected a list of values${random !== undefined ? ' or {"uniform"|"loguniform"|"int":[lo,hi]}' : ''}, got ${JSON.stringify(v)}`,
+      );
     }
   }
   return grid as Grid;
@@ -57,7 +66,10 @@ function checkKey(key: string): void {
     return;
   }
   if (!SETTING_KEYS.includes(parts[0])) {
-    throw new TricksError(`--grid "${key}": unknown setting "${parts[0]}"${closest(parts[0], [...SETTING_KEYS, 'plugins'])}`, `settings: ${SETTING_KEYS.join(', ')}; a plugin option is plugins.NAME.OPTION`);
+    throw new TricksError(
+      `--grid "${key}": unknown setting "${parts[0]}"${closest(parts[0], [...SETTING_KEYS, 'plugins'])}`,
+      `settings: ${SETTING_KEYS.join(', ')}; a plugin option is plugins.NAME.OPTION`,
+    );
   }
 }
 
@@ -79,7 +91,9 @@ export function gridPoints(grid: Grid, random?: number, seed = 0): Record<string
     // Without replacement from the product, so no run is trained twice.
     const size = lists.reduce((n, l) => n * (l as unknown[]).length, 1);
     const n = Math.min(random, size);
-    const chosen = Array.from(rng.permutation(size)).slice(0, n).sort((a, b) => a - b);
+    const chosen = Array.from(rng.permutation(size))
+      .slice(0, n)
+      .sort((a, b) => a - b);
     return chosen.map((flat) => {
       const p: Record<string, unknown> = {};
       for (let i = keys.length - 1; i >= 0; i--) {
@@ -173,7 +187,16 @@ export async function planSweep(opts: SweepOptions): Promise<RunSpec[]> {
     const label = pointLabel(point);
     for (let s = 0; s < opts.seeds; s++) {
       const id = `p${String(i).padStart(width, '0')}-s${base + s}`;
-      specs.push({ id, preset, ladderStep, stepName: label, trick: label, seed: base + s, overrides: applyPoint(opts.overrides, point), out: join(opts.out, id) });
+      specs.push({
+        id,
+        preset,
+        ladderStep,
+        stepName: label,
+        trick: label,
+        seed: base + s,
+        overrides: applyPoint(opts.overrides, point),
+        out: join(opts.out, id),
+      });
     }
   });
   return specs;

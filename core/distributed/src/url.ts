@@ -32,7 +32,10 @@ export interface QueueTarget {
 export function parseQueueUrl(raw: string, env: NodeJS.ProcessEnv = process.env): QueueTarget {
   let u: URL;
   const bad = (why: string) =>
-    new TricksError(`--queue ${redactUrl(raw)}: ${why}`, 'give a Redis URL such as redis://HOST:6379, redis://:PASSWORD@HOST:6379/0 or rediss://HOST:6380 (TLS)');
+    new TricksError(
+      `--queue ${redactUrl(raw)}: ${why}`,
+      'give a Redis URL such as redis://HOST:6379, redis://:PASSWORD@HOST:6379/0 or rediss://HOST:6380 (TLS)',
+    );
   try {
     u = new URL(raw);
   } catch {
@@ -57,7 +60,10 @@ export function parseQueueUrl(raw: string, env: NodeJS.ProcessEnv = process.env)
       try {
         connection.tls.ca = readFileSync(env.TRICKS_REDIS_CA);
       } catch (e) {
-        throw new TricksError(`TRICKS_REDIS_CA=${env.TRICKS_REDIS_CA}: ${(e as Error).message}`, 'point it at the PEM file of the CA that signed the Redis server certificate');
+        throw new TricksError(
+          `TRICKS_REDIS_CA=${env.TRICKS_REDIS_CA}: ${(e as Error).message}`,
+          'point it at the PEM file of the CA that signed the Redis server certificate',
+        );
       }
     }
   }

@@ -56,11 +56,20 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     name,
     autorun: true,
   });
-  const label = (job: Job<RunJobData> | undefined) => (job ? `${job.data?.spec?.id ?? job.id} (job ${job.id}, attempt ${job.attemptsMade + 1})` : '(unknown job)');
+  const label = (job: Job<RunJobData> | undefined) =>
+    job ? `${job.data?.spec?.id ?? job.id} (job ${job.id}, attempt ${job.attemptsMade + 1})` : '(unknown job)';
   worker.on('active', (job) => say(`worker ${name}: training ${label(job)} -> ${job.data.spec.out}`));
-  worker.on('completed', (job, r) => say(`worker ${name}: finished ${job.data.spec.id}: top-1 ${r?.top1?.toFixed?.(4) ?? '?'}${r?.resumedFrom ? ` (resumed from epoch ${r.resumedFrom})` : ''}`));
+  worker.on('completed', (job, r) =>
+    say(
+      `worker ${name}: finished ${job.data.spec.id}: top-1 ${r?.top1?.toFixed?.(4) ?? '?'}${r?.resumedFrom ? ` (resumed from epoch ${r.resumedFrom})` : ''}`,
+    ),
+  );
   worker.on('failed', (job, err) => warn(`worker ${name}: ${label(job)} failed: ${err.message}`));
-  worker.on('stalled', (id) => warn(`worker ${name}: job ${id} stalled (its worker stopped renewing its lock); it goes back to the queue and resumes from its checkpoint`));
+  worker.on('stalled', (id) =>
+    warn(
+      `worker ${name}: job ${id} stalled (its worker stopped renewing its lock); it goes back to the queue and resumes from its checkpoint`,
+    ),
+  );
   worker.on('error', (err) => warn(`worker ${name}: ${err.message}`));
   // Our lock on a job is gone (this machine lost Redis for longer than the lock duration, say):
   // another worker may already train it, so this one must stop and write nothing.
@@ -71,7 +80,9 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }
   });
   await worker.waitUntilReady();
-  say(`worker ${name}: waiting for jobs on ${target.display} (queue ${QUEUE_NAME}), concurrency ${concurrency}${opts.backend ? `, backend ${opts.backend}` : ''}`);
+  say(
+    `worker ${name}: waiting for jobs on ${target.display} (queue ${QUEUE_NAME}), concurrency ${concurrency}${opts.backend ? `, backend ${opts.backend}` : ''}`,
+  );
   let stopping: Promise<void> | undefined;
   return {
     worker,

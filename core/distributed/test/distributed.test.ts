@@ -4,8 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
+import { TricksError, MemoryLogger, resolveConfig } from '@tricks/core';
 import { configHash, diffConfigs, jobIdFor, QUEUE_NAME, readAttempts } from '../src/jobs.js';
 import { startWorker } from '../src/worker.js';
 import { startLocalRedis, type LocalRedis } from '../src/local-redis.js';
@@ -14,7 +13,6 @@ import type { RunSpec } from '../src/runner.js';
 import { eta, progressLine, submitStudy, type RunStatus } from '../src/study.js';
 import { applyPoint, gridPoints, parseGrid, planSweep } from '../src/sweep.js';
 import { parseQueueUrl, redact, redactUrl } from '../src/url.js';
-import { resolveConfig } from '@tricks/core';
 import { tmp } from './helpers.js';
 
 const throwsTricks = (f: () => unknown, re: RegExp) => {
@@ -32,7 +30,10 @@ const throwsTricks = (f: () => unknown, re: RegExp) => {
 function presetFile(): string {
   const dir = tmp('tricks-dist-');
   const f = join(dir, 'p.mjs');
-  writeFileSync(f, `export default { name: 'p', description: '', settings: { epochs: 2, model: { name: 'small-cnn', options: { width: 8 } } }, ladder: [{ name: 'base' }, { name: 'cos', settings: { schedule: { name: 'cosine' } } }] };`);
+  writeFileSync(
+    f,
+    `export default { name: 'p', description: '', settings: { epochs: 2, model: { name: 'small-cnn', options: { width: 8 } } }, ladder: [{ name: 'base' }, { name: 'cos', settings: { schedule: { name: 'cosine' } } }] };`,
+  );
   return f;
 }
 
@@ -102,7 +103,10 @@ describe('distributed: sweep planning', () => {
     const base = { optimizer: { name: 'sgd', momentum: 0.9 }, plugins: [['mixup', { alpha: 1, offEpoch: 3 }]] as never };
     const c = applyPoint(base, { 'plugins.mixup.alpha': 0.2, 'plugins.cutmix.alpha': 1, 'optimizer.lr': 0.1 });
     expect(c.optimizer).to.deep.equal({ name: 'sgd', momentum: 0.9, lr: 0.1 });
-    expect(c.plugins).to.deep.equal([['mixup', { alpha: 0.2, offEpoch: 3 }], ['cutmix', { alpha: 1 }]]);
+    expect(c.plugins).to.deep.equal([
+      ['mixup', { alpha: 0.2, offEpoch: 3 }],
+      ['cutmix', { alpha: 1 }],
+    ]);
     expect(base.optimizer).to.deep.equal({ name: 'sgd', momentum: 0.9 });
   });
 
@@ -113,7 +117,10 @@ describe('distributed: sweep planning', () => {
     expect(specs.map((s) => s.id)).to.deep.equal(['p0-s3', 'p0-s4', 'p1-s3', 'p1-s4']);
     expect(specs.every((s) => s.ladderStep === 1)).to.equal(true);
     expect(specs[2].out).to.equal(join(out, 'p1-s3'));
-    const { config } = await resolveConfig({ ...specs[2].overrides, preset, seed: specs[2].seed, out: specs[2].out }, { ladderStep: specs[2].ladderStep });
+    const { config } = await resolveConfig(
+      { ...specs[2].overrides, preset, seed: specs[2].seed, out: specs[2].out },
+      { ladderStep: specs[2].ladderStep },
+    );
     expect(config.optimizer.lr).to.equal(0.1);
     expect(config.schedule.name).to.equal('cosine');
     expect(config.seed).to.equal(3);
@@ -121,7 +128,16 @@ describe('distributed: sweep planning', () => {
 });
 
 describe('distributed: job ids, config checks, progress', () => {
-  const spec = (out: string): RunSpec => ({ id: 's1:base/seed0', preset: 'p', ladderStep: 0, stepName: 'base', trick: 'baseline', seed: 0, overrides: {}, out });
+  const spec = (out: string): RunSpec => ({
+    id: 's1:base/seed0',
+    preset: 'p',
+    ladderStep: 0,
+    stepName: 'base',
+    trick: 'baseline',
+    seed: 0,
+    overrides: {},
+    out,
+  });
 
   it('gives deterministic job ids that change with the output location and the config', () => {
     const a = jobIdFor(spec('/shared/a'), 'h1');
@@ -151,8 +167,12 @@ describe('distributed: job ids, config checks, progress', () => {
     ];
     // Work left: 0.5 + 1 + 1 runs of 100 s, two at a time.
     expect(eta(runs, new Map())).to.equal(125);
-    expect(progressLine(runs, 125)).to.equal('queue: 1/4 done, 2 running, 1 waiting, 0 failed; ETA 2 min [b epoch 1/2 on w1; c epoch 0/2 on w2]');
-    expect(eta([{ id: 'x', jobId: 'x', state: 'running', attempts: 1, progress: { epoch: 1, epochs: 4, worker: 'w' } }], new Map([['x', 30]]))).to.equal(90);
+    expect(progressLine(runs, 125)).to.equal(
+      'queue: 1/4 done, 2 running, 1 waiting, 0 failed; ETA 2 min [b epoch 1/2 on w1; c epoch 0/2 on w2]',
+    );
+    expect(
+      eta([{ id: 'x', jobId: 'x', state: 'running', attempts: 1, progress: { epoch: 1, epochs: 4, worker: 'w' } }], new Map([['x', 30]])),
+    ).to.equal(90);
   });
 });
 
@@ -212,7 +232,8 @@ describe('distributed: against a real redis-server', function () {
       expect(job.data.spec.out.startsWith(out)).to.equal(true);
       expect(job.data.config.optimizer.lr).to.be.oneOf([0.05, 0.1]);
       expect(job.opts.attempts).to.equal(3);
-      const everything = logger.lines.join('\n') + JSON.stringify(await queue.getJobs(['waiting'])) + readFileSync(join(out, 'study.json'), 'utf8');
+      const everything =
+        logger.lines.join('\n') + JSON.stringify(await queue.getJobs(['waiting'])) + readFileSync(join(out, 'study.json'), 'utf8');
       expect(everything).to.not.include('pr1vate');
       expect(everything).to.not.include(encodeURIComponent(password));
       expect(everything).to.include('redis://:***@127.0.0.1');
@@ -238,8 +259,28 @@ describe('distributed: a run that depends on another, with a real worker', funct
     const out = tmp('tricks-deps-');
     const bad = { data: 'fashion-mnist:/nonexistent/teacher-data' };
     const specs: RunSpec[] = [
-      { id: 'teacher', preset, ladderStep: 0, stepName: 'teacher', trick: 'teacher', seed: 0, overrides: bad, out: join(out, 'teacher'), role: 'teacher' },
-      { id: 'student', preset, ladderStep: 1, stepName: 'cos', trick: 'kd', seed: 0, overrides: {}, out: join(out, 'student'), dependsOn: ['teacher'] },
+      {
+        id: 'teacher',
+        preset,
+        ladderStep: 0,
+        stepName: 'teacher',
+        trick: 'teacher',
+        seed: 0,
+        overrides: bad,
+        out: join(out, 'teacher'),
+        role: 'teacher',
+      },
+      {
+        id: 'student',
+        preset,
+        ladderStep: 1,
+        stepName: 'cos',
+        trick: 'kd',
+        seed: 0,
+        overrides: {},
+        out: join(out, 'student'),
+        dependsOn: ['teacher'],
+      },
     ];
     const prev = process.env.TRICKS_DEPENDENCY_POLL_MS;
     process.env.TRICKS_DEPENDENCY_POLL_MS = '300';
@@ -249,12 +290,19 @@ describe('distributed: a run that depends on another, with a real worker', funct
       let err: Error | undefined;
       await submitStudy(specs, { queue: redis.url, out, logger, retries: 0, pollMs: 300 }).catch((e: Error) => (err = e));
       expect(err, logger.lines.join('\n')).to.be.instanceOf(TricksError);
-      expect(err!.message).to.match(/2 of 2 runs did not finish: teacher \(failed: .*teacher-data does not exist.*\); student \(failed: depends on teacher, which failed\)/);
+      expect(err!.message).to.match(
+        /2 of 2 runs did not finish: teacher \(failed: .*teacher-data does not exist.*\); student \(failed: depends on teacher, which failed\)/,
+      );
       // The student never started: its job only waited in the delayed set.
       expect(readAttempts(join(out, 'student'))).to.deep.equal([]);
       expect(readAttempts(join(out, 'teacher')).map((e) => e.event)).to.deep.equal(['start', 'error']);
-      const report = JSON.parse(readFileSync(join(out, 'queue.json'), 'utf8')) as { runs: { id: string; state: string; attempts: number }[] };
-      expect(report.runs.map((r) => [r.id, r.state, r.attempts])).to.deep.equal([['teacher', 'failed', 1], ['student', 'failed', 0]]);
+      const report = JSON.parse(readFileSync(join(out, 'queue.json'), 'utf8')) as {
+        runs: { id: string; state: string; attempts: number }[];
+      };
+      expect(report.runs.map((r) => [r.id, r.state, r.attempts])).to.deep.equal([
+        ['teacher', 'failed', 1],
+        ['student', 'failed', 0],
+      ]);
     } finally {
       await w.stop();
       if (prev === undefined) delete process.env.TRICKS_DEPENDENCY_POLL_MS;
@@ -275,10 +323,40 @@ describe('distributed: rediss:// (TLS) against a real redis-server', function ()
     const dir = tmp('tricks-tls-');
     const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     try {
-      ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tricks-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem']);
+      ssl([
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=tricks-test-ca',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.pem',
+      ]);
       ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
       writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-      ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'server.pem']);
+      ssl([
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-extfile',
+        'ext.cnf',
+        '-out',
+        'server.pem',
+      ]);
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') this.skip(); // no openssl binary on this machine
       throw e;
@@ -295,7 +373,9 @@ describe('distributed: rediss:// (TLS) against a real redis-server', function ()
     const untrusted = parseQueueUrl(redis!.url, {});
     let err: Error | undefined;
     await checkRedis(untrusted, () => {}).catch((e: Error) => (err = e));
-    expect(err?.message, err?.message).to.match(/cannot reach Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: .*(self[- ]signed|certificate|issuer)/i);
+    expect(err?.message, err?.message).to.match(
+      /cannot reach Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: .*(self[- ]signed|certificate|issuer)/i,
+    );
     expect(err?.message).to.not.include(password);
 
     const prev = process.env.TRICKS_REDIS_CA;

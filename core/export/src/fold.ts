@@ -62,7 +62,10 @@ export function foldPair(conv: tfl.layers.Layer, bn: tfl.layers.Layer): { kernel
  * computes the inference-mode function of the original, with fewer layers; its weights are fresh tensors.
  * `transformKernel` may rewrite each folded (or plain) conv/dense kernel, e.g. put it on a quantization grid.
  */
-export async function foldBatchNorm(model: LayersModel, opts: { pairs?: FoldPair[]; transformKernel?: (layer: string, className: string, kernel: tf.Tensor) => tf.Tensor } = {}): Promise<{ model: LayersModel; pairs: FoldPair[] }> {
+export async function foldBatchNorm(
+  model: LayersModel,
+  opts: { pairs?: FoldPair[]; transformKernel?: (layer: string, className: string, kernel: tf.Tensor) => tf.Tensor } = {},
+): Promise<{ model: LayersModel; pairs: FoldPair[] }> {
   const pairs = opts.pairs ?? foldablePairs(model);
   const topo = modelTopology(model);
   const weights = new Map<string, tf.Tensor>();

@@ -31,11 +31,13 @@ interface Val {
   layout: 'nchw' | 'flat';
 }
 
-const bytes = (a: Float32Array | Int8Array | Uint8Array | BigInt64Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytes = (a: Float32Array | Int8Array | Uint8Array | BigInt64Array | Int32Array) =>
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** tfjs 'same' padding: total = max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0), the extra pixel at the end. */
 export function samePads(inHW: number[], k: number[], s: number[], d: number[]): number[] {
-  const begin: number[] = [], end: number[] = [];
+  const begin: number[] = [],
+    end: number[] = [];
   inHW.forEach((n, i) => {
     const out = Math.ceil(n / s[i]);
     const total = Math.max((out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - n, 0);
@@ -71,24 +73,40 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
   const inputLayer = model.inputLayers[0];
   const inShape = shapeOf(inputLayer.outputShape as Shape);
   const unsupported = (layer: string, cls: string, why = '') => {
-    throw new TricksError(`ONNX export: layer ${layer} (${cls}) cannot be converted${why ? `: ${why}` : ''}`, 'export this model as tfjs, or replace the layer');
+    throw new TricksError(
+      `ONNX export: layer ${layer} (${cls}) cannot be converted${why ? `: ${why}` : ''}`,
+      'export this model as tfjs, or replace the layer',
+    );
   };
 
   const activation = (x: string, act: string, layer: string, layout: Val['layout']): string => {
     switch (act) {
-      case 'linear': return x;
-      case 'relu': return node('Relu', [x], layer);
-      case 'relu6': return node('Clip', [x, f32('zero', [], [0]), f32('six', [], [6])], layer);
-      case 'sigmoid': return node('Sigmoid', [x], layer);
-      case 'tanh': return node('Tanh', [x], layer);
-      case 'elu': return node('Elu', [x], layer);
-      case 'selu': return node('Selu', [x], layer);
-      case 'softplus': return node('Softplus', [x], layer);
-      case 'softsign': return node('Softsign', [x], layer);
-      case 'hardSigmoid': return node('HardSigmoid', [x], layer, [attr('alpha', 0.2, true), attr('beta', 0.5, true)]);
-      case 'swish': return node('Mul', [x, node('Sigmoid', [x], layer)], layer);
-      case 'softmax': return node('Softmax', [x], layer, [attr('axis', layout === 'nchw' ? 1 : -1)]);
-      default: return unsupported(layer, `activation ${act}`);
+      case 'linear':
+        return x;
+      case 'relu':
+        return node('Relu', [x], layer);
+      case 'relu6':
+        return node('Clip', [x, f32('zero', [], [0]), f32('six', [], [6])], layer);
+      case 'sigmoid':
+        return node('Sigmoid', [x], layer);
+      case 'tanh':
+        return node('Tanh', [x], layer);
+      case 'elu':
+        return node('Elu', [x], layer);
+      case 'selu':
+        return node('Selu', [x], layer);
+      case 'softplus':
+        return node('Softplus', [x], layer);
+      case 'softsign':
+        return node('Softsign', [x], layer);
+      case 'hardSigmoid':
+        return node('HardSigmoid', [x], layer, [attr('alpha', 0.2, true), attr('beta', 0.5, true)]);
+      case 'swish':
+        return node('Mul', [x, node('Sigmoid', [x], layer)], layer);
+      case 'softmax':
+        return node('Softmax', [x], layer, [attr('axis', layout === 'nchw' ? 1 : -1)]);
+      default:
+        return unsupported(layer, `activation ${act}`);
     }
   };
 
@@ -105,15 +123,17 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
   /** A weight initializer in ONNX layout; int8 + per-channel DequantizeLinear when the layer is quantized. */
   const weight = (layer: string, tfjsKernel: tf.Tensor, toOnnxLayout: (t: tf.Tensor) => tf.Tensor, axis: number): string => {
     const q = quant[layer]?.weight;
-    if (!q) return tf.tidy(() => {
-      const t = toOnnxLayout(tfjsKernel);
-      return f32(`${layer}_w`, t.shape, t.dataSync() as Float32Array);
-    });
+    if (!q)
+      return tf.tidy(() => {
+        const t = toOnnxLayout(tfjsKernel);
+        return f32(`${layer}_w`, t.shape, t.dataSync() as Float32Array);
+      });
     return tf.tidy(() => {
       const c = q.scale.length;
       const sShape = tfjsKernel.shape.map((d, i) => (q.perChannel ? (i === tfjsKernel.rank - 1 ? (c === d ? d : 1) : 1) : 1));
       let scale = tf.tensor(q.scale);
-      if (q.perChannel && tfjsKernel.shape.at(-1) !== c) sShape.splice(tfjsKernel.rank - 2, 2, tfjsKernel.shape.at(-2)!, tfjsKernel.shape.at(-1)!); // depthwise [1,1,C,mult]
+      if (q.perChannel && tfjsKernel.shape.at(-1) !== c)
+        sShape.splice(tfjsKernel.rank - 2, 2, tfjsKernel.shape.at(-2)!, tfjsKernel.shape.at(-1)!); // depthwise [1,1,C,mult]
       scale = tf.reshape(scale, q.perChannel ? sShape : []);
       const ints = tf.clipByValue(tf.round(tf.mul(tfjsKernel, tf.div(1, scale))), q.qmin, q.qmax);
       const t = toOnnxLayout(ints);
@@ -142,7 +162,13 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
       const dil = pair(cfg.dilationRate ?? 1);
       const pads = cfg.padding === 'same' ? samePads([inputShape[1]!, inputShape[2]!], k, strides, dil) : [0, 0, 0, 0];
       if (cfg.padding !== 'same' && cfg.padding !== 'valid') unsupported(name, cls, `padding ${cfg.padding}`);
-      const y = node('Conv', [qdqInput(x.name, name), w, ...(b ? [b] : [])], name, [attr('kernel_shape', k), attr('strides', strides), attr('dilations', dil), attr('pads', pads), attr('group', group)]);
+      const y = node('Conv', [qdqInput(x.name, name), w, ...(b ? [b] : [])], name, [
+        attr('kernel_shape', k),
+        attr('strides', strides),
+        attr('dilations', dil),
+        attr('pads', pads),
+        attr('group', group),
+      ]);
       return { name: activation(y, String(cfg.activation ?? 'linear'), name, 'nchw'), layout: 'nchw' };
     };
     const biasOf = () => {
@@ -169,7 +195,8 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
         const groups = Number(cfg.groups);
         const cg = cin / groups;
         // W[g*fg+m, j, :, :] = kernel[:, :, g*cg + j, m]
-        const toLayout = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [kk, kk, groups, cg, fg]), [2, 4, 3, 0, 1]), [groups * fg, cg, kk, kk]);
+        const toLayout = (t: tf.Tensor) =>
+          tf.reshape(tf.transpose(tf.reshape(t, [kk, kk, groups, cg, fg]), [2, 4, 3, 0, 1]), [groups * fg, cg, kk, kk]);
         if (quant[name]) unsupported(name, cls, 'quantized grouped convs are not supported');
         out = conv(weight(name, k, toLayout, 0), biasOf(), [kk, kk], groups);
         break;
@@ -180,19 +207,39 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
         const w = weight(name, k, (t) => tf.clone(t), 1);
         const units = k.shape[1] as number;
         const b = biasOf() ?? f32(`${name}_b0`, [units], new Float32Array(units));
-        out = { name: activation(node('Add', [node('MatMul', [qdqInput(x.name, name), w], name), b], name), String(cfg.activation ?? 'linear'), name, 'flat'), layout: 'flat' };
+        out = {
+          name: activation(
+            node('Add', [node('MatMul', [qdqInput(x.name, name), w], name), b], name),
+            String(cfg.activation ?? 'linear'),
+            name,
+            'flat',
+          ),
+          layout: 'flat',
+        };
         break;
       }
       case 'BatchNormalization': {
         const v = weightOf(layer, 'moving_variance')!.read();
         const c = v.shape[0] as number;
-        const get = (s: string, fill: number) => f32(`${name}_${s}`, [c], (weightOf(layer, s)?.read().dataSync() as Float32Array | undefined) ?? new Float32Array(c).fill(fill));
-        out = { name: node('BatchNormalization', [x.name, get('gamma', 1), get('beta', 0), get('moving_mean', 0), get('moving_variance', 1)], name, [attr('epsilon', Number(cfg.epsilon), true)]), layout: x.layout };
+        const get = (s: string, fill: number) =>
+          f32(`${name}_${s}`, [c], (weightOf(layer, s)?.read().dataSync() as Float32Array | undefined) ?? new Float32Array(c).fill(fill));
+        out = {
+          name: node(
+            'BatchNormalization',
+            [x.name, get('gamma', 1), get('beta', 0), get('moving_mean', 0), get('moving_variance', 1)],
+            name,
+            [attr('epsilon', Number(cfg.epsilon), true)],
+          ),
+          layout: x.layout,
+        };
         break;
       }
       case 'ReLU': {
         const max = cfg.maxValue as number | null | undefined;
-        out = { name: max != null ? node('Clip', [x.name, f32('zero', [], [0]), f32('max', [], [max])], name) : node('Relu', [x.name], name), layout: x.layout };
+        out = {
+          name: max != null ? node('Clip', [x.name, f32('zero', [], [0]), f32('max', [], [max])], name) : node('Relu', [x.name], name),
+          layout: x.layout,
+        };
         break;
       }
       case 'Activation':
@@ -204,28 +251,58 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
       case 'HardSigmoid6':
         out = { name: node('HardSigmoid', [x.name], name, [attr('alpha', 1 / 6, true), attr('beta', 0.5, true)]), layout: x.layout };
         break;
-      case 'Dropout': case 'SpatialDropout2D': case 'StochasticDepth': case 'GaussianNoise': case 'GaussianDropout': case 'AlphaDropout':
+      case 'Dropout':
+      case 'SpatialDropout2D':
+      case 'StochasticDepth':
+      case 'GaussianNoise':
+      case 'GaussianDropout':
+      case 'AlphaDropout':
         out = x;
         break;
-      case 'MaxPooling2D': case 'AveragePooling2D': {
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
         const k = pair(cfg.poolSize);
         const s = pair(cfg.strides ?? cfg.poolSize);
         const pads = cfg.padding === 'same' ? samePads([inputShape[1]!, inputShape[2]!], k, s, [1, 1]) : [0, 0, 0, 0];
-        out = { name: node(cls === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [x.name], name, [attr('kernel_shape', k), attr('strides', s), attr('pads', pads)]), layout: 'nchw' };
+        out = {
+          name: node(cls === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [x.name], name, [
+            attr('kernel_shape', k),
+            attr('strides', s),
+            attr('pads', pads),
+          ]),
+          layout: 'nchw',
+        };
         break;
       }
-      case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
+      case 'GlobalAveragePooling2D':
+      case 'GlobalMaxPooling2D': {
         const p = node(cls === 'GlobalAveragePooling2D' ? 'GlobalAveragePool' : 'GlobalMaxPool', [x.name], name);
         out = cfg.keepDims ? { name: p, layout: 'nchw' } : { name: node('Flatten', [p], name, [attr('axis', 1)]), layout: 'flat' };
         break;
       }
       case 'Flatten':
-        out = { name: node('Flatten', [x.layout === 'nchw' ? node('Transpose', [x.name], name, [attr('perm', [0, 2, 3, 1])]) : x.name], name, [attr('axis', 1)]), layout: 'flat' };
+        out = {
+          name: node('Flatten', [x.layout === 'nchw' ? node('Transpose', [x.name], name, [attr('perm', [0, 2, 3, 1])]) : x.name], name, [
+            attr('axis', 1),
+          ]),
+          layout: 'flat',
+        };
         break;
-      case 'Add': case 'Multiply': case 'Subtract': case 'Maximum': case 'Minimum': case 'Average': {
+      case 'Add':
+      case 'Multiply':
+      case 'Subtract':
+      case 'Maximum':
+      case 'Minimum':
+      case 'Average': {
         const op = { Add: 'Add', Multiply: 'Mul', Subtract: 'Sub', Maximum: 'Max', Minimum: 'Min', Average: 'Sum' }[cls]!;
         if (ins.some((v) => v.layout !== x.layout)) unsupported(name, cls, 'inputs of different ranks');
-        let y = ['Max', 'Min', 'Sum'].includes(op) ? node(op, ins.map((v) => v.name), name) : ins.slice(1).reduce((a, v) => node(op, [a, v.name], name), x.name);
+        let y = ['Max', 'Min', 'Sum'].includes(op)
+          ? node(
+              op,
+              ins.map((v) => v.name),
+              name,
+            )
+          : ins.slice(1).reduce((a, v) => node(op, [a, v.name], name), x.name);
         if (cls === 'Average') y = node('Mul', [y, f32('inv_n', [], [1 / ins.length])], name);
         out = { name: y, layout: x.layout };
         break;
@@ -234,13 +311,23 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
         const rank = shapeOf(layer.outputShape as Shape).length;
         const axis = Number(cfg.axis);
         if (axis !== -1 && axis !== rank - 1) unsupported(name, cls, `axis ${axis}`);
-        out = { name: node('Concat', ins.map((v) => v.name), name, [attr('axis', 1)]), layout: x.layout };
+        out = {
+          name: node(
+            'Concat',
+            ins.map((v) => v.name),
+            name,
+            [attr('axis', 1)],
+          ),
+          layout: x.layout,
+        };
         break;
       }
       case 'Reshape': {
         const t = cfg.targetShape as number[];
-        if (x.layout === 'flat' && t.length === 3 && t[0] === 1 && t[1] === 1) out = { name: node('Reshape', [x.name, i64(`${name}_shape`, [0, t[2], 1, 1])], name), layout: 'nchw' };
-        else if (x.layout === 'flat' && t.length === 1) out = { name: node('Reshape', [x.name, i64(`${name}_shape`, [0, t[0]])], name), layout: 'flat' };
+        if (x.layout === 'flat' && t.length === 3 && t[0] === 1 && t[1] === 1)
+          out = { name: node('Reshape', [x.name, i64(`${name}_shape`, [0, t[2], 1, 1])], name), layout: 'nchw' };
+        else if (x.layout === 'flat' && t.length === 1)
+          out = { name: node('Reshape', [x.name, i64(`${name}_shape`, [0, t[0]])], name), layout: 'flat' };
         else return unsupported(name, cls, `target shape [${t}]`);
         break;
       }
@@ -254,10 +341,17 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
     }
     vals.set(name, out);
   }
-  if (model.outputLayers.length !== 1) throw new TricksError('ONNX export: the model must have one output', 'export a single-output classifier');
+  if (model.outputLayers.length !== 1)
+    throw new TricksError('ONNX export: the model must have one output', 'export a single-output classifier');
   const last = vals.get(model.outputLayers[0].name)!;
   const outShape = shapeOf(model.outputLayers[0].outputShape as Shape);
-  const y = node('Identity', [last.layout === 'nchw' ? node('Transpose', [last.name], 'to_nhwc', [attr('perm', [0, 2, 3, 1])]) : last.name], 'output', [], ['logits']);
+  const y = node(
+    'Identity',
+    [last.layout === 'nchw' ? node('Transpose', [last.name], 'to_nhwc', [attr('perm', [0, 2, 3, 1])]) : last.name],
+    'output',
+    [],
+    ['logits'],
+  );
   const dims = (s: Shape) => s.map((d, i) => (i === 0 || d == null ? { dimParam: 'N' } : { dimValue: d }));
   const tensorType = (s: Shape) => ({ tensorType: { elemType: DT.FLOAT, shape: { dim: dims(s) } } });
   const g = onnx.GraphProto.create({

@@ -25,7 +25,10 @@ export interface QuantizeOptions {
  * are exactly scale * integer) and returns the grid: scales per layer and input qparams, for the ONNX QDQ
  * writer and for the model's metadata.
  */
-export async function quantizeModel(model: LayersModel, opts: QuantizeOptions): Promise<{ model: LayersModel; quantization: ModelQuantization; pairs: FoldPair[] }> {
+export async function quantizeModel(
+  model: LayersModel,
+  opts: QuantizeOptions,
+): Promise<{ model: LayersModel; quantization: ModelQuantization; pairs: FoldPair[] }> {
   const wr = weightRange(opts.bits);
   const ar = activationRange(opts.bits);
   const quantization: ModelQuantization = {};
@@ -35,7 +38,9 @@ export async function quantizeModel(model: LayersModel, opts: QuantizeOptions): 
       if (!QUANTIZED_LAYERS.has(cls)) return tf.clone(kernel);
       return tf.tidy(() => {
         const { scale, zeroPoint } = weightQParams(kernel, cls, opts.perChannel, wr);
-        const entry: ModelQuantization[string] = { weight: { scale: Array.from(scale.dataSync()), qmin: wr.qmin, qmax: wr.qmax, perChannel: opts.perChannel } };
+        const entry: ModelQuantization[string] = {
+          weight: { scale: Array.from(scale.dataSync()), qmin: wr.qmin, qmax: wr.qmax, perChannel: opts.perChannel },
+        };
         const r = opts.inputRanges[layer];
         if (r) {
           const q = affineQParams(tf.scalar(r.min), tf.scalar(r.max), ar);

@@ -7,14 +7,17 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { Dataset } from '@tricks/core';
-import { loadBatches } from '@tricks/core';
-import { TricksError } from '@tricks/core';
-import type { Batch } from '@tricks/core';
-import { writeDirAtomic, writeFileAtomic } from '@tricks/core';
-import { loadModel } from '@tricks/core';
-import { toBatch } from '@tricks/core';
-import { closest } from '@tricks/core';
+import {
+  type Dataset,
+  loadBatches,
+  TricksError,
+  type Batch,
+  writeDirAtomic,
+  writeFileAtomic,
+  loadModel,
+  toBatch,
+  closest,
+} from '@tricks/core';
 import { toOnnx } from './onnx.js';
 import type { ModelQuantization } from '@tricks/helper-quant';
 import { calibrateInputRanges, quantizeModel } from './quantize.js';
@@ -25,7 +28,11 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export function checkFormats(formats: string[], where = 'export.formats'): ExportFormat[] {
   for (const f of formats) {
-    if (!(EXPORT_FORMATS as readonly string[]).includes(f)) throw new TricksError(`${where}: unknown export format "${f}"${closest(f, [...EXPORT_FORMATS])}`, `formats: ${EXPORT_FORMATS.join(', ')}`);
+    if (!(EXPORT_FORMATS as readonly string[]).includes(f))
+      throw new TricksError(
+        `${where}: unknown export format "${f}"${closest(f, [...EXPORT_FORMATS])}`,
+        `formats: ${EXPORT_FORMATS.join(', ')}`,
+      );
   }
   return formats as ExportFormat[];
 }
@@ -56,9 +63,13 @@ export interface EvalData {
 }
 
 /** Top-1 predictions of a batch function over a dataset, and its top-1 accuracy. */
-export async function predictTop1(run: (x: tf.Tensor4D) => Promise<Int32Array>, ev: EvalData): Promise<{ preds: Int32Array; top1: number }> {
+export async function predictTop1(
+  run: (x: tf.Tensor4D) => Promise<Int32Array>,
+  ev: EvalData,
+): Promise<{ preds: Int32Array; top1: number }> {
   const preds = new Int32Array(ev.data.length);
-  let correct = 0, i = 0;
+  let correct = 0,
+    i = 0;
   const all = Int32Array.from({ length: ev.data.length }, (_, k) => k);
   for await (const raw of loadBatches(ev.data, all, ev.batchSize)) {
     const b = ev.transform(toBatch(raw, ev.data.shape, ev.data.numClasses));
@@ -88,13 +99,19 @@ let ort: Promise<OrtModule> | undefined;
 export function loadOrt(): Promise<OrtModule> {
   ort ??= import('onnxruntime-node').catch((e) => {
     ort = undefined;
-    throw new TricksError(`onnxruntime-node cannot be loaded (${(e as Error).message})`, 'install it (npm install onnxruntime-node) to check ONNX exports');
+    throw new TricksError(
+      `onnxruntime-node cannot be loaded (${(e as Error).message})`,
+      'install it (npm install onnxruntime-node) to check ONNX exports',
+    );
   });
   return ort;
 }
 
 /** An ONNX Runtime session over a model file; run(x NHWC) -> top-1 classes. */
-export async function onnxTop1(file: string, threads = 1): Promise<{ run: (x: tf.Tensor4D) => Promise<Int32Array>; release: () => Promise<void> }> {
+export async function onnxTop1(
+  file: string,
+  threads = 1,
+): Promise<{ run: (x: tf.Tensor4D) => Promise<Int32Array>; release: () => Promise<void> }> {
   const o = await loadOrt();
   const s = await o.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1 });
   return {
@@ -147,12 +164,20 @@ export async function writeFormat(model: LayersModel, format: ExportFormat, dir:
     let m = model;
     if (q) quantization = 'qat';
     else if (format === 'onnx-int8') {
-      if (!o.calibration) throw new TricksError('onnx-int8 of a model trained without qat needs calibration data', 'pass --data to tricks export, or train with the qat plugin');
+      if (!o.calibration)
+        throw new TricksError(
+          'onnx-int8 of a model trained without qat needs calibration data',
+          'pass --data to tricks export, or train with the qat plugin',
+        );
       const batches: tf.Tensor4D[] = [];
       for await (const x of o.calibration()) batches.push(x);
       const ranges = calibrateInputRanges(model, batches);
       tf.dispose(batches);
-      ({ model: m, quantization: q } = await quantizeModel(model, { bits: o.bits ?? 8, perChannel: o.perChannel ?? true, inputRanges: ranges }));
+      ({ model: m, quantization: q } = await quantizeModel(model, {
+        bits: o.bits ?? 8,
+        perChannel: o.perChannel ?? true,
+        inputRanges: ranges,
+      }));
       quantization = 'ptq';
     }
     const bytes = toOnnx(m, { quantization: q });
@@ -186,7 +211,12 @@ export async function verifyRecord(rec: ExportRecord, ev: EvalData, reference: {
 }
 
 /** Training batches for post-training calibration: the first `n` batches of the training set, eval transform applied. */
-export async function* calibrationBatches(data: Dataset, batchSize: number, transform: (b: Batch) => Batch, n = 8): AsyncGenerator<tf.Tensor4D> {
+export async function* calibrationBatches(
+  data: Dataset,
+  batchSize: number,
+  transform: (b: Batch) => Batch,
+  n = 8,
+): AsyncGenerator<tf.Tensor4D> {
   const idx = Int32Array.from({ length: Math.min(data.length, n * batchSize) }, (_, k) => k);
   for await (const raw of loadBatches(data, idx, batchSize)) {
     const b = transform(toBatch(raw, data.shape, data.numClasses));
@@ -210,19 +240,28 @@ export interface RunExportContext {
  * reloaded and evaluated; OUT/export-report.json; the records in the artifact's report (run.json).
  * A tfjs artifact already on disk (OUT/model, or a plugin's) is verified where it is.
  */
-export async function exportRun(artifact: { format: string; dir: string; model: LayersModel; report: Record<string, unknown>; [k: string]: unknown }, rc: RunExportContext): Promise<ExportRecord[]> {
+export async function exportRun(
+  artifact: { format: string; dir: string; model: LayersModel; report: Record<string, unknown>; [k: string]: unknown },
+  rc: RunExportContext,
+): Promise<ExportRecord[]> {
   const formats = checkFormats(rc.formats);
   const reference = await predictTop1(tfjsTop1(rc.model), rc.ev);
   const quantization = (artifact.quantization as ModelQuantization | undefined) ?? modelQuantization(artifact.model);
   const records: ExportRecord[] = [];
   for (const f of formats) {
     let rec: ExportRecord;
-    if (f === 'tfjs' && artifact.format === 'tfjs' && artifact.dir) rec = { format: f, dir: artifact.dir, ...(await dirBytes(artifact.dir)), ...(quantization ? { quantization: 'qat' } : {}) };
+    if (f === 'tfjs' && artifact.format === 'tfjs' && artifact.dir)
+      rec = { format: f, dir: artifact.dir, ...(await dirBytes(artifact.dir)), ...(quantization ? { quantization: 'qat' } : {}) };
     else rec = await writeFormat(artifact.model, f, join(rc.out, 'export', f), { quantization, calibration: rc.ev.calibration });
     rec = await verifyRecord(rec, rc.ev, reference);
     records.push(rec);
-    rc.log(`export ${f}${rec.quantization ? ` (${rec.quantization})` : ''}: ${rec.dir}, ${(rec.bytes / 1024).toFixed(1)} KiB, top-1 ${rec.top1!.toFixed(4)} (training model ${reference.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}`);
+    rc.log(
+      `export ${f}${rec.quantization ? ` (${rec.quantization})` : ''}: ${rec.dir}, ${(rec.bytes / 1024).toFixed(1)} KiB, top-1 ${rec.top1!.toFixed(4)} (training model ${reference.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}`,
+    );
   }
-  await writeFileAtomic(join(rc.out, 'export-report.json'), JSON.stringify({ reference: { top1: reference.top1, count: reference.preds.length }, artifacts: records }, null, 1));
+  await writeFileAtomic(
+    join(rc.out, 'export-report.json'),
+    JSON.stringify({ reference: { top1: reference.top1, count: reference.preds.length }, artifacts: records }, null, 1),
+  );
   return records;
 }

@@ -33,7 +33,7 @@ export function toHalf(f: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -56,7 +56,8 @@ export function toHalf(f: number): number {
  * exactly representable, value = q * scale + min.
  */
 export function quantizeUint8(values: Float32Array): { q: Uint8Array; min: number; scale: number } {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (const v of values) {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
@@ -76,7 +77,11 @@ export function quantizeUint8(values: Float32Array): { q: Uint8Array; min: numbe
  * (rank >= 2) as uint8 with a per-tensor min and scale and keeps 1-D weights (biases, BatchNorm) in float32,
  * where 8 bits per tensor would cost accuracy for next to no bytes.
  */
-export function encodeWeights(specs: tf.io.WeightsManifestEntry[], data: ArrayBuffer, format: TfjsFormat): { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array } {
+export function encodeWeights(
+  specs: tf.io.WeightsManifestEntry[],
+  data: ArrayBuffer,
+  format: TfjsFormat,
+): { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array } {
   const parts: Uint8Array[] = [];
   const out: tf.io.WeightsManifestEntry[] = [];
   let offset = 0;

@@ -2,9 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { ModelRegistry } from '@tricks/core';
+import { ModelRegistry, Rng } from '@tricks/core';
 import { foldablePairs, foldBatchNorm } from '../src/fold.js';
-import { Rng } from '@tricks/core';
 import { testBackend } from './helpers.js';
 import { registerModels } from '@tricks/models';
 
@@ -23,7 +22,13 @@ function randomizeBn(model: tfl.LayersModel, rng: Rng): void {
       const size = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
       const vals = Float32Array.from({ length: size }, () => rng.uniform(0.5, 1.5));
       if (/moving_variance|gamma/.test(n)) (w.read() as tf.Variable).assign(tf.tensor(vals, w.shape as number[]));
-      if (/moving_mean|beta/.test(n)) (w.read() as tf.Variable).assign(tf.tensor(vals.map((v) => v - 1), w.shape as number[]));
+      if (/moving_mean|beta/.test(n))
+        (w.read() as tf.Variable).assign(
+          tf.tensor(
+            vals.map((v) => v - 1),
+            w.shape as number[],
+          ),
+        );
     }
   });
 }

@@ -21,7 +21,9 @@ describe('export/quant: fake quantization as PyTorch', () => {
   it('per-tensor affine uint8: values (ties round half to even) and the STE gradient inside the range only', () => {
     const r = ref.per_tensor;
     const x = tf.tensor1d(r.x);
-    const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.sum(tf.mul(fakeQuantize(t, tf.scalar(r.scale), tf.scalar(r.zero_point), { qmin: r.qmin, qmax: r.qmax }), tf.tensor1d(r.dy))))([x]);
+    const { value, grads } = tf.valueAndGrads((t: tf.Tensor) =>
+      tf.sum(tf.mul(fakeQuantize(t, tf.scalar(r.scale), tf.scalar(r.zero_point), { qmin: r.qmin, qmax: r.qmax }), tf.tensor1d(r.dy))),
+    )([x]);
     const y = fakeQuantize(x, tf.scalar(r.scale), tf.scalar(r.zero_point), { qmin: r.qmin, qmax: r.qmax });
     expect(maxDiff(y.dataSync(), r.y)).to.be.below(1e-6);
     expect(maxDiff(grads[0].dataSync(), r.dx)).to.equal(0);

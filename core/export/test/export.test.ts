@@ -9,15 +9,13 @@ import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelRegistry } from '@tricks/core';
+import { ModelRegistry, MemoryLogger, Rng } from '@tricks/core';
 import '@tricks/models/runtime';
 import { saveTfjs, toHalf, quantizeUint8 } from '../src/tfjs-formats.js';
 import { toOnnx, samePads } from '../src/onnx.js';
 import { loadOrt, writeFormat } from '../src/service.js';
 import { calibrateInputRanges, quantizeModel } from '../src/quantize.js';
-import { MemoryLogger } from '@tricks/core';
 import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
-import { Rng } from '@tricks/core';
 import { registerModels } from '@tricks/models';
 
 const registry = registerModels(new ModelRegistry());
@@ -53,12 +51,16 @@ async function ortRun(bytes: Uint8Array, x: tf.Tensor4D, level: 'disabled' | 'al
 /** BN statistics and biases moved away from their initial values, so conversions are tested on real numbers. */
 function perturb(m: tfl.LayersModel) {
   const rng = new Rng(11);
-  tf.tidy(() => m.weights.forEach((w) => {
-    if (!/moving_|gamma|beta|bias/.test(w.originalName)) return;
-    const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
-    const v = Float32Array.from({ length: n }, () => (/variance|gamma/.test(w.originalName) ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3)));
-    (w.read() as tf.Variable).assign(tf.tensor(v, w.shape as number[]));
-  }));
+  tf.tidy(() =>
+    m.weights.forEach((w) => {
+      if (!/moving_|gamma|beta|bias/.test(w.originalName)) return;
+      const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
+      const v = Float32Array.from({ length: n }, () =>
+        /variance|gamma/.test(w.originalName) ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3),
+      );
+      (w.read() as tf.Variable).assign(tf.tensor(v, w.shape as number[]));
+    }),
+  );
 }
 
 describe('export formats', function () {
@@ -109,7 +111,11 @@ describe('export formats', function () {
     expect(sizes['tfjs-uint8']).to.be.below(sizes.tfjs / 3);
   });
 
-  for (const [name, shape] of [['small-cnn', [8, 8, 1]], ['resnet20', [16, 16, 3]], ['mobilenetv3-small', [32, 32, 3]]] as const) {
+  for (const [name, shape] of [
+    ['small-cnn', [8, 8, 1]],
+    ['resnet20', [16, 16, 3]],
+    ['mobilenetv3-small', [32, 32, 3]],
+  ] as const) {
     it(`onnx float32 of ${name} matches tfjs in onnxruntime-node`, async () => {
       const m = registry.build(name, { inputShape: [...shape], numClasses: 5, options: name === 'small-cnn' ? { width: 4 } : {} });
       perturb(m);

@@ -73,7 +73,11 @@ export function hsvToRgb(h: tf.Tensor, s: tf.Tensor, v: tf.Tensor): tf.Tensor4D 
   const q = tf.clipByValue(tf.mul(v, tf.sub(1, tf.mul(s, f))), 0, 1);
   const t = tf.clipByValue(tf.mul(v, tf.sub(1, tf.mul(s, tf.sub(1, f)))), 0, 1);
   const sector = tf.mod(i, 6);
-  const table: tf.Tensor[][] = [[v, q, p, p, t, v], [t, v, v, q, p, p], [p, p, t, v, v, q]];
+  const table: tf.Tensor[][] = [
+    [v, q, p, p, t, v],
+    [t, v, v, q, p, p],
+    [p, p, t, v, v, q],
+  ];
   const masks = [0, 1, 2, 3, 4, 5].map((k) => tf.cast(tf.equal(sector, k), 'float32'));
   const chans = table.map((row) => tf.addN(row.map((val, k) => tf.mul(masks[k], val))));
   return tf.concat(chans, 3) as tf.Tensor4D;
@@ -109,8 +113,18 @@ export function adjustSharpness(x: tf.Tensor4D, f: Factors): tf.Tensor4D {
     const k = tf.div(tf.tensor2d([1, 1, 1, 1, 5, 1, 1, 1, 1], [3, 3]), 13);
     const kernel = tf.tile(tf.reshape(k, [3, 3, 1, 1]), [1, 1, c, 1]) as tf.Tensor4D;
     const blurred = tf.depthwiseConv2d(x, kernel, 1, 'valid');
-    const padded = tf.pad(blurred, [[0, 0], [1, 1], [1, 1], [0, 0]]);
-    const interior = tf.pad(tf.ones([1, h - 2, w - 2, 1]), [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const padded = tf.pad(blurred, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
+    const interior = tf.pad(tf.ones([1, h - 2, w - 2, 1]), [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     const degenerate = tf.add(tf.mul(padded, interior), tf.mul(x, tf.sub(1, interior)));
     return blend(x, degenerate, perImage(f, b));
   });
@@ -152,7 +166,11 @@ function equalizeChannel(v: Float32Array, offset: number, stride: number, count:
   const hist = new Float64Array(256);
   for (let i = 0; i < count; i++) hist[Math.min(255, Math.max(0, Math.round(v[offset + i * stride] * 255)))]++;
   let last = -1;
-  for (let i = 255; i >= 0; i--) if (hist[i] !== 0) { last = i; break; }
+  for (let i = 255; i >= 0; i--)
+    if (hist[i] !== 0) {
+      last = i;
+      break;
+    }
   let nonzeroSum = 0;
   for (let i = 0; i < 256; i++) if (hist[i] !== 0 && i !== last) nonzeroSum += hist[i];
   const step = Math.floor(nonzeroSum / 255);

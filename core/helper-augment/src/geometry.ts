@@ -40,7 +40,9 @@ export function gatherPerImage(x: tf.Tensor4D, idx: Int32Array, k: number, axis:
 
 /** torch upsample_bilinear2d (align_corners=False) source taps of `out` samples over `len` input pixels starting at `start`. */
 export function bilinearTaps(start: number, len: number, out: number): { i0: Int32Array; i1: Int32Array; w1: Float32Array } {
-  const i0 = new Int32Array(out), i1 = new Int32Array(out), w1 = new Float32Array(out);
+  const i0 = new Int32Array(out),
+    i1 = new Int32Array(out),
+    w1 = new Float32Array(out);
   const scale = Math.fround(len / out);
   for (let d = 0; d < out; d++) {
     let src = Math.fround(Math.fround(scale * (d + 0.5)) - 0.5);
@@ -61,18 +63,30 @@ export function resizedCrop(x: tf.Tensor4D, boxes: Box[], size: [number, number]
   const [b, h, w] = x.shape;
   if (boxes.length !== b) throw new Error(`resizedCrop: ${boxes.length} boxes for a batch of ${b}`);
   const [oh, ow] = size;
-  const r0 = new Int32Array(b * oh), r1 = new Int32Array(b * oh), rw = new Float32Array(b * oh);
-  const c0 = new Int32Array(b * ow), c1 = new Int32Array(b * ow), cw = new Float32Array(b * ow);
+  const r0 = new Int32Array(b * oh),
+    r1 = new Int32Array(b * oh),
+    rw = new Float32Array(b * oh);
+  const c0 = new Int32Array(b * ow),
+    c1 = new Int32Array(b * ow),
+    cw = new Float32Array(b * ow);
   for (let n = 0; n < b; n++) {
     const box = boxes[n];
     if (box.top < 0 || box.left < 0 || box.top + box.height > h || box.left + box.width > w || box.height < 1 || box.width < 1) {
       throw new Error(`resizedCrop: box ${JSON.stringify(box)} is not inside the ${h}x${w} image`);
     }
     const rows = bilinearTaps(box.top, box.height, oh);
-    r0.set(rows.i0, n * oh); r1.set(rows.i1, n * oh); rw.set(rows.w1, n * oh);
+    r0.set(rows.i0, n * oh);
+    r1.set(rows.i1, n * oh);
+    rw.set(rows.w1, n * oh);
     const cols = bilinearTaps(box.left, box.width, ow);
-    if (flips?.[n]) { cols.i0.reverse(); cols.i1.reverse(); cols.w1.reverse(); }
-    c0.set(cols.i0, n * ow); c1.set(cols.i1, n * ow); cw.set(cols.w1, n * ow);
+    if (flips?.[n]) {
+      cols.i0.reverse();
+      cols.i1.reverse();
+      cols.w1.reverse();
+    }
+    c0.set(cols.i0, n * ow);
+    c1.set(cols.i1, n * ow);
+    cw.set(cols.w1, n * ow);
   }
   return tf.tidy(() => {
     const lerp = (a: tf.Tensor, c: tf.Tensor, t: tf.Tensor) => tf.add(a, tf.mul(tf.sub(c, a), t));
@@ -87,17 +101,32 @@ export function resizedCrop(x: tf.Tensor4D, boxes: Box[], size: [number, number]
  * Zero-pads each image by `padding` and takes an h x w crop at (top, left) of the padded image, flipping it
  * when asked: torchvision's RandomCrop(size, padding) + RandomHorizontalFlip with given parameters.
  */
-export function padCrop(x: tf.Tensor4D, padding: number, offsets: { top: number; left: number }[], flips?: ArrayLike<boolean>): tf.Tensor4D {
+export function padCrop(
+  x: tf.Tensor4D,
+  padding: number,
+  offsets: { top: number; left: number }[],
+  flips?: ArrayLike<boolean>,
+): tf.Tensor4D {
   const [b, h, w] = x.shape;
-  const rows = new Int32Array(b * h), cols = new Int32Array(b * w);
+  const rows = new Int32Array(b * h),
+    cols = new Int32Array(b * w);
   for (let n = 0; n < b; n++) {
     const { top, left } = offsets[n];
-    if (top < 0 || left < 0 || top > 2 * padding || left > 2 * padding) throw new Error(`padCrop: offset (${top}, ${left}) is outside 0..${2 * padding}`);
+    if (top < 0 || left < 0 || top > 2 * padding || left > 2 * padding)
+      throw new Error(`padCrop: offset (${top}, ${left}) is outside 0..${2 * padding}`);
     for (let y = 0; y < h; y++) rows[n * h + y] = top + y;
     for (let c = 0; c < w; c++) cols[n * w + c] = left + (flips?.[n] ? w - 1 - c : c);
   }
   return tf.tidy(() => {
-    const p = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
+    const p =
+      padding > 0
+        ? tf.pad(x, [
+            [0, 0],
+            [padding, padding],
+            [padding, padding],
+            [0, 0],
+          ])
+        : x;
     const r = gatherPerImage(p as tf.Tensor4D, rows, h, 1);
     return gatherPerImage(r, cols, w, 2);
   });
@@ -117,7 +146,13 @@ export function flipSome(x: tf.Tensor4D, flips: ArrayLike<boolean>): tf.Tensor4D
 }
 
 /** torchvision's _get_inverse_affine_matrix: output-to-input matrix in coordinates centred on `center`. */
-export function inverseAffineMatrix(center: [number, number], angle: number, translate: [number, number], scale: number, shear: [number, number]): number[] {
+export function inverseAffineMatrix(
+  center: [number, number],
+  angle: number,
+  translate: [number, number],
+  scale: number,
+  shear: [number, number],
+): number[] {
   const rot = (angle * Math.PI) / 180;
   const sx = (shear[0] * Math.PI) / 180;
   const sy = (shear[1] * Math.PI) / 180;
@@ -187,12 +222,20 @@ export function affineBatch(x: tf.Tensor4D, matrices: (number[] | null)[], inter
         const iy = f(f(f(f(gy + 1) * h) - 1) / 2);
         const o = (n * hw + y * w + xx) * taps;
         if (taps === 1) {
-          const px = nearbyint(ix), py = nearbyint(iy);
+          const px = nearbyint(ix),
+            py = nearbyint(iy);
           idx[o] = px >= 0 && px < w && py >= 0 && py < h ? n * hw + py * w + px : zero;
         } else {
-          const x0 = Math.floor(ix), y0 = Math.floor(iy);
-          const ax = ix - x0, ay = iy - y0;
-          const corners: [number, number, number][] = [[x0, y0, (1 - ax) * (1 - ay)], [x0 + 1, y0, ax * (1 - ay)], [x0, y0 + 1, (1 - ax) * ay], [x0 + 1, y0 + 1, ax * ay]];
+          const x0 = Math.floor(ix),
+            y0 = Math.floor(iy);
+          const ax = ix - x0,
+            ay = iy - y0;
+          const corners: [number, number, number][] = [
+            [x0, y0, (1 - ax) * (1 - ay)],
+            [x0 + 1, y0, ax * (1 - ay)],
+            [x0, y0 + 1, (1 - ax) * ay],
+            [x0 + 1, y0 + 1, ax * ay],
+          ];
           corners.forEach(([cx, cy, cwt], k) => {
             const inside = cx >= 0 && cx < w && cy >= 0 && cy < h;
             idx[o + k] = inside ? n * hw + cy * w + cx : zero;
@@ -225,36 +268,62 @@ export function affineBatch(x: tf.Tensor4D, matrices: (number[] | null)[], inter
 export function resizedCropFast(x: tf.Tensor4D, boxes: Box[], size: [number, number], flips?: ArrayLike<boolean>): tf.Tensor4D {
   const [b, h, w] = x.shape;
   const [oh, ow] = size;
-  const hp = h + 2, wp = w + 2;
+  const hp = h + 2,
+    wp = w + 2;
   const coords = new Float32Array(b * 4);
   for (let n = 0; n < b; n++) {
     const { top, left, height, width } = boxes[n];
     // first sample at top + 0.5 h/oh - 0.5 (padded: + 1), step h/oh
-    const sy = height / oh, sx = width / ow;
-    const y1 = top + 0.5 * sy - 0.5 + 1, y2 = y1 + sy * (oh - 1);
-    let x1 = left + 0.5 * sx - 0.5 + 1, x2 = x1 + sx * (ow - 1);
+    const sy = height / oh,
+      sx = width / ow;
+    const y1 = top + 0.5 * sy - 0.5 + 1,
+      y2 = y1 + sy * (oh - 1);
+    let x1 = left + 0.5 * sx - 0.5 + 1,
+      x2 = x1 + sx * (ow - 1);
     if (flips?.[n]) [x1, x2] = [x2, x1];
     coords.set([y1 / (hp - 1), x1 / (wp - 1), y2 / (hp - 1), x2 / (wp - 1)], n * 4);
   }
   return tf.tidy(() => {
-    const padded = tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'symmetric');
-    const ind = tf.tensor1d(Int32Array.from({ length: b }, (_, i) => i), 'int32');
+    const padded = tf.mirrorPad(
+      x,
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ],
+      'symmetric',
+    );
+    const ind = tf.tensor1d(
+      Int32Array.from({ length: b }, (_, i) => i),
+      'int32',
+    );
     return tf.image.cropAndResize(padded, tf.tensor2d(coords, [b, 4]), ind, [oh, ow], 'bilinear', 0) as tf.Tensor4D;
   });
 }
 
 /** Fast path of padCrop: one cropAndResize with integer sample points; zeros outside the image, as the zero pad. Exact. */
-export function padCropFast(x: tf.Tensor4D, padding: number, offsets: { top: number; left: number }[], flips?: ArrayLike<boolean>): tf.Tensor4D {
+export function padCropFast(
+  x: tf.Tensor4D,
+  padding: number,
+  offsets: { top: number; left: number }[],
+  flips?: ArrayLike<boolean>,
+): tf.Tensor4D {
   const [b, h, w] = x.shape;
   const coords = new Float32Array(b * 4);
   for (let n = 0; n < b; n++) {
-    const y1 = offsets[n].top - padding, y2 = y1 + h - 1;
-    let x1 = offsets[n].left - padding, x2 = x1 + w - 1;
+    const y1 = offsets[n].top - padding,
+      y2 = y1 + h - 1;
+    let x1 = offsets[n].left - padding,
+      x2 = x1 + w - 1;
     if (flips?.[n]) [x1, x2] = [x2, x1];
     coords.set([y1 / (h - 1), x1 / (w - 1), y2 / (h - 1), x2 / (w - 1)], n * 4);
   }
   return tf.tidy(() => {
-    const ind = tf.tensor1d(Int32Array.from({ length: b }, (_, i) => i), 'int32');
+    const ind = tf.tensor1d(
+      Int32Array.from({ length: b }, (_, i) => i),
+      'int32',
+    );
     return tf.image.cropAndResize(x, tf.tensor2d(coords, [b, 4]), ind, [h, w], 'bilinear', 0) as tf.Tensor4D;
   });
 }

@@ -7,7 +7,13 @@ import { roundHalfEven, type Box } from './geometry.js';
  */
 
 /** RandomResizedCrop.get_params: area fraction in `scale`, log-uniform aspect ratio, 10 tries, then a centre crop. */
-export function randomResizedCropBox(rng: Rng, height: number, width: number, scale: [number, number] = [0.08, 1], ratio: [number, number] = [3 / 4, 4 / 3]): Box {
+export function randomResizedCropBox(
+  rng: Rng,
+  height: number,
+  width: number,
+  scale: [number, number] = [0.08, 1],
+  ratio: [number, number] = [3 / 4, 4 / 3],
+): Box {
   const area = height * width;
   const logR = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let t = 0; t < 10; t++) {

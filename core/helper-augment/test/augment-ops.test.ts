@@ -5,8 +5,20 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, erase, flipSome,
-  normalize, padCrop, padCropFast, resizedCrop, resizedCropFast, rotateMatrix,
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  affineBatch,
+  affineMatrix,
+  erase,
+  flipSome,
+  normalize,
+  padCrop,
+  padCropFast,
+  resizedCrop,
+  resizedCropFast,
+  rotateMatrix,
 } from '../src/index.js';
 
 /** Reference values: core/helper-augment/test/fixtures/augment/make_fixtures.py (torchvision 0.14 tensor functional API). */
@@ -25,7 +37,8 @@ function compare(actual: tf.Tensor, expected: number[][][]): { maxDiff: number; 
   const a = actual.dataSync();
   const e = expected.flat(2);
   expect(a.length).to.equal(e.length);
-  let maxDiff = 0, bad = 0;
+  let maxDiff = 0,
+    bad = 0;
   for (let i = 0; i < e.length; i++) {
     const d = Math.abs(a[i] - e[i]);
     maxDiff = Math.max(maxDiff, d);
@@ -37,11 +50,15 @@ function compare(actual: tf.Tensor, expected: number[][][]): { maxDiff: number; 
 /** Reference pad-crop computed by hand (zero pad, then crop), for an image the fixture does not cover. */
 function padCropOf(image: number, top: number, left: number): number[][][] {
   const img: number[][][] = fixture.images[image];
-  const h = img.length, w = img[0].length;
-  return Array.from({ length: h }, (_, r) => Array.from({ length: w }, (_, c) => {
-    const sr = r + top - 4, sc = c + left - 4;
-    return sr >= 0 && sr < h && sc >= 0 && sc < w ? img[sr][sc].map((v) => v / 255) : [0, 0, 0];
-  }));
+  const h = img.length,
+    w = img[0].length;
+  return Array.from({ length: h }, (_, r) =>
+    Array.from({ length: w }, (_, c) => {
+      const sr = r + top - 4,
+        sc = c + left - 4;
+      return sr >= 0 && sr < h && sc >= 0 && sc < w ? img[sr][sc].map((v) => v / 255) : [0, 0, 0];
+    }),
+  );
 }
 
 function run(c: Case): tf.Tensor4D {
@@ -49,25 +66,46 @@ function run(c: Case): tf.Tensor4D {
   const p = c.params;
   const [, h, w] = x.shape;
   switch (c.op) {
-    case 'resized_crop': return resizedCrop(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.size, [p.flip]);
-    case 'pad_crop': return padCrop(x, p.padding, [{ top: p.top, left: p.left }]);
-    case 'hflip': return flipSome(x, [true]);
-    case 'rotate': return affineBatch(x, [rotateMatrix(p.angle)], p.interpolation);
-    case 'affine': return affineBatch(x, [affineMatrix({ angle: p.angle, translate: p.translate, scale: p.scale, shear: p.shear }, h, w)], p.interpolation);
-    case 'brightness': return adjustBrightness(x, p.factor);
-    case 'contrast': return adjustContrast(x, p.factor);
-    case 'saturation': return adjustSaturation(x, p.factor);
-    case 'hue': return adjustHue(x, p.factor);
+    case 'resized_crop':
+      return resizedCrop(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.size, [p.flip]);
+    case 'pad_crop':
+      return padCrop(x, p.padding, [{ top: p.top, left: p.left }]);
+    case 'hflip':
+      return flipSome(x, [true]);
+    case 'rotate':
+      return affineBatch(x, [rotateMatrix(p.angle)], p.interpolation);
+    case 'affine':
+      return affineBatch(
+        x,
+        [affineMatrix({ angle: p.angle, translate: p.translate, scale: p.scale, shear: p.shear }, h, w)],
+        p.interpolation,
+      );
+    case 'brightness':
+      return adjustBrightness(x, p.factor);
+    case 'contrast':
+      return adjustContrast(x, p.factor);
+    case 'saturation':
+      return adjustSaturation(x, p.factor);
+    case 'hue':
+      return adjustHue(x, p.factor);
     case 'color_jitter': {
       let y = x;
       for (const fn of p.order as number[]) {
-        y = [() => adjustBrightness(y, p.brightness), () => adjustContrast(y, p.contrast), () => adjustSaturation(y, p.saturation), () => adjustHue(y, p.hue)][fn]();
+        y = [
+          () => adjustBrightness(y, p.brightness),
+          () => adjustContrast(y, p.contrast),
+          () => adjustSaturation(y, p.saturation),
+          () => adjustHue(y, p.hue),
+        ][fn]();
       }
       return y;
     }
-    case 'normalize': return normalize(x, p.mean, p.std);
-    case 'erase': return erase(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.value);
-    default: throw new Error(`no op ${c.op}`);
+    case 'normalize':
+      return normalize(x, p.mean, p.std);
+    case 'erase':
+      return erase(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.value);
+    default:
+      throw new Error(`no op ${c.op}`);
   }
 }
 
@@ -110,9 +148,10 @@ describe('batched augmentation ops match torchvision 0.14 (fixtures)', () => {
     for (const c of cases.filter((k) => k.op === 'pad_crop' || k.op === 'resized_crop')) {
       const x = input(c.image);
       const p = c.params;
-      const fast = c.op === 'pad_crop'
-        ? padCropFast(x, p.padding, [{ top: p.top, left: p.left }])
-        : resizedCropFast(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.size, [p.flip]);
+      const fast =
+        c.op === 'pad_crop'
+          ? padCropFast(x, p.padding, [{ top: p.top, left: p.left }])
+          : resizedCropFast(x, [{ top: p.top, left: p.left, height: p.height, width: p.width }], p.size, [p.flip]);
       const r = compare(fast, c.output);
       if (c.op === 'pad_crop') expect(r.maxDiff, c.name).to.be.below(1e-5);
       else {
@@ -135,13 +174,23 @@ describe('batched augmentation ops match torchvision 0.14 (fixtures)', () => {
     const out = resizedCrop(both, boxes, c1.params.size, [false, true]);
     const first = tf.slice(out, [1, 0, 0, 0], [1, -1, -1, -1]);
     expect(compare(first, c1.output).maxDiff).to.be.below(1e-6);
-    const padded = padCrop(both, 4, [{ top: 0, left: 0 }, { top: 3, left: 6 }]);
-    expect(compare(tf.slice(padded, [0, 0, 0, 0], [1, -1, -1, -1]), cases.find((c) => c.name === 'pad_crop_0')!.output).maxDiff).to.be.below(1e-6);
+    const padded = padCrop(both, 4, [
+      { top: 0, left: 0 },
+      { top: 3, left: 6 },
+    ]);
+    expect(
+      compare(tf.slice(padded, [0, 0, 0, 0], [1, -1, -1, -1]), cases.find((c) => c.name === 'pad_crop_0')!.output).maxDiff,
+    ).to.be.below(1e-6);
     expect(compare(tf.slice(padded, [1, 0, 0, 0], [1, -1, -1, -1]), padCropOf(1, 3, 6)).maxDiff).to.be.below(1e-6);
     const rot = cases.find((c) => c.name === 'rotate_1')!; // image 1
     const r = affineBatch(both, [null, rotateMatrix(rot.params.angle)], 'nearest');
     expect(compare(tf.slice(r, [1, 0, 0, 0], [1, -1, -1, -1]), rot.output).badFraction).to.be.at.most(0.01);
-    expect(compare(tf.slice(r, [0, 0, 0, 0], [1, -1, -1, -1]), (fixture.images[0] as number[][][]).map((row) => row.map((px) => px.map((v) => v / 255)))).maxDiff).to.be.below(1e-6);
+    expect(
+      compare(
+        tf.slice(r, [0, 0, 0, 0], [1, -1, -1, -1]),
+        (fixture.images[0] as number[][][]).map((row) => row.map((px) => px.map((v) => v / 255))),
+      ).maxDiff,
+    ).to.be.below(1e-6);
     tf.dispose([both, out, first, r, padded]);
   });
 });

@@ -1,5 +1,23 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { createTrainer, DefaultBackendService, definePlugin, MemoryLogger, Rng, STAGE_DATA, STAGE_REPORT, TricksError, type Batch, type EpochMetrics, type CreateTrainerOptions, type PluginDefinition, type PluginItem, type RunResult, type Trainer, type UserConfig, type Hooks } from '@tricks/core';
+import {
+  createTrainer,
+  DefaultBackendService,
+  definePlugin,
+  MemoryLogger,
+  Rng,
+  STAGE_DATA,
+  STAGE_REPORT,
+  TricksError,
+  type Batch,
+  type EpochMetrics,
+  type CreateTrainerOptions,
+  type PluginDefinition,
+  type PluginItem,
+  type RunResult,
+  type Trainer,
+  type UserConfig,
+  type Hooks,
+} from '@tricks/core';
 import { tinyConfig } from '@tricks/core/testing';
 import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
 import { dataBuiltin } from '@tricks/data';
@@ -49,11 +67,24 @@ export function recordTaps(hooks: Hooks, calls: string[]): void {
       register(tap: { name: string; fn?: (...a: unknown[]) => unknown; type: string }) {
         if (tap.type !== 'sync' || !tap.fn) {
           const fn = tap.fn;
-          if (tap.type === 'promise' && fn) return { ...tap, fn: (...a: unknown[]) => { calls.push(`${hookName}:${tap.name}`); return fn(...a); } };
+          if (tap.type === 'promise' && fn)
+            return {
+              ...tap,
+              fn: (...a: unknown[]) => {
+                calls.push(`${hookName}:${tap.name}`);
+                return fn(...a);
+              },
+            };
           return tap;
         }
         const fn = tap.fn;
-        return { ...tap, fn: (...a: unknown[]) => { calls.push(`${hookName}:${tap.name}`); return fn(...a); } };
+        return {
+          ...tap,
+          fn: (...a: unknown[]) => {
+            calls.push(`${hookName}:${tap.name}`);
+            return fn(...a);
+          },
+        };
       },
     });
   }
@@ -78,7 +109,12 @@ export async function runSteps(opts: RunStepsOptions = {}): Promise<StepRun> {
   const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
   const logger = new MemoryLogger();
   const base = tinyConfig(opts.config);
-  const config: UserConfig = { ...base, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+  const config: UserConfig = {
+    ...base,
+    plugins: opts.plugins ?? base.plugins,
+    out,
+    limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
+  };
   const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
   const calls: string[] = [];
   recordTaps(trainer.hooks, calls);
@@ -108,11 +144,17 @@ export function assertNoLeak(run: StepRun): void {
  * Expects createTrainer to reject the plugin's options with a message matching `pattern`. `plugin` is a
  * short name, a package name or a path (a scaffolded plugin's tests pass the path of its built entry).
  */
-export async function assertOptionError(plugin: string, options: Record<string, unknown>, pattern: RegExp, opts: { cwd?: string } = {}): Promise<string> {
+export async function assertOptionError(
+  plugin: string,
+  options: Record<string, unknown>,
+  pattern: RegExp,
+  opts: { cwd?: string } = {},
+): Promise<string> {
   try {
     await createTestTrainer(tinyConfig({ plugins: [[plugin, options]] }), { logger: new MemoryLogger(), cwd: opts.cwd });
   } catch (e) {
-    if (!(e instanceof TricksError)) throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`, { cause: e });
+    if (!(e instanceof TricksError))
+      throw new Error(`expected a TricksError for ${plugin} ${JSON.stringify(options)}, got ${(e as Error).stack}`, { cause: e });
     if (!pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`, { cause: e });
     return e.message;
   }
@@ -138,7 +180,9 @@ export function hooksOf(calls: string[], tap: string): string[] {
 export function assertHookOrder(run: { calls: string[] }, tap: string, expected: string[]): void {
   const got = hooksOf(run.calls, tap);
   if (got.join() !== expected.join()) {
-    throw new Error(`hook order of ${tap}: expected ${expected.join(' -> ')}, got ${got.join(' -> ') || '(no call)'}; calls: ${run.calls.slice(0, 40).join(', ')}`);
+    throw new Error(
+      `hook order of ${tap}: expected ${expected.join(' -> ')}, got ${got.join(' -> ') || '(no call)'}; calls: ${run.calls.slice(0, 40).join(', ')}`,
+    );
   }
 }
 
@@ -197,7 +241,12 @@ export async function runFailing(opts: RunStepsOptions): Promise<Omit<StepRun, '
   const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
   const logger = new MemoryLogger();
   const base = tinyConfig(opts.config);
-  const config: UserConfig = { ...base, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+  const config: UserConfig = {
+    ...base,
+    plugins: opts.plugins ?? base.plugins,
+    out,
+    limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
+  };
   const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
   const calls: string[] = [];
   recordTaps(trainer.hooks, calls);
@@ -231,21 +280,52 @@ export async function resumeParity(opts: RunStepsOptions & { epochs: number; cut
   const cut = opts.cut ?? 1;
   const user = (out: string): UserConfig => {
     const base = tinyConfig(opts.config);
-    return { ...base, epochs: opts.epochs, checkpoint: true, plugins: opts.plugins ?? base.plugins, out, limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) } };
+    return {
+      ...base,
+      epochs: opts.epochs,
+      checkpoint: true,
+      plugins: opts.plugins ?? base.plugins,
+      out,
+      limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
+    };
   };
-  const keys = (rows: EpochMetrics[]) => rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
+  const keys = (rows: EpochMetrics[]) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
   const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
   try {
     const logs = { full: new MemoryLogger(), resumed: new MemoryLogger() };
-    const full = await createTestTrainer(user(dirs[0]!), { logger: logs.full, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
+    const full = await createTestTrainer(user(dirs[0]!), {
+      logger: logs.full,
+      modules: opts.modules,
+      cwd: opts.cwd,
+      builtins: opts.builtins,
+    });
     const a = await full.run();
-    const failing = await createTestTrainer(user(dirs[1]!), { logger: new MemoryLogger(), modules: opts.modules, cwd: opts.cwd, builtins: [...(opts.builtins ?? []), failAfterEpoch(cut)] });
-    const err = await failing.run().then(() => undefined, (e) => e);
+    const failing = await createTestTrainer(user(dirs[1]!), {
+      logger: new MemoryLogger(),
+      modules: opts.modules,
+      cwd: opts.cwd,
+      builtins: [...(opts.builtins ?? []), failAfterEpoch(cut)],
+    });
+    const err = await failing.run().then(
+      () => undefined,
+      (e) => e,
+    );
     if (!(err instanceof FixtureFailure)) throw new Error(`resumeParity: the cut run did not stop after epoch ${cut}: ${err}`);
     failing.dispose();
-    const resumed = await createTestTrainer(user(dirs[1]!), { logger: logs.resumed, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
+    const resumed = await createTestTrainer(user(dirs[1]!), {
+      logger: logs.resumed,
+      modules: opts.modules,
+      cwd: opts.cwd,
+      builtins: opts.builtins,
+    });
     const b = await resumed.run({ resume: true });
-    return { full: keys(a.epochs), resumed: keys(b.epochs), trainers: { full, resumed }, logs: { full: logs.full.lines, resumed: logs.resumed.lines } };
+    return {
+      full: keys(a.epochs),
+      resumed: keys(b.epochs),
+      trainers: { full, resumed },
+      logs: { full: logs.full.lines, resumed: logs.resumed.lines },
+    };
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }

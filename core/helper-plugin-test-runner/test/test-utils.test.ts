@@ -2,7 +2,17 @@ import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  assertHookOrder, assertNoLeak, assertOptionError, assertTapOrder, cleanup, hooksOf, runSteps, tapsOf, tinyBatch, tinyConfig, useTestBackend,
+  assertHookOrder,
+  assertNoLeak,
+  assertOptionError,
+  assertTapOrder,
+  cleanup,
+  hooksOf,
+  runSteps,
+  tapsOf,
+  tinyBatch,
+  tinyConfig,
+  useTestBackend,
 } from '../src/index.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../test/fixtures/${name}.mjs`, import.meta.url));
@@ -18,7 +28,9 @@ describe('@tricks/helper-plugin-test-runner', function () {
       expect(tapsOf(run.calls, 'loss').filter((t) => t === 'tidy')).to.have.length(3);
       expect(hooksOf(run.calls, 'tidy')).to.deep.equal(['batch', 'loss', 'epoch']);
       assertHookOrder(run, 'tidy', ['batch', 'loss', 'epoch']);
-      expect(() => assertHookOrder(run, 'tidy', ['loss', 'batch', 'epoch'])).to.throw(/hook order of tidy: expected loss -> batch -> epoch, got batch -> loss -> epoch/);
+      expect(() => assertHookOrder(run, 'tidy', ['loss', 'batch', 'epoch'])).to.throw(
+        /hook order of tidy: expected loss -> batch -> epoch, got batch -> loss -> epoch/,
+      );
       expect(run.result.epochs[0].tidy).to.equal(run.trainer.ctx.lastTerms.tidy);
       expect(run.trainer.config.model).to.deep.equal(tinyConfig().model);
       assertNoLeak(run);

@@ -1,1 +1,11 @@
-export { type ModelQuantization, type QRange, activationRange, affineQParams, fakeQuantize, quantizeInts, symmetricQParams, weightQParams, weightRange } from './quant.js';
+export {
+  type ModelQuantization,
+  type QRange,
+  activationRange,
+  affineQParams,
+  fakeQuantize,
+  quantizeInts,
+  symmetricQParams,
+  weightQParams,
+  weightRange,
+} from './quant.js';

@@ -35,7 +35,11 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
     const value = tf.mul(tf.sub(tf.clipByValue(q, r.qmin, r.qmax), z), s);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.where(saved[0] as tf.Tensor, dy, tf.zerosLike(dy)), tf.zerosLike(s), tf.zerosLike(z)],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.where(saved[0] as tf.Tensor, dy, tf.zerosLike(dy)),
+        tf.zerosLike(s),
+        tf.zerosLike(z),
+      ],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (f as unknown as (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor)(x, scale, zeroPoint);
@@ -82,7 +86,12 @@ export function channelAxes(className: string, rank: number): number[] {
  * Per-channel (or per-tensor) symmetric qparams of a kernel, shaped to broadcast against it:
  * per-channel reduces over every axis but the output-channel axes.
  */
-export function weightQParams(kernel: tf.Tensor, className: string, perChannel: boolean, r: QRange): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+export function weightQParams(
+  kernel: tf.Tensor,
+  className: string,
+  perChannel: boolean,
+  r: QRange,
+): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
   return tf.tidy(() => {
     const keep = channelAxes(className, kernel.rank);
     const axes = perChannel ? kernel.shape.map((_, i) => i).filter((i) => !keep.includes(i)) : kernel.shape.map((_, i) => i);

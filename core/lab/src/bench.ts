@@ -25,11 +25,15 @@ export interface BenchResult {
   inferImagesPerSec: number;
 }
 
-const LR = 0.1, MOMENTUM = 0.9, WEIGHT_DECAY = 5e-4, LABEL_SMOOTHING = 0.1;
+const LR = 0.1,
+  MOMENTUM = 0.9,
+  WEIGHT_DECAY = 5e-4,
+  LABEL_SMOOTHING = 0.1;
 
 export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
   const { model, batchSize } = opts;
-  const steps = opts.steps ?? 5, warmup = opts.warmup ?? 2;
+  const steps = opts.steps ?? 5,
+    warmup = opts.warmup ?? 2;
   const [h, w, c] = model.inputs[0]!.shape.slice(1) as number[];
   const classes = model.outputs[0]!.shape[1] as number;
   const x = tf.randomNormal([batchSize, h!, w!, c!]);
@@ -95,9 +99,16 @@ export interface DataParallelBenchOptions {
 
 /** benchTrain's measurement with the step split over `workers` DataParallel replicas. */
 export async function benchDataParallel(opts: DataParallelBenchOptions): Promise<BenchResult> {
-  const steps = opts.steps ?? 5, warmup = opts.warmup ?? 2, B = opts.batchSize;
-  const dp = await DataParallel.create({ model: opts.model, workers: opts.workers, backend: opts.backend,
-    optimizer: { lr: LR, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY }, labelSmoothing: LABEL_SMOOTHING });
+  const steps = opts.steps ?? 5,
+    warmup = opts.warmup ?? 2,
+    B = opts.batchSize;
+  const dp = await DataParallel.create({
+    model: opts.model,
+    workers: opts.workers,
+    backend: opts.backend,
+    optimizer: { lr: LR, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY },
+    labelSmoothing: LABEL_SMOOTHING,
+  });
   try {
     const [h, w, c] = opts.inputShape ?? [32, 32, 3];
     const xShape = [B, h!, w!, c!];

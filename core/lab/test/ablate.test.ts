@@ -5,21 +5,27 @@ import sharp from 'sharp';
 import { planAblation, describeStep } from '../src/ablate/plan.js';
 import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
 import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
-import { TricksError } from '@tricks/core';
-import { MemoryLogger } from '@tricks/core';
-import { resolveConfig } from '@tricks/core';
+import { TricksError, MemoryLogger, resolveConfig } from '@tricks/core';
 import { testBackend, tmp } from './helpers.js';
 import { writeTinyPreset } from '@tricks/core/testing';
 
-
 const rec = (ladderStep: number, seed: number, top1: number, stepName = `step${ladderStep}`): RunRecord => ({
-  id: `s${ladderStep + 1}-seed${seed}`, stepName, trick: `trick${ladderStep}`, ladderStep, seed, top1, seconds: 10 + seed,
-  epochs: [{ epoch: 1, train_loss: 1, val_loss: 1, val_top1: top1 - 0.1, val_top5: 0.9, lr: 0.1, images_per_sec: 100, seconds: 5 }, { epoch: 2, train_loss: 0.5, val_loss: 0.8, val_top1: top1, val_top5: 0.95, lr: 0.01, images_per_sec: 120, seconds: 5 + seed }],
+  id: `s${ladderStep + 1}-seed${seed}`,
+  stepName,
+  trick: `trick${ladderStep}`,
+  ladderStep,
+  seed,
+  top1,
+  seconds: 10 + seed,
+  epochs: [
+    { epoch: 1, train_loss: 1, val_loss: 1, val_top1: top1 - 0.1, val_top5: 0.9, lr: 0.1, images_per_sec: 100, seconds: 5 },
+    { epoch: 2, train_loss: 0.5, val_loss: 0.8, val_top1: top1, val_top5: 0.95, lr: 0.01, images_per_sec: 120, seconds: 5 + seed },
+  ],
 });
 
 describe('ablation summary', () => {
   it('computes mean, sample std, the step-to-step difference and its standard error', () => {
-    const runs = [rec(0, 0, 0.80), rec(0, 1, 0.82), rec(0, 2, 0.84), rec(1, 0, 0.85), rec(1, 1, 0.86), rec(1, 2, 0.87)];
+    const runs = [rec(0, 0, 0.8), rec(0, 1, 0.82), rec(0, 2, 0.84), rec(1, 0, 0.85), rec(1, 1, 0.86), rec(1, 2, 0.87)];
     const s = summarizeRuns(runs);
     expect(s.steps).to.have.length(2);
     expect(s.steps[0].mean).to.be.closeTo(0.82, 1e-12);
@@ -32,7 +38,13 @@ describe('ablation summary', () => {
   });
 
   it('says "within noise" when the difference is under two standard errors, and keeps the teacher apart', () => {
-    const runs = [rec(0, 0, 0.80), rec(0, 1, 0.84), rec(1, 0, 0.81), rec(1, 1, 0.84), { ...rec(0, 0, 0.9), id: 'teacher', role: 'teacher' as const }];
+    const runs = [
+      rec(0, 0, 0.8),
+      rec(0, 1, 0.84),
+      rec(1, 0, 0.81),
+      rec(1, 1, 0.84),
+      { ...rec(0, 0, 0.9), id: 'teacher', role: 'teacher' as const },
+    ];
     const s = summarizeRuns(runs);
     expect(s.steps.map((x) => x.n)).to.deep.equal([2, 2]);
     expect(verdict(s.steps[1])).to.match(/within noise/);
@@ -46,7 +58,7 @@ describe('ablation summary', () => {
   it('writes ablation.json, ablation.md and the ladder and curve charts as PNG', async function () {
     this.timeout(120000);
     const out = tmp();
-    await summarize([rec(0, 0, 0.80), rec(0, 1, 0.82), rec(1, 0, 0.85), rec(1, 1, 0.86)], out, { title: 'test ladder' });
+    await summarize([rec(0, 0, 0.8), rec(0, 1, 0.82), rec(1, 0, 0.85), rec(1, 1, 0.86)], out, { title: 'test ladder' });
     const json = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8'));
     expect(json.steps).to.have.length(2);
     expect(json.curves).to.have.length(4);
@@ -70,7 +82,14 @@ describe('ablation plan', () => {
     const dir = tmp();
     const preset = writeTinyPreset(dir);
     const specs = await planAblation({ preset, seeds: 3, overrides: { seed: 5, epochs: 2 }, out: join(dir, 'abl') });
-    expect(specs.map((s) => s.id)).to.deep.equal(['s1-baseline-seed5', 's1-baseline-seed6', 's1-baseline-seed7', 's2-cosine-seed5', 's2-cosine-seed6', 's2-cosine-seed7']);
+    expect(specs.map((s) => s.id)).to.deep.equal([
+      's1-baseline-seed5',
+      's1-baseline-seed6',
+      's1-baseline-seed7',
+      's2-cosine-seed5',
+      's2-cosine-seed6',
+      's2-cosine-seed7',
+    ]);
     expect(specs.map((s) => s.ladderStep)).to.deep.equal([0, 0, 0, 1, 1, 1]);
     expect(specs[4].overrides).to.deep.equal({ seed: 6, epochs: 2 });
     expect(specs[3].trick).to.equal('schedule=cosine');
@@ -80,9 +99,20 @@ describe('ablation plan', () => {
 
   it('adds a teacher run before a distillation step and points kd at it', async () => {
     const dir = tmp();
-    const preset = writeTinyPreset(dir, "{ name: '+ kd', plugins: [['kd', { teacherModel: { name: 'small-cnn', options: { width: 8 } }, alpha: 0.5 }]] },");
+    const preset = writeTinyPreset(
+      dir,
+      "{ name: '+ kd', plugins: [['kd', { teacherModel: { name: 'small-cnn', options: { width: 8 } }, alpha: 0.5 }]] },",
+    );
     const specs = await planAblation({ preset, seeds: 2, overrides: { plugins: [] }, out: join(dir, 'abl') });
-    expect(specs.map((s) => s.id)).to.deep.equal(['s1-baseline-seed0', 's1-baseline-seed1', 's2-cosine-seed0', 's2-cosine-seed1', 'teacher', 's3-kd-seed0', 's3-kd-seed1']);
+    expect(specs.map((s) => s.id)).to.deep.equal([
+      's1-baseline-seed0',
+      's1-baseline-seed1',
+      's2-cosine-seed0',
+      's2-cosine-seed1',
+      'teacher',
+      's3-kd-seed0',
+      's3-kd-seed1',
+    ]);
     const teacher = specs[4];
     expect(teacher.role).to.equal('teacher');
     expect(teacher.ladderStep).to.equal(0);
@@ -110,13 +140,20 @@ describe('ablation plan', () => {
 
   it('describes what a step adds', () => {
     expect(describeStep({ name: 'b' }, 0)).to.equal('baseline');
-    expect(describeStep({ name: 'x', plugins: ['mixup', ['label-smoothing', { epsilon: 0.1 }]], settings: { schedule: { name: 'cosine', warmupEpochs: 5 }, batchSize: 1024 } }, 3)).to.equal(
-      'mixup, label-smoothing(epsilon=0.1), schedule=cosine(warmupEpochs=5), batchSize=1024',
+    expect(
+      describeStep(
+        {
+          name: 'x',
+          plugins: ['mixup', ['label-smoothing', { epsilon: 0.1 }]],
+          settings: { schedule: { name: 'cosine', warmupEpochs: 5 }, batchSize: 1024 },
+        },
+        3,
+      ),
+    ).to.equal('mixup, label-smoothing(epsilon=0.1), schedule=cosine(warmupEpochs=5), batchSize=1024');
+    expect(describeStep({ name: 'z', settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } } }, 1)).to.equal(
+      'model=resnet50-d(zeroGamma=true)',
     );
-    expect(describeStep({ name: 'z', settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } } }, 1)).to.equal('model=resnet50-d(zeroGamma=true)');
-    expect(describeStep({ name: 'c', settings: { schedule: { name: 'cosine' } } }, 1)).to.equal(
-      'schedule=cosine',
-    );
+    expect(describeStep({ name: 'c', settings: { schedule: { name: 'cosine' } } }, 1)).to.equal('schedule=cosine');
   });
 });
 

@@ -6,7 +6,12 @@ const data = (over: Partial<ReportData> = {}): ReportData => ({
   title: 'tricks run: test <model>',
   out: '/tmp/run',
   createdAt: '2026-11-28T00:00:00Z',
-  config: { ...DEFAULT_SETTINGS, presets: [], plugins: [{ name: 'mixup', key: 'mixup', options: { alpha: 0.2 }, source: '@tricks/plugin-mixup' }], out: '/tmp/run' },
+  config: {
+    ...DEFAULT_SETTINGS,
+    presets: [],
+    plugins: [{ name: 'mixup', key: 'mixup', options: { alpha: 0.2 }, source: '@tricks/plugin-mixup' }],
+    out: '/tmp/run',
+  },
   backend: 'wasm',
   model: { name: 'small-cnn', parameters: 1234 },
   data: { train: 100, val: 30, shape: [28, 28, 1], numClasses: 3 },
@@ -15,7 +20,17 @@ const data = (over: Partial<ReportData> = {}): ReportData => ({
     { epoch: 1, train_loss: 1.2, val_loss: 1.1, val_top1: 0.5, val_top5: 1, lr: 0.1, images_per_sec: 200, seconds: 3 },
     { epoch: 2, train_loss: 0.8, val_loss: 0.9, val_top1: 0.6, val_top5: 1, lr: 0.01, images_per_sec: 300, seconds: 2 },
   ],
-  eval: { confusion: [[8, 2, 0], [1, 9, 0], [3, 3, 4]], count: 30, top1: 0.7, top5: 1, loss: 0.9 },
+  eval: {
+    confusion: [
+      [8, 2, 0],
+      [1, 9, 0],
+      [3, 3, 4],
+    ],
+    count: 30,
+    top1: 0.7,
+    top5: 1,
+    loss: 0.9,
+  },
   artifacts: [{ format: 'tfjs', dir: '/tmp/run/model', files: ['model.json', 'weights.bin'] }],
   ...over,
 });
@@ -24,7 +39,14 @@ describe('report.html', function () {
   this.timeout(120000);
 
   it('per-class accuracy is the diagonal over the row sums of the confusion matrix', () => {
-    const rows = perClassAccuracy([[8, 2, 0], [1, 9, 0], [0, 0, 0]], ['a', 'b']);
+    const rows = perClassAccuracy(
+      [
+        [8, 2, 0],
+        [1, 9, 0],
+        [0, 0, 0],
+      ],
+      ['a', 'b'],
+    );
     expect(rows).to.have.length(3);
     expect(rows[0]).to.deep.equal({ name: 'a', accuracy: 0.8, count: 10 });
     expect(rows[1].accuracy).to.equal(0.9);
@@ -34,7 +56,8 @@ describe('report.html', function () {
 
   it('renders every chart as inline SVG, the numbers, the plugins and the config, escaped, with nothing to fetch', async () => {
     const html = await renderReportHtml(data());
-    for (const id of ['loss', 'accuracy', 'lr', 'speed', 'confusion', 'perClass']) expect(html, id).to.match(new RegExp(`<figure id="chart-${id}" class="chart"><svg`));
+    for (const id of ['loss', 'accuracy', 'lr', 'speed', 'confusion', 'perClass'])
+      expect(html, id).to.match(new RegExp(`<figure id="chart-${id}" class="chart"><svg`));
     expect(html).to.not.match(/<script|<link |<img |(src|href)="https?:/i);
     expect(html).to.contain('tricks run: test &lt;model&gt;');
     expect(html).to.contain('60.00 %'); // last epoch top-1

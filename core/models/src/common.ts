@@ -32,8 +32,29 @@ export function convBn(x: L, filters: number, name: string, a: ConvBnArgs = {}):
   const kernelSize = a.kernel ?? 3;
   const strides = a.stride ?? 1;
   x = a.depthwise
-    ? apply(tfl.layers.depthwiseConv2d({ kernelSize, strides, padding: 'same', useBias: false, depthwiseInitializer: 'heNormal', name: `${name}_conv` }), x)
-    : apply(tfl.layers.conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: 'heNormal', name: `${name}_conv` }), x);
+    ? apply(
+        tfl.layers.depthwiseConv2d({
+          kernelSize,
+          strides,
+          padding: 'same',
+          useBias: false,
+          depthwiseInitializer: 'heNormal',
+          name: `${name}_conv`,
+        }),
+        x,
+      )
+    : apply(
+        tfl.layers.conv2d({
+          filters,
+          kernelSize,
+          strides,
+          padding: 'same',
+          useBias: false,
+          kernelInitializer: 'heNormal',
+          name: `${name}_conv`,
+        }),
+        x,
+      );
   x = apply(
     tfl.layers.batchNormalization({
       momentum: a.momentum ?? 0.9,
@@ -47,7 +68,14 @@ export function convBn(x: L, filters: number, name: string, a: ConvBnArgs = {}):
 }
 
 /** Reads a model option with a type check; a wrong one is a TricksError naming the option. */
-export function option<T>(options: Record<string, unknown> | undefined, key: string, fallback: T, model: string, check?: (v: unknown) => boolean, expect?: string): T {
+export function option<T>(
+  options: Record<string, unknown> | undefined,
+  key: string,
+  fallback: T,
+  model: string,
+  check?: (v: unknown) => boolean,
+  expect?: string,
+): T {
   const v = options?.[key];
   if (v === undefined) return fallback;
   const ok = check ? check(v) : typeof v === typeof fallback;
@@ -57,7 +85,8 @@ export function option<T>(options: Record<string, unknown> | undefined, key: str
 
 export function checkOptions(options: Record<string, unknown> | undefined, allowed: string[], model: string): void {
   for (const k of Object.keys(options ?? {})) {
-    if (!allowed.includes(k)) throw new TricksError(`model ${model}: unknown option "${k}"`, `options of ${model}: ${allowed.join(', ') || '(none)'}`);
+    if (!allowed.includes(k))
+      throw new TricksError(`model ${model}: unknown option "${k}"`, `options of ${model}: ${allowed.join(', ') || '(none)'}`);
   }
 }
 
@@ -69,7 +98,15 @@ export function makeDivisible(v: number, divisor = 8, min = divisor): number {
 }
 
 /** Squeeze-and-excitation as torchvision.ops.SqueezeExcitation: GAP, 1x1 (dense) down, act, up, gate, scale. */
-export function squeezeExcite(x: L, channels: number, squeeze: number, name: string, act: Act, gate: 'sigmoid' | 'hsigmoid', gateLayer?: () => tfl.layers.Layer): L {
+export function squeezeExcite(
+  x: L,
+  channels: number,
+  squeeze: number,
+  name: string,
+  act: Act,
+  gate: 'sigmoid' | 'hsigmoid',
+  gateLayer?: () => tfl.layers.Layer,
+): L {
   let s = apply(tfl.layers.globalAveragePooling2d({ name: `${name}_gap` }), x);
   s = apply(tfl.layers.reshape({ targetShape: [1, 1, channels], name: `${name}_reshape` }), s);
   s = apply(tfl.layers.conv2d({ filters: squeeze, kernelSize: 1, name: `${name}_fc1` }), s);

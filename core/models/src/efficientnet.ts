@@ -1,7 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 import { apply, checkOptions, convBn, option, squeezeExcite, type L } from './common.js';
 import { StochasticDepth } from './runtime.js';
 

@@ -73,7 +73,13 @@ export function modelCost(model: LayersModel): ModelCost {
   for (const layer of model.layers) {
     const p = layer.trainableWeights.reduce((n, w) => n + prod(w.shape), 0);
     const m = layer.getClassName() === 'InputLayer' ? 0 : layerMacs(layer);
-    layers.push({ name: layer.name, className: layer.getClassName(), outputShape: oneShape(layer.outputShape as Shape | Shape[]), params: p, macs: m });
+    layers.push({
+      name: layer.name,
+      className: layer.getClassName(),
+      outputShape: oneShape(layer.outputShape as Shape | Shape[]),
+      params: p,
+      macs: m,
+    });
     params += p;
     macs += m;
   }

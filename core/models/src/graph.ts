@@ -50,7 +50,10 @@ export function modelTopology(model: LayersModel): Topology {
 
 /** A layer's weight by its short name (kernel, bias, gamma, moving_mean, depthwise_kernel...). */
 export function weightOf(layer: tfl.layers.Layer, short: string): tfl.LayerVariable | undefined {
-  return layer.weights.find((w) => w.originalName === `${layer.name}/${short}` || w.originalName.endsWith(`/${short}`) && w.originalName.startsWith(`${layer.name}/`));
+  return layer.weights.find(
+    (w) =>
+      w.originalName === `${layer.name}/${short}` || (w.originalName.endsWith(`/${short}`) && w.originalName.startsWith(`${layer.name}/`)),
+  );
 }
 
 /** Every weight of a model by its saved name (layer/short), values read now (not copies). */
@@ -62,11 +65,17 @@ export function namedWeights(model: LayersModel): Map<string, tf.Tensor> {
  * Builds a LayersModel from a topology and named weights through the standard loader (tf.io.fromMemory),
  * so the result is exactly what `tf.loadLayersModel` would give for the same model.json.
  */
-export async function modelFromParts(topology: Topology, weights: Map<string, tf.Tensor>, metadata?: Record<string, unknown>): Promise<LayersModel> {
+export async function modelFromParts(
+  topology: Topology,
+  weights: Map<string, tf.Tensor>,
+  metadata?: Record<string, unknown>,
+): Promise<LayersModel> {
   const named = [...weights].map(([name, tensor]) => ({ name, tensor }));
   const { data, specs } = await tf.io.encodeWeights(named);
   const weightData = tf.io.CompositeArrayBuffer.join(data);
-  const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'], weightSpecs: specs, weightData }));
+  const model = await tfl.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'], weightSpecs: specs, weightData }),
+  );
   if (metadata) model.setUserDefinedMetadata(metadata as object);
   return model;
 }
@@ -79,8 +88,20 @@ export function removeLayer(topo: Topology, name: string): void {
   const node = layers[i].inbound_nodes[0];
   if (!node || node.length !== 1) throw new Error(`removeLayer: ${name} must have exactly one input`);
   const [src, srcNode, srcTensor] = node[0];
-  for (const l of layers) for (const n of l.inbound_nodes) for (const e of n) if (e[0] === name) { e[0] = src; e[1] = srcNode; e[2] = srcTensor; }
-  for (const o of topo.config.output_layers) if (o[0] === name) { o[0] = src; o[1] = srcNode; o[2] = srcTensor; }
+  for (const l of layers)
+    for (const n of l.inbound_nodes)
+      for (const e of n)
+        if (e[0] === name) {
+          e[0] = src;
+          e[1] = srcNode;
+          e[2] = srcTensor;
+        }
+  for (const o of topo.config.output_layers)
+    if (o[0] === name) {
+      o[0] = src;
+      o[1] = srcNode;
+      o[2] = srcTensor;
+    }
   layers.splice(i, 1);
 }
 

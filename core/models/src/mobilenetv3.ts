@@ -1,7 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 import { activation, apply, checkOptions, convBn, makeDivisible, option, squeezeExcite, type Act, type L } from './common.js';
 import { HardSigmoid } from './runtime.js';
 
@@ -70,7 +69,16 @@ export function mobilenetV3(size: 'small' | 'large', spec: ModelSpec, hooks: Bui
     let h = x;
     if (exp !== cin) h = convBn(h, exp, `${name}_expand`, { kernel: 1, act, ...bn });
     h = convBn(h, exp, `${name}_dw`, { kernel: k, stride, depthwise: true, act, ...bn });
-    if (se) h = squeezeExcite(h, exp, makeDivisible(exp / 4, 8), `${name}_se`, 'relu', 'hsigmoid', () => new HardSigmoid({ name: `${name}_se_gate` }));
+    if (se)
+      h = squeezeExcite(
+        h,
+        exp,
+        makeDivisible(exp / 4, 8),
+        `${name}_se`,
+        'relu',
+        'hsigmoid',
+        () => new HardSigmoid({ name: `${name}_se_gate` }),
+      );
     h = convBn(h, cout, `${name}_project`, { kernel: 1, ...bn });
     h = hooks.block.call(h, { model, kind: 'mbconv', stage, index, inChannels: cin, outChannels: cout, name });
     x = stride === 1 && cin === cout ? apply(tfl.layers.add({ name: `${name}_add` }), [h, x]) : h;

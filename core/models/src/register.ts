@@ -7,10 +7,14 @@ import { registerZoo } from './zoo.js';
 /** Registers every model of the zoo: small-cnn, the CIFAR ResNets and the ImageNet-style backbones. */
 export function registerModels(registry: ModelRegistry): ModelRegistry {
   registry.register('small-cnn', 'two 3x3 conv layers, max-pooling and a dense head (quick start)', smallCnn);
-    for (const depth of [20, 32, 44, 56, 110]) {
-      registry.register(`resnet${depth}`, `CIFAR ResNet-${depth} (He et al. 2016, 3 stages of basic blocks, 16-32-64 channels; option width multiplies them)`, (s, h) => resnetCifar(depth, s, h));
-    }
-    registerZoo(registry);
+  for (const depth of [20, 32, 44, 56, 110]) {
+    registry.register(
+      `resnet${depth}`,
+      `CIFAR ResNet-${depth} (He et al. 2016, 3 stages of basic blocks, 16-32-64 channels; option width multiplies them)`,
+      (s, h) => resnetCifar(depth, s, h),
+    );
+  }
+  registerZoo(registry);
   return registry;
 }
 

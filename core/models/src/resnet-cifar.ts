@@ -1,13 +1,23 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 
 type L = SymbolicTensor;
 const apply = (layer: tfl.layers.Layer, x: L | L[]) => layer.apply(x) as L;
 
 function convBn(x: L, filters: number, stride: number, name: string, kernelSize = 3): L {
-  x = apply(tfl.layers.conv2d({ filters, kernelSize, strides: stride, padding: 'same', useBias: false, kernelInitializer: 'heNormal', name: `${name}_conv` }), x);
+  x = apply(
+    tfl.layers.conv2d({
+      filters,
+      kernelSize,
+      strides: stride,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: 'heNormal',
+      name: `${name}_conv`,
+    }),
+    x,
+  );
   return apply(tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }), x);
 }
 

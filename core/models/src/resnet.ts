@@ -1,7 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 import { apply, checkOptions, convBn, option, type L } from './common.js';
 import { GroupedConv2D, type GroupedConvImpl } from './runtime.js';
 
@@ -38,9 +37,23 @@ export const RESNET_OPTIONS = ['variant', 'zeroGamma', 'groupedConv'];
 export function resnet(cfg: ResNetConfig, spec: ModelSpec, hooks: BuildHooks): LayersModel {
   const o = spec.options;
   checkOptions(o, RESNET_OPTIONS, cfg.name);
-  const variant = option<ResNetVariant>(o, 'variant', cfg.variant ?? 'a', cfg.name, (v) => ['a', 'b', 'c', 'd'].includes(v as string), "'a' | 'b' | 'c' | 'd'");
+  const variant = option<ResNetVariant>(
+    o,
+    'variant',
+    cfg.variant ?? 'a',
+    cfg.name,
+    (v) => ['a', 'b', 'c', 'd'].includes(v as string),
+    "'a' | 'b' | 'c' | 'd'",
+  );
   const zeroGamma = option(o, 'zeroGamma', cfg.zeroGamma ?? false, cfg.name);
-  const impl = option<GroupedConvImpl>(o, 'groupedConv', 'depthwise', cfg.name, (v) => ['depthwise', 'split', 'dense'].includes(v as string), "'depthwise' | 'split' | 'dense'");
+  const impl = option<GroupedConvImpl>(
+    o,
+    'groupedConv',
+    'depthwise',
+    cfg.name,
+    (v) => ['depthwise', 'split', 'dense'].includes(v as string),
+    "'depthwise' | 'split' | 'dense'",
+  );
   const strideOn3x3 = variant !== 'a';
   const deepStem = variant === 'c' || variant === 'd';
   const avgDown = variant === 'd';
@@ -85,7 +98,15 @@ export function resnet(cfg: ResNetConfig, spec: ModelSpec, hooks: BuildHooks): L
         }
         branch = convBn(branch, outCh, `${name}_3`, { kernel: 1, zeroGamma });
       }
-      branch = hooks.block.call(branch, { model: cfg.name, kind: cfg.block, stage: s + 1, index: b, inChannels: inCh, outChannels: outCh, name });
+      branch = hooks.block.call(branch, {
+        model: cfg.name,
+        kind: cfg.block,
+        stage: s + 1,
+        index: b,
+        inChannels: inCh,
+        outChannels: outCh,
+        name,
+      });
       let shortcut: L = x;
       if (stride !== 1 || inCh !== outCh) {
         let sx = x;

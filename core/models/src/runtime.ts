@@ -117,7 +117,8 @@ export class GroupedConv2D extends tfl.layers.Layer {
 
   build(inputShape: Shape | Shape[]): void {
     const cin = oneShape(inputShape).at(-1) as number;
-    if (cin % this.groups !== 0) throw new Error(`GroupedConv2D ${this.name}: input channels ${cin} not divisible by groups ${this.groups}`);
+    if (cin % this.groups !== 0)
+      throw new Error(`GroupedConv2D ${this.name}: input channels ${cin} not divisible by groups ${this.groups}`);
     const k = this.kernelSize;
     this.kernel = this.addWeight('kernel', [k, k, cin, this.filters / this.groups], 'float32', this.kernelInit);
     if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', tfl.initializers.zeros());
@@ -154,7 +155,13 @@ export class GroupedConv2D extends tfl.layers.Layer {
 }
 
 /** Grouped conv of x [B,H,W,Cin] with kernel [k,k,Cin,Cout/groups], padding 'same' (see GroupedConv2D). */
-export function groupedConv2d(x: tf.Tensor4D, w: tf.Tensor4D, groups: number, strides: number, impl: GroupedConvImpl = 'depthwise'): tf.Tensor4D {
+export function groupedConv2d(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  groups: number,
+  strides: number,
+  impl: GroupedConvImpl = 'depthwise',
+): tf.Tensor4D {
   const [k, , cin, m] = w.shape;
   const cg = cin / groups;
   const cout = m * groups;
@@ -166,7 +173,10 @@ export function groupedConv2d(x: tf.Tensor4D, w: tf.Tensor4D, groups: number, st
   if (impl === 'split') {
     const xs = tf.split(x, groups, 3);
     const ws = tf.split(w, groups, 2);
-    return tf.concat(xs.map((xi, g) => tf.conv2d(xi as tf.Tensor4D, ws[g] as tf.Tensor4D, strides, 'same')), 3) as tf.Tensor4D;
+    return tf.concat(
+      xs.map((xi, g) => tf.conv2d(xi as tf.Tensor4D, ws[g] as tf.Tensor4D, strides, 'same')),
+      3,
+    ) as tf.Tensor4D;
   }
   // dense: a block-diagonal kernel [k,k,Cin,Cout]
   const eye = tf.reshape(tf.eye(groups), [1, 1, groups, 1, groups, 1]);
@@ -219,7 +229,12 @@ export class WindowAttention extends tfl.layers.Layer {
     this.qkvBias = this.addWeight('qkv_bias', [3 * c], 'float32', tfl.initializers.zeros());
     this.projKernel = this.addWeight('proj_kernel', [c, c], 'float32', this.kernelInit);
     this.projBias = this.addWeight('proj_bias', [c], 'float32', tfl.initializers.zeros());
-    this.table = this.addWeight('relative_position_bias_table', [(2 * ws - 1) ** 2, this.numHeads], 'float32', tfl.initializers.truncatedNormal({ stddev: 0.02 }));
+    this.table = this.addWeight(
+      'relative_position_bias_table',
+      [(2 * ws - 1) ** 2, this.numHeads],
+      'float32',
+      tfl.initializers.truncatedNormal({ stddev: 0.02 }),
+    );
     this.geometry = windowGeometry(h, w, ws, this.shiftSize);
     this.built = true;
   }
@@ -238,7 +253,15 @@ export class WindowAttention extends tfl.layers.Layer {
       const d = c / heads;
       const n = ws * ws;
       const nW = (g.padH / ws) * (g.padW / ws);
-      let t: tf.Tensor = g.padH !== h || g.padW !== w ? tf.pad(x, [[0, 0], [0, g.padH - h], [0, g.padW - w], [0, 0]]) : x;
+      let t: tf.Tensor =
+        g.padH !== h || g.padW !== w
+          ? tf.pad(x, [
+              [0, 0],
+              [0, g.padH - h],
+              [0, g.padW - w],
+              [0, 0],
+            ])
+          : x;
       if (g.shift > 0) t = roll2d(t, -g.shift);
       // partition: [B, nH, ws, nW, ws, C] -> [B*nW, N, C]
       t = tf.reshape(tf.transpose(tf.reshape(t, [b, g.padH / ws, ws, g.padW / ws, ws, c]), [0, 1, 3, 2, 4, 5]), [b * nW * n, c]);
@@ -345,7 +368,13 @@ export class PatchMerge extends tfl.layers.Layer {
     return tf.tidy(() => {
       let x = one(inputs) as tf.Tensor4D;
       const [b, h, w, c] = x.shape;
-      if (h % 2 || w % 2) x = tf.pad(x, [[0, 0], [0, h % 2], [0, w % 2], [0, 0]]);
+      if (h % 2 || w % 2)
+        x = tf.pad(x, [
+          [0, 0],
+          [0, h % 2],
+          [0, w % 2],
+          [0, 0],
+        ]);
       const h2 = Math.ceil(h / 2);
       const w2 = Math.ceil(w / 2);
       // [B, h2, 2(dy), w2, 2(dx), C] -> [B, h2, w2, dx, dy, C] so that channel blocks run (0,0), (1,0), (0,1), (1,1)

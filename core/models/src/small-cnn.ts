@@ -1,7 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 
 /** Two 3x3 convs with BN and max-pooling, then a dense head on the flattened maps: the quick-start model. */
 export function smallCnn(spec: ModelSpec, hooks: BuildHooks): LayersModel {
@@ -10,7 +9,9 @@ export function smallCnn(spec: ModelSpec, hooks: BuildHooks): LayersModel {
   let x = input as tfl.SymbolicTensor;
   const stages: tfl.SymbolicTensor[] = [];
   [width, width * 2].forEach((ch, i) => {
-    x = tfl.layers.conv2d({ filters: ch, kernelSize: 3, padding: 'same', useBias: false, name: `conv${i + 1}` }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .conv2d({ filters: ch, kernelSize: 3, padding: 'same', useBias: false, name: `conv${i + 1}` })
+      .apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.batchNormalization({ name: `bn${i + 1}` }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU({ name: `relu${i + 1}` }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.maxPooling2d({ poolSize: 2, name: `pool${i + 1}` }).apply(x) as tfl.SymbolicTensor;

@@ -1,7 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { BuildHooks } from '@tricks/core';
-import type { ModelSpec } from '@tricks/core';
+import type { BuildHooks, ModelSpec } from '@tricks/core';
 import { apply, checkOptions, option, type L } from './common.js';
 import { PatchMerge, StochasticDepth, WindowAttention } from './runtime.js';
 
@@ -15,9 +14,25 @@ export interface SwinConfig {
   stochasticDepth: number;
 }
 
-export const SWIN_T: SwinConfig = { name: 'swin-t', patch: 4, embedDim: 96, depths: [2, 2, 6, 2], heads: [3, 6, 12, 24], window: 7, stochasticDepth: 0.2 };
+export const SWIN_T: SwinConfig = {
+  name: 'swin-t',
+  patch: 4,
+  embedDim: 96,
+  depths: [2, 2, 6, 2],
+  heads: [3, 6, 12, 24],
+  window: 7,
+  stochasticDepth: 0.2,
+};
 /** For 32x32 inputs: 2x2 patches (16x16 tokens), 4x4 windows, three stages 96-192-384 (16, 8, 4 tokens a side). */
-export const SWIN_CIFAR: SwinConfig = { name: 'swin-cifar', patch: 2, embedDim: 96, depths: [2, 6, 2], heads: [3, 6, 12], window: 4, stochasticDepth: 0.1 };
+export const SWIN_CIFAR: SwinConfig = {
+  name: 'swin-cifar',
+  patch: 2,
+  embedDim: 96,
+  depths: [2, 6, 2],
+  heads: [3, 6, 12],
+  window: 4,
+  stochasticDepth: 0.1,
+};
 
 const isInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
 const isIntArray = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every(isInt);
@@ -42,15 +57,29 @@ export function swin(base: SwinConfig, spec: ModelSpec, hooks: BuildHooks): Laye
     heads: option(o, 'heads', base.heads, model, isIntArray, 'an array of positive integers'),
     window: option(o, 'window', base.window, model, isInt, 'a positive integer'),
     patch: option(o, 'patch', base.patch, model, isInt, 'a positive integer'),
-    stochasticDepth: option(o, 'stochasticDepth', base.stochasticDepth, model, (v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)'),
+    stochasticDepth: option(
+      o,
+      'stochasticDepth',
+      base.stochasticDepth,
+      model,
+      (v) => typeof v === 'number' && v >= 0 && v < 1,
+      'a number in [0, 1)',
+    ),
   };
-  if (cfg.heads.length !== cfg.depths.length) throw new Error(`${model}: heads (${cfg.heads.length}) and depths (${cfg.depths.length}) differ in length`);
+  if (cfg.heads.length !== cfg.depths.length)
+    throw new Error(`${model}: heads (${cfg.heads.length}) and depths (${cfg.depths.length}) differ in length`);
   const ln = (x: L, name: string) => apply(tfl.layers.layerNormalization({ epsilon: 1e-5, name }), x);
   const dense = (x: L, units: number, name: string, act?: 'gelu', useBias = true) =>
-    apply(tfl.layers.dense({ units, activation: act, useBias, kernelInitializer: tfl.initializers.truncatedNormal({ stddev: 0.02 }), name }), x);
+    apply(
+      tfl.layers.dense({ units, activation: act, useBias, kernelInitializer: tfl.initializers.truncatedNormal({ stddev: 0.02 }), name }),
+      x,
+    );
 
   const input = tfl.input({ shape: spec.inputShape, name: 'input' });
-  let x = apply(tfl.layers.conv2d({ filters: cfg.embedDim, kernelSize: cfg.patch, strides: cfg.patch, padding: 'valid', name: 'patch_embed' }), input);
+  let x = apply(
+    tfl.layers.conv2d({ filters: cfg.embedDim, kernelSize: cfg.patch, strides: cfg.patch, padding: 'valid', name: 'patch_embed' }),
+    input,
+  );
   x = ln(x, 'patch_norm');
   const total = cfg.depths.reduce((a, b) => a + b, 0);
   let id = 0;
@@ -68,7 +97,15 @@ export function swin(base: SwinConfig, spec: ModelSpec, hooks: BuildHooks): Laye
       const rate = total > 1 ? (cfg.stochasticDepth * id) / (total - 1) : 0;
       const drop = (h: L, tag: string) => (rate > 0 ? apply(new StochasticDepth({ rate, name: `${name}_${tag}_drop_path` }), h) : h);
       let h = ln(x, `${name}_norm1`);
-      h = apply(new WindowAttention({ numHeads: cfg.heads[s], windowSize: cfg.window, shiftSize: b % 2 === 0 ? 0 : Math.floor(cfg.window / 2), name: `${name}_attn` }), h);
+      h = apply(
+        new WindowAttention({
+          numHeads: cfg.heads[s],
+          windowSize: cfg.window,
+          shiftSize: b % 2 === 0 ? 0 : Math.floor(cfg.window / 2),
+          name: `${name}_attn`,
+        }),
+        h,
+      );
       x = apply(tfl.layers.add({ name: `${name}_add1` }), [x, drop(h, 'attn')]);
       h = ln(x, `${name}_norm2`);
       h = dense(h, 4 * dim, `${name}_mlp1`, 'gelu');

@@ -27,13 +27,33 @@ export function registerZoo(registry: ModelRegistry): void {
   }
   for (const stem of ['imagenet', 'cifar'] as const) {
     const name = `resnext50-32x4d${stem === 'cifar' ? '-cifar' : ''}`;
-    registry.register(name, `ResNeXt-50 32x4d (Xie et al. 2017), grouped 3x3 as one depthwise conv + group sum${stem === 'cifar' ? ', CIFAR stem' : ''}; options: variant, zeroGamma, groupedConv`, (s, h) =>
-      resnet({ name, block: 'bottleneck', layers: [3, 4, 6, 3], stem, variant: 'b', groups: 32, widthPerGroup: 4 }, s, h),
+    registry.register(
+      name,
+      `ResNeXt-50 32x4d (Xie et al. 2017), grouped 3x3 as one depthwise conv + group sum${stem === 'cifar' ? ', CIFAR stem' : ''}; options: variant, zeroGamma, groupedConv`,
+      (s, h) => resnet({ name, block: 'bottleneck', layers: [3, 4, 6, 3], stem, variant: 'b', groups: 32, widthPerGroup: 4 }, s, h),
     );
   }
-  registry.register('mobilenetv3-large', 'MobileNetV3-Large (Howard et al. 2019): h-swish, SE, the published block table; option dropout', (s, h) => mobilenetV3('large', s, h));
-  registry.register('mobilenetv3-small', 'MobileNetV3-Small (Howard et al. 2019): h-swish, SE, the published block table; option dropout', (s, h) => mobilenetV3('small', s, h));
-  registry.register('efficientnet-b0', 'EfficientNet-B0 (Tan & Le 2019): MBConv, SE, swish, stochastic depth; options dropout, stochasticDepth', efficientNetB0);
-  registry.register('swin-t', 'Swin-T (Liu et al. 2021): shifted window attention, relative position bias, patch merging; 224x224 inputs', (s, h) => swin(SWIN_T, s, h));
-  registry.register('swin-cifar', 'Swin for 32x32 inputs: 2x2 patches, 4x4 windows, 3 stages 96-192-384, depths 2-6-2', (s, h) => swin(SWIN_CIFAR, s, h));
+  registry.register(
+    'mobilenetv3-large',
+    'MobileNetV3-Large (Howard et al. 2019): h-swish, SE, the published block table; option dropout',
+    (s, h) => mobilenetV3('large', s, h),
+  );
+  registry.register(
+    'mobilenetv3-small',
+    'MobileNetV3-Small (Howard et al. 2019): h-swish, SE, the published block table; option dropout',
+    (s, h) => mobilenetV3('small', s, h),
+  );
+  registry.register(
+    'efficientnet-b0',
+    'EfficientNet-B0 (Tan & Le 2019): MBConv, SE, swish, stochastic depth; options dropout, stochasticDepth',
+    efficientNetB0,
+  );
+  registry.register(
+    'swin-t',
+    'Swin-T (Liu et al. 2021): shifted window attention, relative position bias, patch merging; 224x224 inputs',
+    (s, h) => swin(SWIN_T, s, h),
+  );
+  registry.register('swin-cifar', 'Swin for 32x32 inputs: 2x2 patches, 4x4 windows, 3 stages 96-192-384, depths 2-6-2', (s, h) =>
+    swin(SWIN_CIFAR, s, h),
+  );
 }

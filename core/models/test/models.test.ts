@@ -11,11 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerWasmTrainingKernels } from '@tricks/backend-wasm';
-import { ModelRegistry, emptyBuildHooks } from '@tricks/core';
+import { ModelRegistry, emptyBuildHooks, fileHandler, type BlockInfo, type NeckInfo } from '@tricks/core';
 import { countParams, modelCost } from '../src/flops.js';
-import { fileHandler } from '@tricks/core';
 import { GroupedConv2D, HardSigmoid, HardSwish, StochasticDepth, WindowAttention, groupedConv2d, windowGeometry } from '../src/runtime.js';
-import type { BlockInfo, NeckInfo } from '@tricks/core';
 import { registerModels } from '../src/register.js';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/models/reference.json', import.meta.url), 'utf8'));
@@ -86,7 +84,11 @@ describe('model zoo: every backbone on a tiny input', function () {
   before(onWasm);
   this.timeout(60000);
   // stochastic depth off, so that no branch is dropped by chance while we look for weights without a gradient
-  const noDrop: Record<string, Record<string, unknown>> = { 'efficientnet-b0': { stochasticDepth: 0 }, 'swin-t': { stochasticDepth: 0 }, 'swin-cifar': { stochasticDepth: 0 } };
+  const noDrop: Record<string, Record<string, unknown>> = {
+    'efficientnet-b0': { stochasticDepth: 0 },
+    'swin-t': { stochasticDepth: 0 },
+    'swin-cifar': { stochasticDepth: 0 },
+  };
   // [name, input size, blocks through the block hook, stage outputs given to the neck, block kind]; resnet34 and
   // resnet50 share resnet18's and resnet50-d's code paths, and are checked above by their counts only.
   const cases: [string, number, number, number, string][] = [
@@ -133,7 +135,10 @@ describe('model zoo: every backbone on a tiny input', function () {
         first.dispose();
 
         const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+        const { value, grads } = tf.variableGrads(
+          () => tf.losses.softmaxCrossEntropy(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          vars,
+        );
         expect(Number.isFinite((await value.data())[0])).to.equal(true);
         const sums = tf.tidy(() => tf.stack(vars.map((v) => tf.sum(tf.abs(grads[v.name])))));
         const norms = await sums.data();
@@ -200,7 +205,10 @@ describe('model zoo: deployment with @tricks/models/runtime only', function () {
           out[name] = Array.from(m.predict(tf.tensor4d(xs, [1, 32, 32, 3])).dataSync());
         }
         console.log(JSON.stringify(out));`;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([dir, models.map((m) => m[0]), xs])], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([dir, models.map((m) => m[0]), xs])], {
+        cwd: new URL('../..', import.meta.url).pathname,
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).to.equal(0);
       const got = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number[]>;
       for (const [name] of models) expect(maxAbsDiff(got[name], expected[name]), name).to.be.below(1e-4);
@@ -215,7 +223,18 @@ describe('model zoo: block and neck hooks', function () {
   this.timeout(60000);
   it('a block tap can replace the branch (here: scale it by 0, so the blocks become identities)', () => {
     const hooks = emptyBuildHooks();
-    hooks.block.tap('zero', (branch, info) => tfl.layers.multiply({ name: `${info.name}_zero` }).apply([branch, tfl.layers.dense({ units: 1, kernelInitializer: 'zeros', useBias: false, trainable: false, name: `${info.name}_z` }).apply(branch) as tfl.SymbolicTensor]) as tfl.SymbolicTensor);
+    hooks.block.tap(
+      'zero',
+      (branch, info) =>
+        tfl.layers
+          .multiply({ name: `${info.name}_zero` })
+          .apply([
+            branch,
+            tfl.layers
+              .dense({ units: 1, kernelInitializer: 'zeros', useBias: false, trainable: false, name: `${info.name}_z` })
+              .apply(branch) as tfl.SymbolicTensor,
+          ]) as tfl.SymbolicTensor,
+    );
     const m = registry.build('resnet18-cifar', { inputShape: [8, 8, 3], numClasses: 4 }, hooks);
     expect(m.layers.filter((l) => l.name.endsWith('_zero')).length).to.equal(8);
     m.dispose();
@@ -236,7 +255,11 @@ describe('model zoo: options', function () {
 
   it('variant d puts an average pool before the 1x1 of each down-sampling shortcut', () => {
     const m = registry.build('resnet50', { inputShape: [32, 32, 3], numClasses: 4, options: { variant: 'd' } });
-    expect(m.layers.filter((l) => l.getClassName() === 'AveragePooling2D').map((l) => l.name)).to.deep.equal(['s2b1_down_pool', 's3b1_down_pool', 's4b1_down_pool']);
+    expect(m.layers.filter((l) => l.getClassName() === 'AveragePooling2D').map((l) => l.name)).to.deep.equal([
+      's2b1_down_pool',
+      's3b1_down_pool',
+      's4b1_down_pool',
+    ]);
     expect((m.getLayer('s2b1_2_conv').getConfig() as { strides: number[] }).strides).to.deep.equal([2, 2]);
     m.dispose();
   });

@@ -16,9 +16,13 @@ function project(): string {
     writeFileSync(join(d, 'package.json'), JSON.stringify({ name, type: 'module', exports: './index.js' }));
     writeFileSync(join(d, 'index.js'), body);
   };
-  const plugin = (n: string) => `export default { name: '${n}', description: '${n}', schema: { type: 'object', additionalProperties: false, properties: { alpha: { type: 'number', default: 1 }, beta: { type: 'number' } } }, apply() {} };`;
+  const plugin = (n: string) =>
+    `export default { name: '${n}', description: '${n}', schema: { type: 'object', additionalProperties: false, properties: { alpha: { type: 'number', default: 1 }, beta: { type: 'number' } } }, apply() {} };`;
   for (const n of ['a', 'b', 'c', 'd', 'e']) pkg(`tricks-plugin-${n}`, plugin(n));
-  pkg('tricks-preset-one', `export default { name: 'one', description: '', plugins: ['a', ['b', { alpha: 2 }]], settings: { epochs: 3, model: { name: 'resnet20' } } };`);
+  pkg(
+    'tricks-preset-one',
+    `export default { name: 'one', description: '', plugins: ['a', ['b', { alpha: 2 }]], settings: { epochs: 3, model: { name: 'resnet20' } } };`,
+  );
   pkg('tricks-preset-two', `export default { name: 'two', description: '', plugins: ['c'], presets: ['three'], settings: { epochs: 5 } };`);
   pkg('tricks-preset-three', `export default { name: 'three', description: '', plugins: ['d'], settings: { batchSize: 7 } };`);
   pkg('tricks-preset-fn', `export default (o) => ({ name: 'fn', description: '', plugins: ['a'], settings: { epochs: o.epochs ?? 1 } });`);
@@ -46,7 +50,7 @@ describe('config resolution', () => {
     expect(r.config.epochs).to.equal(9);
   });
 
-  it('passes a preset item\'s options to a function-style preset', async () => {
+  it("passes a preset item's options to a function-style preset", async () => {
     expect((await resolveConfig({ presets: [['fn', { epochs: 4 }]] }, { cwd })).config.epochs).to.equal(4);
     expect((await resolveConfig({ preset: 'fn' }, { cwd })).config.epochs).to.equal(1);
   });
@@ -54,17 +58,26 @@ describe('config resolution', () => {
   it('rejects a duplicate plugin unless it is named', async () => {
     await expectError(() => resolveConfig({ preset: 'dup' }, { cwd }), /plugin "a" is listed twice/);
     const r = await resolveConfig({ preset: 'named' }, { cwd });
-    expect(r.config.plugins.map((p) => [p.key, p.options.alpha])).to.deep.equal([['a', 1], ['a-again', 3]]);
+    expect(r.config.plugins.map((p) => [p.key, p.options.alpha])).to.deep.equal([
+      ['a', 1],
+      ['a-again', 3],
+    ]);
   });
 
   it('names the unknown preset or plugin and lists what is available', async () => {
     await expectError(() => resolveConfig({ preset: 'nope' }, { cwd }), /unknown preset "nope"[\s\S]*available presets: .*one/);
     const msg = await expectError(() => resolveConfig({ plugins: ['bb'] }, { cwd }), /unknown plugin "bb" \(did you mean "b"\?\)/);
-    expect(msg).to.match(/available plugins: (.*, )?a, /).and.match(/, b, /).and.match(/, c(, |$)/m);
+    expect(msg)
+      .to.match(/available plugins: (.*, )?a, /)
+      .and.match(/, b, /)
+      .and.match(/, c(, |$)/m);
   });
 
   it('validates options with the option path and the nearest valid key', async () => {
-    await expectError(() => resolveConfig({ plugins: [['a', { alpah: 2 }]] }, { cwd }), /unknown option "plugins\.a\.alpah" \(did you mean "alpha"\?\)/);
+    await expectError(
+      () => resolveConfig({ plugins: [['a', { alpah: 2 }]] }, { cwd }),
+      /unknown option "plugins\.a\.alpah" \(did you mean "alpha"\?\)/,
+    );
     await expectError(() => resolveConfig({ plugins: [['a', { alpha: 'x' }]] }, { cwd }), /option "plugins\.a\.alpha" must be number/);
     const r = await resolveConfig({ plugins: ['a'] }, { cwd });
     expect(r.config.plugins[0].options).to.deep.equal({ alpha: 1 });
@@ -82,8 +95,14 @@ describe('config resolution', () => {
   });
 
   it('validates nested paths in trainer settings', () => {
-    const schema = { type: 'object', additionalProperties: false, properties: { limit: { type: 'object', additionalProperties: false, properties: { steps: { type: 'integer' } } } } };
-    expect(() => validate(schema, { limit: { stpes: 3 } }, 'config', '')).to.throw(/unknown option "limit\.stpes" \(did you mean "steps"\?\)/);
+    const schema = {
+      type: 'object',
+      additionalProperties: false,
+      properties: { limit: { type: 'object', additionalProperties: false, properties: { steps: { type: 'integer' } } } },
+    };
+    expect(() => validate(schema, { limit: { stpes: 3 } }, 'config', '')).to.throw(
+      /unknown option "limit\.stpes" \(did you mean "steps"\?\)/,
+    );
   });
 });
 

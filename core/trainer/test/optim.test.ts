@@ -30,7 +30,14 @@ describe('optimizers against torch.optim (fixtures/optim/optimizers.json)', () =
   before(async () => {
     await tf.setBackend('wasm');
   });
-  const fx = fixture('optimizers.json') as { w0: number[]; b0: number[]; wShape: [number, number]; grads: { w: number[]; b: number[] }[]; lrs: number[]; cases: OptCase[] };
+  const fx = fixture('optimizers.json') as {
+    w0: number[];
+    b0: number[];
+    wShape: [number, number];
+    grads: { w: number[]; b: number[] }[];
+    lrs: number[];
+    cases: OptCase[];
+  };
   const registry = new OptimizerRegistry();
   let id = 0;
 
@@ -122,7 +129,15 @@ describe('clipByGlobalNorm against torch.nn.utils.clip_grad_norm_ (fixtures/opti
   before(async () => {
     await tf.setBackend('wasm');
   });
-  for (const c of fixture('clip.json') as { maxNorm: number; a: number[]; c: number[]; aShape: [number, number]; norm: number; clippedA: number[]; clippedC: number[] }[]) {
+  for (const c of fixture('clip.json') as {
+    maxNorm: number;
+    a: number[];
+    c: number[];
+    aShape: [number, number];
+    norm: number;
+    clippedA: number[];
+    clippedC: number[];
+  }[]) {
     it(`maxNorm ${c.maxNorm}, norm ${c.norm.toFixed(3)}`, () => {
       const before = tf.memory().numTensors;
       const grads = { a: tf.tensor2d(c.a, c.aShape), c: tf.tensor1d(c.c) };

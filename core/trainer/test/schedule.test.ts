@@ -43,7 +43,10 @@ describe('lr schedules against torch.optim.lr_scheduler (fixtures/optim/schedule
   });
 
   it('rejects unknown and bad options with the option path', () => {
-    expect(() => registry.create({ name: 'cosine', warmupEpoch: 2 })).to.throw(TricksError, /schedule\.warmupEpoch.*did you mean "warmupEpochs"/s);
+    expect(() => registry.create({ name: 'cosine', warmupEpoch: 2 })).to.throw(
+      TricksError,
+      /schedule\.warmupEpoch.*did you mean "warmupEpochs"/s,
+    );
     expect(() => registry.create({ name: 'step' })).to.throw(TricksError, /schedule\.stepSize.*required/);
     expect(() => registry.create({ name: 'onecycle', pctStart: 1.5 })).to.throw(TricksError, /schedule\.pctStart/);
     expect(() => registry.create({ name: 'cosin' })).to.throw(TricksError, /did you mean "cosine"/);

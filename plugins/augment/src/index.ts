@@ -1,5 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, affineBatch, affineMatrix, erase, IMAGENET_MEAN, IMAGENET_STD, normalize, padCropFast, randomResizedCropBox, resizedCrop, resizedCropFast, type Box } from '@tricks/helper-augment';
+import {
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  affineBatch,
+  affineMatrix,
+  erase,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  normalize,
+  padCropFast,
+  randomResizedCropBox,
+  resizedCrop,
+  resizedCropFast,
+  type Box,
+} from '@tricks/helper-augment';
 import { definePlugin, STAGE_AUGMENT, type Batch, type Rng } from '@tricks/core';
 import { cutoutBox, randomAffineParams, randomErasingBox } from './params.js';
 
@@ -66,7 +82,17 @@ export function resolvePipeline(o: AugmentOptions, h: number, w: number, channel
   if (o.normalize === true || o.normalize === 'imagenet') {
     norm = channels === 1 ? { mean: [0.449], std: [0.226] } : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
   } else if (o.normalize) norm = o.normalize;
-  return { crop, flip, rotate: o.rotate, affine: o.affine, colorJitter: o.colorJitter, normalize: norm, erasing: o.erasing, cutout: o.cutout, exact: o.exact };
+  return {
+    crop,
+    flip,
+    rotate: o.rotate,
+    affine: o.affine,
+    colorJitter: o.colorJitter,
+    normalize: norm,
+    erasing: o.erasing,
+    cutout: o.cutout,
+    exact: o.exact,
+  };
 }
 
 const flags = (rng: Rng, n: number, p: number) => Array.from({ length: n }, () => p > 0 && rng.next() < p);
@@ -85,14 +111,28 @@ export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline):
       const offsets = Array.from({ length: n }, () => ({ top: rng.int(2 * pad + 1), left: rng.int(2 * pad + 1) }));
       y = padCropFast(y, pad, offsets, flags(rng, n, p.flip));
     } else if (p.flip > 0) {
-      y = padCropFast(y, 0, Array.from({ length: n }, () => ({ top: 0, left: 0 })), flags(rng, n, p.flip));
+      y = padCropFast(
+        y,
+        0,
+        Array.from({ length: n }, () => ({ top: 0, left: 0 })),
+        flags(rng, n, p.flip),
+      );
     }
     if (p.rotate > 0 || p.affine) {
       const a = p.affine ?? {};
       const deg = a.degrees ?? p.rotate;
-      const mats = Array.from({ length: n }, () => affineMatrix(randomAffineParams(rng, h, w, {
-        degrees: [-deg, deg], translate: a.translate, scale: a.scale, shear: a.shear ? [-a.shear, a.shear, 0, 0] : undefined,
-      }), h, w));
+      const mats = Array.from({ length: n }, () =>
+        affineMatrix(
+          randomAffineParams(rng, h, w, {
+            degrees: [-deg, deg],
+            translate: a.translate,
+            scale: a.scale,
+            shear: a.shear ? [-a.shear, a.shear, 0, 0] : undefined,
+          }),
+          h,
+          w,
+        ),
+      );
       y = affineBatch(y, mats, 'nearest');
     }
     const cj = p.colorJitter;
@@ -100,7 +140,9 @@ export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline):
       const on = flags(rng, n, cj.prob ?? 1);
       const range = (v: number | undefined, centre: number) => (v ? [Math.max(0, centre - v), centre + v] : null);
       const draw = (r: number[] | null, identity: number) => on.map((o) => (o && r ? rng.uniform(r[0], r[1]) : identity));
-      const b = draw(range(cj.brightness, 1), 1), ct = draw(range(cj.contrast, 1), 1), s = draw(range(cj.saturation, 1), 1);
+      const b = draw(range(cj.brightness, 1), 1),
+        ct = draw(range(cj.contrast, 1), 1),
+        s = draw(range(cj.saturation, 1), 1);
       const hu = draw(cj.hue ? [-cj.hue, cj.hue] : null, 0);
       // torchvision draws one order per image; a batch shares one seeded order here
       for (const k of rng.permutation(4)) {
@@ -137,56 +179,95 @@ const range2 = { type: 'array', items: { type: 'number', minimum: 0 }, minItems:
 
 export default definePlugin<AugmentOptions>({
   name: PLUGIN_NAME,
-  description: 'batched augmentation on the training backend (torchvision semantics): random resized crop or pad-crop, flip, rotation/affine, colour jitter, normalize, random erasing, cutout',
+  description:
+    'batched augmentation on the training backend (torchvision semantics): random resized crop or pad-crop, flip, rotation/affine, colour jitter, normalize, random erasing, cutout',
   schema: {
     type: 'object',
     additionalProperties: false,
     properties: {
       preset: { enum: ['auto', 'cifar', 'imagenet', 'none'], default: 'auto' },
       randomResizedCrop: {
-        anyOf: [{ type: 'boolean' }, { type: 'null' }, { type: 'object', additionalProperties: false, properties: { scale: range2, ratio: range2 } }],
+        anyOf: [
+          { type: 'boolean' },
+          { type: 'null' },
+          { type: 'object', additionalProperties: false, properties: { scale: range2, ratio: range2 } },
+        ],
         default: null,
       },
       padCrop: { anyOf: [{ type: 'integer', minimum: 0, maximum: 64 }, { type: 'boolean' }, { type: 'null' }], default: null },
       flip: { type: ['number', 'null'], minimum: 0, maximum: 1, default: null },
       rotate: { type: 'number', minimum: 0, maximum: 180, default: 0 },
       affine: {
-        anyOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false,
-          properties: { degrees: { type: 'number', minimum: 0, maximum: 180 }, translate: range2, scale: range2, shear: { type: 'number', minimum: 0, maximum: 89 } },
-        }],
+        anyOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              degrees: { type: 'number', minimum: 0, maximum: 180 },
+              translate: range2,
+              scale: range2,
+              shear: { type: 'number', minimum: 0, maximum: 89 },
+            },
+          },
+        ],
         default: null,
       },
       colorJitter: {
-        anyOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false,
-          properties: {
-            brightness: { type: 'number', minimum: 0 }, contrast: { type: 'number', minimum: 0 }, saturation: { type: 'number', minimum: 0 },
-            hue: { type: 'number', minimum: 0, maximum: 0.5 }, prob: { type: 'number', minimum: 0, maximum: 1 },
+        anyOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              brightness: { type: 'number', minimum: 0 },
+              contrast: { type: 'number', minimum: 0 },
+              saturation: { type: 'number', minimum: 0 },
+              hue: { type: 'number', minimum: 0, maximum: 0.5 },
+              prob: { type: 'number', minimum: 0, maximum: 1 },
+            },
           },
-        }],
+        ],
         default: null,
       },
       normalize: {
-        anyOf: [{ type: 'boolean' }, { enum: ['imagenet'] }, {
-          type: 'object', additionalProperties: false, required: ['mean', 'std'],
-          properties: { mean: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 4 }, std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 4 } },
-        }],
+        anyOf: [
+          { type: 'boolean' },
+          { enum: ['imagenet'] },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['mean', 'std'],
+            properties: {
+              mean: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 4 },
+              std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 4 },
+            },
+          },
+        ],
         default: true,
       },
       erasing: {
-        anyOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false,
-          properties: { prob: { type: 'number', minimum: 0, maximum: 1 }, scale: range2, ratio: range2, value: { type: 'number' } },
-        }],
+        anyOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: { prob: { type: 'number', minimum: 0, maximum: 1 }, scale: range2, ratio: range2, value: { type: 'number' } },
+          },
+        ],
         default: null,
       },
       exact: { type: 'boolean', default: false },
       cutout: {
-        anyOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false, required: ['size'],
-          properties: { size: { type: 'integer', minimum: 1 }, prob: { type: 'number', minimum: 0, maximum: 1 } },
-        }],
+        anyOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['size'],
+            properties: { size: { type: 'integer', minimum: 1 }, prob: { type: 'number', minimum: 0, maximum: 1 } },
+          },
+        ],
         default: null,
       },
     },
@@ -194,8 +275,14 @@ export default definePlugin<AugmentOptions>({
   apply(api, options) {
     let pipeline: Pipeline | undefined;
     const get = (x: tf.Tensor4D) => (pipeline ??= resolvePipeline(options, x.shape[1], x.shape[2], x.shape[3]));
-    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_GEOMETRY }, (batch: Batch, ctx) => ({ ...batch, x: augmentGeometryAndColour(batch.x, ctx.rng, get(batch.x)) }));
-    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch, ctx) => ({ ...batch, x: augmentNormalizeAndErase(batch.x, ctx.rng, get(batch.x)) }));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_GEOMETRY }, (batch: Batch, ctx) => ({
+      ...batch,
+      x: augmentGeometryAndColour(batch.x, ctx.rng, get(batch.x)),
+    }));
+    api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch, ctx) => ({
+      ...batch,
+      x: augmentNormalizeAndErase(batch.x, ctx.rng, get(batch.x)),
+    }));
     api.hooks.evalBatch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch) => {
       const p = get(batch.x);
       return p.normalize ? { ...batch, x: normalize(batch.x, p.normalize.mean, p.normalize.std) } : batch;
@@ -203,7 +290,8 @@ export default definePlugin<AugmentOptions>({
     api.hooks.export.tapPromise({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, async (artifact) => {
       // the exported model expects normalized input: say so next to the weights
       const p = pipeline;
-      if (p?.normalize) artifact.report = { ...artifact.report, preprocess: { scale: 1 / 255, mean: p.normalize.mean, std: p.normalize.std } };
+      if (p?.normalize)
+        artifact.report = { ...artifact.report, preprocess: { scale: 1 / 255, mean: p.normalize.mean, std: p.normalize.std } };
       return artifact;
     });
   },

@@ -8,7 +8,13 @@ import { roundHalfEven, type AffineParams, type Box } from '@tricks/helper-augme
  */
 
 /** RandomErasing.get_params: a box of area fraction in `scale` and aspect in `ratio`, or null when 10 tries fail. */
-export function randomErasingBox(rng: Rng, height: number, width: number, scale: [number, number] = [0.02, 0.33], ratio: [number, number] = [0.3, 3.3]): Box | null {
+export function randomErasingBox(
+  rng: Rng,
+  height: number,
+  width: number,
+  scale: [number, number] = [0.02, 0.33],
+  ratio: [number, number] = [0.3, 3.3],
+): Box | null {
   const area = height * width;
   const logR = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let t = 0; t < 10; t++) {
@@ -24,9 +30,12 @@ export function randomErasingBox(rng: Rng, height: number, width: number, scale:
 
 /** Cutout (DeVries and Taylor 2017): a size x size square centred uniformly in the image, clipped at the borders. */
 export function cutoutBox(rng: Rng, height: number, width: number, size: number): Box {
-  const cy = rng.int(height), cx = rng.int(width);
-  const y0 = Math.max(0, cy - Math.floor(size / 2)), y1 = Math.min(height, cy + Math.ceil(size / 2));
-  const x0 = Math.max(0, cx - Math.floor(size / 2)), x1 = Math.min(width, cx + Math.ceil(size / 2));
+  const cy = rng.int(height),
+    cx = rng.int(width);
+  const y0 = Math.max(0, cy - Math.floor(size / 2)),
+    y1 = Math.min(height, cy + Math.ceil(size / 2));
+  const x0 = Math.max(0, cx - Math.floor(size / 2)),
+    x1 = Math.min(width, cx + Math.ceil(size / 2));
   return { top: y0, left: x0, height: y1 - y0, width: x1 - x0 };
 }
 
@@ -40,7 +49,8 @@ export function randomAffineParams(
   const angle = rng.uniform(o.degrees[0], o.degrees[1]);
   let translate: [number, number] = [0, 0];
   if (o.translate) {
-    const maxDx = o.translate[0] * width, maxDy = o.translate[1] * height;
+    const maxDx = o.translate[0] * width,
+      maxDy = o.translate[1] * height;
     translate = [roundHalfEven(rng.uniform(-maxDx, maxDx)), roundHalfEven(rng.uniform(-maxDy, maxDy))];
   }
   const scale = o.scale ? rng.uniform(o.scale[0], o.scale[1]) : 1;

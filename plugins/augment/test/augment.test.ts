@@ -18,7 +18,9 @@ function images(n: number, h: number, w: number): tf.Tensor4D {
 }
 
 describe('augment', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('per-dataset defaults: 32x32 gets pad-crop 4 + flip, 224x224 gets RandomResizedCrop + flip; ImageNet normalize', () => {
     const small = resolvePipeline(options(), 32, 32, 3);
@@ -40,20 +42,24 @@ describe('augment', () => {
       expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0], 'same seed, same batch').to.equal(0);
       const xs = x.arraySync() as number[][][][];
       const ys = a.arraySync() as number[][][][];
-      let differentShifts = new Set<string>();
+      const differentShifts = new Set<string>();
       for (let i = 0; i < 6; i++) {
         // find the shift (and flip) that explains the output
         let found = '';
-        for (const flip of [false, true]) for (let dy = -4; dy <= 4 && !found; dy++) for (let dx = -4; dx <= 4 && !found; dx++) {
-          let ok = true;
-          for (let r = 0; r < 8 && ok; r++) for (let c = 0; c < 8 && ok; c++) {
-            const cc = flip ? 7 - c : c;
-            const sr = r + dy, sc = cc + dx;
-            const want = sr >= 0 && sr < 8 && sc >= 0 && sc < 8 ? xs[i][sr][sc][0] : 0;
-            if (Math.abs(ys[i][r][c][0] - want) > 1e-7) ok = false;
-          }
-          if (ok) found = `${flip},${dy},${dx}`;
-        }
+        for (const flip of [false, true])
+          for (let dy = -4; dy <= 4 && !found; dy++)
+            for (let dx = -4; dx <= 4 && !found; dx++) {
+              let ok = true;
+              for (let r = 0; r < 8 && ok; r++)
+                for (let c = 0; c < 8 && ok; c++) {
+                  const cc = flip ? 7 - c : c;
+                  const sr = r + dy,
+                    sc = cc + dx;
+                  const want = sr >= 0 && sr < 8 && sc >= 0 && sc < 8 ? xs[i][sr][sc][0] : 0;
+                  if (Math.abs(ys[i][r][c][0] - want) > 1e-7) ok = false;
+                }
+              if (ok) found = `${flip},${dy},${dx}`;
+            }
         expect(found, `image ${i} is a shifted (flipped) copy`).to.not.equal('');
         differentShifts.add(found);
       }
@@ -81,7 +87,12 @@ describe('augment', () => {
   it('colour jitter changes colours within its ranges, and normalize + erasing act after it', () => {
     tf.tidy(() => {
       const x = images(4, 6, 6);
-      const p = resolvePipeline(options({ preset: 'none', colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }, erasing: { prob: 1 } }), 6, 6, 3);
+      const p = resolvePipeline(
+        options({ preset: 'none', colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }, erasing: { prob: 1 } }),
+        6,
+        6,
+        3,
+      );
       const y = augmentGeometryAndColour(x, new Rng(4), p);
       const d = tf.max(tf.abs(tf.sub(y, x))).dataSync()[0];
       expect(d).to.be.greaterThan(0.01);

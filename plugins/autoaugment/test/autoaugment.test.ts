@@ -8,10 +8,14 @@ import { assertNoLeak, assertOptionError, cleanup, runSteps } from '@tricks/help
 import { augmentationSpace, autoAugmentBatch, autoAugmentOps, POLICIES, randAugmentOps } from '../src/index.js';
 
 /** torchvision 0.14's policies and magnitude bins, dumped by core/helper-augment/test/fixtures/augment/make_fixtures.py. */
-const fixture = JSON.parse(readFileSync(new URL('../../../../core/helper-augment/test/fixtures/augment/ops.json', import.meta.url), 'utf8'));
+const fixture = JSON.parse(
+  readFileSync(new URL('../../../../core/helper-augment/test/fixtures/augment/ops.json', import.meta.url), 'utf8'),
+);
 
 describe('autoaugment', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   for (const p of ['cifar10', 'imagenet', 'svhn'] as const) {
     it(`the ${p} policy is torchvision's, 25 sub-policies`, () => {
@@ -21,7 +25,10 @@ describe('autoaugment', () => {
   }
 
   it('magnitude bins equal torchvision _augmentation_space (AutoAugment 10 bins, RandAugment 31) on a 20x24 image', () => {
-    for (const [bins, rand] of [[10, false], [31, true]] as const) {
+    for (const [bins, rand] of [
+      [10, false],
+      [31, true],
+    ] as const) {
       const ours = augmentationSpace(bins, fixture.height, fixture.width, rand);
       const theirs = fixture.spaces[String(bins)];
       expect([...ours.keys()]).to.deep.equal(Object.keys(theirs));
@@ -52,7 +59,8 @@ describe('autoaugment', () => {
 
   it('the batch equals applying each image ops alone (per-image ops in one batch)', () => {
     tf.tidy(() => {
-      const img = (i: number) => tf.div(tf.tensor4d((fixture.images[i] as number[][][]).flat(2), [1, fixture.height, fixture.width, 3]), 255) as tf.Tensor4D;
+      const img = (i: number) =>
+        tf.div(tf.tensor4d((fixture.images[i] as number[][][]).flat(2), [1, fixture.height, fixture.width, 3]), 255) as tf.Tensor4D;
       const x = tf.concat([img(0), img(1), img(0), img(1)]) as tf.Tensor4D;
       const opts = { policy: 'randaugment' as const, n: 2, m: 12, bins: 31, interpolation: 'nearest' as const, prob: 1 };
       const out = autoAugmentBatch(x, new Rng(21), opts);

@@ -6,7 +6,9 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { applyOps, type AAOpName } from '../src/ops.js';
 
-const fixture = JSON.parse(readFileSync(new URL('../../../../core/helper-augment/test/fixtures/augment/ops.json', import.meta.url), 'utf8'));
+const fixture = JSON.parse(
+  readFileSync(new URL('../../../../core/helper-augment/test/fixtures/augment/ops.json', import.meta.url), 'utf8'),
+);
 type Case = { name: string; op: string; image: number; params: Record<string, any>; output: number[][][] };
 const cases: Case[] = (fixture.cases as Case[]).filter((c) => c.op === 'autoaugment_op');
 
@@ -20,7 +22,8 @@ function compare(actual: tf.Tensor, expected: number[][][]): { maxDiff: number; 
   const a = actual.dataSync();
   const e = expected.flat(2);
   expect(a.length).to.equal(e.length);
-  let maxDiff = 0, bad = 0;
+  let maxDiff = 0,
+    bad = 0;
   for (let i = 0; i < e.length; i++) {
     const d = Math.abs(a[i] - e[i]);
     maxDiff = Math.max(maxDiff, d);

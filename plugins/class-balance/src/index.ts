@@ -1,7 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContainerModule } from 'inversify';
-import { definePlugin, epochRng, STAGE_DATA, STAGE_LOSS, TOKENS, type Batch, type Dataset, type LossState, type PluginState, type Sampler, type TrainContext } from '@tricks/core';
+import {
+  definePlugin,
+  epochRng,
+  STAGE_DATA,
+  STAGE_LOSS,
+  TOKENS,
+  type Batch,
+  type Dataset,
+  type LossState,
+  type PluginState,
+  type Sampler,
+  type TrainContext,
+} from '@tricks/core';
 
 export const PLUGIN_NAME = 'class-balance';
 /** Before label smoothing (STAGE_LOSS - 10), so weights come from the unsmoothed (possibly mixed) targets. */
@@ -85,10 +97,20 @@ export function nearestNeighbours(feats: Float32Array, n: number, d: number, k: 
 }
 
 /** SMOTE state: per class, the pool of item indices, their images (float, host) and each one's neighbours. */
-interface Pool { items: number[]; pos: Map<number, number>; images: Float32Array; nn: Int32Array; k: number }
+interface Pool {
+  items: number[];
+  pos: Map<number, number>;
+  images: Float32Array;
+  nn: Int32Array;
+  k: number;
+}
 
 /** A pool as checkpoints keep it: the item indices and neighbours (the images are read from the dataset again). */
-export interface SavedPool { items: number[]; nn: number[]; k: number }
+export interface SavedPool {
+  items: number[];
+  nn: number[];
+  k: number;
+}
 
 export class Smote {
   pools: (Pool | null)[] = [];
@@ -103,13 +125,19 @@ export class Smote {
     const size = train.shape[0] * train.shape[1] * train.shape[2];
     this.pools = [];
     for (let c = 0; c < train.numClasses; c++) {
-      if (this.replaceProb[c] <= 0 || counts[c] < 2) { this.pools.push(null); continue; }
+      if (this.replaceProb[c] <= 0 || counts[c] < 2) {
+        this.pools.push(null);
+        continue;
+      }
       const all: number[] = [];
-      train.labels.forEach((l, i) => { if (l === c) all.push(i); });
+      train.labels.forEach((l, i) => {
+        if (l === c) all.push(i);
+      });
       while (all.length > this.o.maxPool) all.splice(rng.int(all.length), 1);
       const raw = await train.getBatch(all);
       const images = Float32Array.from(raw.images, (v) => v / 255);
-      let feats: Float32Array = images, d = size;
+      let feats: Float32Array = images,
+        d = size;
       if (embed) {
         const e = tf.tidy(() => embed(tf.tensor4d(images, [all.length, ...train.shape])));
         d = e.shape[1];
@@ -131,9 +159,18 @@ export class Smote {
     this.replaceProb = s.replaceProb;
     this.pools = [];
     for (const p of s.pools) {
-      if (!p) { this.pools.push(null); continue; }
+      if (!p) {
+        this.pools.push(null);
+        continue;
+      }
       const raw = await train.getBatch(p.items);
-      this.pools.push({ items: p.items, pos: new Map(p.items.map((v, i) => [v, i])), images: Float32Array.from(raw.images, (v) => v / 255), nn: Int32Array.from(p.nn), k: p.k });
+      this.pools.push({
+        items: p.items,
+        pos: new Map(p.items.map((v, i) => [v, i])),
+        images: Float32Array.from(raw.images, (v) => v / 255),
+        nn: Int32Array.from(p.nn),
+        k: p.k,
+      });
     }
   }
 
@@ -175,7 +212,8 @@ export function penultimate(model: tfl.LayersModel): tfl.LayersModel {
 
 export default definePlugin<ClassBalanceOptions>({
   name: PLUGIN_NAME,
-  description: 'class balancing for long-tailed data: class-weighted loss (1/freq, mean 1), class-balanced re-sampling (rebinds the Sampler), SMOTE-style interpolation of repeated rare items',
+  description:
+    'class balancing for long-tailed data: class-weighted loss (1/freq, mean 1), class-balanced re-sampling (rebinds the Sampler), SMOTE-style interpolation of repeated rare items',
   schema: {
     type: 'object',
     additionalProperties: false,
@@ -189,7 +227,11 @@ export default definePlugin<ClassBalanceOptions>({
   },
   modules(options) {
     if (options.strategy === 'loss') return [];
-    return [new ContainerModule(({ rebind }) => { rebind(TOKENS.Sampler).toConstantValue(new ClassBalancedSampler(options.power)); })];
+    return [
+      new ContainerModule(({ rebind }) => {
+        rebind(TOKENS.Sampler).toConstantValue(new ClassBalancedSampler(options.power));
+      }),
+    ];
   },
   apply(api, options) {
     let weights: tf.Tensor1D | undefined;
@@ -201,7 +243,11 @@ export default definePlugin<ClassBalanceOptions>({
       if (options.strategy === 'loss') {
         weights?.dispose();
         weights = tf.keep(tf.tensor1d(classWeights(counts, options.power)));
-        ctx.logger.info(`class-balance: class weights ${classWeights(counts, options.power).map((w) => w.toFixed(2)).join(' ')} (counts ${counts.join(' ')})`);
+        ctx.logger.info(
+          `class-balance: class weights ${classWeights(counts, options.power)
+            .map((w) => w.toFixed(2))
+            .join(' ')} (counts ${counts.join(' ')})`,
+        );
       }
       if (options.strategy === 'smote') await smote.build(ctx.train, ctx.rng.fork(0x5307e));
     });
@@ -209,14 +255,22 @@ export default definePlugin<ClassBalanceOptions>({
       api.hooks.loss.tap({ name: PLUGIN_NAME, stage: STAGE_WEIGHTS }, (state) => weightLoss(state, weights!));
     }
     // every exit, not only success: free the class weights
-    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => { weights?.dispose(); weights = undefined; });
+    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => {
+      weights?.dispose();
+      weights = undefined;
+    });
     if (options.strategy === 'smote') {
       api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_SMOTE }, (batch, ctx) => smote.apply(batch, ctx.rng));
       if (options.space === 'embedding') {
         api.hooks.epoch.tapPromise(PLUGIN_NAME, async (ctx) => {
           const emb = penultimate(ctx.model);
           // the eval pipeline (normalize) first, as the model saw its inputs
-          const prep = (x: tf.Tensor4D) => ctx.evalTransform({ x, y: tf.zeros([x.shape[0], ctx.numClasses]) as tf.Tensor2D, meta: { indices: new Int32Array(x.shape[0]), labels: new Int32Array(x.shape[0]), epoch: ctx.epoch, step: ctx.step } }).x;
+          const prep = (x: tf.Tensor4D) =>
+            ctx.evalTransform({
+              x,
+              y: tf.zeros([x.shape[0], ctx.numClasses]) as tf.Tensor2D,
+              meta: { indices: new Int32Array(x.shape[0]), labels: new Int32Array(x.shape[0]), epoch: ctx.epoch, step: ctx.step },
+            }).x;
           await smote.build(ctx.train, ctx.rng.fork(0x5307e), (x) => emb.predict(prep(x)) as tf.Tensor2D);
         });
       }
@@ -226,7 +280,10 @@ export default definePlugin<ClassBalanceOptions>({
       save: () => ({ json: { smote: options.strategy === 'smote' ? smote.save() : null }, tensors: weights ? { weights } : undefined }),
       load: async (s) => {
         const w = s.tensors?.weights;
-        if (w) { weights?.dispose(); weights = tf.keep(tf.clone(w)) as tf.Tensor1D; }
+        if (w) {
+          weights?.dispose();
+          weights = tf.keep(tf.clone(w)) as tf.Tensor1D;
+        }
         const saved = (s.json as { smote: ReturnType<Smote['save']> | null } | undefined)?.smote;
         if (saved && train) await smote.load(saved, train);
       },

@@ -13,7 +13,9 @@ function longTail(counts: number[]): InMemoryDataset {
 }
 
 describe('class-balance', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('class weights are 1/freq with mean 1 over samples (sklearn balanced)', () => {
     const counts = [100, 10, 1];
@@ -27,10 +29,20 @@ describe('class-balance', () => {
 
   it('the weighted loss uses targets · w, so mixed targets get mixed weights, and multiplies earlier weights', () => {
     tf.tidy(() => {
-      const logits = tf.tensor2d([[1, 0, -1], [0.5, 0.2, 0.1]]);
-      const targets = tf.tensor2d([[1, 0, 0], [0.25, 0, 0.75]]);
+      const logits = tf.tensor2d([
+        [1, 0, -1],
+        [0.5, 0.2, 0.1],
+      ]);
+      const targets = tf.tensor2d([
+        [1, 0, 0],
+        [0.25, 0, 0.75],
+      ]);
       const w = tf.tensor1d([0.5, 1, 4]);
-      const batch = { x: tf.zeros([2, 1, 1, 1]), y: targets, meta: { indices: new Int32Array(2), labels: Int32Array.from([0, 2]), epoch: 0, step: 0, sampleWeights: tf.tensor1d([1, 2]) } } as Batch;
+      const batch = {
+        x: tf.zeros([2, 1, 1, 1]),
+        y: targets,
+        meta: { indices: new Int32Array(2), labels: Int32Array.from([0, 2]), epoch: 0, step: 0, sampleWeights: tf.tensor1d([1, 2]) },
+      } as Batch;
       const state: LossState = { logits, batch, targets, sampleWeights: batch.meta.sampleWeights, terms: {} };
       const out = weightLoss(state, w);
       expect(Array.from(out.sampleWeights!.dataSync())).to.deep.equal([0.5, 2 * (0.25 * 0.5 + 0.75 * 4)]);
@@ -47,11 +59,17 @@ describe('class-balance', () => {
     const s = new ClassBalancedSampler(1);
     const idx = s.epochIndices(ds, 0, 1);
     expect(idx.length).to.equal(555);
-    const seen = classCounts(Int32Array.from(idx, (i) => ds.labels[i]), 3);
+    const seen = classCounts(
+      Int32Array.from(idx, (i) => ds.labels[i]),
+      3,
+    );
     seen.forEach((n) => expect(n / 555).to.be.closeTo(1 / 3, 0.06));
     expect(Array.from(s.epochIndices(ds, 0, 1))).to.deep.equal(Array.from(idx));
     expect(Array.from(s.epochIndices(ds, 1, 1))).to.not.deep.equal(Array.from(idx));
-    const sqrt = classCounts(Int32Array.from(new ClassBalancedSampler(0.5).epochIndices(ds, 0, 1), (i) => ds.labels[i]), 3);
+    const sqrt = classCounts(
+      Int32Array.from(new ClassBalancedSampler(0.5).epochIndices(ds, 0, 1), (i) => ds.labels[i]),
+      3,
+    );
     expect(sqrt[0]).to.be.greaterThan(sqrt[1]);
   });
 

@@ -16,11 +16,22 @@ describe('class-balance and label-smoothing with a rebound TOKENS.Loss', functio
     // twice the cross-entropy, so the test sees that this loss, not the default, is minimized
     const recording: LossFunction = (logits, targets, sampleWeights) => {
       const value = tf.mul(crossEntropy(logits, targets, sampleWeights), 2) as tf.Scalar;
-      seen.push({ targets: targets.arraySync(), weights: sampleWeights ? Array.from(sampleWeights.dataSync()) : undefined, value: value.dataSync()[0]! });
+      seen.push({
+        targets: targets.arraySync(),
+        weights: sampleWeights ? Array.from(sampleWeights.dataSync()) : undefined,
+        value: value.dataSync()[0]!,
+      });
       return value;
     };
     const modules = [new ContainerModule(({ rebind }) => void rebind(TOKENS.Loss).toConstantValue(recording))];
-    const run = await runSteps({ plugins: [['class-balance', { strategy: 'loss' }], ['label-smoothing', { epsilon: eps }]], steps: 3, config: { modules } });
+    const run = await runSteps({
+      plugins: [
+        ['class-balance', { strategy: 'loss' }],
+        ['label-smoothing', { epsilon: eps }],
+      ],
+      steps: 3,
+      config: { modules },
+    });
     try {
       expect(seen).to.have.length(3);
       const k = run.trainer.ctx.numClasses;

@@ -1,6 +1,14 @@
 // The shared plugin test runner (@tricks/helper-plugin-test-runner) on this plugin: hook order, leaks, option validation.
 import { expect } from 'chai';
-import { assertHookOrder, assertNoLeak, assertOptionError, cleanup, resumeParity, runSteps, useTestBackend } from '@tricks/helper-plugin-test-runner';
+import {
+  assertHookOrder,
+  assertNoLeak,
+  assertOptionError,
+  cleanup,
+  resumeParity,
+  runSteps,
+  useTestBackend,
+} from '@tricks/helper-plugin-test-runner';
 
 describe('class-balance with the shared runner', function () {
   this.timeout(120000);
@@ -17,7 +25,11 @@ describe('class-balance with the shared runner', function () {
   });
 
   it('validates its options', async () => {
-    await assertOptionError('class-balance', { strategy: 'oversample' }, /option "plugins\.class-balance\.strategy" must be one of "loss", "resample", "smote"/);
+    await assertOptionError(
+      'class-balance',
+      { strategy: 'oversample' },
+      /option "plugins\.class-balance\.strategy" must be one of "loss", "resample", "smote"/,
+    );
     await assertOptionError('class-balance', { powr: 1 }, /unknown option "plugins\.class-balance\.powr" \(did you mean "power"\?\)/);
     await assertOptionError('class-balance', { k: 0 }, /option "plugins\.class-balance\.k" must be >= 1/);
   });
@@ -33,7 +45,11 @@ describe('class-balance resumes (restart parity)', function () {
   });
 
   it('strategy smote, embedding space: the pools rebuilt after epoch 1 come back from the checkpoint', async () => {
-    const p = await resumeParity({ plugins: [['class-balance', { strategy: 'smote', space: 'embedding', maxPool: 40, k: 3 }]], epochs: 3, cut: 1 });
+    const p = await resumeParity({
+      plugins: [['class-balance', { strategy: 'smote', space: 'embedding', maxPool: 40, k: 3 }]],
+      epochs: 3,
+      cut: 1,
+    });
     expect(p.resumed).to.have.length(3);
     expect(p.resumed).to.deep.equal(p.full);
   });

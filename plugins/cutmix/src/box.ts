@@ -8,10 +8,14 @@ import { boxMask, permuteRows, type Box, type MixInfo } from '@tricks/helper-aug
  */
 export function cutmixBox(rng: Rng, h: number, w: number, lambda: number): { box: Box; lambda: number } {
   const cut = Math.sqrt(1 - lambda);
-  const cw = Math.trunc(w * cut), ch = Math.trunc(h * cut);
-  const cx = rng.int(w), cy = rng.int(h);
-  const x1 = Math.min(Math.max(cx - Math.floor(cw / 2), 0), w), x2 = Math.min(Math.max(cx + Math.floor(cw / 2), 0), w);
-  const y1 = Math.min(Math.max(cy - Math.floor(ch / 2), 0), h), y2 = Math.min(Math.max(cy + Math.floor(ch / 2), 0), h);
+  const cw = Math.trunc(w * cut),
+    ch = Math.trunc(h * cut);
+  const cx = rng.int(w),
+    cy = rng.int(h);
+  const x1 = Math.min(Math.max(cx - Math.floor(cw / 2), 0), w),
+    x2 = Math.min(Math.max(cx + Math.floor(cw / 2), 0), w);
+  const y1 = Math.min(Math.max(cy - Math.floor(ch / 2), 0), h),
+    y2 = Math.min(Math.max(cy + Math.floor(ch / 2), 0), h);
   const box = { top: y1, left: x1, height: y2 - y1, width: x2 - x1 };
   return { box, lambda: 1 - (box.height * box.width) / (h * w) };
 }

@@ -41,7 +41,8 @@ export function cutmixStep(batch: Batch, ctx: Pick<TrainContext, 'rng' | 'epoch'
 
 export default definePlugin<CutmixOptions>({
   name: PLUGIN_NAME,
-  description: 'CutMix: paste a box of side sqrt(1-lam) from a permuted partner; targets mixed by the box area; switchProb alternates with mixup',
+  description:
+    'CutMix: paste a box of side sqrt(1-lam) from a permuted partner; targets mixed by the box area; switchProb alternates with mixup',
   schema: {
     type: 'object',
     additionalProperties: false,

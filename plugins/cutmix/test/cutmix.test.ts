@@ -7,7 +7,14 @@ import { Rng, type Batch } from '@tricks/core';
 import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf } from '@tricks/helper-plugin-test-runner';
 import { cutmixStep, type CutmixOptions } from '../src/index.js';
 
-const opts = (o: Partial<CutmixOptions> = {}): CutmixOptions => ({ alpha: 1, prob: 1, switchProb: 0, mixupAlpha: 0.4, offEpoch: null, ...o });
+const opts = (o: Partial<CutmixOptions> = {}): CutmixOptions => ({
+  alpha: 1,
+  prob: 1,
+  switchProb: 0,
+  mixupAlpha: 0.4,
+  offEpoch: null,
+  ...o,
+});
 
 function batch(n: number, h = 10, w = 12, k = 3): Batch {
   const labels = Int32Array.from({ length: n }, (_, i) => i % k);
@@ -17,7 +24,9 @@ function batch(n: number, h = 10, w = 12, k = 3): Batch {
 }
 
 describe('cutmix', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('box side is sqrt(1 - lambda) of each side (truncated), clipped, and lambda is the kept area', function () {
     this.timeout(30000);
@@ -25,7 +34,8 @@ describe('cutmix', () => {
     for (let t = 0; t < 300; t++) {
       const drawn = rng.next();
       const { box, lambda } = cutmixBox(rng, 10, 12, drawn);
-      const cw = Math.trunc(12 * Math.sqrt(1 - drawn)), ch = Math.trunc(10 * Math.sqrt(1 - drawn));
+      const cw = Math.trunc(12 * Math.sqrt(1 - drawn)),
+        ch = Math.trunc(10 * Math.sqrt(1 - drawn));
       expect(box.width).to.be.at.most(2 * Math.floor(cw / 2));
       expect(box.height).to.be.at.most(2 * Math.floor(ch / 2));
       expect(box.left).to.be.at.least(0);
@@ -46,11 +56,12 @@ describe('cutmix', () => {
       for (let i = 0; i < 5; i++) {
         const j = mix.perm[i];
         let inside = 0;
-        for (let r = 0; r < 10; r++) for (let c = 0; c < 12; c++) {
-          const inBox = r >= box.top && r < box.top + box.height && c >= box.left && c < box.left + box.width;
-          expect(x[i][r][c][0]).to.equal(inBox ? j + 1 : i + 1);
-          if (inBox) inside++;
-        }
+        for (let r = 0; r < 10; r++)
+          for (let c = 0; c < 12; c++) {
+            const inBox = r >= box.top && r < box.top + box.height && c >= box.left && c < box.left + box.width;
+            expect(x[i][r][c][0]).to.equal(inBox ? j + 1 : i + 1);
+            if (inBox) inside++;
+          }
         expect(1 - inside / 120).to.be.closeTo(mix.lambda, 1e-9);
         const want = [0, 0, 0];
         want[i % 3] += mix.lambda;

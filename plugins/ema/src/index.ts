@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { definePlugin, saveModel, STAGE_REGULARIZE, writeDirAtomic, type Artifact, type PluginState, type TrainContext } from '@tricks/core';
+import {
+  definePlugin,
+  saveModel,
+  STAGE_REGULARIZE,
+  writeDirAtomic,
+  type Artifact,
+  type PluginState,
+  type TrainContext,
+} from '@tricks/core';
 
 export const PLUGIN_NAME = 'ema';
 
@@ -28,7 +36,11 @@ export class WeightEma {
   readonly shadow: tf.Variable[];
   updates = 0;
 
-  constructor(readonly model: LayersModel, readonly decay: number, readonly warmup: boolean) {
+  constructor(
+    readonly model: LayersModel,
+    readonly decay: number,
+    readonly warmup: boolean,
+  ) {
     this.shadow = model.weights.map((w) => tf.variable(w.read(), false));
   }
 
@@ -91,7 +103,9 @@ export default definePlugin<EmaOptions>({
       last = { top1: r.top1, loss: r.loss };
       metrics.ema_val_top1 = r.top1;
       metrics.ema_val_loss = r.loss;
-      ctx.logger.info(`ema: val_top1 ${r.top1.toFixed(4)} (trained weights ${metrics.val_top1.toFixed(4)}), val_loss ${r.loss.toFixed(4)}, ${ema.updates} updates`);
+      ctx.logger.info(
+        `ema: val_top1 ${r.top1.toFixed(4)} (trained weights ${metrics.val_top1.toFixed(4)}), val_loss ${r.loss.toFixed(4)}, ${ema.updates} updates`,
+      );
     });
     api.hooks.export.tapPromise({ name: PLUGIN_NAME, stage: STAGE_REGULARIZE }, async (artifact: Artifact, ctx: TrainContext) => {
       if (!ema || options.export === 'never') return artifact;
@@ -103,7 +117,14 @@ export default definePlugin<EmaOptions>({
       // The run is over: the model keeps the EMA weights, so later export taps (quantize...) work on them.
       const model = artifact.model;
       model.setWeights(ema.shadow);
-      const report = { ema: true, decay: options.decay, warmup: options.warmup, updates: ema.updates, ema_val_top1: last?.top1, trained_val_top1: raw };
+      const report = {
+        ema: true,
+        decay: options.decay,
+        warmup: options.warmup,
+        updates: ema.updates,
+        ema_val_top1: last?.top1,
+        trained_val_top1: raw,
+      };
       model.setUserDefinedMetadata({ ...((model.getUserDefinedMetadata() as object) ?? {}), ema: report });
       const dir = join(ctx.out, 'model-ema');
       await writeDirAtomic(dir, (tmp) => saveModel(model, tmp));
@@ -117,7 +138,10 @@ export default definePlugin<EmaOptions>({
     });
     // the shadow weights and the update count resume with the run
     const state: PluginState = {
-      save: () => ({ json: { updates: ema?.updates ?? 0, last }, tensors: Object.fromEntries((ema?.shadow ?? []).map((t, i) => [String(i), t])) }),
+      save: () => ({
+        json: { updates: ema?.updates ?? 0, last },
+        tensors: Object.fromEntries((ema?.shadow ?? []).map((t, i) => [String(i), t])),
+      }),
       load: (state) => {
         if (!ema) throw new Error('ema: state loaded before setup');
         const json = state.json as { updates: number; last?: { top1: number; loss: number } };

@@ -5,14 +5,26 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { createHooks, loadModel, tapOnly, validate, type Artifact, type EpochMetrics, type PluginApi, type PluginInstance, type PluginState, type TrainContext } from '@tricks/core';
+import {
+  createHooks,
+  loadModel,
+  tapOnly,
+  validate,
+  type Artifact,
+  type EpochMetrics,
+  type PluginApi,
+  type PluginInstance,
+  type PluginState,
+  type TrainContext,
+} from '@tricks/core';
 import plugin, { emaDecay, WeightEma, type EmaOptions } from '../src/index.js';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} } as unknown as TrainContext['logger'];
 const model = () => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2 }), tfl.layers.batchNormalization()] });
 const values = (m: tfl.LayersModel) => m.weights.map((w) => Array.from(w.read().dataSync()));
 /** Moves every weight: w <- w + delta (as an optimizer and BN's moving statistics would). */
-const move = (m: tfl.LayersModel, delta: number) => tf.tidy(() => m.weights.forEach((w) => (w.read() as tf.Variable).assign(tf.add(w.read(), delta))));
+const move = (m: tfl.LayersModel, delta: number) =>
+  tf.tidy(() => m.weights.forEach((w) => (w.read() as tf.Variable).assign(tf.add(w.read(), delta))));
 
 describe('ema', () => {
   let dir: string;
@@ -41,7 +53,9 @@ describe('ema', () => {
       ref = ref.map((r, i) => r.map((v, j) => d * v + (1 - d) * w[i]![j]!));
     }
     expect(ema.shadow).to.have.length(m.weights.length); // kernel, bias, gamma, beta, moving mean, moving variance
-    ema.shadow.forEach((s, i) => Array.from(s.dataSync()).forEach((v, j) => expect(v).to.be.closeTo(ref[i]![j]!, 1e-5 * Math.abs(ref[i]![j]!) + 1e-6)));
+    ema.shadow.forEach((s, i) =>
+      Array.from(s.dataSync()).forEach((v, j) => expect(v).to.be.closeTo(ref[i]![j]!, 1e-5 * Math.abs(ref[i]![j]!) + 1e-6)),
+    );
     const n = tf.memory().numTensors;
     ema.update();
     expect(tf.memory().numTensors).to.equal(n);
@@ -55,11 +69,22 @@ describe('ema', () => {
     expect(opts).to.include({ evaluate: true, export: 'better' });
     const hooks = createHooks();
     // the plugin declares its state in apply's result (the trainer registers it under the plugin's key)
-    const state: PluginState = (plugin.apply({ hooks: tapOnly(hooks), config: {} as PluginApi['config'], registerState() {} }, opts as unknown as EmaOptions) as PluginInstance).state!;
+    const state: PluginState = (
+      plugin.apply(
+        { hooks: tapOnly(hooks), config: {} as PluginApi['config'], registerState() {} },
+        opts as unknown as EmaOptions,
+      ) as PluginInstance
+    ).state!;
     const m = model();
     const bias0 = values(m)[1]![0]!;
     // "accuracy" = first bias value, so the test sees which weights were evaluated
-    const ctx = { model: m, out: dir, logger: quiet, metrics: [] as EpochMetrics[], evaluate: async (mm: tfl.LayersModel) => ({ top1: mm.weights[1]!.read().dataSync()[0]!, loss: 0, top5: 0, confusion: [], count: 1 }) } as unknown as TrainContext;
+    const ctx = {
+      model: m,
+      out: dir,
+      logger: quiet,
+      metrics: [] as EpochMetrics[],
+      evaluate: async (mm: tfl.LayersModel) => ({ top1: mm.weights[1]!.read().dataSync()[0]!, loss: 0, top5: 0, confusion: [], count: 1 }),
+    } as unknown as TrainContext;
     await hooks.setup.promise(ctx);
     move(m, -1);
     hooks.step.call(ctx); // shadow = 0.5*b0 + 0.5*(b0-1) = b0 - 0.5 > trained b0 - 1
@@ -90,9 +115,18 @@ describe('ema', () => {
 
   it('does not export when the EMA weights are worse', async () => {
     const hooks = createHooks();
-    plugin.apply({ hooks, config: {} as PluginApi['config'], registerState() {} }, { decay: 0.5, warmup: false, evaluate: true, export: 'better' });
+    plugin.apply(
+      { hooks, config: {} as PluginApi['config'], registerState() {} },
+      { decay: 0.5, warmup: false, evaluate: true, export: 'better' },
+    );
     const m = model();
-    const ctx = { model: m, out: join(dir, 'worse'), logger: quiet, metrics: [] as EpochMetrics[], evaluate: async (mm: tfl.LayersModel) => ({ top1: mm.weights[1]!.read().dataSync()[0]!, loss: 0 }) } as unknown as TrainContext;
+    const ctx = {
+      model: m,
+      out: join(dir, 'worse'),
+      logger: quiet,
+      metrics: [] as EpochMetrics[],
+      evaluate: async (mm: tfl.LayersModel) => ({ top1: mm.weights[1]!.read().dataSync()[0]!, loss: 0 }),
+    } as unknown as TrainContext;
     await hooks.setup.promise(ctx);
     move(m, +1);
     hooks.step.call(ctx);

@@ -33,7 +33,13 @@ export function focalPerSample(logits: tf.Tensor2D, targets: tf.Tensor2D, gamma:
   });
 }
 
-export function focalLoss(logits: tf.Tensor2D, targets: tf.Tensor2D, gamma: number, alpha: number | number[], sampleWeights?: tf.Tensor1D): tf.Scalar {
+export function focalLoss(
+  logits: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  gamma: number,
+  alpha: number | number[],
+  sampleWeights?: tf.Tensor1D,
+): tf.Scalar {
   return tf.tidy(() => weightedMean(focalPerSample(logits, targets, gamma, alpha), sampleWeights));
 }
 
@@ -45,13 +51,20 @@ export function focalTerms(state: LossState, o: FocalLossOptions): LossState {
 
 export default definePlugin<FocalLossOptions>({
   name: PLUGIN_NAME,
-  description: 'softmax focal loss -alpha_t (1-p_t)^gamma log p_t in place of cross-entropy (soft targets: each class weighted by its target mass)',
+  description:
+    'softmax focal loss -alpha_t (1-p_t)^gamma log p_t in place of cross-entropy (soft targets: each class weighted by its target mass)',
   schema: {
     type: 'object',
     additionalProperties: false,
     properties: {
       gamma: { type: 'number', minimum: 0, default: 2 },
-      alpha: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 1 }], default: 1 },
+      alpha: {
+        anyOf: [
+          { type: 'number', exclusiveMinimum: 0 },
+          { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 1 },
+        ],
+        default: 1,
+      },
     },
   },
   apply(api, options) {

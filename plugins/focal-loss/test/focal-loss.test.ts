@@ -2,14 +2,33 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { createHooks, crossEntropy, lossTerms, tapOnly, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
+import {
+  createHooks,
+  crossEntropy,
+  lossTerms,
+  tapOnly,
+  TricksError,
+  validate,
+  type LossState,
+  type PluginApi,
+  type TrainContext,
+} from '@tricks/core';
 import plugin, { focalLoss, type FocalLossOptions } from '../src/index.js';
 
-interface Case { gamma: number; alpha: number | number[]; logits: number[][]; targets: number[][]; weights: number[] | null; loss: number; grad: number[][] }
+interface Case {
+  gamma: number;
+  alpha: number | number[];
+  logits: number[][];
+  targets: number[][];
+  weights: number[] | null;
+  loss: number;
+  grad: number[][];
+}
 const cases = JSON.parse(readFileSync(new URL('../../test/fixtures/cases.json', import.meta.url), 'utf8')) as Case[];
 
 function close(a: ArrayLike<number>, b: number[], what: string) {
-  for (let i = 0; i < b.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
+  for (let i = 0; i < b.length; i++)
+    if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
 }
 
 describe('focal-loss against the torch formula (test/fixtures/cases.json)', () => {
@@ -51,7 +70,16 @@ describe('focal-loss against the torch formula (test/fixtures/cases.json)', () =
     tf.tidy(() => {
       const logits = tf.tensor2d(c.logits);
       const y = tf.tensor2d(c.targets);
-      const s: LossState = { logits, targets: y, terms: {}, batch: { x: tf.zeros([1, 1, 1, 1]) as tf.Tensor4D, y, meta: { indices: new Int32Array(), labels: new Int32Array(), epoch: 0, step: 0 } } };
+      const s: LossState = {
+        logits,
+        targets: y,
+        terms: {},
+        batch: {
+          x: tf.zeros([1, 1, 1, 1]) as tf.Tensor4D,
+          y,
+          meta: { indices: new Int32Array(), labels: new Int32Array(), epoch: 0, step: 0 },
+        },
+      };
       const out = hooks.loss.call(s, {} as TrainContext);
       expect(Object.keys(lossTerms(out))).to.deep.equal(['focal']); // the base term is left out (ceScale 0)
       close(out.terms.focal!.dataSync(), [c.loss], 'focal via hook');

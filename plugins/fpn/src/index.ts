@@ -32,9 +32,23 @@ function upsampleTo(x: L, h: number, w: number, name: string): L {
   if (xh === h && xw === w) return x;
   const fh = Math.ceil(h / xh);
   const fw = Math.ceil(w / xw);
-  if (fh * xh - h >= fh || fw * xw - w >= fw) throw new TricksError(`fpn: cannot upsample a ${xh}x${xw} level to ${h}x${w}`, 'the stages must shrink by integer factors (as every zoo backbone does)');
+  if (fh * xh - h >= fh || fw * xw - w >= fw)
+    throw new TricksError(
+      `fpn: cannot upsample a ${xh}x${xw} level to ${h}x${w}`,
+      'the stages must shrink by integer factors (as every zoo backbone does)',
+    );
   let y = apply(tfl.layers.upSampling2d({ size: [fh, fw], name: `${name}_up` }), x);
-  if (fh * xh !== h || fw * xw !== w) y = apply(tfl.layers.cropping2D({ cropping: [[0, fh * xh - h], [0, fw * xw - w]], name: `${name}_crop` }), y);
+  if (fh * xh !== h || fw * xw !== w)
+    y = apply(
+      tfl.layers.cropping2D({
+        cropping: [
+          [0, fh * xh - h],
+          [0, fw * xw - w],
+        ],
+        name: `${name}_crop`,
+      }),
+      y,
+    );
   return y;
 }
 
@@ -65,9 +79,16 @@ export function pyramid(stages: L[], o: Pick<FpnOptions, 'channels' | 'smooth'> 
 export function fpnNeck(features: L, info: NeckInfo, o: FpnOptions): L {
   const stages = info.stages.filter((s) => s.shape.length === 4);
   if (stages.length < 2 || stages.length !== info.stages.length) {
-    throw new TricksError(`fpn: ${info.model} gives ${info.stages.length} stage outputs (${stages.length} of them [batch, h, w, c])`, 'fpn needs at least two 4-D stage outputs from the neck hook');
+    throw new TricksError(
+      `fpn: ${info.model} gives ${info.stages.length} stage outputs (${stages.length} of them [batch, h, w, c])`,
+      'fpn needs at least two 4-D stage outputs from the neck hook',
+    );
   }
-  if (features.shape.length !== 2 && o.keepPooled) throw new TricksError(`fpn: the neck features of ${info.model} have shape ${JSON.stringify(features.shape)}`, 'set keepPooled: false, or use a backbone whose neck gives [batch, features]');
+  if (features.shape.length !== 2 && o.keepPooled)
+    throw new TricksError(
+      `fpn: the neck features of ${info.model} have shape ${JSON.stringify(features.shape)}`,
+      'set keepPooled: false, or use a backbone whose neck gives [batch, features]',
+    );
   const used = stages.slice(-Math.min(o.levels, stages.length));
   const levels = pyramid(used, o, `${info.name}_fpn`);
   const pooled = levels.map((p, i) => apply(tfl.layers.globalAveragePooling2d({ name: `${info.name}_fpn_gap${i + 1}` }), p));
@@ -77,7 +98,8 @@ export function fpnNeck(features: L, info: NeckInfo, o: FpnOptions): L {
 
 export default definePlugin<FpnOptions>({
   name: PLUGIN_NAME,
-  description: 'FPN for classification: lateral 1x1 convs, top-down nearest upsample-and-add, 3x3 smoothing, every level pooled and concatenated before the classifier',
+  description:
+    'FPN for classification: lateral 1x1 convs, top-down nearest upsample-and-add, 3x3 smoothing, every level pooled and concatenated before the classifier',
   schema: {
     type: 'object',
     additionalProperties: false,

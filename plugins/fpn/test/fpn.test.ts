@@ -2,11 +2,10 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { countParams, modelCost } from '@tricks/models';
+import { countParams, modelCost, registerModels } from '@tricks/models';
 import { createHooks, ModelRegistry, type NeckInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
 import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/helper-plugin-test-runner';
 import plugin, { fpnNeck, pyramid, type FpnOptions } from '../src/index.js';
-import { registerModels } from '@tricks/models';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference.json', import.meta.url), 'utf8'));
 const registry = registerModels(new ModelRegistry());

@@ -2,7 +2,20 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { decodeTensors, definePlugin, fileHandler, loadModel, ModelRegistry, STAGE_LOSS, STAGE_REPORT, TricksError, weightedMean, type Batch, type LossState, type TrainContext } from '@tricks/core';
+import {
+  decodeTensors,
+  definePlugin,
+  fileHandler,
+  loadModel,
+  ModelRegistry,
+  STAGE_LOSS,
+  STAGE_REPORT,
+  TricksError,
+  weightedMean,
+  type Batch,
+  type LossState,
+  type TrainContext,
+} from '@tricks/core';
 
 export const PLUGIN_NAME = 'kd';
 /** Loss hook: after label-smoothing and focal-loss, so (1 - alpha) scales whatever supervised term they left. */
@@ -27,7 +40,13 @@ export interface KdOptions {
  * averaged over the batch (PyTorch's kl_div(..., reduction='batchmean')), weighted when sample weights are
  * given. `teacher` carries no gradient: it is computed outside the gradient tape (batch hook).
  */
-export function distillationTerm(student: tf.Tensor2D, teacher: tf.Tensor2D, temperature: number, alpha: number, sampleWeights?: tf.Tensor1D): tf.Scalar {
+export function distillationTerm(
+  student: tf.Tensor2D,
+  teacher: tf.Tensor2D,
+  temperature: number,
+  alpha: number,
+  sampleWeights?: tf.Tensor1D,
+): tf.Scalar {
   return tf.tidy(() => {
     const logPt = tf.logSoftmax(tf.div(teacher, temperature));
     const logPs = tf.logSoftmax(tf.div(student, temperature));
@@ -49,7 +68,10 @@ export function resolveTeacherDir(dir: string): string {
   const candidates = [dir, join(dir, 'model'), join(dir, 'checkpoint', 'model')].map((d) => resolve(d));
   const found = candidates.find((d) => existsSync(join(d, 'model.json')));
   if (!found) {
-    throw new TricksError(`option "plugins.kd.teacher": no model.json in ${candidates.join(', ')}`, 'give a tfjs LayersModel directory (model.json + weights.bin), e.g. the model/ folder of a finished tricks run');
+    throw new TricksError(
+      `option "plugins.kd.teacher": no model.json in ${candidates.join(', ')}`,
+      'give a tfjs LayersModel directory (model.json + weights.bin), e.g. the model/ folder of a finished tricks run',
+    );
   }
   return found;
 }
@@ -58,7 +80,12 @@ export function resolveTeacherDir(dir: string): string {
  * Builds `teacherModel` from the container's model registry (the zoo and any model a plugin registered) and copies the weights stored in `dir` into it, in order
  * (the weights are read from the weights manifest, so the saved topology need not be loadable).
  */
-async function namedTeacher(dir: string, spec: { name: string; options?: Record<string, unknown> }, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>, models: ModelRegistry): Promise<LayersModel> {
+async function namedTeacher(
+  dir: string,
+  spec: { name: string; options?: Record<string, unknown> },
+  ctx: Pick<TrainContext, 'inputShape' | 'numClasses'>,
+  models: ModelRegistry,
+): Promise<LayersModel> {
   const artifacts = await fileHandler(dir).load!();
   const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
   const map = decodeTensors(data, artifacts.weightSpecs ?? []);
@@ -86,7 +113,11 @@ async function namedTeacher(dir: string, spec: { name: string; options?: Record<
  * Loads the teacher (inference only: its weights are frozen): the topology and weights in model.json, or,
  * with `teacherModel`, the named registry model with the stored weights copied in.
  */
-export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>, ctx: Pick<TrainContext, 'inputShape' | 'numClasses'> & { models?: ModelRegistry }, warn: (m: string) => void = () => {}): Promise<LayersModel> {
+export async function loadTeacher(
+  o: Pick<KdOptions, 'teacher' | 'teacherModel'>,
+  ctx: Pick<TrainContext, 'inputShape' | 'numClasses'> & { models?: ModelRegistry },
+  warn: (m: string) => void = () => {},
+): Promise<LayersModel> {
   const dir = resolveTeacherDir(o.teacher);
   let teacher: LayersModel;
   if (!o.teacherModel) teacher = await loadModel(dir);
@@ -105,12 +136,17 @@ export async function loadTeacher(o: Pick<KdOptions, 'teacher' | 'teacherModel'>
   const inShape = teacher.inputs[0]!.shape.slice(1).join('x');
   if (inShape !== ctx.inputShape.join('x')) {
     teacher.dispose();
-    throw new TricksError(`option "plugins.kd.teacher": the teacher in ${dir} takes ${inShape} inputs, the data is ${ctx.inputShape.join('x')}`, 'distill from a teacher trained on the same data (and the same input size)');
+    throw new TricksError(
+      `option "plugins.kd.teacher": the teacher in ${dir} takes ${inShape} inputs, the data is ${ctx.inputShape.join('x')}`,
+      'distill from a teacher trained on the same data (and the same input size)',
+    );
   }
   const out = teacher.outputs[0]!.shape;
   if (out[out.length - 1] !== ctx.numClasses) {
     teacher.dispose();
-    throw new TricksError(`option "plugins.kd.teacher": the teacher in ${dir} has ${out[out.length - 1]} outputs, the data has ${ctx.numClasses} classes`);
+    throw new TricksError(
+      `option "plugins.kd.teacher": the teacher in ${dir} has ${out[out.length - 1]} outputs, the data has ${ctx.numClasses} classes`,
+    );
   }
   return teacher;
 }
@@ -148,7 +184,12 @@ export default definePlugin<KdOptions>({
     required: ['teacher'],
     properties: {
       teacher: { type: 'string', minLength: 1 },
-      teacherModel: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string' }, options: { type: 'object' } } },
+      teacherModel: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: { name: { type: 'string' }, options: { type: 'object' } },
+      },
       temperature: { type: 'number', exclusiveMinimum: 0, default: 2 },
       alpha: { type: 'number', minimum: 0, maximum: 1, default: 0.7 },
       teacherBatchSize: { type: 'integer', minimum: 0, default: 0 },
@@ -158,18 +199,27 @@ export default definePlugin<KdOptions>({
     let teacher: LayersModel | undefined;
     let probabilities = false;
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
-      teacher = await loadTeacher(options, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, models: api.models }, (m) => ctx.logger.warn(m));
+      teacher = await loadTeacher(options, { inputShape: ctx.inputShape, numClasses: ctx.numClasses, models: api.models }, (m) =>
+        ctx.logger.warn(m),
+      );
       probabilities = endsWithSoftmax(teacher);
-      ctx.logger.info(`kd: teacher ${resolveTeacherDir(options.teacher)} (${teacher.countParams().toLocaleString('en-US')} parameters${probabilities ? ', softmax output: using log-probabilities' : ''}), T=${options.temperature}, alpha=${options.alpha}`);
+      ctx.logger.info(
+        `kd: teacher ${resolveTeacherDir(options.teacher)} (${teacher.countParams().toLocaleString('en-US')} parameters${probabilities ? ', softmax output: using log-probabilities' : ''}), T=${options.temperature}, alpha=${options.alpha}`,
+      );
     });
     // Last on the batch hook: the teacher sees the same augmented, mixed batch as the student, outside the gradient tape.
     api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_REPORT }, (batch: Batch) => {
       if (!teacher) return batch;
-      return { ...batch, meta: { ...batch.meta, [TEACHER_LOGITS]: teacherLogits(teacher, batch.x, options.teacherBatchSize, probabilities) } };
+      return {
+        ...batch,
+        meta: { ...batch.meta, [TEACHER_LOGITS]: teacherLogits(teacher, batch.x, options.teacherBatchSize, probabilities) },
+      };
     });
     api.hooks.loss.tap({ name: PLUGIN_NAME, stage: STAGE }, (state) => {
       if (!teacher) throw new TricksError('kd: the teacher is not loaded (the setup hook did not run)');
-      const t = (state.batch.meta[TEACHER_LOGITS] as tf.Tensor2D | undefined) ?? teacherLogits(teacher, state.batch.x, options.teacherBatchSize, probabilities);
+      const t =
+        (state.batch.meta[TEACHER_LOGITS] as tf.Tensor2D | undefined) ??
+        teacherLogits(teacher, state.batch.x, options.teacherBatchSize, probabilities);
       return kdTerms(state, t, options);
     });
     // every exit (a failed or interrupted run too): free the teacher

@@ -5,15 +5,38 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'chai';
-import { createHooks, crossEntropy, lossTerms, ModelRegistry, tapOnly, saveModel, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
+import {
+  createHooks,
+  lossTerms,
+  ModelRegistry,
+  tapOnly,
+  saveModel,
+  TricksError,
+  validate,
+  type LossState,
+  type PluginApi,
+  type TrainContext,
+} from '@tricks/core';
 import plugin, { kdTerms, loadTeacher, resolveTeacherDir, teacherLogits, type KdOptions } from '../src/index.js';
 import { registerModels } from '@tricks/models';
 
-interface Case { temperature: number; alpha: number; student: number[][]; teacher: number[][]; targets: number[][]; weights: number[] | null; kd: number; ce: number; loss: number; grad: number[][] }
+interface Case {
+  temperature: number;
+  alpha: number;
+  student: number[][];
+  teacher: number[][];
+  targets: number[][];
+  weights: number[] | null;
+  kd: number;
+  ce: number;
+  loss: number;
+  grad: number[][];
+}
 const cases = JSON.parse(readFileSync(new URL('../../test/fixtures/cases.json', import.meta.url), 'utf8')) as Case[];
 
 function close(a: ArrayLike<number>, b: number[], what: string) {
-  for (let i = 0; i < b.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
+  for (let i = 0; i < b.length; i++)
+    if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
 }
 
 const meta = (sampleWeights?: tf.Tensor1D) => ({ indices: new Int32Array(), labels: new Int32Array(), epoch: 0, step: 0, sampleWeights });
@@ -43,13 +66,21 @@ describe('kd', () => {
           const t = tf.tensor2d(c.teacher);
           const y = tf.tensor2d(c.targets);
           const w = c.weights ? tf.tensor1d(c.weights) : undefined;
-          const state = (s: tf.Tensor2D): LossState => ({ logits: s, targets: y, sampleWeights: w, terms: {}, batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta(w) } });
+          const state = (s: tf.Tensor2D): LossState => ({
+            logits: s,
+            targets: y,
+            sampleWeights: w,
+            terms: {},
+            batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta(w) },
+          });
           const out = kdTerms(state(tf.tensor2d(c.student)), t, c);
           close(out.terms.kd!.dataSync(), [c.kd], 'kd');
           // the base term the trainer computes after the taps, scaled by ceScale = 1 - alpha
           // (alpha 1: ceScale 0 leaves the base term out, which is the fixture's 0)
           close((lossTerms(out).ce ?? tf.scalar(0)).dataSync(), [c.ce], 'ce');
-          const g = tf.grad((s: tf.Tensor) => tf.addN(Object.values(lossTerms(kdTerms(state(s as tf.Tensor2D), t, c)))))(tf.tensor2d(c.student));
+          const g = tf.grad((s: tf.Tensor) => tf.addN(Object.values(lossTerms(kdTerms(state(s as tf.Tensor2D), t, c)))))(
+            tf.tensor2d(c.student),
+          );
           close(g.dataSync(), c.grad.flat(), 'grad');
         });
       });
@@ -58,7 +89,16 @@ describe('kd', () => {
       tf.tidy(() => {
         const s = tf.tensor2d([[1, 2, 3]]);
         const y = tf.tensor2d([[0, 0, 1]]);
-        const out = kdTerms({ logits: s, targets: y, terms: { focal: tf.scalar(2), l1: tf.scalar(3) }, batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta() } }, s, { temperature: 2, alpha: 0.75 });
+        const out = kdTerms(
+          {
+            logits: s,
+            targets: y,
+            terms: { focal: tf.scalar(2), l1: tf.scalar(3) },
+            batch: { x: tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, y, meta: meta() },
+          },
+          s,
+          { temperature: 2, alpha: 0.75 },
+        );
         expect(out.terms.focal!.dataSync()[0]).to.be.closeTo(0.5, 1e-7);
         expect(out.terms.l1!.dataSync()[0]).to.equal(3);
         expect(out.terms.kd!.dataSync()[0]).to.be.closeTo(0, 1e-7); // same logits: KL = 0
@@ -72,7 +112,10 @@ describe('kd', () => {
       const m = tinyModel(3);
       await saveModel(m, join(dir, 'run', 'model'));
       expect(resolveTeacherDir(join(dir, 'run'))).to.equal(join(dir, 'run', 'model'));
-      const teacher = await loadTeacher({ teacher: join(dir, 'run') }, { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
+      const teacher = await loadTeacher(
+        { teacher: join(dir, 'run') },
+        { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+      );
       expect(teacher.trainableWeights).to.have.length(0);
       tf.tidy(() => {
         const x = tf.randomUniform([10, 4, 4, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -89,7 +132,10 @@ describe('kd', () => {
     it('teacherModel: builds the named model and copies the stored weights in; falls back to model.json when they do not fit', async () => {
       const cnn = registerModels(new ModelRegistry()).build('small-cnn', { inputShape: [8, 8, 1], numClasses: 3 });
       await saveModel(cnn, join(dir, 'cnn'));
-      const teacher = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
+      const teacher = await loadTeacher(
+        { teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn' } },
+        { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+      );
       tf.tidy(() => {
         const x = tf.randomUniform([4, 8, 8, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
         close(teacherLogits(teacher, x, 0).dataSync(), Array.from((cnn.predict(x) as tf.Tensor).dataSync()), 'rebuilt teacher');
@@ -97,7 +143,11 @@ describe('kd', () => {
       teacher.dispose();
       // wrong options: the weights do not fit; the saved topology is used, with a warning
       const warnings: string[] = [];
-      const fb = await loadTeacher({ teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }, (m) => warnings.push(m));
+      const fb = await loadTeacher(
+        { teacher: join(dir, 'cnn'), teacherModel: { name: 'small-cnn', options: { width: 4 } } },
+        { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+        (m) => warnings.push(m),
+      );
       expect(warnings[0]).to.match(/plugins.kd.teacherModel.*do not fit model "small-cnn".*model.json instead/);
       expect(fb.countParams()).to.equal(cnn.countParams());
       fb.dispose();
@@ -107,10 +157,16 @@ describe('kd', () => {
       json.modelTopology.config.layers[1].class_name = 'NoSuchLayer';
       writeFileSync(join(dir, 'weights-only', 'model.json'), JSON.stringify(json));
       copyFileSync(join(dir, 'cnn', 'weights.bin'), join(dir, 'weights-only', 'weights.bin'));
-      const w = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) });
+      const w = await loadTeacher(
+        { teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn' } },
+        { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+      );
       expect(w.countParams()).to.equal(cnn.countParams());
       w.dispose();
-      const err = await loadTeacher({ teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn', options: { width: 4 } } }, { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }).catch((e) => e);
+      const err = await loadTeacher(
+        { teacher: join(dir, 'weights-only'), teacherModel: { name: 'small-cnn', options: { width: 4 } } },
+        { inputShape: [8, 8, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+      ).catch((e) => e);
       expect(err).to.be.instanceOf(TricksError);
       expect(err.message).to.match(/plugins.kd.teacherModel.*do not fit/);
       cnn.dispose();
@@ -121,10 +177,16 @@ describe('kd', () => {
       const m = tinyModel(5);
       await saveModel(m, join(dir, 'five'));
       m.dispose();
-      const e1 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) }).catch((e) => e);
+      const e1 = await loadTeacher(
+        { teacher: join(dir, 'five') },
+        { inputShape: [4, 4, 1], numClasses: 3, models: registerModels(new ModelRegistry()) },
+      ).catch((e) => e);
       expect(e1).to.be.instanceOf(TricksError);
       expect(e1.message).to.match(/5 outputs, the data has 3 classes/);
-      const e2 = await loadTeacher({ teacher: join(dir, 'five') }, { inputShape: [8, 8, 1], numClasses: 5, models: registerModels(new ModelRegistry()) }).catch((e) => e);
+      const e2 = await loadTeacher(
+        { teacher: join(dir, 'five') },
+        { inputShape: [8, 8, 1], numClasses: 5, models: registerModels(new ModelRegistry()) },
+      ).catch((e) => e);
       expect(e2.message).to.match(/takes 4x4x1 inputs, the data is 8x8x1/);
     });
   });

@@ -24,7 +24,8 @@ export function smoothLoss(state: LossState, epsilon: number): LossState {
 
 export default definePlugin<LabelSmoothingOptions>({
   name: PLUGIN_NAME,
-  description: 'label smoothing: targets (1-eps)*y + eps/K, equal to PyTorch cross_entropy(label_smoothing=eps); composes with mixup/cutmix soft targets',
+  description:
+    'label smoothing: targets (1-eps)*y + eps/K, equal to PyTorch cross_entropy(label_smoothing=eps); composes with mixup/cutmix soft targets',
   schema: {
     type: 'object',
     additionalProperties: false,

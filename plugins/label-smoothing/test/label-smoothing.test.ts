@@ -5,18 +5,30 @@ import { expect } from 'chai';
 import { createHooks, lossTerms, tapOnly, TricksError, validate, type LossState, type PluginApi, type TrainContext } from '@tricks/core';
 import plugin, { smoothLoss, smoothTargets } from '../src/index.js';
 
-interface Case { epsilon: number; logits: number[][]; targets: number[][]; weights: number[] | null; loss: number; grad: number[][] }
+interface Case {
+  epsilon: number;
+  logits: number[][];
+  targets: number[][];
+  weights: number[] | null;
+  loss: number;
+  grad: number[][];
+}
 const cases = JSON.parse(readFileSync(new URL('../../test/fixtures/cases.json', import.meta.url), 'utf8')) as Case[];
 
 function close(a: ArrayLike<number>, b: number[], what: string) {
-  for (let i = 0; i < b.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
+  for (let i = 0; i < b.length; i++)
+    if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.abs(b[i]!) + 1e-7)) throw new Error(`${what}[${i}]: ${a[i]} != ${b[i]}`);
 }
 
 const state = (c: Case): LossState => {
   const logits = tf.tensor2d(c.logits);
   const y = tf.tensor2d(c.targets);
   const sampleWeights = c.weights ? tf.tensor1d(c.weights) : undefined;
-  const batch = { x: tf.zeros([c.logits.length, 1, 1, 1]) as tf.Tensor4D, y, meta: { indices: new Int32Array(), labels: new Int32Array(), epoch: 0, step: 0, sampleWeights } };
+  const batch = {
+    x: tf.zeros([c.logits.length, 1, 1, 1]) as tf.Tensor4D,
+    y,
+    meta: { indices: new Int32Array(), labels: new Int32Array(), epoch: 0, step: 0, sampleWeights },
+  };
   return { logits, batch, targets: y, sampleWeights, terms: {} };
 };
 
@@ -55,7 +67,13 @@ describe('label-smoothing against PyTorch cross_entropy(label_smoothing=eps) (te
   });
 
   it('rejects epsilon outside [0, 1) with the option path', () => {
-    expect(() => validate(plugin.schema!, { epsilon: 1 }, 'plugin label-smoothing', 'plugins.label-smoothing')).to.throw(TricksError, /plugins.label-smoothing.epsilon/);
-    expect(() => validate(plugin.schema!, { epsilo: 0.1 }, 'plugin label-smoothing', 'plugins.label-smoothing')).to.throw(TricksError, /did you mean "epsilon"/);
+    expect(() => validate(plugin.schema!, { epsilon: 1 }, 'plugin label-smoothing', 'plugins.label-smoothing')).to.throw(
+      TricksError,
+      /plugins.label-smoothing.epsilon/,
+    );
+    expect(() => validate(plugin.schema!, { epsilo: 0.1 }, 'plugin label-smoothing', 'plugins.label-smoothing')).to.throw(
+      TricksError,
+      /did you mean "epsilon"/,
+    );
   });
 });

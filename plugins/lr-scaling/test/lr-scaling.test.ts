@@ -25,6 +25,9 @@ describe('lr-scaling', () => {
   });
 
   it('rejects a bad reference batch size', () => {
-    expect(() => validate(plugin.schema!, { referenceBatchSize: 0 }, 'plugin lr-scaling', 'plugins.lr-scaling')).to.throw(TricksError, /referenceBatchSize/);
+    expect(() => validate(plugin.schema!, { referenceBatchSize: 0 }, 'plugin lr-scaling', 'plugins.lr-scaling')).to.throw(
+      TricksError,
+      /referenceBatchSize/,
+    );
   });
 });

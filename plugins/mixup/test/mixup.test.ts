@@ -18,7 +18,9 @@ function batch(n: number, k = 4): Batch {
 }
 
 describe('mixup', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('mixes images and one-hot targets with one lambda and a permutation, for an odd batch size', () => {
     tf.tidy(() => {

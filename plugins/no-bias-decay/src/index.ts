@@ -60,7 +60,9 @@ export default definePlugin<NoBiasDecayOptions>({
       ctx.optimizer.decayFilter = (name) => !excluded.has(name) && prev(name);
       const all = ctx.model.trainableWeights;
       const params = all.filter((w) => excluded.has(w.name)).reduce((n, w) => n + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
-      ctx.logger.info(`no-bias-decay: ${excluded.size} of ${all.length} trainable variables (${params.toLocaleString('en-US')} parameters) get no weight decay`);
+      ctx.logger.info(
+        `no-bias-decay: ${excluded.size} of ${all.length} trainable variables (${params.toLocaleString('en-US')} parameters) get no weight decay`,
+      );
     });
     // every exit: the optimizer gets its own decay filter back
     api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {

@@ -30,7 +30,9 @@ describe('no-bias-decay', () => {
 
   it('decides from layer class and weight name, in nested models, with the options', () => {
     const inner = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 3 }), tfl.layers.layerNormalization()] });
-    const outer = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 4, useBias: false }), inner, tfl.layers.dense({ units: 2 })] });
+    const outer = tfl.sequential({
+      layers: [tfl.layers.dense({ inputShape: [4], units: 4, useBias: false }), inner, tfl.layers.dense({ units: 2 })],
+    });
     const all = noDecayVariables(outer);
     expect([...all].map(short).sort()).to.deep.equal(['beta', 'bias', 'bias', 'gamma']);
     expect([...noDecayVariables(outer, { bias: true, norm: false })].map(short).sort()).to.deep.equal(['bias', 'bias']);
@@ -39,7 +41,12 @@ describe('no-bias-decay', () => {
   });
 
   it('the plugin sets the optimizer decay filter in setup: with zero gradients only decayed weights shrink; teardown restores it', async () => {
-    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2, biasInitializer: 'ones' }), tfl.layers.batchNormalization({ gammaInitializer: 'ones' })] });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [3], units: 2, biasInitializer: 'ones' }),
+        tfl.layers.batchNormalization({ gammaInitializer: 'ones' }),
+      ],
+    });
     const optimizer = new SGD({ lr: 0.5, weightDecay: 0.1 });
     const original = optimizer.decayFilter;
     const hooks = createHooks();

@@ -6,7 +6,11 @@ describe('no-bias-decay with the shared runner', function () {
   before(() => useTestBackend());
 
   it('taps setup and teardown, and leaks no tensor with weight decay on', async () => {
-    const run = await runSteps({ plugins: ['no-bias-decay'], steps: 3, config: { optimizer: { name: 'sgd', lr: 0.05, weightDecay: 5e-4 } } });
+    const run = await runSteps({
+      plugins: ['no-bias-decay'],
+      steps: 3,
+      config: { optimizer: { name: 'sgd', lr: 0.05, weightDecay: 5e-4 } },
+    });
     try {
       assertHookOrder(run, 'no-bias-decay', ['setup', 'teardown']);
       assertNoLeak(run);

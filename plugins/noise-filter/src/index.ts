@@ -64,11 +64,17 @@ export class ConfidenceTracker {
     if (this.history.length < window) return out;
     const last = this.history.slice(-window);
     for (let i = 0; i < this.size; i++) {
-      let all = true, s = 0, n = 0;
+      let all = true,
+        s = 0,
+        n = 0;
       for (const h of last) {
         if (Number.isNaN(h[i])) continue;
-        if (h[i] >= threshold) { all = false; break; }
-        s += h[i]; n++;
+        if (h[i] >= threshold) {
+          all = false;
+          break;
+        }
+        s += h[i];
+        n++;
       }
       if (all && n > 0) out.set(i, s / n);
     }
@@ -86,7 +92,13 @@ export function penultimate(model: tfl.LayersModel): tfl.LayersModel {
  * DBSCAN (the density-clustering package) on L2-normalized embeddings of one class; returns the positions
  * marked noise. eps null: the 90th percentile of each point's distance to its minPts-th neighbour.
  */
-export function dbscanOutliers(emb: Float32Array, n: number, d: number, minPts: number, eps: number | null): { noise: number[]; eps: number } {
+export function dbscanOutliers(
+  emb: Float32Array,
+  n: number,
+  d: number,
+  minPts: number,
+  eps: number | null,
+): { noise: number[]; eps: number } {
   if (n <= minPts) return { noise: [], eps: eps ?? 0 };
   const dist = tf.tidy(() => {
     const x = tf.tensor2d(emb, [n, d]);
@@ -115,7 +127,8 @@ export function dbscanOutliers(emb: Float32Array, n: number, d: number, minPts: 
 
 export default definePlugin<NoiseFilterOptions>({
   name: PLUGIN_NAME,
-  description: 'noisy-label filtering: after warm-up, drop or down-weight samples whose own-label probability stays below a threshold, and/or DBSCAN outliers of penultimate embeddings; writes noise-report.json',
+  description:
+    'noisy-label filtering: after warm-up, drop or down-weight samples whose own-label probability stays below a threshold, and/or DBSCAN outliers of penultimate embeddings; writes noise-report.json',
   schema: {
     type: 'object',
     additionalProperties: false,
@@ -126,10 +139,18 @@ export default definePlugin<NoiseFilterOptions>({
       action: { enum: ['drop', 'downweight'], default: 'drop' },
       weight: { type: 'number', minimum: 0, maximum: 1, default: 0.1 },
       dbscan: {
-        anyOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false,
-          properties: { eps: { type: ['number', 'null'], exclusiveMinimum: 0 }, minPts: { type: 'integer', minimum: 2 }, maxPerClass: { type: 'integer', minimum: 10 } },
-        }],
+        anyOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              eps: { type: ['number', 'null'], exclusiveMinimum: 0 },
+              minPts: { type: 'integer', minimum: 2 },
+              maxPerClass: { type: 'integer', minimum: 10 },
+            },
+          },
+        ],
         default: null,
       },
       use: { enum: ['confidence', 'dbscan', 'either', 'both'], default: 'confidence' },
@@ -168,12 +189,18 @@ export default definePlugin<NoiseFilterOptions>({
         const emb = penultimate(ctx.model);
         for (let c = 0; c < ctx.numClasses; c++) {
           let idx: number[] = [];
-          ctx.train.labels.forEach((l, i) => { if (l === c) idx.push(i); });
+          ctx.train.labels.forEach((l, i) => {
+            if (l === c) idx.push(i);
+          });
           if (idx.length > dbOpts.maxPerClass) idx = idx.filter((_, k) => k % Math.ceil(idx.length / dbOpts.maxPerClass) === 0);
           const raw = await ctx.train.getBatch(idx);
           const e = tf.tidy(() => {
             const x = tf.div(tf.tensor4d(raw.images, [idx.length, ...ctx.train.shape]), 255) as tf.Tensor4D;
-            const b = ctx.evalTransform({ x, y: tf.zeros([idx.length, ctx.numClasses]) as tf.Tensor2D, meta: { indices: Int32Array.from(idx), labels: raw.labels, epoch: ctx.epoch, step: ctx.step } });
+            const b = ctx.evalTransform({
+              x,
+              y: tf.zeros([idx.length, ctx.numClasses]) as tf.Tensor2D,
+              meta: { indices: Int32Array.from(idx), labels: raw.labels, epoch: ctx.epoch, step: ctx.step },
+            });
             return emb.predict(b.x) as tf.Tensor2D;
           });
           const { noise } = dbscanOutliers(e.dataSync() as Float32Array, idx.length, e.shape[1], dbOpts.minPts, dbOpts.eps);
@@ -184,22 +211,34 @@ export default definePlugin<NoiseFilterOptions>({
       const chosen = new Set<number>();
       if (o.use === 'confidence') conf.forEach((_, i) => chosen.add(i));
       else if (o.use === 'dbscan') outliers.forEach((i) => chosen.add(i));
-      else if (o.use === 'either') { conf.forEach((_, i) => chosen.add(i)); outliers.forEach((i) => chosen.add(i)); }
-      else conf.forEach((_, i) => { if (outliers.has(i)) chosen.add(i); });
+      else if (o.use === 'either') {
+        conf.forEach((_, i) => chosen.add(i));
+        outliers.forEach((i) => chosen.add(i));
+      } else
+        conf.forEach((_, i) => {
+          if (outliers.has(i)) chosen.add(i);
+        });
       weights!.fill(1);
-      flagged = [...chosen].sort((a, b) => a - b).map((index) => {
-        weights![index] = factor;
-        const reasons = [conf.has(index) ? 'confidence' : '', outliers.has(index) ? 'dbscan' : ''].filter(Boolean);
-        return { index, label: ctx.train.labels[index], score: conf.get(index) ?? Number.NaN, reasons };
-      });
-      ctx.logger.info(`noise-filter: epoch ${ctx.epoch + 1}: ${flagged.length} of ${ctx.train.length} samples ${o.action === 'drop' ? 'dropped' : `down-weighted to ${o.weight}`} (${conf.size} low-confidence, ${outliers.size} DBSCAN outliers)`);
+      flagged = [...chosen]
+        .sort((a, b) => a - b)
+        .map((index) => {
+          weights![index] = factor;
+          const reasons = [conf.has(index) ? 'confidence' : '', outliers.has(index) ? 'dbscan' : ''].filter(Boolean);
+          return { index, label: ctx.train.labels[index], score: conf.get(index) ?? Number.NaN, reasons };
+        });
+      ctx.logger.info(
+        `noise-filter: epoch ${ctx.epoch + 1}: ${flagged.length} of ${ctx.train.length} samples ${o.action === 'drop' ? 'dropped' : `down-weighted to ${o.weight}`} (${conf.size} low-confidence, ${outliers.size} DBSCAN outliers)`,
+      );
       await writeReport(ctx, flagged, o);
     });
 
     // What a resumed run needs to filter as the uninterrupted one: the confidence history, the running
     // sums of an interrupted epoch, the weights and the flagged samples.
     let written: tf.Tensor[] = [];
-    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => { tf.dispose(written); written = []; });
+    api.hooks.teardown.tapPromise(PLUGIN_NAME, async () => {
+      tf.dispose(written);
+      written = [];
+    });
     const state: PluginState = {
       save: () => {
         tf.dispose(written); // the previous checkpoint's tensors: written already
@@ -218,7 +257,11 @@ export default definePlugin<NoiseFilterOptions>({
         };
       },
       load: (s) => {
-        const j = s.json as { flagged: (Omit<FlaggedSample, 'score'> & { score: number | null })[]; epochs: number; running: { sum: number[]; count: number[] } | null };
+        const j = s.json as {
+          flagged: (Omit<FlaggedSample, 'score'> & { score: number | null })[];
+          epochs: number;
+          running: { sum: number[]; count: number[] } | null;
+        };
         flagged = j.flagged.map((f) => ({ ...f, score: f.score ?? Number.NaN }));
         const t = s.tensors ?? {};
         if (tracker && t.history) {
@@ -239,7 +282,10 @@ export default definePlugin<NoiseFilterOptions>({
 function concat(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
   let at = 0;
-  for (const r of rows) { out.set(r, at); at += r.length; }
+  for (const r of rows) {
+    out.set(r, at);
+    at += r.length;
+  }
   return out;
 }
 
@@ -252,6 +298,9 @@ async function writeReport(ctx: TrainContext, flagged: FlaggedSample[], o: Noise
     samples: flagged.map((f) => ({ ...f, score: Number.isNaN(f.score) ? null : Number(f.score.toFixed(5)) })),
   };
   await writeFileAtomic(join(ctx.out, 'noise-report.json'), JSON.stringify(report, null, 1));
-  const csv = ['index,label,score,reasons', ...flagged.map((f) => `${f.index},${f.label},${Number.isNaN(f.score) ? '' : f.score.toFixed(5)},${f.reasons.join('+')}`)].join('\n');
+  const csv = [
+    'index,label,score,reasons',
+    ...flagged.map((f) => `${f.index},${f.label},${Number.isNaN(f.score) ? '' : f.score.toFixed(5)},${f.reasons.join('+')}`),
+  ].join('\n');
   await writeFileAtomic(join(ctx.out, 'noise-report.csv'), `${csv}\n`);
 }

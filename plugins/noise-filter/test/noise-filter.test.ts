@@ -8,7 +8,9 @@ import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runn
 import { ConfidenceTracker, dbscanOutliers } from '../src/index.js';
 
 describe('noise-filter', () => {
-  before(async () => { await tf.setBackend('wasm'); });
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
 
   it('flags samples whose own-label probability stays below the threshold for the whole window', () => {
     const t = new ConfidenceTracker(4);
@@ -27,7 +29,8 @@ describe('noise-filter', () => {
 
   it('DBSCAN (density-clustering) marks a point far from its class cluster as noise', () => {
     const rng = new Rng(1);
-    const n = 60, d = 8;
+    const n = 60,
+      d = 8;
     const emb = new Float32Array(n * d);
     for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) emb[i * d + j] = (j === 0 ? 1 : 0) + rng.normal(0, 0.05);
     for (let j = 0; j < d; j++) emb[17 * d + j] = j === 5 ? 1 : rng.normal(0, 0.05); // a mislabeled-looking point

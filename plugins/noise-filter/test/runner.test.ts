@@ -1,6 +1,14 @@
 // The shared plugin test runner (@tricks/helper-plugin-test-runner) on this plugin: hook order, option validation.
 import { expect } from 'chai';
-import { assertHookOrder, assertNoLeak, assertOptionError, cleanup, resumeParity, runSteps, useTestBackend } from '@tricks/helper-plugin-test-runner';
+import {
+  assertHookOrder,
+  assertNoLeak,
+  assertOptionError,
+  cleanup,
+  resumeParity,
+  runSteps,
+  useTestBackend,
+} from '@tricks/helper-plugin-test-runner';
 
 describe('noise-filter with the shared runner', function () {
   this.timeout(120000);
@@ -17,7 +25,11 @@ describe('noise-filter with the shared runner', function () {
   });
 
   it('validates its options', async () => {
-    await assertOptionError('noise-filter', { action: 'remove' }, /option "plugins\.noise-filter\.action" must be one of "drop", "downweight"/);
+    await assertOptionError(
+      'noise-filter',
+      { action: 'remove' },
+      /option "plugins\.noise-filter\.action" must be one of "drop", "downweight"/,
+    );
     await assertOptionError('noise-filter', { threshold: 0 }, /option "plugins\.noise-filter\.threshold" must be > 0/);
     await assertOptionError('noise-filter', { treshold: 0.2 }, /did you mean "threshold"/);
   });

@@ -9,11 +9,29 @@ import { layerGraph, modelFromParts, modelTopology, topoLayer, weightOf } from '
 
 type Shape = (number | null)[];
 
-
 /** Layers that keep the channel axis as it is and have no per-channel weights. */
 const PASS_THROUGH = new Set([
-  'ReLU', 'Activation', 'HardSwish', 'HardSigmoid6', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'PReLU_', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
-  'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'ZeroPadding2D', 'Cropping2D', 'UpSampling2D', 'StochasticDepth',
+  'ReLU',
+  'Activation',
+  'HardSwish',
+  'HardSigmoid6',
+  'LeakyReLU',
+  'ELU',
+  'ThresholdedReLU',
+  'PReLU_',
+  'Dropout',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+  'MaxPooling2D',
+  'AveragePooling2D',
+  'GlobalAveragePooling2D',
+  'GlobalMaxPooling2D',
+  'ZeroPadding2D',
+  'Cropping2D',
+  'UpSampling2D',
+  'StochasticDepth',
 ]);
 const ELEMENTWISE = new Set(['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']);
 /** Activations whose value at 0 is 0, so masked channels stay exactly zero through them. */
@@ -70,7 +88,16 @@ export interface ChannelGraph {
  */
 export function channelGraph(model: LayersModel, ignore: string[] = []): ChannelGraph {
   const parent: number[] = [];
-  const info: { size: number; producers: string[]; members: string[]; consumers: Set<string>; reshapes: string[]; layers: string[]; fixed: string[]; inexact?: string }[] = [];
+  const info: {
+    size: number;
+    producers: string[];
+    members: string[];
+    consumers: Set<string>;
+    reshapes: string[];
+    layers: string[];
+    fixed: string[];
+    inexact?: string;
+  }[] = [];
   const fresh = (size: number) => {
     parent.push(parent.length);
     info.push({ size, producers: [], members: [], consumers: new Set(), reshapes: [], layers: [], fixed: [] });
@@ -78,10 +105,14 @@ export function channelGraph(model: LayersModel, ignore: string[] = []): Channel
   };
   const find = (a: number): number => (parent[a] === a ? a : (parent[a] = find(parent[a])));
   const union = (a: number, b: number) => {
-    const ra = find(a), rb = find(b);
+    const ra = find(a),
+      rb = find(b);
     if (ra !== rb) parent[rb] = ra;
   };
-  interface Slot { segs: { node: number; size: number }[]; repeat: number }
+  interface Slot {
+    segs: { node: number; size: number }[];
+    repeat: number;
+  }
   const slots = new Map<string, Slot>();
   const consumerSlots = new Map<string, Slot>();
   const chans = (s: Slot) => s.segs.reduce((n, g) => n + g.size, 0);
@@ -119,9 +150,13 @@ export function channelGraph(model: LayersModel, ignore: string[] = []): Channel
         for (const g of inp.segs) info[g.node].consumers.add(name);
         out = newNode(ignore.includes(name) ? `${name} is ignored` : undefined);
         info[out.segs[0].node].producers.push(name);
-        if (cfg.activation && !ZERO_PRESERVING.has(String(cfg.activation))) info[out.segs[0].node].inexact = `${name} activation ${cfg.activation}`;
+        if (cfg.activation && !ZERO_PRESERVING.has(String(cfg.activation)))
+          info[out.segs[0].node].inexact = `${name} activation ${cfg.activation}`;
       }
-    } else if ((cls === 'DepthwiseConv2D' && Number(cfg.depthMultiplier ?? 1) === 1) || (cls === 'BatchNormalization' && [-1, (layer.inboundNodes[0].inputTensors[0].shape.length - 1)].includes(Number(cfg.axis)))) {
+    } else if (
+      (cls === 'DepthwiseConv2D' && Number(cfg.depthMultiplier ?? 1) === 1) ||
+      (cls === 'BatchNormalization' && [-1, layer.inboundNodes[0].inputTensors[0].shape.length - 1].includes(Number(cfg.axis)))
+    ) {
       if (inp.repeat !== 1 || !single(inp)) out = unknown(`${name} on flattened or concatenated channels`);
       else {
         out = inp;
@@ -132,7 +167,8 @@ export function channelGraph(model: LayersModel, ignore: string[] = []): Channel
       }
     } else if (PASS_THROUGH.has(cls)) {
       out = inp;
-      if (cls === 'Activation' && !ZERO_PRESERVING.has(String(cfg.activation))) for (const g of inp.segs) info[g.node].inexact = `${name} (${cfg.activation})`;
+      if (cls === 'Activation' && !ZERO_PRESERVING.has(String(cfg.activation)))
+        for (const g of inp.segs) info[g.node].inexact = `${name} (${cfg.activation})`;
     } else if (cls === 'Flatten') {
       const inShape = layer.inboundNodes[0].inputTensors[0].shape;
       out = { segs: inp.segs, repeat: inp.repeat * inShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? 1), 1) };
@@ -157,7 +193,11 @@ export function channelGraph(model: LayersModel, ignore: string[] = []): Channel
   for (let n = 0; n < parent.length; n++) {
     const r = find(n);
     let g = roots.get(r);
-    if (!g) roots.set(r, (g = { id: roots.size, size: info[r].size, producers: [], members: [], consumers: [], reshapes: [], layers: [], fixed: [] }));
+    if (!g)
+      roots.set(
+        r,
+        (g = { id: roots.size, size: info[r].size, producers: [], members: [], consumers: [], reshapes: [], layers: [], fixed: [] }),
+      );
     const i = info[n];
     if (i.size !== g.size) g.fixed.push(`coupled channels of different sizes (${i.size} vs ${g.size})`);
     g.producers.push(...i.producers);
@@ -216,23 +256,28 @@ export async function shrinkModel(model: LayersModel, graph: ChannelGraph, keep:
   for (const [layer, c] of graph.consumers) {
     if (!c.segments.some((s) => keep.has(s.group) && keep.get(s.group)!.length !== s.size)) continue;
     const rows: number[] = [];
-    for (let p = 0; p < c.repeat; p++) for (const s of c.segments) for (const ch of keep.get(s.group) ?? [...Array(s.size).keys()]) rows.push(p * c.channels + s.offset + ch);
+    for (let p = 0; p < c.repeat; p++)
+      for (const s of c.segments)
+        for (const ch of keep.get(s.group) ?? [...Array(s.size).keys()]) rows.push(p * c.channels + s.offset + ch);
     add(layer, { axis: 'in', idx: rows });
   }
   for (const layer of model.layers) {
     const edits = byLayer.get(layer.name) ?? [];
     for (const w of layer.weights) {
       const short = w.originalName.slice(layer.name.length + 1);
-      weights.set(w.originalName, tf.tidy(() => {
-        let t = w.read();
-        for (const e of edits) {
-          const idx = tf.tensor1d(e.idx!, 'int32');
-          if (e.axis === 'out') t = tf.gather(t, idx, t.rank - 1);
-          else if (e.axis === 'member') t = short === 'depthwise_kernel' ? tf.gather(t, idx, 2) : tf.gather(t, idx, t.rank - 1);
-          else if (short === 'kernel') t = tf.gather(t, idx, t.rank - 2);
-        }
-        return tf.clone(t);
-      }));
+      weights.set(
+        w.originalName,
+        tf.tidy(() => {
+          let t = w.read();
+          for (const e of edits) {
+            const idx = tf.tensor1d(e.idx!, 'int32');
+            if (e.axis === 'out') t = tf.gather(t, idx, t.rank - 1);
+            else if (e.axis === 'member') t = short === 'depthwise_kernel' ? tf.gather(t, idx, 2) : tf.gather(t, idx, t.rank - 1);
+            else if (short === 'kernel') t = tf.gather(t, idx, t.rank - 2);
+          }
+          return tf.clone(t);
+        }),
+      );
     }
   }
   try {

@@ -1,11 +1,30 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { definePlugin, saveModel, STAGE_COMPRESS, STAGE_REGULARIZE, writeDirAtomic, writeFileAtomic, type Artifact, type PluginState, type TrainContext } from '@tricks/core';
+import {
+  definePlugin,
+  saveModel,
+  STAGE_COMPRESS,
+  STAGE_REGULARIZE,
+  writeDirAtomic,
+  writeFileAtomic,
+  type Artifact,
+  type PluginState,
+  type TrainContext,
+} from '@tricks/core';
 import { modelCost, weightOf } from '@tricks/models';
 import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type ChannelGroup, type KeepPlan } from './channels.js';
 
-export { type ChannelConsumer, type ChannelGraph, type ChannelGroup, type ChannelSegment, type KeepPlan, applyMasks, channelGraph, shrinkModel } from './channels.js';
+export {
+  type ChannelConsumer,
+  type ChannelGraph,
+  type ChannelGroup,
+  type ChannelSegment,
+  type KeepPlan,
+  applyMasks,
+  channelGraph,
+  shrinkModel,
+} from './channels.js';
 
 export const PLUGIN_NAME = 'prune';
 
@@ -35,7 +54,8 @@ export function groupImportance(model: LayersModel, g: ChannelGroup, criterion: 
   return tf.tidy(() => {
     const bns = g.members.filter((m) => model.getLayer(m).getClassName() === 'BatchNormalization');
     const parts: tf.Tensor[] = [];
-    if (criterion === 'bn' && bns.length) for (const b of bns) parts.push(tf.abs(weightOf(model.getLayer(b), 'gamma')?.read() ?? tf.ones([g.size])));
+    if (criterion === 'bn' && bns.length)
+      for (const b of bns) parts.push(tf.abs(weightOf(model.getLayer(b), 'gamma')?.read() ?? tf.ones([g.size])));
     else {
       for (const p of g.producers) {
         const k = weightOf(model.getLayer(p), 'kernel')!.read();
@@ -53,7 +73,12 @@ export function keepCount(size: number, ratio: number, roundTo: number): number 
   return Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo, 1));
 }
 
-export function planPruning(model: LayersModel, graph: ChannelGraph, ratio: number, o: Pick<PruneOptions, 'criterion' | 'roundTo'>): KeepPlan {
+export function planPruning(
+  model: LayersModel,
+  graph: ChannelGraph,
+  ratio: number,
+  o: Pick<PruneOptions, 'criterion' | 'roundTo'>,
+): KeepPlan {
   const plan: KeepPlan = new Map();
   for (const g of graph.groups) {
     if (g.fixed.length) continue;
@@ -61,13 +86,17 @@ export function planPruning(model: LayersModel, graph: ChannelGraph, ratio: numb
     if (n >= g.size) continue;
     const imp = groupImportance(model, g, o.criterion);
     const order = Array.from(imp.keys()).sort((a, b) => imp[b] - imp[a] || a - b);
-    plan.set(g.id, order.slice(0, n).sort((a, b) => a - b));
+    plan.set(
+      g.id,
+      order.slice(0, n).sort((a, b) => a - b),
+    );
   }
   return plan;
 }
 
 /** AGP (Zhu & Gupta 2017): r_t = r_f * (1 - (1 - (t - t0) / (t1 - t0))^3), clamped to [0, r_f]. */
-export const agpRatio = (final: number, t: number, t0: number, t1: number) => (t <= t0 ? 0 : t >= t1 ? final : final * (1 - (1 - (t - t0) / (t1 - t0)) ** 3));
+export const agpRatio = (final: number, t: number, t0: number, t1: number) =>
+  t <= t0 ? 0 : t >= t1 ? final : final * (1 - (1 - (t - t0) / (t1 - t0)) ** 3);
 
 /** Inference latency (ms per image) of a model on the current backend: best of `repeats` batches of `batch`. */
 export async function latencyMs(model: LayersModel, inputShape: number[], batch = 32, repeats = 3): Promise<number> {
@@ -130,11 +159,18 @@ export default definePlugin<PruneOptions>({
 
     api.hooks.setup.tapPromise({ name: PLUGIN_NAME }, async (ctx) => {
       graph = channelGraph(ctx.model, options.ignore);
-      for (const l of options.ignore) if (!ctx.model.layers.some((x) => x.name === l)) ctx.logger.warn(`prune: ignore names ${l}, which is not a layer of the model`);
+      for (const l of options.ignore)
+        if (!ctx.model.layers.some((x) => x.name === l)) ctx.logger.warn(`prune: ignore names ${l}, which is not a layer of the model`);
       before ??= await stats(ctx.model, ctx);
       const free = graph.groups.filter((g) => !g.fixed.length);
-      ctx.logger.info(`prune: ${graph.groups.length} channel groups, ${free.length} prunable (${free.reduce((n, g) => n + g.size, 0)} channels)`);
-      for (const g of free) if (g.inexact) ctx.logger.warn(`prune: channels of ${g.producers.join(', ')} pass ${g.inexact}, which does not map 0 to 0: the smaller model differs slightly from the masked one`);
+      ctx.logger.info(
+        `prune: ${graph.groups.length} channel groups, ${free.length} prunable (${free.reduce((n, g) => n + g.size, 0)} channels)`,
+      );
+      for (const g of free)
+        if (g.inexact)
+          ctx.logger.warn(
+            `prune: channels of ${g.producers.join(', ')} pass ${g.inexact}, which does not map 0 to 0: the smaller model differs slightly from the masked one`,
+          );
     });
     // L1 sparsity on the importance measure while pruning is ahead (network slimming's lambda * sum |gamma|).
     api.hooks.loss.tap({ name: PLUGIN_NAME, stage: STAGE_REGULARIZE }, (state, ctx) => {
@@ -143,11 +179,13 @@ export default definePlugin<PruneOptions>({
       for (const g of graph.groups) {
         if (g.fixed.length) continue;
         const bns = g.members.filter((m) => ctx.model.getLayer(m).getClassName() === 'BatchNormalization');
-        if (options.criterion === 'bn' && bns.length) for (const b of bns) terms.push(tf.sum(tf.abs(weightOf(ctx.model.getLayer(b), 'gamma')!.read())));
-        else for (const p of g.producers) {
-          const flat = tf.reshape(weightOf(ctx.model.getLayer(p), 'kernel')!.read(), [-1, g.size]);
-          terms.push(options.criterion === 'l2' ? tf.sum(tf.sqrt(tf.add(tf.sum(tf.square(flat), 0), 1e-12))) : tf.sum(tf.abs(flat)));
-        }
+        if (options.criterion === 'bn' && bns.length)
+          for (const b of bns) terms.push(tf.sum(tf.abs(weightOf(ctx.model.getLayer(b), 'gamma')!.read())));
+        else
+          for (const p of g.producers) {
+            const flat = tf.reshape(weightOf(ctx.model.getLayer(p), 'kernel')!.read(), [-1, g.size]);
+            terms.push(options.criterion === 'l2' ? tf.sum(tf.sqrt(tf.add(tf.sum(tf.square(flat), 0), 1e-12))) : tf.sum(tf.abs(flat)));
+          }
       }
       if (terms.length) state.terms.sparsity = tf.mul(tf.addN(terms), options.sparsity) as tf.Scalar;
       return state;
@@ -175,7 +213,9 @@ export default definePlugin<PruneOptions>({
         done = true;
         afterPrune = (await ctx.evaluate()).top1;
         metrics.prune_top1_before_finetune = afterPrune;
-        ctx.logger.info(`prune: removed ${options.ratio} of the channels of ${plan!.size} groups after epoch ${finished}; val_top1 ${metrics.val_top1.toFixed(4)} -> ${afterPrune.toFixed(4)} before fine-tuning`);
+        ctx.logger.info(
+          `prune: removed ${options.ratio} of the channels of ${plan!.size} groups after epoch ${finished}; val_top1 ${metrics.val_top1.toFixed(4)} -> ${afterPrune.toFixed(4)} before fine-tuning`,
+        );
       }
     });
     api.hooks.export.tapPromise({ name: PLUGIN_NAME, stage: STAGE_COMPRESS }, async (artifact: Artifact, ctx: TrainContext) => {
@@ -188,13 +228,29 @@ export default definePlugin<PruneOptions>({
       applyMasks(artifact.model, g, plan);
       const small = await shrinkModel(artifact.model, g, plan);
       const after = await stats(small, ctx, (await ctx.evaluate(small)).top1);
-      const report = { criterion: options.criterion, ratio: options.ratio, schedule: options.schedule, groups: plan.size, backend: ctx.backend, before, after_prune_before_finetune: afterPrune, after, macs_ratio: before ? after.macs / before.macs : undefined, speedup: before ? before.latency_ms / after.latency_ms : undefined };
+      const report = {
+        criterion: options.criterion,
+        ratio: options.ratio,
+        schedule: options.schedule,
+        groups: plan.size,
+        backend: ctx.backend,
+        before,
+        after_prune_before_finetune: afterPrune,
+        after,
+        macs_ratio: before ? after.macs / before.macs : undefined,
+        speedup: before ? before.latency_ms / after.latency_ms : undefined,
+      };
       await writeFileAtomic(join(ctx.out, 'prune-report.json'), JSON.stringify(report, null, 1));
-      small.setUserDefinedMetadata({ ...((artifact.model.getUserDefinedMetadata() as object) ?? {}), prune: { ratio: options.ratio, criterion: options.criterion } });
+      small.setUserDefinedMetadata({
+        ...((artifact.model.getUserDefinedMetadata() as object) ?? {}),
+        prune: { ratio: options.ratio, criterion: options.criterion },
+      });
       const dir = join(ctx.out, 'model-pruned');
       await writeDirAtomic(dir, (tmp) => saveModel(small, tmp));
       const files = ['model.json', 'weights.bin'];
-      ctx.logger.info(`prune: ${dir}: params ${before?.params} -> ${after.params}, MACs ${before?.macs} -> ${after.macs}, ${ctx.backend} latency ${before?.latency_ms.toFixed(3)} -> ${after.latency_ms.toFixed(3)} ms/img, top-1 ${before?.top1?.toFixed(4)} -> ${after.top1?.toFixed(4)}`);
+      ctx.logger.info(
+        `prune: ${dir}: params ${before?.params} -> ${after.params}, MACs ${before?.macs} -> ${after.macs}, ${ctx.backend} latency ${before?.latency_ms.toFixed(3)} -> ${after.latency_ms.toFixed(3)} ms/img, top-1 ${before?.top1?.toFixed(4)} -> ${after.top1?.toFixed(4)}`,
+      );
       return { ...artifact, format: 'tfjs', dir, files, model: small, report: { ...artifact.report, prune: report } };
     });
     // the schedule's progress and the masks' plan resume with the run

@@ -4,12 +4,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { ModelRegistry } from '@tricks/core';
-import { countParams, modelCost } from '@tricks/models';
+import { ModelRegistry, Rng } from '@tricks/core';
+import { countParams, modelCost, registerModels } from '@tricks/models';
 import { applyMasks, channelGraph, shrinkModel, type ChannelGraph, type KeepPlan } from '../src/channels.js';
-import { Rng } from '@tricks/core';
 import { useTestBackend } from '@tricks/helper-plugin-test-runner';
-import { registerModels } from '@tricks/models';
 
 const registry = registerModels(new ModelRegistry());
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -26,7 +24,13 @@ function randomizeBn(model: tfl.LayersModel, rng: Rng): void {
       const size = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
       const vals = Float32Array.from({ length: size }, () => rng.uniform(0.5, 1.5));
       if (/moving_variance|gamma/.test(n)) (w.read() as tf.Variable).assign(tf.tensor(vals, w.shape as number[]));
-      if (/moving_mean|beta/.test(n)) (w.read() as tf.Variable).assign(tf.tensor(vals.map((v) => v - 1), w.shape as number[]));
+      if (/moving_mean|beta/.test(n))
+        (w.read() as tf.Variable).assign(
+          tf.tensor(
+            vals.map((v) => v - 1),
+            w.shape as number[],
+          ),
+        );
     }
   });
 }
@@ -37,7 +41,10 @@ function randomPlan(graph: ChannelGraph, rng: Rng): KeepPlan {
   for (const g of graph.groups) {
     if (g.fixed.length) continue;
     const n = Math.max(1, Math.round(g.size * 0.6));
-    plan.set(g.id, Array.from(rng.permutation(g.size).slice(0, n)).sort((a, b) => a - b));
+    plan.set(
+      g.id,
+      Array.from(rng.permutation(g.size).slice(0, n)).sort((a, b) => a - b),
+    );
   }
   return plan;
 }
@@ -107,13 +114,18 @@ describe('prune/channels: channel dependencies and shrinking', function () {
     const b = tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'b' }).apply(inp) as tfl.SymbolicTensor;
     const bb = tfl.layers.batchNormalization({ name: 'b_bn' }).apply(b) as tfl.SymbolicTensor;
     const c = tfl.layers.concatenate({ name: 'cat' }).apply([a, bb]) as tfl.SymbolicTensor;
-    const d = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'd', activation: 'relu' }).apply(c) as tfl.SymbolicTensor;
+    const d = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'd', activation: 'relu' })
+      .apply(c) as tfl.SymbolicTensor;
     const e = tfl.layers.permute({ dims: [1, 2, 3], name: 'perm' }).apply(d) as tfl.SymbolicTensor;
     const f = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(e) as tfl.SymbolicTensor;
     const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(f) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: inp, outputs: out });
     const graph = channelGraph(m);
-    expect(graph.consumers.get('d')!.segments.map((s) => [s.offset, s.size])).to.deep.equal([[0, 5], [5, 3]]);
+    expect(graph.consumers.get('d')!.segments.map((s) => [s.offset, s.size])).to.deep.equal([
+      [0, 5],
+      [5, 3],
+    ]);
     expect(graph.groups.find((g) => g.producers.includes('d'))!.fixed[0]).to.match(/perm \(Permute\)/);
     await checkShrink(m, tf.randomUniform([2, 8, 8, 2]));
   });

@@ -72,7 +72,11 @@ describe('prune', function () {
   });
 
   it('gradual (AGP) with roundTo and a sparsity term: the final ratio is reached and exported', async () => {
-    const run = await runSteps({ plugins: [['prune', { ratio: 0.5, schedule: 'gradual', startEpoch: 0, endEpoch: 1, frequency: 2, roundTo: 2, sparsity: 1e-4 }]], steps: 4, config: { epochs: 2 } });
+    const run = await runSteps({
+      plugins: [['prune', { ratio: 0.5, schedule: 'gradual', startEpoch: 0, endEpoch: 1, frequency: 2, roundTo: 2, sparsity: 1e-4 }]],
+      steps: 4,
+      config: { epochs: 2 },
+    });
     try {
       expect(run.result.epochs[0]).to.not.have.property('prune_top1_before_finetune');
       const r = JSON.parse(readFileSync(join(run.out, 'prune-report.json'), 'utf8'));
@@ -85,7 +89,10 @@ describe('prune', function () {
 
   it('prune -> fine-tune -> quantize in one run: the int8 ONNX is the pruned model on the QAT grid, within one validation image', async () => {
     const run = await runSteps({
-      plugins: [['prune', { ratio: 0.5, epoch: 1 }], ['qat', { startEpoch: 2 }]],
+      plugins: [
+        ['prune', { ratio: 0.5, epoch: 1 }],
+        ['qat', { startEpoch: 2 }],
+      ],
       steps: 4,
       config: { epochs: 3, export: { formats: ['tfjs', 'onnx'] } },
     });

@@ -6,7 +6,11 @@ describe('prune resumes (restart parity)', function () {
   before(() => useTestBackend());
 
   it('gradual pruning stopped after epoch 1 and resumed ends as the uninterrupted run (schedule progress and plan come back)', async () => {
-    const p = await resumeParity({ plugins: [['prune', { schedule: 'gradual', ratio: 0.5, startEpoch: 0, endEpoch: 2, frequency: 2 }]], epochs: 3, cut: 1 });
+    const p = await resumeParity({
+      plugins: [['prune', { schedule: 'gradual', ratio: 0.5, startEpoch: 0, endEpoch: 2, frequency: 2 }]],
+      epochs: 3,
+      cut: 1,
+    });
     expect(p.resumed).to.deep.equal(p.full);
   });
 });

@@ -52,7 +52,11 @@ export class QatSimulation {
   readonly pairs: { conv: string; bn: string }[];
   private readonly patched: Patched[] = [];
 
-  constructor(readonly model: LayersModel, readonly o: QatOptions, private readonly epoch: () => number) {
+  constructor(
+    readonly model: LayersModel,
+    readonly o: QatOptions,
+    private readonly epoch: () => number,
+  ) {
     this.pairs = o.foldBn ? foldablePairs(model) : [];
     const bnOf = new Map(this.pairs.map((p) => [p.conv, model.getLayer(p.bn)]));
     for (const layer of model.layers) {
@@ -60,7 +64,11 @@ export class QatSimulation {
       if (QAT_LAYERS.has(cls)) {
         const obs = new MinMaxObserver(layer.name, o.averagingConstant);
         this.observers.set(layer.name, obs);
-        this.patch(layer, (orig) => (inputs, kwargs) => (this.active ? this.quantizedCall(layer, cls, one(inputs), kwargs, obs, bnOf.get(layer.name)) : orig(inputs, kwargs)));
+        this.patch(
+          layer,
+          (orig) => (inputs, kwargs) =>
+            this.active ? this.quantizedCall(layer, cls, one(inputs), kwargs, obs, bnOf.get(layer.name)) : orig(inputs, kwargs),
+        );
       }
     }
     for (const p of this.pairs) {
@@ -85,7 +93,14 @@ export class QatSimulation {
     l.call = make(orig);
   }
 
-  private quantizedCall(layer: tfl.layers.Layer, cls: string, input: tf.Tensor, kwargs: Kwargs, obs: MinMaxObserver, bn?: tfl.layers.Layer): tf.Tensor {
+  private quantizedCall(
+    layer: tfl.layers.Layer,
+    cls: string,
+    input: tf.Tensor,
+    kwargs: Kwargs,
+    obs: MinMaxObserver,
+    bn?: tfl.layers.Layer,
+  ): tf.Tensor {
     return tf.tidy(() => {
       const cfg = layer.getConfig() as Record<string, unknown>;
       let x = input;
@@ -110,7 +125,10 @@ export class QatSimulation {
         if (shape.length > 2) y = tf.reshape(y, [...shape.slice(0, -1), kq.shape[1] as number]);
       } else {
         const args = [pair(cfg.strides), cfg.padding as 'same' | 'valid', 'NHWC', pair(cfg.dilationRate)] as const;
-        y = cls === 'Conv2D' ? tf.conv2d(x as tf.Tensor4D, kq as tf.Tensor4D, ...args) : tf.depthwiseConv2d(x as tf.Tensor4D, kq as tf.Tensor4D, ...args);
+        y =
+          cls === 'Conv2D'
+            ? tf.conv2d(x as tf.Tensor4D, kq as tf.Tensor4D, ...args)
+            : tf.depthwiseConv2d(x as tf.Tensor4D, kq as tf.Tensor4D, ...args);
       }
       if (s) y = tf.div(y, s);
       const bias = weightOf(layer, 'bias');
@@ -137,7 +155,8 @@ export class QatSimulation {
 
 export default definePlugin<QatOptions>({
   name: PLUGIN_NAME,
-  description: 'quantization-aware training: int8 fake quantization (STE), per-channel weights, observed uint8 activations, simulated BN folding; int8 export on the same grid',
+  description:
+    'quantization-aware training: int8 fake quantization (STE), per-channel weights, observed uint8 activations, simulated BN folding; int8 export on the same grid',
   schema: {
     type: 'object',
     additionalProperties: false,
@@ -162,7 +181,10 @@ export default definePlugin<QatOptions>({
     api.hooks.epoch.tapPromise({ name: PLUGIN_NAME }, async (ctx, metrics) => {
       if (!sim?.active) return;
       metrics.qat = 1;
-      if (ctx.epoch === options.startEpoch) ctx.logger.info(`qat: fake quantization on (${options.bits}-bit, ${options.perChannel ? 'per-channel' : 'per-tensor'} weights, ${sim.pairs.length} BN folds simulated)`);
+      if (ctx.epoch === options.startEpoch)
+        ctx.logger.info(
+          `qat: fake quantization on (${options.bits}-bit, ${options.perChannel ? 'per-channel' : 'per-tensor'} weights, ${sim.pairs.length} BN folds simulated)`,
+        );
     });
     // After prune (STAGE_COMPRESS), before the formats are written (STAGE_REPORT): fold BN and put the kernels
     // on the grid QAT trained with, on whatever model the earlier taps produced (a pruned one keeps layer names).
@@ -173,14 +195,41 @@ export default definePlugin<QatOptions>({
         ctx.logger.warn(`qat: no quantization was simulated (startEpoch ${options.startEpoch} >= epochs run); the float model is exported`);
         return artifact;
       }
-      const { model, quantization, pairs } = await quantizeModel(artifact.model, { bits: options.bits, perChannel: options.perChannel, inputRanges, pairs: options.foldBn ? foldablePairs(artifact.model) : [] });
-      const meta = { ...((artifact.model.getUserDefinedMetadata() as object) ?? {}), tricks_quantization: { scheme: 'qat', bits: options.bits, perChannel: options.perChannel, foldedBn: pairs.length, layers: quantization } };
+      const { model, quantization, pairs } = await quantizeModel(artifact.model, {
+        bits: options.bits,
+        perChannel: options.perChannel,
+        inputRanges,
+        pairs: options.foldBn ? foldablePairs(artifact.model) : [],
+      });
+      const meta = {
+        ...((artifact.model.getUserDefinedMetadata() as object) ?? {}),
+        tricks_quantization: {
+          scheme: 'qat',
+          bits: options.bits,
+          perChannel: options.perChannel,
+          foldedBn: pairs.length,
+          layers: quantization,
+        },
+      };
       model.setUserDefinedMetadata(meta);
       const dir = join(ctx.out, 'model-qat');
       const files = await saveTfjs(model, dir, 'tfjs');
       const simulated = ctx.metrics.at(-1)?.val_top1;
-      ctx.logger.info(`qat: folded ${pairs.length} BN layers, ${Object.keys(quantization).length} layers on the int8 grid: ${dir} (simulated val_top1 ${simulated?.toFixed(4)})`);
-      return { ...artifact, format: 'tfjs', dir, files, model, quantization, report: { ...artifact.report, qat: { simulated_top1: simulated, layers: Object.keys(quantization).length, folded_bn: pairs.length, bits: options.bits } } };
+      ctx.logger.info(
+        `qat: folded ${pairs.length} BN layers, ${Object.keys(quantization).length} layers on the int8 grid: ${dir} (simulated val_top1 ${simulated?.toFixed(4)})`,
+      );
+      return {
+        ...artifact,
+        format: 'tfjs',
+        dir,
+        files,
+        model,
+        quantization,
+        report: {
+          ...artifact.report,
+          qat: { simulated_top1: simulated, layers: Object.keys(quantization).length, folded_bn: pairs.length, bits: options.bits },
+        },
+      };
     });
     // every exit (an error, a NaN stop, a signal too): put the layers' own calls back, free the observers
     api.hooks.teardown.tapPromise({ name: PLUGIN_NAME }, async () => {
@@ -191,7 +240,12 @@ export default definePlugin<QatOptions>({
     const state: PluginState = {
       save: () => ({
         json: Object.fromEntries([...(sim?.observers ?? [])].map(([k, o]) => [k, o.count])),
-        tensors: Object.fromEntries([...(sim?.observers ?? [])].flatMap(([k, o]) => [[`${k}/min`, o.min], [`${k}/max`, o.max]])),
+        tensors: Object.fromEntries(
+          [...(sim?.observers ?? [])].flatMap(([k, o]) => [
+            [`${k}/min`, o.min],
+            [`${k}/max`, o.max],
+          ]),
+        ),
       }),
       load: (state) => {
         const counts = (state.json ?? {}) as Record<string, number>;

@@ -24,7 +24,10 @@ export class MinMaxObserver {
   readonly max: tf.Variable;
   count = 0;
 
-  constructor(readonly name: string, readonly averagingConstant = 0.01) {
+  constructor(
+    readonly name: string,
+    readonly averagingConstant = 0.01,
+  ) {
     this.min = tf.variable(tf.scalar(0), false);
     this.max = tf.variable(tf.scalar(0), false);
   }

@@ -23,7 +23,9 @@ describe('qat/quant: weight fake quantization and observer as PyTorch', () => {
     const w = tf.tensor4d(r.w, r.shape);
     const y = fakeQuantizeWeight(w, 'Conv2D', true, weightRange(8));
     expect(maxDiff(y.dataSync(), r.y)).to.be.below(1e-6);
-    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(fakeQuantizeWeight(t, 'Conv2D', true, weightRange(8)), tf.tensor4d(r.dy, r.shape))))(w);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(fakeQuantizeWeight(t, 'Conv2D', true, weightRange(8)), tf.tensor4d(r.dy, r.shape))))(
+      w,
+    );
     expect(maxDiff(g.dataSync(), r.dx)).to.be.below(1e-7);
   });
 

@@ -9,7 +9,15 @@ import { type ModelQuantization } from '@tricks/helper-quant';
 import { assertNoLeak, assertOptionError, cleanup, runSteps, tapsOf, useTestBackend } from '@tricks/helper-plugin-test-runner';
 import { QatSimulation, type QatOptions } from '../src/index.js';
 
-const OPTS: QatOptions = { startEpoch: 0, freezeObserversEpoch: null, freezeBnEpoch: null, bits: 8, perChannel: true, foldBn: true, averagingConstant: 0.01 };
+const OPTS: QatOptions = {
+  startEpoch: 0,
+  freezeObserversEpoch: null,
+  freezeBnEpoch: null,
+  bits: 8,
+  perChannel: true,
+  foldBn: true,
+  averagingConstant: 0.01,
+};
 
 function tinyNet(): tfl.LayersModel {
   const inp = tfl.input({ shape: [8, 8, 2] });
@@ -34,9 +42,16 @@ describe('qat', function () {
 
   it('the simulation in inference equals the exported int8 ONNX (QDQ on the same grid), BN folding included', async () => {
     const m = tinyNet();
-    tf.tidy(() => m.getLayer('bn1').weights.forEach((w) => (w.read() as tf.Variable).assign(tf.add(w.read(), tf.randomUniform(w.shape as number[], 0.1, 0.5)))));
+    tf.tidy(() =>
+      m
+        .getLayer('bn1')
+        .weights.forEach((w) => (w.read() as tf.Variable).assign(tf.add(w.read(), tf.randomUniform(w.shape as number[], 0.1, 0.5)))),
+    );
     const sim = new QatSimulation(m, OPTS, () => 0);
-    expect(sim.pairs).to.deep.equal([{ conv: 'c1', bn: 'bn1' }, { conv: 'dw', bn: 'bn2' }]);
+    expect(sim.pairs).to.deep.equal([
+      { conv: 'c1', bn: 'bn1' },
+      { conv: 'dw', bn: 'bn2' },
+    ]);
     const x = tf.randomNormal([16, 8, 8, 2]) as tf.Tensor4D;
     // training-mode passes feed the observers (and move BN statistics)
     // (leaks are checked in the run below: a bare apply(training) outside a gradient tape leaks one tensor per
@@ -44,7 +59,12 @@ describe('qat', function () {
     for (let i = 0; i < 3; i++) tf.tidy(() => m.apply(x, { training: true }) as tf.Tensor);
     expect(sim.observers.get('c1')!.count).to.equal(3);
     const simOut = (m.predict(x) as tf.Tensor).dataSync();
-    const { model: q, quantization } = await quantizeModel(m, { bits: 8, perChannel: true, inputRanges: sim.inputRanges(), pairs: sim.pairs });
+    const { model: q, quantization } = await quantizeModel(m, {
+      bits: 8,
+      perChannel: true,
+      inputRanges: sim.inputRanges(),
+      pairs: sim.pairs,
+    });
     expect(q.layers.map((l) => l.name)).to.not.include('bn1');
     const ort = await loadOrt();
     const s = await ort.InferenceSession.create(toOnnx(q, { quantization }), { graphOptimizationLevel: 'disabled' });
@@ -66,7 +86,10 @@ describe('qat', function () {
     const sim = new QatSimulation(m, { ...OPTS, freezeBnEpoch: 0 }, () => 0);
     const x = tf.randomNormal([4, 8, 8, 2]);
     const mean0 = m.getLayer('bn1').getWeights()[2].dataSync().slice();
-    const { grads } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar, m.trainableWeights.map((w) => w.read() as tf.Variable));
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar,
+      m.trainableWeights.map((w) => w.read() as tf.Variable),
+    );
     for (const name of ['c1/kernel', 'dw/depthwise_kernel', 'fc/kernel']) {
       const g = Object.entries(grads).find(([k]) => k.includes(name))![1];
       expect(tf.sum(tf.abs(g)).dataSync()[0], name).to.be.greaterThan(0);
@@ -92,7 +115,11 @@ describe('qat', function () {
       expect((meta.layers as ModelQuantization).conv2.input!.zeroPoint).to.equal(0); // after ReLU + pooling: min 0
       // a later export from the saved qat model (what `tricks export --format onnx` runs) writes the same QDQ grid
       const saved = await loadModel(join(run.out, 'model-qat'));
-      const again = await writeFormat(saved, 'onnx', join(run.out, 'cli-onnx'), { quantization: modelQuantization(saved), bits: 8, perChannel: true });
+      const again = await writeFormat(saved, 'onnx', join(run.out, 'cli-onnx'), {
+        quantization: modelQuantization(saved),
+        bits: 8,
+        perChannel: true,
+      });
       saved.dispose();
       expect(again.quantization).to.equal('qat');
       expect(again.bytes).to.equal(onnx.bytes);

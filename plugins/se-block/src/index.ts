@@ -30,10 +30,14 @@ export function squeezeExcite(branch: SymbolicTensor, info: BlockInfo, o: SeBloc
   const rank = branch.shape.length;
   const c = branch.shape[rank - 1];
   if (c == null || (rank !== 4 && rank !== 3)) {
-    throw new TricksError(`se-block: block ${info.name} of ${info.model} has a branch of shape ${JSON.stringify(branch.shape)}`, 'se-block needs [batch, height, width, channels] or [batch, tokens, channels] with known channels');
+    throw new TricksError(
+      `se-block: block ${info.name} of ${info.model} has a branch of shape ${JSON.stringify(branch.shape)}`,
+      'se-block needs [batch, height, width, channels] or [batch, tokens, channels] with known channels',
+    );
   }
   const n = `${info.name}_seblock`;
-  const pool = rank === 4 ? tfl.layers.globalAveragePooling2d({ name: `${n}_pool` }) : tfl.layers.globalAveragePooling1d({ name: `${n}_pool` });
+  const pool =
+    rank === 4 ? tfl.layers.globalAveragePooling2d({ name: `${n}_pool` }) : tfl.layers.globalAveragePooling1d({ name: `${n}_pool` });
   let s = pool.apply(branch) as SymbolicTensor;
   s = tfl.layers.dense({ units: squeezeUnits(c, o), activation: 'relu', name: `${n}_fc1` }).apply(s) as SymbolicTensor;
   s = tfl.layers.dense({ units: c, activation: 'sigmoid', name: `${n}_fc2` }).apply(s) as SymbolicTensor;
@@ -43,7 +47,8 @@ export function squeezeExcite(branch: SymbolicTensor, info: BlockInfo, o: SeBloc
 
 export default definePlugin<SeBlockOptions>({
   name: PLUGIN_NAME,
-  description: 'Squeeze-and-Excitation on every residual branch (GAP, FC down by r, ReLU, FC up, sigmoid, channel scale), on any backbone that emits the block hook',
+  description:
+    'Squeeze-and-Excitation on every residual branch (GAP, FC down by r, ReLU, FC up, sigmoid, channel scale), on any backbone that emits the block hook',
   schema: {
     type: 'object',
     additionalProperties: false,

@@ -2,11 +2,10 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { countParams } from '@tricks/models';
+import { countParams, registerModels } from '@tricks/models';
 import { createHooks, ModelRegistry, type BlockInfo, type PluginApi, type ResolvedConfig } from '@tricks/core';
 import { useTestBackend, runSteps, cleanup, assertNoLeak, assertOptionError, tapsOf } from '@tricks/helper-plugin-test-runner';
 import plugin, { squeezeExcite, squeezeUnits, type SeBlockOptions } from '../src/index.js';
-import { registerModels } from '@tricks/models';
 
 const ref = JSON.parse(readFileSync(new URL('../../test/fixtures/reference.json', import.meta.url), 'utf8'));
 const registry = registerModels(new ModelRegistry());
@@ -48,7 +47,11 @@ describe('se-block', function () {
   });
 
   it('option stages limits SE to those stages; reduction and minChannels set the squeeze width', () => {
-    const m = registry.build('resnet18-cifar', { inputShape: [8, 8, 3], numClasses: 10 }, hooksWith({ stages: [4], reduction: 128, minChannels: 3 }));
+    const m = registry.build(
+      'resnet18-cifar',
+      { inputShape: [8, 8, 3], numClasses: 10 },
+      hooksWith({ stages: [4], reduction: 128, minChannels: 3 }),
+    );
     const se = m.layers.filter((l) => l.name.endsWith('_seblock_fc1'));
     expect(se.map((l) => l.name)).to.deep.equal(['s4b1_seblock_fc1', 's4b2_seblock_fc1']);
     expect((se[0].getConfig() as { units: number }).units).to.equal(4); // 512 / 128

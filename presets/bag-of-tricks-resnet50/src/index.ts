@@ -11,7 +11,8 @@ import { definePreset } from '@tricks/core';
  */
 export default definePreset({
   name: 'bag-of-tricks-resnet50',
-  description: 'He et al. 2019 on ImageNet-style folders: ResNet-50 baseline, + ResNet-D, + linear LR scaling (batch 1024), + zero-gamma and no bias decay, + cosine with 5 warm-up epochs, + label smoothing 0.1, + mixup 0.2, + distillation',
+  description:
+    'He et al. 2019 on ImageNet-style folders: ResNet-50 baseline, + ResNet-D, + linear LR scaling (batch 1024), + zero-gamma and no bias decay, + cosine with 5 warm-up epochs, + label smoothing 0.1, + mixup 0.2, + distillation',
   settings: {
     data: 'folder',
     dataOptions: { size: 224 },
@@ -28,7 +29,11 @@ export default definePreset({
     { name: '+ ResNet-D', settings: { model: { name: 'resnet50-d' } } },
     // lr = 0.1 x 1024 / 256 = 0.4
     { name: '+ linear LR scaling, batch 1024', plugins: [['lr-scaling', { referenceBatchSize: 256 }]], settings: { batchSize: 1024 } },
-    { name: '+ zero-gamma, no bias decay', plugins: [['no-bias-decay', { bias: true, norm: true }]], settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } } },
+    {
+      name: '+ zero-gamma, no bias decay',
+      plugins: [['no-bias-decay', { bias: true, norm: true }]],
+      settings: { model: { name: 'resnet50-d', options: { zeroGamma: true } } },
+    },
     { name: '+ cosine LR, 5 warm-up epochs', settings: { schedule: { name: 'cosine', warmupEpochs: 5 } } },
     { name: '+ label smoothing', plugins: [['label-smoothing', { epsilon: 0.1 }]] },
     // The paper trains 200 epochs with mixup instead of 120.

@@ -8,7 +8,8 @@ import { definePreset } from '@tricks/core';
  */
 export default definePreset({
   name: 'baseline',
-  description: 'ResNet-20 (He et al. 2016), SGD momentum 0.9, lr 0.1 / 10 at epochs 82 and 123 of 164, pad-crop + flip; the reference for ablations',
+  description:
+    'ResNet-20 (He et al. 2016), SGD momentum 0.9, lr 0.1 / 10 at epochs 82 and 123 of 164, pad-crop + flip; the reference for ablations',
   settings: {
     model: { name: 'resnet20' },
     epochs: 164,

@@ -13,7 +13,8 @@ export const CIFAR100_STD = [0.2673, 0.2564, 0.2762];
  */
 export default definePreset({
   name: 'cifar100-resnet18',
-  description: 'ResNet-18 on CIFAR-100, 200 epochs; ladder: baseline, + AutoAugment, + SE blocks, + label smoothing 0.1 and cosine LR, + distillation from a ResNet-50',
+  description:
+    'ResNet-18 on CIFAR-100, 200 epochs; ladder: baseline, + AutoAugment, + SE blocks, + label smoothing 0.1 and cosine LR, + distillation from a ResNet-50',
   settings: {
     data: 'cifar100',
     model: { name: 'resnet18-cifar' },

@@ -11,7 +11,10 @@ describe('preset cifar100-resnet18', function () {
       rungs.push((await resolveConfig({ preset: 'cifar100-resnet18', out: '/tmp/x', plugins }, { ladderStep: i })).config);
     }
     expect(rungs.map((c) => c.plugins.map((p) => p.key).sort())).to.deep.equal([
-      ['augment'], ['augment', 'autoaugment'], ['augment', 'autoaugment', 'se-block'], ['augment', 'autoaugment', 'label-smoothing', 'se-block'],
+      ['augment'],
+      ['augment', 'autoaugment'],
+      ['augment', 'autoaugment', 'se-block'],
+      ['augment', 'autoaugment', 'label-smoothing', 'se-block'],
       ['augment', 'autoaugment', 'kd', 'label-smoothing', 'se-block'],
     ]);
     for (const c of rungs) {
@@ -28,6 +31,8 @@ describe('preset cifar100-resnet18', function () {
 
   it('without a teacher, the distillation rung fails with the option named', async () => {
     const err = await resolveConfig({ preset: 'cifar100-resnet18', out: '/tmp/x' }).catch((e) => e);
-    expect(String(err.message)).to.match(/kd/).and.to.match(/teacher/);
+    expect(String(err.message))
+      .to.match(/kd/)
+      .and.to.match(/teacher/);
   });
 });

@@ -7,7 +7,8 @@ import { definePreset } from '@tricks/core';
  */
 export default definePreset({
   name: 'fashion-mnist',
-  description: 'small CNN on Fashion-MNIST for a 2-core CPU; ladder: baseline, + flip/crop augmentation, + cosine LR, + label smoothing, + mixup',
+  description:
+    'small CNN on Fashion-MNIST for a 2-core CPU; ladder: baseline, + flip/crop augmentation, + cosine LR, + label smoothing, + mixup',
   settings: {
     data: 'fashion-mnist',
     model: { name: 'small-cnn', options: { width: 16 } },

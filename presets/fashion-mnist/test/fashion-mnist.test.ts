@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { resolveConfig } from '@tricks/core';
-import type { PresetDefinition } from '@tricks/core';
+import { resolveConfig, type PresetDefinition } from '@tricks/core';
 import def from '../src/index.js';
 
 const preset = def as PresetDefinition;

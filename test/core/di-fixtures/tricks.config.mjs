@@ -8,8 +8,12 @@ export const log = [];
 export const created = [];
 
 class ArrayLogger {
-  info(m) { log.push(m); }
-  warn(m) { log.push(`warning: ${m}`); }
+  info(m) {
+    log.push(m);
+  }
+  warn(m) {
+    log.push(`warning: ${m}`);
+  }
   debug() {}
 }
 

@@ -38,14 +38,19 @@ class Replica {
       if (m.kind === 'error') p?.reject(new Error(`data-parallel worker: ${m.message}`));
       else p?.resolve(m);
     });
-    worker.on('error', (e) => { this.pending?.reject(e); this.pending = undefined; });
+    worker.on('error', (e) => {
+      this.pending?.reject(e);
+      this.pending = undefined;
+    });
   }
   /** Waits for the worker's next message (the reply to the last request). */
   next<K extends FromWorker['kind']>(kind: K): Promise<Extract<FromWorker, { kind: K }>> {
     return new Promise((resolve, reject) => {
       this.pending = {
-        resolve: (m) => m.kind === kind ? resolve(m as Extract<FromWorker, { kind: K }>)
-          : reject(new Error(`data-parallel worker: expected ${kind}, got ${m.kind}`)),
+        resolve: (m) =>
+          m.kind === kind
+            ? resolve(m as Extract<FromWorker, { kind: K }>)
+            : reject(new Error(`data-parallel worker: expected ${kind}, got ${m.kind}`)),
         reject,
       };
     });
@@ -60,7 +65,11 @@ class Replica {
 export class DataParallel {
   private lr: number;
 
-  private constructor(private readonly replicas: Replica[], lr: number, readonly params: number) {
+  private constructor(
+    private readonly replicas: Replica[],
+    lr: number,
+    readonly params: number,
+  ) {
     this.lr = lr;
   }
 
@@ -71,13 +80,21 @@ export class DataParallel {
     const replicas: Replica[] = [];
     const ready: Promise<Extract<FromWorker, { kind: 'ready' }>>[] = [];
     for (let rank = 0; rank < n; rank++) {
-      const init: WorkerInit = { model: opts.model, backend: opts.backend ?? 'wasm', optimizer: opts.optimizer,
-        labelSmoothing: opts.labelSmoothing ?? 0, rank, workers: n };
-      const r = new Replica(new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: init,
-        // one kernel thread per replica: the replicas are the parallelism here
-        env: { ...process.env, TRICKS_WASM_THREADS: '1' },
-      }));
+      const init: WorkerInit = {
+        model: opts.model,
+        backend: opts.backend ?? 'wasm',
+        optimizer: opts.optimizer,
+        labelSmoothing: opts.labelSmoothing ?? 0,
+        rank,
+        workers: n,
+      };
+      const r = new Replica(
+        new Worker(new URL('./worker.js', import.meta.url), {
+          workerData: init,
+          // one kernel thread per replica: the replicas are the parallelism here
+          env: { ...process.env, TRICKS_WASM_THREADS: '1' },
+        }),
+      );
       replicas.push(r);
       ready.push(r.next('ready'));
     }
@@ -107,8 +124,7 @@ export class DataParallel {
   /** One synchronous SGD step on the batch, split evenly over the workers; returns the mean loss. */
   async step(batch: Batch): Promise<number> {
     const shards = this.split(batch);
-    const losses = await Promise.all(this.replicas.map((r, i) =>
-      r.request({ kind: 'grads', ...shards[i]! }, 'grads-done')));
+    const losses = await Promise.all(this.replicas.map((r, i) => r.request({ kind: 'grads', ...shards[i]! }, 'grads-done')));
     await Promise.all(this.replicas.map((r) => r.request({ kind: 'apply', lr: this.lr }, 'applied')));
     return losses.reduce((a, m) => a + m.loss, 0) / losses.length;
   }
@@ -116,11 +132,15 @@ export class DataParallel {
   /** Inference logits of x (split over the workers), shape [batch, classes]. */
   async predict(x: Float32Array, xShape: number[]): Promise<{ values: Float32Array; shape: number[] }> {
     const shards = this.split({ x, xShape, y: new Float32Array(0), yShape: [xShape[0]!, 0] });
-    const parts = await Promise.all(this.replicas.map((r, i) =>
-      r.request({ kind: 'predict', x: shards[i]!.x, xShape: shards[i]!.xShape }, 'logits')));
+    const parts = await Promise.all(
+      this.replicas.map((r, i) => r.request({ kind: 'predict', x: shards[i]!.x, xShape: shards[i]!.xShape }, 'logits')),
+    );
     const values = new Float32Array(parts.reduce((a, p) => a + p.values.length, 0));
     let o = 0;
-    for (const p of parts) { values.set(p.values, o); o += p.values.length; }
+    for (const p of parts) {
+      values.set(p.values, o);
+      o += p.values.length;
+    }
     return { values, shape: [xShape[0]!, ...parts[0]!.shape.slice(1)] };
   }
 
@@ -138,12 +158,18 @@ export class DataParallel {
   }
 
   private split(b: Batch): Batch[] {
-    const n = this.replicas.length, rows = b.xShape[0]!;
-    if (rows % n !== 0) throw new Error(`DataParallel: batch size ${rows} is not a multiple of the ${n} workers; use a batch size divisible by ${n}`);
-    const per = rows / n, xRow = b.x.length / rows, yRow = b.y.length / rows;
+    const n = this.replicas.length,
+      rows = b.xShape[0]!;
+    if (rows % n !== 0)
+      throw new Error(`DataParallel: batch size ${rows} is not a multiple of the ${n} workers; use a batch size divisible by ${n}`);
+    const per = rows / n,
+      xRow = b.x.length / rows,
+      yRow = b.y.length / rows;
     return this.replicas.map((_, i) => ({
-      x: b.x.slice(i * per * xRow, (i + 1) * per * xRow), xShape: [per, ...b.xShape.slice(1)],
-      y: b.y.slice(i * per * yRow, (i + 1) * per * yRow), yShape: [per, ...b.yShape.slice(1)],
+      x: b.x.slice(i * per * xRow, (i + 1) * per * xRow),
+      xShape: [per, ...b.xShape.slice(1)],
+      y: b.y.slice(i * per * yRow, (i + 1) * per * yRow),
+      yShape: [per, ...b.yShape.slice(1)],
     }));
   }
 }

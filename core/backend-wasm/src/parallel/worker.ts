@@ -22,7 +22,8 @@ const model = builder(...(init.model.args ?? []));
 const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
 const sizes = weights.map((v) => v.size);
 const params = sizes.reduce((a, b) => a + b, 0);
-const momentum = init.optimizer.momentum ?? 0, weightDecay = init.optimizer.weightDecay ?? 0;
+const momentum = init.optimizer.momentum ?? 0,
+  weightDecay = init.optimizer.weightDecay ?? 0;
 const optimizer = new SGD({ lr: init.optimizer.lr, momentum, weightDecay }); // the trainer's SGD (one native pass per weight on wasm)
 let slots: Float32Array | undefined;
 
@@ -72,7 +73,10 @@ port.on('message', (m: ToWorker) => {
         break;
       case 'get-weights': {
         const ws = model.getWeights().map((w) => w.dataSync() as Float32Array);
-        send({ kind: 'weights', weights: ws }, ws.map((w) => w.buffer as ArrayBuffer));
+        send(
+          { kind: 'weights', weights: ws },
+          ws.map((w) => w.buffer as ArrayBuffer),
+        );
         break;
       }
       case 'set-weights': {
@@ -104,7 +108,7 @@ port.on('message', (m: ToWorker) => {
       }
     }
   } catch (e) {
-    send({ kind: 'error', message: e instanceof Error ? e.stack ?? e.message : String(e) });
+    send({ kind: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   }
 });
 send({ kind: 'ready', params, shapes: weights.map((v) => v.shape) });

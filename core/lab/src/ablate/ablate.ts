@@ -2,10 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { threadsPerJob } from '@tricks/backend-wasm';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TricksError } from '@tricks/core';
-import { writeFileAtomic } from '@tricks/core';
-import { ConsoleLogger, type Logger } from '@tricks/core';
-import type { UserConfig } from '@tricks/core';
+import { TricksError, writeFileAtomic, ConsoleLogger, type Logger, type UserConfig } from '@tricks/core';
 import { loadLadder, planAblation, type RunSpec } from './plan.js';
 import { readResult, type RunRecord } from './run.js';
 import { duration, summarize, type AblationSummary } from './summary.js';
@@ -40,7 +37,11 @@ function spawnRun(spec: RunSpec, cwd: string, jobs: number, bin: string): { chil
   mkdirSync(spec.out, { recursive: true });
   const log = join(spec.out, 'train.log');
   const stream = createWriteStream(log, { flags: 'a' });
-  const child = spawn(process.execPath, [bin, 'ablate-run', join(spec.out, 'spec.json')], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRICKS_WASM_THREADS: threadsPerJob(jobs) } }); // the cores shared between the runs at once
+  const child = spawn(process.execPath, [bin, 'ablate-run', join(spec.out, 'spec.json')], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TRICKS_WASM_THREADS: threadsPerJob(jobs) },
+  }); // the cores shared between the runs at once
   child.stdout!.pipe(stream, { end: false });
   child.stderr!.pipe(stream, { end: false });
   const done = new Promise<number>((res) => {
@@ -67,7 +68,9 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
   const { definition } = await loadLadder(o.preset, cwd);
   const specs = await planAblation({ preset: o.preset, seeds: o.seeds, overrides: o.overrides, out, teacher: o.teacher, cwd });
   await writeFileAtomic(join(out, 'plan.json'), JSON.stringify(specs, null, 1));
-  logger.info(`ablate: preset ${definition.name}, ${definition.ladder!.length} steps x ${o.seeds} seed(s) = ${specs.filter((s) => !s.role).length} runs${specs.some((s) => s.role) ? ' + a teacher' : ''}, ${jobs} at a time; out ${out}`);
+  logger.info(
+    `ablate: preset ${definition.name}, ${definition.ladder!.length} steps x ${o.seeds} seed(s) = ${specs.filter((s) => !s.role).length} runs${specs.some((s) => s.role) ? ' + a teacher' : ''}, ${jobs} at a time; out ${out}`,
+  );
 
   const records = new Map<string, RunRecord>();
   const failed: AblateResult['failed'] = [];
@@ -87,7 +90,9 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
   const onSignal = (sig: NodeJS.Signals) => () => {
     if (interrupted) return;
     interrupted = sig;
-    logger.warn(`${sig}: stopping ${running.size} run(s) after their current step (they write a checkpoint); run the same command again to continue`);
+    logger.warn(
+      `${sig}: stopping ${running.size} run(s) after their current step (they write a checkpoint); run the same command again to continue`,
+    );
     for (const r of running.values()) r.child.kill(sig);
   };
   const handlers = o.handleSignals ? { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') } : undefined;
@@ -111,22 +116,31 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
         await writeFileAtomic(join(spec.out, 'spec.json'), JSON.stringify(spec, null, 1));
         const r = spawnRun(spec, cwd, jobs, o.bin);
         logger.info(`ablate: [${records.size + running.size + 1}/${total}] start ${spec.id} (${spec.trick}); log ${r.log}`);
-        running.set(spec.id, { ...r, done: r.done.then(async (code) => {
-          if (code === 0) {
-            const rec = await readResult(spec).catch((e: Error) => { failed.push({ id: spec.id, log: r.log, reason: e.message }); return undefined; });
-            if (rec) {
-              records.set(spec.id, rec);
-              logger.info(`ablate: done ${spec.id}: top-1 ${(rec.top1 * 100).toFixed(2)} % in ${duration(rec.seconds)}${rec.resumedFrom !== undefined ? ` (resumed at epoch ${rec.resumedFrom + 1})` : ''}; ${records.size}/${total} finished, ${duration((performance.now() - t0) / 1000)} so far`);
-            } else if (!failed.some((f) => f.id === spec.id)) failed.push({ id: spec.id, log: r.log, reason: 'exited 0 without result.json' });
-          } else if (interrupted && (code === 143 || code === 130)) {
-            logger.info(`ablate: ${spec.id} stopped with a checkpoint`);
-          } else {
-            failed.push({ id: spec.id, log: r.log, reason: `exit code ${code}` });
-            logger.warn(`ablate: ${spec.id} failed (exit code ${code}); see ${r.log}`);
-          }
-          running.delete(spec.id);
-          return code;
-        }) });
+        running.set(spec.id, {
+          ...r,
+          done: r.done.then(async (code) => {
+            if (code === 0) {
+              const rec = await readResult(spec).catch((e: Error) => {
+                failed.push({ id: spec.id, log: r.log, reason: e.message });
+                return undefined;
+              });
+              if (rec) {
+                records.set(spec.id, rec);
+                logger.info(
+                  `ablate: done ${spec.id}: top-1 ${(rec.top1 * 100).toFixed(2)} % in ${duration(rec.seconds)}${rec.resumedFrom !== undefined ? ` (resumed at epoch ${rec.resumedFrom + 1})` : ''}; ${records.size}/${total} finished, ${duration((performance.now() - t0) / 1000)} so far`,
+                );
+              } else if (!failed.some((f) => f.id === spec.id))
+                failed.push({ id: spec.id, log: r.log, reason: 'exited 0 without result.json' });
+            } else if (interrupted && (code === 143 || code === 130)) {
+              logger.info(`ablate: ${spec.id} stopped with a checkpoint`);
+            } else {
+              failed.push({ id: spec.id, log: r.log, reason: `exit code ${code}` });
+              logger.warn(`ablate: ${spec.id} failed (exit code ${code}); see ${r.log}`);
+            }
+            running.delete(spec.id);
+            return code;
+          }),
+        });
       }
       if (!running.size) {
         if (pending.length && !interrupted) {
@@ -141,7 +155,10 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
     if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
   }
   if (interrupted) {
-    throw new TricksError(`ablation stopped by ${interrupted}: ${records.size} of ${total} runs finished, the others have checkpoints in ${join(out, 'runs')}`, 'run the same command again to continue where it stopped');
+    throw new TricksError(
+      `ablation stopped by ${interrupted}: ${records.size} of ${total} runs finished, the others have checkpoints in ${join(out, 'runs')}`,
+      'run the same command again to continue where it stopped',
+    );
   }
   const runs = specs.map((s) => records.get(s.id)).filter((r): r is RunRecord => Boolean(r));
   const summary = await summarize(runs, out, { title: `Ablation: ${definition.name}` });

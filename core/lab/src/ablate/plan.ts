@@ -1,8 +1,5 @@
 import { join, resolve } from 'node:path';
-import { TricksError } from '@tricks/core';
-import type { UserConfig } from '@tricks/core';
-import type { LadderStep, PluginItem, PresetDefinition } from '@tricks/core';
-import { loadPreset } from '@tricks/core';
+import { TricksError, type UserConfig, type LadderStep, type PluginItem, type PresetDefinition, loadPreset } from '@tricks/core';
 
 /** One training run of an ablation: a ladder step (0-based) of a preset, with one seed. */
 export interface RunSpec {
@@ -39,20 +36,30 @@ export interface PlanOptions {
 
 const pluginName = (p: PluginItem) => (typeof p === 'string' ? p : p[0]);
 const pluginOptions = (p: PluginItem) => (typeof p === 'string' ? {} : ((p[1] as Record<string, unknown>) ?? {}));
-export const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'step';
+export const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '') || 'step';
 
 /** "autoaugment, label-smoothing(epsilon=0.1), schedule=cosine": what a rung adds, for tables. */
 export function describeStep(step: LadderStep, index: number): string {
   const parts: string[] = [];
   for (const p of step.plugins ?? []) {
     const o = Object.entries(pluginOptions(p)).filter(([k]) => k !== 'teacher' && k !== 'teacherModel');
-    parts.push(o.length ? `${pluginName(p)}(${o.map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')})` : pluginName(p));
+    parts.push(
+      o.length
+        ? `${pluginName(p)}(${o.map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')})`
+        : pluginName(p),
+    );
   }
   for (const [k, v] of Object.entries(step.settings ?? {})) {
     let val = JSON.stringify(v);
     if (typeof v === 'object' && v !== null && 'name' in v) {
       const { name, ...rest } = v as { name: string; [k: string]: unknown };
-      const flat = Object.entries(rest).flatMap(([k, x]) => (typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.entries(x).map(([k2, y]) => [k2, y] as const) : [[k, x] as const]));
+      const flat = Object.entries(rest).flatMap(([k, x]) =>
+        typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.entries(x).map(([k2, y]) => [k2, y] as const) : [[k, x] as const],
+      );
       val = flat.length ? `${name}(${flat.map(([k, x]) => `${k}=${JSON.stringify(x)}`).join(', ')})` : name;
     }
     parts.push(`${k}=${val}`);
@@ -65,7 +72,10 @@ export async function loadLadder(preset: string, cwd = process.cwd()): Promise<{
   const { definition } = await loadPreset(preset, cwd);
   const ladder = definition.ladder ?? [];
   if (!ladder.length) {
-    throw new TricksError(`preset ${definition.name} has no ablation ladder`, 'use a preset with a `ladder` (baseline, cifar100-resnet18, bag-of-tricks-resnet50, mobile, fashion-mnist)');
+    throw new TricksError(
+      `preset ${definition.name} has no ablation ladder`,
+      'use a preset with a `ladder` (baseline, cifar100-resnet18, bag-of-tricks-resnet50, mobile, fashion-mnist)',
+    );
   }
   return { definition, ladder };
 }
@@ -77,7 +87,11 @@ function teacherNeed(step: LadderStep): { name: string; options?: Record<string,
   const o = pluginOptions(kd);
   if (o.teacher) return undefined;
   const tm = o.teacherModel as { name: string; options?: Record<string, unknown> } | undefined;
-  if (!tm?.name) throw new TricksError(`ladder step "${step.name}": plugin kd has neither "teacher" nor "teacherModel"`, 'give kd a teacherModel ({name}) for the ablation to train, or pass --teacher DIR');
+  if (!tm?.name)
+    throw new TricksError(
+      `ladder step "${step.name}": plugin kd has neither "teacher" nor "teacherModel"`,
+      'give kd a teacherModel ({name}) for the ablation to train, or pass --teacher DIR',
+    );
   return tm;
 }
 
@@ -113,8 +127,15 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
       teacherId = 'teacher';
       teacherDir = join(out, 'runs', teacherId);
       specs.push({
-        id: teacherId, preset: opts.preset, ladderStep: 0, stepName: 'teacher', trick: `teacher ${need.name}`, seed: base,
-        overrides: { ...opts.overrides, model: { name: need.name, options: need.options }, seed: base }, out: teacherDir, role: 'teacher',
+        id: teacherId,
+        preset: opts.preset,
+        ladderStep: 0,
+        stepName: 'teacher',
+        trick: `teacher ${need.name}`,
+        seed: base,
+        overrides: { ...opts.overrides, model: { name: need.name, options: need.options }, seed: base },
+        out: teacherDir,
+        role: 'teacher',
       });
     }
     const usesKd = ladder.slice(0, i + 1).some((s) => teacherNeed(s));
@@ -123,8 +144,15 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
       const overrides: UserConfig = { ...opts.overrides, seed: base + k };
       if (usesKd && teacherDir) overrides.plugins = withTeacher(opts.overrides.plugins ?? [], teacherDir);
       specs.push({
-        id, preset: opts.preset, ladderStep: i, stepName: step.name, trick: describeStep(step, i), seed: base + k, overrides,
-        out: join(out, 'runs', id), ...(usesKd && teacherId ? { dependsOn: [teacherId] } : {}),
+        id,
+        preset: opts.preset,
+        ladderStep: i,
+        stepName: step.name,
+        trick: describeStep(step, i),
+        seed: base + k,
+        overrides,
+        out: join(out, 'runs', id),
+        ...(usesKd && teacherId ? { dependsOn: [teacherId] } : {}),
       });
     }
   });

@@ -2,15 +2,17 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PluginDefinition } from '@tricks/core';
+import {
+  type PluginDefinition,
+  TricksError,
+  type EpochMetrics,
+  completeDir,
+  writeFileAtomic,
+  type Logger,
+  type UserConfig,
+} from '@tricks/core';
 import { createStandardTrainer } from '../standard.js';
-import { TricksError } from '@tricks/core';
-import type { EpochMetrics } from '@tricks/core';
-import { completeDir, writeFileAtomic } from '@tricks/core';
-import type { Logger } from '@tricks/core';
-import type { UserConfig } from '@tricks/core';
 import type { RunSpec } from './plan.js';
-
 
 /** What one finished run of an ablation saved in OUT/runs/<id>/result.json. */
 export interface RunRecord {
@@ -37,7 +39,10 @@ export interface RunRecord {
 /** Hash of the parts of a spec that define its result (not its id or folder). */
 export function specHash(spec: RunSpec): string {
   const { modules: _m, out: _o, ...overrides } = spec.overrides as UserConfig;
-  return createHash('sha256').update(JSON.stringify({ preset: spec.preset, ladderStep: spec.ladderStep, seed: spec.seed, overrides })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ preset: spec.preset, ladderStep: spec.ladderStep, seed: spec.seed, overrides }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** The saved record of a finished run, or undefined. Throws when it belongs to a different spec. */
@@ -60,7 +65,10 @@ export async function readResult(spec: RunSpec): Promise<RunRecord | undefined> 
  * from spec.out/checkpoint when it was interrupted, else trains from scratch. Writes
  * spec.out/result.json atomically at the end (the trainer also writes run.json and report.html there).
  */
-export async function runOne(spec: RunSpec, opts: { logger?: Logger; handleSignals?: boolean; cwd?: string; builtins?: PluginDefinition[] } = {}): Promise<RunRecord> {
+export async function runOne(
+  spec: RunSpec,
+  opts: { logger?: Logger; handleSignals?: boolean; cwd?: string; builtins?: PluginDefinition[] } = {},
+): Promise<RunRecord> {
   const done = await readResult(spec);
   if (done) return done;
   const ckpt = completeDir(join(spec.out, 'checkpoint'));
@@ -70,7 +78,12 @@ export async function runOne(spec: RunSpec, opts: { logger?: Logger; handleSigna
     resumedFrom = state.epoch;
   }
   const user: UserConfig = { ...spec.overrides, preset: spec.preset, seed: spec.seed, out: spec.out, checkpoint: true };
-  const trainer = await createStandardTrainer(user, { ladderStep: spec.ladderStep, logger: opts.logger, cwd: opts.cwd, builtins: opts.builtins });
+  const trainer = await createStandardTrainer(user, {
+    ladderStep: spec.ladderStep,
+    logger: opts.logger,
+    cwd: opts.cwd,
+    builtins: opts.builtins,
+  });
   let result;
   try {
     result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals });

@@ -48,8 +48,15 @@ export function summarizeRuns(runs: RunRecord[]): AblationSummary {
     const rs = byStep.get(k)!.sort((a, b) => a.seed - b.seed);
     const top1 = rs.map((r) => r.top1);
     const s: StepSummary = {
-      ladderStep: k, stepName: rs[0].stepName, trick: rs[0].trick, n: rs.length, seeds: rs.map((r) => r.seed), top1,
-      mean: mean(top1), std: std(top1), seconds: mean(rs.map((r) => r.seconds)),
+      ladderStep: k,
+      stepName: rs[0].stepName,
+      trick: rs[0].trick,
+      n: rs.length,
+      seeds: rs.map((r) => r.seed),
+      top1,
+      mean: mean(top1),
+      std: std(top1),
+      seconds: mean(rs.map((r) => r.seconds)),
       imagesPerSec: mean(rs.map((r) => mean(r.epochs.map((e) => e.images_per_sec)))),
     };
     const prev = steps.at(-1);
@@ -70,7 +77,8 @@ export function summarizeRuns(runs: RunRecord[]): AblationSummary {
 
 const pct = (x: number, digits = 2) => (x * 100).toFixed(digits);
 const signed = (x: number, digits = 2) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(digits)}`;
-export const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+export const duration = (s: number) =>
+  s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
 
 /** A verdict on a difference, from its standard error: honest about noise. */
 export function verdict(s: StepSummary): string {
@@ -93,14 +101,27 @@ export function ablationMarkdown(sum: AblationSummary, title = 'Ablation'): stri
   ];
   for (const s of sum.steps) {
     const delta = s.delta === undefined ? '' : `${signed(s.delta)}${s.deltaSe ? ` ± ${pct(s.deltaSe)}` : ''}`;
-    lines.push(`| ${s.ladderStep + 1} | ${s.stepName} | ${s.trick} | ${pct(s.mean)} ± ${pct(s.std)} | ${s.n} | ${delta} | ${verdict(s)} | ${duration(s.seconds)} |`);
+    lines.push(
+      `| ${s.ladderStep + 1} | ${s.stepName} | ${s.trick} | ${pct(s.mean)} ± ${pct(s.std)} | ${s.n} | ${delta} | ${verdict(s)} | ${duration(s.seconds)} |`,
+    );
   }
   if (sum.steps.length > 1) {
-    const first = sum.steps[0], last = sum.steps.at(-1)!;
+    const first = sum.steps[0],
+      last = sum.steps.at(-1)!;
     lines.push('', `Whole ladder: ${pct(first.mean)} → ${pct(last.mean)} (${signed(last.mean - first.mean)} points).`);
   }
-  if (sum.teacher) lines.push('', `Teacher for distillation: ${sum.teacher.trick}, top-1 ${pct(sum.teacher.top1)} % (one seed, ${duration(sum.teacher.seconds)}).`);
-  lines.push('', '<details><summary>Every run</summary>', '', '| run | seed | top-1 (%) | time | resumed from epoch |', '|---|---|---|---|---|');
+  if (sum.teacher)
+    lines.push(
+      '',
+      `Teacher for distillation: ${sum.teacher.trick}, top-1 ${pct(sum.teacher.top1)} % (one seed, ${duration(sum.teacher.seconds)}).`,
+    );
+  lines.push(
+    '',
+    '<details><summary>Every run</summary>',
+    '',
+    '| run | seed | top-1 (%) | time | resumed from epoch |',
+    '|---|---|---|---|---|',
+  );
   for (const r of sum.runs) lines.push(`| ${r.id} | ${r.seed} | ${pct(r.top1)} | ${duration(r.seconds)} | ${r.resumedFrom ?? ''} |`);
   lines.push('', '</details>', '');
   if (sum.backend) lines.push(`Backend: ${sum.backend}.`, '');
@@ -108,22 +129,39 @@ export function ablationMarkdown(sum: AblationSummary, title = 'Ablation'): stri
 }
 
 /** Writes ablation.json, ablation.md, ladder.svg/.png and curves.svg/.png into `out`. */
-export async function summarize(runs: RunRecord[], out: string, opts: { title?: string; reference?: { step: string; top1: number }[] } = {}): Promise<AblationSummary> {
+export async function summarize(
+  runs: RunRecord[],
+  out: string,
+  opts: { title?: string; reference?: { step: string; top1: number }[] } = {},
+): Promise<AblationSummary> {
   const sum = summarizeRuns(runs);
-  await writeFileAtomic(join(out, 'ablation.json'), JSON.stringify({ ...sum, curves: runs.map((r) => ({ id: r.id, epochs: r.epochs })) }, null, 1));
+  await writeFileAtomic(
+    join(out, 'ablation.json'),
+    JSON.stringify({ ...sum, curves: runs.map((r) => ({ id: r.id, epochs: r.epochs })) }, null, 1),
+  );
   await writeFileAtomic(join(out, 'ablation.md'), ablationMarkdown(sum, opts.title));
   if (!sum.steps.length) return sum;
   const order = sum.steps.map((s) => `${s.ladderStep + 1}. ${s.stepName}`);
   const label = (r: RunRecord) => `${r.ladderStep + 1}. ${r.stepName}`;
   const ladderRuns = runs.filter((r) => r.role !== 'teacher');
-  const ladder = ladderSpec(opts.title ?? 'Ablation ladder: val top-1 per step (dots: seeds; bars: ± 1 std)', ladderRuns.map((r) => ({ step: label(r), seed: r.seed, top1: r.top1 })), order, opts.reference);
+  const ladder = ladderSpec(
+    opts.title ?? 'Ablation ladder: val top-1 per step (dots: seeds; bars: ± 1 std)',
+    ladderRuns.map((r) => ({ step: label(r), seed: r.seed, top1: r.top1 })),
+    order,
+    opts.reference,
+  );
   const metrics = ['val_top1', 'val_loss', 'train_loss'];
   const curves = curvesSpec(
-    ladderRuns.flatMap((r) => r.epochs.flatMap((e) => metrics.map((m) => ({ epoch: e.epoch, step: label(r), metric: m, value: e[m] as number })))),
+    ladderRuns.flatMap((r) =>
+      r.epochs.flatMap((e) => metrics.map((m) => ({ epoch: e.epoch, step: label(r), metric: m, value: e[m] as number }))),
+    ),
     order,
     metrics,
   );
-  for (const [name, spec] of [['ladder', ladder], ['curves', curves]] as const) {
+  for (const [name, spec] of [
+    ['ladder', ladder],
+    ['curves', curves],
+  ] as const) {
     const svg = await renderSvg(spec);
     await writeFileAtomic(join(out, `${name}.svg`), svg);
     await writeFileAtomic(join(out, `${name}.png`), await svgToPng(svg));

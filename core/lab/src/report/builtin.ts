@@ -15,7 +15,9 @@ export const reportModule = () =>
       if (!reporter) return trainer;
       trainer.hooks.done.tapPromise({ name: 'tricks:report', stage: -900 }, (ctx, result) =>
         reporter.write(ctx, result, ctx.lastEval).then(
-          (f) => { if (f) ctx.logger.info(`report: ${f}`); },
+          (f) => {
+            if (f) ctx.logger.info(`report: ${f}`);
+          },
           (e: Error) => ctx.logger.warn(`report.html not written: ${e.message}`),
         ),
       );

@@ -48,7 +48,12 @@ export interface SeriesPoint {
 }
 
 /** Line chart of one metric per epoch, one line per series. */
-export function lineSpec(title: string, yTitle: string, points: SeriesPoint[], opts: { logY?: boolean; width?: number; height?: number; zeroY?: boolean } = {}): Spec {
+export function lineSpec(
+  title: string,
+  yTitle: string,
+  points: SeriesPoint[],
+  opts: { logY?: boolean; width?: number; height?: number; zeroY?: boolean } = {},
+): Spec {
   return {
     title,
     width: opts.width ?? 420,
@@ -57,7 +62,12 @@ export function lineSpec(title: string, yTitle: string, points: SeriesPoint[], o
     mark: { type: 'line', point: points.length <= 60, strokeWidth: 2 },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { ...(opts.logY ? { type: 'log' } : {}), zero: opts.zeroY ?? false } },
+      y: {
+        field: 'value',
+        type: 'quantitative',
+        title: yTitle,
+        scale: { ...(opts.logY ? { type: 'log' } : {}), zero: opts.zeroY ?? false },
+      },
       color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom' } },
     },
   };
@@ -91,13 +101,15 @@ export function confusionSpec(confusion: number[][], classNames: string[]): Spec
         },
       },
       ...(showText
-        ? [{
-            mark: { type: 'text', fontSize: names.length > 12 ? 8 : 10 },
-            encoding: {
-              text: { field: 'count', type: 'quantitative' },
-              color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: 'black' },
+        ? [
+            {
+              mark: { type: 'text', fontSize: names.length > 12 ? 8 : 10 },
+              encoding: {
+                text: { field: 'count', type: 'quantitative' },
+                color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: 'black' },
+              },
             },
-          }]
+          ]
         : []),
     ],
   };
@@ -152,23 +164,49 @@ export function ladderSpec(title: string, points: LadderPoint[], order: string[]
     width: Math.max(320, order.length * 110),
     height: 260,
     layer: [
-      { data: { values: pct }, mark: { type: 'point', filled: true, size: 45, opacity: 0.55, color: '#555' }, encoding: { x, y: { field: 'top1', ...y }, tooltip: [{ field: 'step' }, { field: 'seed' }, { field: 'top1', format: '.2f' }] } },
-      { data: { values: pct }, mark: { type: 'errorbar', extent: 'stdev', ticks: true, color: '#e45756' }, encoding: { x, y: { field: 'top1', ...y } } },
-      { data: { values: pct }, mark: { type: 'line', color: '#4c78a8', point: { size: 80, color: '#4c78a8' } }, encoding: { x, y: { field: 'top1', aggregate: 'mean', ...y } } },
+      {
+        data: { values: pct },
+        mark: { type: 'point', filled: true, size: 45, opacity: 0.55, color: '#555' },
+        encoding: { x, y: { field: 'top1', ...y }, tooltip: [{ field: 'step' }, { field: 'seed' }, { field: 'top1', format: '.2f' }] },
+      },
+      {
+        data: { values: pct },
+        mark: { type: 'errorbar', extent: 'stdev', ticks: true, color: '#e45756' },
+        encoding: { x, y: { field: 'top1', ...y } },
+      },
+      {
+        data: { values: pct },
+        mark: { type: 'line', color: '#4c78a8', point: { size: 80, color: '#4c78a8' } },
+        encoding: { x, y: { field: 'top1', aggregate: 'mean', ...y } },
+      },
       {
         data: { values: pct },
         mark: { type: 'text', dy: -14, fontSize: 11, color: '#4c78a8' },
-        encoding: { x, y: { field: 'top1', aggregate: 'mean', ...y }, text: { field: 'top1', aggregate: 'mean', type: 'quantitative', format: '.2f' } },
+        encoding: {
+          x,
+          y: { field: 'top1', aggregate: 'mean', ...y },
+          text: { field: 'top1', aggregate: 'mean', type: 'quantitative', format: '.2f' },
+        },
       },
       ...(reference?.length
-        ? [{ data: { values: reference }, mark: { type: 'tick', color: '#72b7b2', thickness: 2, size: 30 }, encoding: { x, y: { field: 'top1', ...y } } }]
+        ? [
+            {
+              data: { values: reference },
+              mark: { type: 'tick', color: '#72b7b2', thickness: 2, size: 30 },
+              encoding: { x, y: { field: 'top1', ...y } },
+            },
+          ]
         : []),
     ],
   };
 }
 
 /** Small multiples: one panel per metric, a line per ladder rung (mean over seeds). */
-export function curvesSpec(points: { epoch: number; step: string; metric: string; value: number }[], order: string[], metrics: string[]): Spec {
+export function curvesSpec(
+  points: { epoch: number; step: string; metric: string; value: number }[],
+  order: string[],
+  metrics: string[],
+): Spec {
   return {
     data: { values: points.filter((p) => Number.isFinite(p.value)) },
     facet: { column: { field: 'metric', type: 'nominal', sort: metrics, title: null } },
@@ -179,7 +217,13 @@ export function curvesSpec(points: { epoch: number; step: string; metric: string
       encoding: {
         x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
         y: { field: 'value', type: 'quantitative', aggregate: 'mean', scale: { zero: false }, title: 'mean over seeds' },
-        color: { field: 'step', type: 'nominal', sort: order, title: 'ladder step', legend: { orient: 'bottom', columns: 2, labelLimit: 260 } },
+        color: {
+          field: 'step',
+          type: 'nominal',
+          sort: order,
+          title: 'ladder step',
+          legend: { orient: 'bottom', columns: 2, labelLimit: 260 },
+        },
       },
     },
     resolve: { scale: { y: 'independent' } },

@@ -1,9 +1,6 @@
 import { join } from 'node:path';
 import { injectable } from 'inversify';
-import type { EpochMetrics, RunResult } from '@tricks/core';
-import { writeFileAtomic } from '@tricks/core';
-import type { ResolvedConfig } from '@tricks/core';
-import type { EvalResult, TrainContext } from '@tricks/core';
+import { type EpochMetrics, type RunResult, writeFileAtomic, type ResolvedConfig, type EvalResult, type TrainContext } from '@tricks/core';
 import { confusionSpec, lineSpec, perClassSpec, renderSvg, type SeriesPoint } from './charts.js';
 
 /** Writes a human-readable report of a finished run. A service (TOKENS.Reporter): rebind it to change or silence it. */
@@ -28,7 +25,8 @@ export interface ReportData {
   artifacts: { format: string; dir: string; files: string[]; report?: Record<string, unknown> }[];
 }
 
-const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(2)} %`);
 const secs = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
@@ -47,13 +45,34 @@ function table(rows: [string, string][]): string {
 /** The charts of a report as SVG strings, by id. */
 export async function reportCharts(d: ReportData): Promise<Record<string, string>> {
   const ms = d.metrics;
-  const series = (pairs: [string, keyof EpochMetrics][]): SeriesPoint[] => pairs.flatMap(([label, key]) => ms.map((m) => ({ epoch: m.epoch, value: m[key] as number, series: label })));
+  const series = (pairs: [string, keyof EpochMetrics][]): SeriesPoint[] =>
+    pairs.flatMap(([label, key]) => ms.map((m) => ({ epoch: m.epoch, value: m[key] as number, series: label })));
   const charts: Record<string, string> = {};
   if (ms.length) {
-    charts.loss = await renderSvg(lineSpec('Loss', 'cross-entropy (+ plugin terms)', series([['train loss', 'train_loss'], ['val loss', 'val_loss']])));
-    charts.accuracy = await renderSvg(lineSpec('Validation accuracy', 'accuracy', series([['val top-1', 'val_top1'], ['val top-5', 'val_top5']])));
+    charts.loss = await renderSvg(
+      lineSpec(
+        'Loss',
+        'cross-entropy (+ plugin terms)',
+        series([
+          ['train loss', 'train_loss'],
+          ['val loss', 'val_loss'],
+        ]),
+      ),
+    );
+    charts.accuracy = await renderSvg(
+      lineSpec(
+        'Validation accuracy',
+        'accuracy',
+        series([
+          ['val top-1', 'val_top1'],
+          ['val top-5', 'val_top5'],
+        ]),
+      ),
+    );
     charts.lr = await renderSvg(lineSpec('Learning rate (last step of each epoch)', 'lr', series([['lr', 'lr']]), { zeroY: true }));
-    charts.speed = await renderSvg(lineSpec('Training throughput', 'images / s', series([['images/s', 'images_per_sec']]), { zeroY: true }));
+    charts.speed = await renderSvg(
+      lineSpec('Training throughput', 'images / s', series([['images/s', 'images_per_sec']]), { zeroY: true }),
+    );
   }
   if (d.eval) {
     charts.confusion = await renderSvg(confusionSpec(d.eval.confusion, d.classNames));
@@ -84,7 +103,10 @@ export async function renderReportHtml(d: ReportData): Promise<string> {
   const perClass = d.eval ? perClassAccuracy(d.eval.confusion, d.classNames) : [];
   const plugins = d.config.plugins.length
     ? `<table><tr><th>plugin</th><th>key</th><th>package</th><th>options (defaults filled in)</th></tr>${d.config.plugins
-        .map((p) => `<tr><td>${esc(p.name)}</td><td>${esc(p.key)}</td><td>${esc(p.source)}</td><td><code>${esc(JSON.stringify(p.options))}</code></td></tr>`)
+        .map(
+          (p) =>
+            `<tr><td>${esc(p.name)}</td><td>${esc(p.key)}</td><td>${esc(p.source)}</td><td><code>${esc(JSON.stringify(p.options))}</code></td></tr>`,
+        )
         .join('')}</table>`
     : '<p>No plugins: the plain trainer.</p>';
   const { modules: _m, ...config } = d.config as ResolvedConfig & { modules?: unknown };
@@ -149,7 +171,9 @@ export class HtmlReporter implements Reporter {
       metrics: result.epochs,
       eval: ev,
       stopped: result.stopped,
-      artifacts: result.artifacts.filter((a, i, all) => all.findIndex((x) => x.format === a.format && x.dir === a.dir) === i).map((a) => ({ format: a.format, dir: a.dir, files: a.files, report: a.report })),
+      artifacts: result.artifacts
+        .filter((a, i, all) => all.findIndex((x) => x.format === a.format && x.dir === a.dir) === i)
+        .map((a) => ({ format: a.format, dir: a.dir, files: a.files, report: a.report })),
     };
     const file = join(result.out, 'report.html');
     await writeFileAtomic(file, await renderReportHtml(data));

@@ -58,7 +58,10 @@ export class DefaultBackendService implements BackendService {
       case 'tensorflow': {
         const { pkg, backend } = NATIVE[name];
         if (!(await tryImport(pkg))) {
-          throw new TricksError(`--backend ${name}: ${pkg} is not installed`, `install it with \`npm install ${pkg}\` (it downloads libtensorflow, so it needs internet), or use --backend wasm`);
+          throw new TricksError(
+            `--backend ${name}: ${pkg} is not installed`,
+            `install it with \`npm install ${pkg}\` (it downloads libtensorflow, so it needs internet), or use --backend wasm`,
+          );
         }
         await tf.setBackend(backend);
         await tf.ready();
@@ -66,7 +69,11 @@ export class DefaultBackendService implements BackendService {
       }
       case 'wasm': {
         const wasm = this.providers.get('wasm');
-        if (!wasm) throw new TricksError('--backend wasm: the wasm training backend is not installed', 'install @tricks/backend-wasm (the tricks CLI includes it), or use --backend cpu');
+        if (!wasm)
+          throw new TricksError(
+            '--backend wasm: the wasm training backend is not installed',
+            'install @tricks/backend-wasm (the tricks CLI includes it), or use --backend cpu',
+          );
         this.logger.info(`backend: wasm (${await wasm.activate()})`);
         return 'wasm';
       }
@@ -85,7 +92,9 @@ export class DefaultBackendService implements BackendService {
         for (const [pname, p] of this.providers) {
           try {
             const note = await p.activate();
-            this.logger.info(`backend: ${pname} (auto: @tensorflow/tfjs-node is not installed; ${p.autoReason ?? `${pname} is available`}; ${note})`);
+            this.logger.info(
+              `backend: ${pname} (auto: @tensorflow/tfjs-node is not installed; ${p.autoReason ?? `${pname} is available`}; ${note})`,
+            );
             return pname;
           } catch (e) {
             this.logger.warn(`${pname} backend unavailable (${(e as Error).message}); falling back to cpu`);

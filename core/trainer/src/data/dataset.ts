@@ -75,27 +75,45 @@ export class InMemoryDataset implements Dataset {
 /** A subset of any dataset by index list. */
 export class SubsetDataset implements Dataset {
   readonly labels: Int32Array;
-  constructor(readonly base: Dataset, readonly indices: Int32Array, readonly name = base.name) {
+  constructor(
+    readonly base: Dataset,
+    readonly indices: Int32Array,
+    readonly name = base.name,
+  ) {
     this.labels = new Int32Array(indices.length);
     for (let i = 0; i < indices.length; i++) this.labels[i] = base.labels[indices[i]];
   }
-  get length() { return this.indices.length; }
-  get shape() { return this.base.shape; }
-  get numClasses() { return this.base.numClasses; }
-  get classNames() { return this.base.classNames; }
+  get length() {
+    return this.indices.length;
+  }
+  get shape() {
+    return this.base.shape;
+  }
+  get numClasses() {
+    return this.base.numClasses;
+  }
+  get classNames() {
+    return this.base.classNames;
+  }
   getBatch(indices: ArrayLike<number>): Promise<RawBatch> {
     return this.base.getBatch(Array.from(indices, (i) => this.indices[i]));
   }
 }
 
 /** Stratified split with a fixed seed, so the validation set does not move with the training seed. */
-export function stratifiedSplit(labels: Int32Array, valFraction: number, numClasses: number, seed = 0x5eed): { train: Int32Array; val: Int32Array } {
+export function stratifiedSplit(
+  labels: Int32Array,
+  valFraction: number,
+  numClasses: number,
+  seed = 0x5eed,
+): { train: Int32Array; val: Int32Array } {
   // A tiny local LCG keeps this independent of the run's Rng stream.
   let s = seed >>> 0;
-  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   labels.forEach((l, i) => byClass[l].push(i));
-  const train: number[] = [], val: number[] = [];
+  const train: number[] = [],
+    val: number[] = [];
   for (const idx of byClass) {
     for (let i = idx.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));

@@ -36,7 +36,10 @@ export class DatasetRegistry {
     const entry = this.factories.get(name);
     if (!entry) {
       const names = [...this.factories.keys()];
-      throw new TricksError(`unknown dataset "${name}" in --data ${spec}${closest(name, names)}`, `available: ${names.join(', ')} (as NAME or NAME:DIR)`);
+      throw new TricksError(
+        `unknown dataset "${name}" in --data ${spec}${closest(name, names)}`,
+        `available: ${names.join(', ')} (as NAME or NAME:DIR)`,
+      );
     }
     return entry.factory(arg, options);
   }

@@ -23,7 +23,9 @@ import { TricksError } from '../hooks/errors.js';
 export function coreModule(logger?: Logger): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(TOKENS.Logger).toConstantValue(logger ?? new ConsoleLogger(Boolean(process.env.TRICKS_VERBOSE)));
-    bind(TOKENS.Backend).toResolvedValue((l: Logger) => new DefaultBackendService(l), [TOKENS.Logger]).inSingletonScope();
+    bind(TOKENS.Backend)
+      .toResolvedValue((l: Logger) => new DefaultBackendService(l), [TOKENS.Logger])
+      .inSingletonScope();
     bind(TOKENS.Models).toConstantValue(new ModelRegistry());
     bind(TOKENS.Datasets).toConstantValue(new DatasetRegistry());
     bind(TOKENS.Optimizers).toConstantValue(new OptimizerRegistry());
@@ -77,7 +79,8 @@ export async function compose(user: UserConfig, opts: CreateTrainerOptions = {})
   for (const b of opts.builtins ?? []) for (const m of b.modules?.({}) ?? []) await container.loadAsync(m);
   const owners = new Map<symbol, string>();
   for (const { definition, resolved } of resolution.plugins) {
-    for (const m of definition.modules?.(resolved.options) ?? []) await loadTracked(container, m, `plugin ${definition.name} (${resolved.source})`, owners);
+    for (const m of definition.modules?.(resolved.options) ?? [])
+      await loadTracked(container, m, `plugin ${definition.name} (${resolved.source})`, owners);
   }
   for (const m of [...(user.modules ?? []), ...(opts.modules ?? [])]) await loadTracked(container, m, 'your config', owners);
   const services = (): Services => ({

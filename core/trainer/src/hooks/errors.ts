@@ -4,7 +4,10 @@
  * CancelBatchException and CancelFitException.
  */
 export class TricksError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(hint ? `${message}\n  ${hint}` : message);
     this.name = 'TricksError';
   }
@@ -28,7 +31,11 @@ export class StopTraining extends Error {
 
 /** The loss became NaN or infinite; the last good checkpoint is kept. */
 export class NonFiniteLoss extends TricksError {
-  constructor(readonly epoch: number, readonly step: number, value: number) {
+  constructor(
+    readonly epoch: number,
+    readonly step: number,
+    value: number,
+  ) {
     super(
       `loss is ${value} at epoch ${epoch}, step ${step}: training stopped before the weights were updated`,
       'the last good checkpoint was kept; lower the learning rate or check the data and the plugins that change the loss',

@@ -1,8 +1,41 @@
 import { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { Artifact, Batch, BlockInfo, EpochMetrics, Hooks, LossState, NeckInfo, PartialEpoch, PluginHooks, RunEnd, RunResult, StepStats, TapOnly, TapOptions, TrainContext } from '../contract.js';
+import type {
+  Artifact,
+  Batch,
+  BlockInfo,
+  EpochMetrics,
+  Hooks,
+  LossState,
+  NeckInfo,
+  PartialEpoch,
+  PluginHooks,
+  RunEnd,
+  RunResult,
+  StepStats,
+  TapOnly,
+  TapOptions,
+  TrainContext,
+} from '../contract.js';
 
-export type { Batch, BatchMeta, LossState, BlockInfo, NeckInfo, EpochMetrics, Artifact, StepStats, PartialEpoch, RunEnd, RunResult, Hooks, BuildHooks, PluginHooks, TapOnly, TapOptions } from '../contract.js';
+export type {
+  Batch,
+  BatchMeta,
+  LossState,
+  BlockInfo,
+  NeckInfo,
+  EpochMetrics,
+  Artifact,
+  StepStats,
+  PartialEpoch,
+  RunEnd,
+  RunResult,
+  Hooks,
+  BuildHooks,
+  PluginHooks,
+  TapOnly,
+  TapOptions,
+} from '../contract.js';
 
 /**
  * Stage constants order taps on one hook, whatever the order plugins were registered in.
@@ -52,7 +85,14 @@ export function createHooks(): Hooks {
   });
 }
 
-interface RawTap { name: string; stage?: number; before?: string | string[]; fn: unknown; type: string; [key: string]: unknown }
+interface RawTap {
+  name: string;
+  stage?: number;
+  before?: string | string[];
+  fn: unknown;
+  type: string;
+  [key: string]: unknown;
+}
 interface RawHook {
   taps: RawTap[];
   _insert(tap: RawTap): void;
@@ -82,15 +122,13 @@ function facade<H>(hook: H, defaults: TapOptions = {}): TapOnly<H> {
     }
     (raw[method] as (o: RawTap, fn: unknown) => void).call(hook, o, fn);
     // earlier taps that asked to run before this one, but sit after it: insert them again, before it
-    for (let moved = true; moved; ) {
-      moved = false;
+    for (;;) {
       const at = raw.taps.findIndex((t) => t.name === o.name);
       const late = raw.taps.findIndex((t, i) => i > at && (t[WANTS_BEFORE] as string[] | undefined)?.includes(o.name));
       if (at < 0 || late < 0) break;
       const [t] = raw.taps.splice(late, 1);
       const present = new Set(raw.taps.map((x) => x.name));
       raw._insert({ ...t, before: (t[WANTS_BEFORE] as string[]).filter((n) => present.has(n)) });
-      moved = true;
     }
   };
   return {

@@ -21,7 +21,13 @@ export class ConsoleLogger implements Logger {
 /** Keeps messages in memory (tests). */
 export class MemoryLogger implements Logger {
   readonly lines: string[] = [];
-  info(m: string) { this.lines.push(m); }
-  warn(m: string) { this.lines.push(`warning: ${m}`); }
-  debug(m: string) { this.lines.push(`debug: ${m}`); }
+  info(m: string) {
+    this.lines.push(m);
+  }
+  warn(m: string) {
+    this.lines.push(`warning: ${m}`);
+  }
+  debug(m: string) {
+    this.lines.push(`debug: ${m}`);
+  }
 }

@@ -33,7 +33,10 @@ export function fileHandler(dir: string, weightsFile = 'weights.bin'): tf.io.IOH
       try {
         json = JSON.parse(await readFile(jsonPath, 'utf8'));
       } catch (e) {
-        throw new TricksError(`${jsonPath}: cannot read a tfjs model (${(e as Error).message})`, 'give the directory that holds model.json and its weights');
+        throw new TricksError(
+          `${jsonPath}: cannot read a tfjs model (${(e as Error).message})`,
+          'give the directory that holds model.json and its weights',
+        );
       }
       const specs: tf.io.WeightsManifestEntry[] = [];
       const buffers: Uint8Array[] = [];

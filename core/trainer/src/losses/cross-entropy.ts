@@ -28,7 +28,10 @@ export type LossFunction = (logits: tf.Tensor2D, targets: tf.Tensor2D, sampleWei
  * rebound TOKENS.Loss.
  */
 export function lossTerms(state: LossState, loss: LossFunction = crossEntropy): Record<string, tf.Scalar> {
-  if ('ce' in state.terms) throw new Error('loss hook: terms.ce is the base term the trainer computes after the taps; set state.targets, state.sampleWeights or state.ceScale instead');
+  if ('ce' in state.terms)
+    throw new Error(
+      'loss hook: terms.ce is the base term the trainer computes after the taps; set state.targets, state.sampleWeights or state.ceScale instead',
+    );
   const scale = state.ceScale ?? 1;
   if (scale === 0) return { ...state.terms };
   const base = loss(state.logits, state.targets, state.sampleWeights);

@@ -1,8 +1,7 @@
-import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { SyncWaterfallHook } from 'tapable';
 import { TricksError } from '../hooks/errors.js';
 import type { BuildHooks, BlockInfo, NeckInfo } from '../contract.js';
-import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { closest } from '../util/closest.js';
 
 export interface ModelSpec {

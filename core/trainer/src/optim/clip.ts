@@ -21,7 +21,10 @@ export function globalNorm(grads: tf.NamedTensorMap): tf.Scalar {
  */
 export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): tf.NamedTensorMap {
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) {
-    throw new TricksError(`optimizer.clipNorm must be a positive finite number, got ${maxNorm}`, 'set optimizer.clipNorm to e.g. 1.0, or remove it to turn clipping off');
+    throw new TricksError(
+      `optimizer.clipNorm must be a positive finite number, got ${maxNorm}`,
+      'set optimizer.clipNorm to e.g. 1.0, or remove it to turn clipping off',
+    );
   }
   return tf.tidy(() => {
     const norm = globalNorm(grads);

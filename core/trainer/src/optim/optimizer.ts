@@ -41,7 +41,8 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   }
 
   setLearningRate(lr: number): void {
-    if (!Number.isFinite(lr) || lr < 0) throw new TricksError(`learning rate must be a finite number >= 0, got ${lr}`, 'check optimizer.lr and the schedule options');
+    if (!Number.isFinite(lr) || lr < 0)
+      throw new TricksError(`learning rate must be a finite number >= 0, got ${lr}`, 'check optimizer.lr and the schedule options');
     this.learningRate = lr;
   }
 
@@ -121,14 +122,32 @@ function check(name: string, value: unknown, ok: (v: number) => boolean, what: s
  */
 export const SGD_STEP_KERNEL = 'TricksSgdStep';
 export const ADAM_STEP_KERNEL = 'TricksAdamStep';
-export interface SgdStepAttrs { lr: number; momentum: number; weightDecay: number; nesterov: boolean }
+export interface SgdStepAttrs {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
 /** l2: coupled decay; wMul: 1 - lr*decay when decoupled; step: lr / (1 - beta1^t); sqrtBc2: sqrt(1 - beta2^t). */
-export interface AdamStepAttrs { l2: number; beta1: number; beta2: number; eps: number; sqrtBc2: number; decoupled: boolean; wMul: number; step: number }
+export interface AdamStepAttrs {
+  l2: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  sqrtBc2: number;
+  decoupled: boolean;
+  wMul: number;
+  step: number;
+}
 
 /** True when the backend has the one-pass kernel and the update is on float32 tensors of one shape. */
 function fusable(kernel: string, value: tf.Tensor, grad: tf.Tensor): boolean {
-  return value.dtype === 'float32' && grad.dtype === 'float32' && tf.util.arraysEqual(value.shape, grad.shape) &&
-    tf.getKernel(kernel, tf.getBackend()) !== undefined;
+  return (
+    value.dtype === 'float32' &&
+    grad.dtype === 'float32' &&
+    tf.util.arraysEqual(value.shape, grad.shape) &&
+    tf.getKernel(kernel, tf.getBackend()) !== undefined
+  );
 }
 
 /**
@@ -148,7 +167,10 @@ export class SGD extends TricksOptimizer {
     this.nesterov = opts.nesterov ?? false;
     check('momentum', this.momentum, (v) => v >= 0 && v < 1, 'in [0, 1)');
     if (this.nesterov && !(this.momentum > 0)) {
-      throw new TricksError('option "optimizer.nesterov" needs a momentum > 0 (as in PyTorch)', 'set optimizer.momentum, e.g. 0.9, or nesterov: false');
+      throw new TricksError(
+        'option "optimizer.nesterov" needs a momentum > 0 (as in PyTorch)',
+        'set optimizer.momentum, e.g. 0.9, or nesterov: false',
+      );
     }
   }
 
@@ -156,7 +178,9 @@ export class SGD extends TricksOptimizer {
     if (fusable(SGD_STEP_KERNEL, value, grad)) {
       const buf = this.momentum ? this.slot(name, 'momentum', value) : grad;
       const attrs: SgdStepAttrs = { lr: this.learningRate, momentum: this.momentum, weightDecay: decay, nesterov: this.nesterov };
-      const [w, b] = tf.engine().runKernel(SGD_STEP_KERNEL, { value, grad, buf }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+      const [w, b] = tf
+        .engine()
+        .runKernel(SGD_STEP_KERNEL, { value, grad, buf }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
       if (b) (buf as tf.Variable).assign(b);
       value.assign(w!);
       return;
@@ -206,9 +230,19 @@ export class Adam extends TricksOptimizer {
     const bc1 = 1 - Math.pow(this.beta1, t);
     const bc2 = 1 - Math.pow(this.beta2, t);
     if (fusable(ADAM_STEP_KERNEL, value, grad)) {
-      const attrs: AdamStepAttrs = { l2: decay && !this.decoupled ? decay : 0, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
-        sqrtBc2: Math.sqrt(bc2), decoupled: Boolean(decay && this.decoupled), wMul: 1 - this.learningRate * decay, step: this.learningRate / bc1 };
-      const [w, nm, nv] = tf.engine().runKernel(ADAM_STEP_KERNEL, { value, grad, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+      const attrs: AdamStepAttrs = {
+        l2: decay && !this.decoupled ? decay : 0,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        sqrtBc2: Math.sqrt(bc2),
+        decoupled: Boolean(decay && this.decoupled),
+        wMul: 1 - this.learningRate * decay,
+        step: this.learningRate / bc1,
+      };
+      const [w, nm, nv] = tf
+        .engine()
+        .runKernel(ADAM_STEP_KERNEL, { value, grad, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
       m.assign(nm!);
       v.assign(nv!);
       value.assign(w!);
@@ -227,7 +261,14 @@ export class Adam extends TricksOptimizer {
   }
 
   getConfig() {
-    return { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, decoupled: this.decoupled };
+    return {
+      lr: this.learningRate,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      decoupled: this.decoupled,
+    };
   }
 }
 

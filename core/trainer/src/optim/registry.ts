@@ -25,7 +25,10 @@ export class OptimizerRegistry {
   create(name: string, opts: OptimizerOptions): TricksOptimizer {
     const f = this.factories.get(name);
     if (!f) {
-      throw new TricksError(`unknown optimizer "${name}" (option optimizer.name)${closest(name, this.names())}`, `available: ${this.names().join(', ')}`);
+      throw new TricksError(
+        `unknown optimizer "${name}" (option optimizer.name)${closest(name, this.names())}`,
+        `available: ${this.names().join(', ')}`,
+      );
     }
     return f(opts);
   }

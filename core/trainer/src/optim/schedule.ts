@@ -107,7 +107,11 @@ const schema = (properties: Record<string, unknown>, required: string[] = []): J
 /** Option schemas of the built-in schedules (defaults are filled in by validation). */
 export const SCHEDULE_SCHEMAS: Record<string, JSONSchema> = {
   constant: schema({}),
-  cosine: schema({ warmupEpochs: num({ minimum: 0, default: 0 }), warmupLr: num({ minimum: 0, default: 0 }), etaMin: num({ minimum: 0, default: 0 }) }),
+  cosine: schema({
+    warmupEpochs: num({ minimum: 0, default: 0 }),
+    warmupLr: num({ minimum: 0, default: 0 }),
+    etaMin: num({ minimum: 0, default: 0 }),
+  }),
   onecycle: schema({
     maxLr: num({ exclusiveMinimum: 0 }),
     pctStart: num({ exclusiveMinimum: 0, maximum: 1, default: 0.3 }),
@@ -115,7 +119,13 @@ export const SCHEDULE_SCHEMAS: Record<string, JSONSchema> = {
     finalDivFactor: num({ exclusiveMinimum: 0, default: 1e4 }),
   }),
   step: schema({ stepSize: { type: 'integer', minimum: 1 }, gamma: num({ exclusiveMinimum: 0, default: 0.1 }) }, ['stepSize']),
-  multistep: schema({ milestones: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 }, gamma: num({ exclusiveMinimum: 0, default: 0.1 }) }, ['milestones']),
+  multistep: schema(
+    {
+      milestones: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
+      gamma: num({ exclusiveMinimum: 0, default: 0.1 }),
+    },
+    ['milestones'],
+  ),
 };
 
 /** Validates schedule options against a schema (named `schedule.<option>` in errors), filling defaults. */
@@ -132,7 +142,10 @@ export class ScheduleRegistry {
   private readonly factories = new Map<string, ScheduleFactory>();
 
   constructor() {
-    this.register('constant', checked('constant', () => (lr) => lr));
+    this.register(
+      'constant',
+      checked('constant', () => (lr) => lr),
+    );
     this.register('cosine', checked('cosine', cosineSchedule));
     this.register('onecycle', checked('onecycle', oneCycleSchedule));
     this.register('step', checked('step', stepSchedule));
@@ -150,7 +163,10 @@ export class ScheduleRegistry {
   create(opts: ScheduleOptions): LrSchedule {
     const f = this.factories.get(opts.name);
     if (!f) {
-      throw new TricksError(`unknown schedule "${opts.name}" (option schedule.name)${closest(opts.name, this.names())}`, `available: ${this.names().join(', ')}`);
+      throw new TricksError(
+        `unknown schedule "${opts.name}" (option schedule.name)${closest(opts.name, this.names())}`,
+        `available: ${this.names().join(', ')}`,
+      );
     }
     return f(opts);
   }

@@ -28,7 +28,10 @@ export interface CoreRequirement {
  * The core range a plugin declares: `core` in its definition wins; without it, the
  * peerDependencies["@tricks/core"] of the package.json it was loaded from (`packageJson`, if known).
  */
-export function coreRequirement(def: PluginDefinition, packageJson?: { file: string; peerDependencies?: Record<string, string> }): CoreRequirement | undefined {
+export function coreRequirement(
+  def: PluginDefinition,
+  packageJson?: { file: string; peerDependencies?: Record<string, string> },
+): CoreRequirement | undefined {
   if (def.core) return { range: def.core, from: 'its definition (core)' };
   const peer = packageJson?.peerDependencies?.['@tricks/core'];
   if (peer) return { range: peer, from: `peerDependencies of ${packageJson!.file}` };
@@ -36,14 +39,21 @@ export function coreRequirement(def: PluginDefinition, packageJson?: { file: str
 }
 
 /** Fails early when a plugin declares a core range (in its definition or its package.json) this core is not in. */
-export function checkCoreRange(def: PluginDefinition, source: string, packageJson?: { file: string; peerDependencies?: Record<string, string> }): void {
+export function checkCoreRange(
+  def: PluginDefinition,
+  source: string,
+  packageJson?: { file: string; peerDependencies?: Record<string, string> },
+): void {
   const req = coreRequirement(def, packageJson);
   if (!req) return;
   let ok: boolean;
   try {
     ok = satisfies(CORE_VERSION, req.range);
   } catch (e) {
-    throw new TricksError(`plugin ${def.name} (${source}) declares the @tricks/core range "${req.range}" in ${req.from}, which is not a valid range (${(e as Error).message})`, 'write a semver range such as ^0.1.0');
+    throw new TricksError(
+      `plugin ${def.name} (${source}) declares the @tricks/core range "${req.range}" in ${req.from}, which is not a valid range (${(e as Error).message})`,
+      'write a semver range such as ^0.1.0',
+    );
   }
   if (!ok) {
     throw new TricksError(

@@ -80,17 +80,29 @@ export const SETTINGS_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    model: { anyOf: [{ type: 'string' }, { type: 'object', properties: { name: { type: 'string' }, options: { type: 'object' } }, additionalProperties: false }] },
+    model: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'object', properties: { name: { type: 'string' }, options: { type: 'object' } }, additionalProperties: false },
+      ],
+    },
     data: { type: 'string' },
     dataOptions: { type: 'object' },
     epochs: { type: 'integer', minimum: 1 },
     batchSize: { type: 'integer', minimum: 1 },
     evalBatchSize: { type: 'integer', minimum: 1 },
-    optimizer: { type: 'object', properties: { name: { type: 'string' }, lr: { type: 'number', exclusiveMinimum: 0 }, weightDecay: { type: 'number', minimum: 0 } } },
+    optimizer: {
+      type: 'object',
+      properties: { name: { type: 'string' }, lr: { type: 'number', exclusiveMinimum: 0 }, weightDecay: { type: 'number', minimum: 0 } },
+    },
     schedule: { type: 'object', properties: { name: { type: 'string' } } },
     seed: { type: 'integer' },
     backend: { enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] },
-    limit: { type: 'object', additionalProperties: false, properties: { train: { type: 'integer', minimum: 1 }, val: { type: 'integer', minimum: 1 }, steps: { type: 'integer', minimum: 1 } } },
+    limit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { train: { type: 'integer', minimum: 1 }, val: { type: 'integer', minimum: 1 }, steps: { type: 'integer', minimum: 1 } },
+    },
     checkpoint: { type: 'boolean' },
     export: { type: 'object', properties: { formats: { type: 'array', items: { type: 'string' } } }, additionalProperties: false },
     preset: { type: 'string' },
@@ -125,11 +137,18 @@ export function normalizeSettings(c: UserConfig | Partial<TrainSettings>): Parti
 export const CONFIG_FILES = ['tricks.config.json', 'tricks.config.mjs', 'tricks.config.js'];
 
 /** Reads tricks.config.{json,mjs,js} from `dir`, or the file given; undefined when there is none. */
-export async function loadConfigFile(file: string | undefined, dir = process.cwd()): Promise<{ file: string; config: UserConfig } | undefined> {
+export async function loadConfigFile(
+  file: string | undefined,
+  dir = process.cwd(),
+): Promise<{ file: string; config: UserConfig } | undefined> {
   let path: string | undefined;
   if (file) {
     path = resolve(dir, file);
-    if (!existsSync(path)) throw new TricksError(`config file ${path} does not exist`, `pass an existing file to --config, or name it one of ${CONFIG_FILES.join(', ')}`);
+    if (!existsSync(path))
+      throw new TricksError(
+        `config file ${path} does not exist`,
+        `pass an existing file to --config, or name it one of ${CONFIG_FILES.join(', ')}`,
+      );
   } else {
     path = CONFIG_FILES.map((f) => resolve(dir, f)).find((p) => existsSync(p));
     if (!path) return undefined;
@@ -142,7 +161,10 @@ export async function loadConfigFile(file: string | undefined, dir = process.cwd
       config = mod.default ?? mod.config;
     }
   } catch (e) {
-    throw new TricksError(`config file ${path}: ${(e as Error).message}`, 'fix the file: it must be JSON, or a module whose default export is the config object');
+    throw new TricksError(
+      `config file ${path}: ${(e as Error).message}`,
+      'fix the file: it must be JSON, or a module whose default export is the config object',
+    );
   }
   if (!isObject(config)) throw new TricksError(`config file ${path}: expected an object, got ${typeof config}`);
   validate(SETTINGS_SCHEMA, config, `config file ${path}`, '');

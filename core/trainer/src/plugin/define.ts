@@ -1,8 +1,7 @@
 import type { ContainerModule } from 'inversify';
 import type { DatasetRegistry } from '../data/registry.js';
-import type { PluginHooks } from '../contract.js';
+import type { PluginHooks, PluginState } from '../contract.js';
 import type { ModelRegistry } from '../models/registry.js';
-import type { PluginState } from '../contract.js';
 import type { PluginItem, PresetItem, ResolvedConfig, TrainSettings } from './config.js';
 import type { JSONSchema } from './validate.js';
 
@@ -57,7 +56,6 @@ export function definePlugin<O = Record<string, unknown>>(def: PluginDefinition<
   return def;
 }
 
-
 /** One rung of an ablation ladder: a name and what it adds to the previous rung. */
 export interface LadderStep {
   name: string;
@@ -78,6 +76,8 @@ export interface PresetDefinition {
   ladder?: LadderStep[];
 }
 
-export function definePreset(def: PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition)): PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition) {
+export function definePreset(
+  def: PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition),
+): PresetDefinition | ((options: Record<string, unknown>) => PresetDefinition) {
   return def;
 }

@@ -1,5 +1,13 @@
 import { TricksError } from '../hooks/errors.js';
-import { DEFAULT_SETTINGS, merge, normalizeSettings, type ResolvedConfig, type ResolvedPlugin, type TrainSettings, type UserConfig } from './config.js';
+import {
+  DEFAULT_SETTINGS,
+  merge,
+  normalizeSettings,
+  type ResolvedConfig,
+  type ResolvedPlugin,
+  type TrainSettings,
+  type UserConfig,
+} from './config.js';
 import type { PluginDefinition, PluginItem, PresetItem } from './define.js';
 import { load, loadPreset } from './resolve.js';
 import { validate } from './validate.js';
@@ -37,7 +45,8 @@ async function collectPreset(item: PresetItem, cwd: string, opts: ResolveOptions
   const settings: Partial<TrainSettings>[] = [...nested.flatMap((n) => n.settings), normalizeSettings(def.settings ?? {})];
   if (def.ladder) {
     const upTo = depth === 0 && opts.ladderStep !== undefined ? opts.ladderStep : def.ladder.length - 1;
-    if (upTo >= def.ladder.length) throw new TricksError(`preset ${def.name} has ${def.ladder.length} ladder steps; step ${upTo + 1} does not exist`);
+    if (upTo >= def.ladder.length)
+      throw new TricksError(`preset ${def.name} has ${def.ladder.length} ladder steps; step ${upTo + 1} does not exist`);
     for (const step of def.ladder.slice(0, upTo + 1)) {
       own.push(...(step.plugins ?? []).map((p) => ({ item: p, from: `preset ${def.name} step ${step.name}` })));
       if (step.settings) settings.push(normalizeSettings(step.settings));
@@ -54,7 +63,8 @@ async function collectPreset(item: PresetItem, cwd: string, opts: ResolveOptions
 export function mergeSettings(base: TrainSettings, over: Partial<TrainSettings>): TrainSettings {
   const b = { ...base };
   if (over.schedule?.name && over.schedule.name !== base.schedule.name) b.schedule = { name: over.schedule.name };
-  if (over.optimizer?.name && over.optimizer.name !== base.optimizer.name) b.optimizer = { name: over.optimizer.name, lr: base.optimizer.lr, weightDecay: base.optimizer.weightDecay };
+  if (over.optimizer?.name && over.optimizer.name !== base.optimizer.name)
+    b.optimizer = { name: over.optimizer.name, lr: base.optimizer.lr, weightDecay: base.optimizer.weightDecay };
   return merge(b, over);
 }
 
@@ -108,7 +118,10 @@ export async function resolveConfig(user: UserConfig, opts: ResolveOptions = {})
   for (const e of userItems) {
     const key = itemKey(e.item);
     if (userKeys.includes(key)) {
-      throw new TricksError(`plugin "${itemName(e.item)}" is listed twice in your config`, `remove one, or give each a unique name: ["${itemName(e.item)}", {...}, "${key}-2"]`);
+      throw new TricksError(
+        `plugin "${itemName(e.item)}" is listed twice in your config`,
+        `remove one, or give each a unique name: ["${itemName(e.item)}", {...}, "${key}-2"]`,
+      );
     }
     userKeys.push(key);
     add(e, true);
@@ -121,7 +134,8 @@ export async function resolveConfig(user: UserConfig, opts: ResolveOptions = {})
     const name = itemName(entry.item);
     const { definition, source } = await load<PluginDefinition>(name, 'plugin', cwd);
     const options = entry.options;
-    if (definition.schema) validate(definition.schema, options, `plugin ${definition.name} (from ${entry.from})`, `plugins.${definition.name}`);
+    if (definition.schema)
+      validate(definition.schema, options, `plugin ${definition.name} (from ${entry.from})`, `plugins.${definition.name}`);
     plugins.push({ definition, resolved: { name: definition.name, key, options, source } });
   }
 
@@ -148,7 +162,10 @@ export function parsePluginFlag(flag: string): PluginItem {
   try {
     options = JSON.parse(json);
   } catch (e) {
-    throw new TricksError(`--plugin ${flag}: the options after "=" are not valid JSON (${(e as Error).message})`, `write it as --plugin '${name}={"key":value}'`);
+    throw new TricksError(
+      `--plugin ${flag}: the options after "=" are not valid JSON (${(e as Error).message})`,
+      `write it as --plugin '${name}={"key":value}'`,
+    );
   }
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TricksError(`--plugin ${flag}: the options must be a JSON object`, `write it as --plugin '${name}={"key":value}'`);

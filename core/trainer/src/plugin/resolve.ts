@@ -45,7 +45,10 @@ async function importDefinition(file: string, source: string, kind: Kind): Promi
   try {
     mod = await import(pathToFileURL(file).href);
   } catch (e) {
-    throw new TricksError(`${kind} ${source}: failed to load ${file}: ${(e as Error).message}`, 'is the package built? run `npm run build`');
+    throw new TricksError(
+      `${kind} ${source}: failed to load ${file}: ${(e as Error).message}`,
+      'is the package built? run `npm run build`',
+    );
   }
   return mod.default ?? mod[kind];
 }
@@ -57,7 +60,11 @@ export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Pr
   if (isPath(name)) {
     const p = resolve(cwd, name);
     file = tryResolve(p, cwd) ?? (existsSync(p) && statSync(p).isFile() ? p : undefined);
-    if (!file) throw new TricksError(`${kind} path ${p} does not exist or has no entry point`, `give a file or a package directory with a package.json "exports"`);
+    if (!file)
+      throw new TricksError(
+        `${kind} path ${p} does not exist or has no entry point`,
+        `give a file or a package directory with a package.json "exports"`,
+      );
   } else {
     for (const pkg of candidates(name, kind)) {
       file = tryResolve(pkg, cwd);
@@ -74,11 +81,14 @@ export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Pr
       `available ${kind}s: ${names.join(', ') || '(none)'}`,
     );
   }
-  let def = await importDefinition(file, source, kind);
+  const def = await importDefinition(file, source, kind);
   // A preset may be a function of its options: the caller applies it (collectPreset passes the item's options).
   if (kind === 'preset' && typeof def === 'function') return { definition: def as T, source };
   if (!def || typeof def !== 'object' || typeof (def as { name?: unknown }).name !== 'string') {
-    throw new TricksError(`${kind} ${source} (${file}) does not export a ${kind} definition`, `export default define${kind === 'plugin' ? 'Plugin' : 'Preset'}({...})`);
+    throw new TricksError(
+      `${kind} ${source} (${file}) does not export a ${kind} definition`,
+      `export default define${kind === 'plugin' ? 'Plugin' : 'Preset'}({...})`,
+    );
   }
   if (kind === 'plugin') checkCoreRange(def as PluginDefinition, source, packageJsonOf(file));
   return { definition: def as T, source };
@@ -104,7 +114,11 @@ export function packageJsonOf(file: string): { file: string; name?: string; peer
 }
 
 /** Loads a preset as a definition object; a function-style preset is called with `options`. */
-export async function loadPreset(name: string, cwd = process.cwd(), options: Record<string, unknown> = {}): Promise<Loaded<PresetDefinition>> {
+export async function loadPreset(
+  name: string,
+  cwd = process.cwd(),
+  options: Record<string, unknown> = {},
+): Promise<Loaded<PresetDefinition>> {
   const { definition, source } = await load<PresetDefinition | ((o: Record<string, unknown>) => PresetDefinition)>(name, 'preset', cwd);
   const def = typeof definition === 'function' ? definition(options) : definition;
   if (!def || typeof def !== 'object' || typeof def.name !== 'string') {

@@ -51,7 +51,10 @@ export const runJson = () =>
     apply(api) {
       api.hooks.done.tapPromise({ name: 'tricks:run-json', stage: -1000 }, async (ctx, result) => {
         const artifacts = result.artifacts.map(({ model: _m, ...rest }) => rest);
-        await writeFileAtomic(join(ctx.out, 'run.json'), JSON.stringify({ config: ctx.config, backend: ctx.backend, result: { ...result, artifacts } }, null, 1));
+        await writeFileAtomic(
+          join(ctx.out, 'run.json'),
+          JSON.stringify({ config: ctx.config, backend: ctx.backend, result: { ...result, artifacts } }, null, 1),
+        );
       });
     },
   });

@@ -45,7 +45,10 @@ function renameSlot(slot: string, names: string[], to: (i: number) => string): s
 }
 
 export interface Checkpointer {
-  save(dir: string, parts: { model: LayersModel; optimizer: TricksOptimizer; state: TrainerState; plugins: Map<string, PluginState> }): Promise<void>;
+  save(
+    dir: string,
+    parts: { model: LayersModel; optimizer: TricksOptimizer; state: TrainerState; plugins: Map<string, PluginState> },
+  ): Promise<void>;
   /** Undefined when there is no checkpoint in dir. */
   exists(dir: string): string | undefined;
   loadState(dir: string): Promise<TrainerState>;
@@ -70,7 +73,14 @@ export class DirCheckpointer implements Checkpointer {
       const slots = (await optimizer.getWeights()).map(({ name, tensor }) => ({ name: renameSlot(name, names, (i) => `#${i}`), tensor }));
       const opt = await encodeTensors(slots);
       await writeFile(join(tmp, 'optimizer.bin'), opt.data);
-      await writeFile(join(tmp, 'optimizer.json'), JSON.stringify({ className: (optimizer.constructor as { className?: string }).className, config: optimizer.getConfig(), specs: opt.specs }));
+      await writeFile(
+        join(tmp, 'optimizer.json'),
+        JSON.stringify({
+          className: (optimizer.constructor as { className?: string }).className,
+          config: optimizer.getConfig(),
+          specs: opt.specs,
+        }),
+      );
       const pluginJson: Record<string, unknown> = {};
       const pluginTensors: { name: string; tensor: tf.Tensor }[] = [];
       for (const [name, ps] of plugins) {
@@ -86,9 +96,11 @@ export class DirCheckpointer implements Checkpointer {
 
   async loadState(dir: string): Promise<TrainerState> {
     const where = this.exists(dir);
-    if (!where) throw new TricksError(`no checkpoint in ${dir}`, 'resume from a run directory that holds checkpoint/ (written after each epoch)');
+    if (!where)
+      throw new TricksError(`no checkpoint in ${dir}`, 'resume from a run directory that holds checkpoint/ (written after each epoch)');
     const state = JSON.parse(await readFile(join(where, 'state.json'), 'utf8')) as TrainerState;
-    if (state.format !== CHECKPOINT_FORMAT) throw new TricksError(`${where}: checkpoint format ${state.format}, this version reads ${CHECKPOINT_FORMAT}`);
+    if (state.format !== CHECKPOINT_FORMAT)
+      throw new TricksError(`${where}: checkpoint format ${state.format}, this version reads ${CHECKPOINT_FORMAT}`);
     return state;
   }
 
@@ -98,7 +110,10 @@ export class DirCheckpointer implements Checkpointer {
     const saved = await loadModel(join(where, 'model'));
     try {
       if (saved.weights.length !== model.weights.length) {
-        throw new TricksError(`${where}: the checkpoint's model has ${saved.weights.length} weights, the configured one ${model.weights.length}`, 'resume with the same model and plugins');
+        throw new TricksError(
+          `${where}: the checkpoint's model has ${saved.weights.length} weights, the configured one ${model.weights.length}`,
+          'resume with the same model and plugins',
+        );
       }
       model.setWeights(saved.getWeights());
     } finally {
@@ -107,10 +122,12 @@ export class DirCheckpointer implements Checkpointer {
     const optMeta = JSON.parse(await readFile(join(where, 'optimizer.json'), 'utf8'));
     const slots = decodeTensors(await readFile(join(where, 'optimizer.bin')), optMeta.specs);
     const positions = new Map(variableNames(model).map((n, i) => [`#${i}`, n]));
-    await optimizer.setWeights(Object.entries(slots).map(([name, tensor]) => {
-      const m = /^(#\d+)(\/.*)$/.exec(name);
-      return { name: m ? `${positions.get(m[1]) ?? m[1]}${m[2]}` : name, tensor };
-    }));
+    await optimizer.setWeights(
+      Object.entries(slots).map(([name, tensor]) => {
+        const m = /^(#\d+)(\/.*)$/.exec(name);
+        return { name: m ? `${positions.get(m[1]) ?? m[1]}${m[2]}` : name, tensor };
+      }),
+    );
     tf.dispose(Object.values(slots));
     const pluginState = state.plugins as Record<string, { json: unknown; tensors: string[] }>;
     const specs = (state as unknown as { pluginSpecs: tf.io.WeightsManifestEntry[] }).pluginSpecs ?? [];

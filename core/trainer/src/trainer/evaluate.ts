@@ -7,7 +7,13 @@ import { crossEntropy } from '../losses/cross-entropy.js';
 import type { EvalResult } from './context.js';
 
 /** uint8 NHWC + labels -> float32 [0,1] x and one-hot y. */
-export function toBatch(raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array }, shape: [number, number, number], numClasses: number, epoch = 0, step = 0): Batch {
+export function toBatch(
+  raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array },
+  shape: [number, number, number],
+  numClasses: number,
+  epoch = 0,
+  step = 0,
+): Batch {
   const n = raw.labels.length;
   const f = new Float32Array(raw.images.length);
   for (let i = 0; i < f.length; i++) f[i] = raw.images[i] / 255;
@@ -17,11 +23,19 @@ export function toBatch(raw: { images: Uint8Array; labels: Int32Array; indices: 
 }
 
 /** Loss, top-1, top-5 and the confusion matrix of a model on a dataset; `transform` is the evalBatch pipeline. */
-export async function evaluateModel(model: LayersModel, data: Dataset, batchSize: number, transform: (b: Batch) => Batch = (b) => b): Promise<EvalResult> {
+export async function evaluateModel(
+  model: LayersModel,
+  data: Dataset,
+  batchSize: number,
+  transform: (b: Batch) => Batch = (b) => b,
+): Promise<EvalResult> {
   const k = data.numClasses;
   const kk = Math.min(5, k);
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  let lossSum = 0, top1 = 0, top5 = 0, count = 0;
+  let lossSum = 0,
+    top1 = 0,
+    top5 = 0,
+    count = 0;
   const all = Int32Array.from({ length: data.length }, (_, i) => i);
   for await (const raw of loadBatches(data, all, batchSize)) {
     const n = raw.labels.length;
@@ -38,7 +52,11 @@ export async function evaluateModel(model: LayersModel, data: Dataset, batchSize
       const pred = top[i * kk];
       confusion[label][pred]++;
       if (pred === label) top1++;
-      for (let j = 0; j < kk; j++) if (top[i * kk + j] === label) { top5++; break; }
+      for (let j = 0; j < kk; j++)
+        if (top[i * kk + j] === label) {
+          top5++;
+          break;
+        }
     }
     count += n;
   }

@@ -8,11 +8,19 @@ import { loadBatches, numBatches, type LoadedBatch, type Sampler } from '../data
 import type { DatasetRegistry } from '../data/registry.js';
 import { TOKENS } from '../di/tokens.js';
 import { CancelBatch, NonFiniteLoss, StopTraining, TricksError } from '../hooks/errors.js';
-import { createHooks, tapOnly, type Artifact, type Batch, type EpochMetrics, type Hooks, type PluginHooks, type RunResult } from '../hooks/hooks.js';
+import {
+  createHooks,
+  tapOnly,
+  type Artifact,
+  type Batch,
+  type EpochMetrics,
+  type Hooks,
+  type PluginHooks,
+  type RunResult,
+} from '../hooks/hooks.js';
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
 import type { ModelRegistry } from '../models/registry.js';
-import type { TricksOptimizer } from '../optim/optimizer.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
 import type { LrSchedule, ScheduleRegistry } from '../optim/schedule.js';
 import type { PluginApi, PluginDefinition } from '../plugin/define.js';
@@ -29,8 +37,14 @@ import { coreBuiltins, type BuiltinAccess } from './builtins.js';
 
 /** Thrown when SIGTERM/SIGINT stopped the run after a checkpoint was written. */
 export class Interrupted extends TricksError {
-  constructor(readonly signal: string, dir: string) {
-    super(`${signal}: stopped after the current step; checkpoint written to ${dir}`, `continue with: tricks train --resume ${join(dir, '..')}`);
+  constructor(
+    readonly signal: string,
+    dir: string,
+  ) {
+    super(
+      `${signal}: stopped after the current step; checkpoint written to ${dir}`,
+      `continue with: tricks train --resume ${join(dir, '..')}`,
+    );
     this.name = 'Interrupted';
   }
 }
@@ -124,9 +138,14 @@ export class Trainer {
     const train = this.limit(data.train, cfg.limit.train, 1);
     const val = this.limit(data.val, cfg.limit.val, 2);
     if (cfg.batchSize > train.length) {
-      throw new TricksError(`batch size ${cfg.batchSize} is larger than the training set (${train.length} items of ${data.source})`, `use --batch-size ${train.length} or less`);
+      throw new TricksError(
+        `batch size ${cfg.batchSize} is larger than the training set (${train.length} items of ${data.source})`,
+        `use --batch-size ${train.length} or less`,
+      );
     }
-    this.logger.info(`data: ${data.source}: ${train.length} train, ${val.length} val, ${train.shape.join('x')}, ${train.numClasses} classes`);
+    this.logger.info(
+      `data: ${data.source}: ${train.length} train, ${val.length} val, ${train.shape.join('x')}, ${train.numClasses} classes`,
+    );
 
     const rng = this.makeRng(cfg.seed);
     const tfRng = this.makeRng((cfg.seed ^ 0x7f4a7c15) >>> 0);
@@ -163,14 +182,25 @@ export class Trainer {
       resumed: Boolean(opts.resume),
     });
     model = ctx.model = withSeededMathRandom(tfRng, () => this.hooks.model.call(model, ctx));
-    this.logger.info(`model: ${cfg.model.name}, ${model.countParams().toLocaleString('en-US')} parameters; plugins: ${cfg.plugins.map((p) => p.key).join(', ') || '(none)'}`);
+    this.logger.info(
+      `model: ${cfg.model.name}, ${model.countParams().toLocaleString('en-US')} parameters; plugins: ${cfg.plugins.map((p) => p.key).join(', ') || '(none)'}`,
+    );
     let startEpoch = 0;
     let partial: TrainerState['partial'];
     const ckptDir = join(out, 'checkpoint');
     this.saveState = async (part?: TrainerState['partial']) => {
       const state: TrainerState = {
-        format: CHECKPOINT_FORMAT, epoch: ctx.epoch + (part ? 0 : 1), stepInEpoch: part ? ctx.stepInEpoch : 0, step: ctx.step, rng: rng.getState(), tfRng: tfRng.getState(),
-        configHash: hashConfig(cfg), config: cfg, metrics: ctx.metrics, partial: part, plugins: {},
+        format: CHECKPOINT_FORMAT,
+        epoch: ctx.epoch + (part ? 0 : 1),
+        stepInEpoch: part ? ctx.stepInEpoch : 0,
+        step: ctx.step,
+        rng: rng.getState(),
+        tfRng: tfRng.getState(),
+        configHash: hashConfig(cfg),
+        config: cfg,
+        metrics: ctx.metrics,
+        partial: part,
+        plugins: {},
       };
       await this.checkpointer.save(ckptDir, { model: ctx.model, optimizer, state, plugins: this.pluginStates });
     };
@@ -189,7 +219,8 @@ export class Trainer {
       await this.hooks.setup.promise(ctx);
       if (opts.resume) {
         const state = await this.checkpointer.restore(ckptDir, { model: ctx.model, optimizer, plugins: this.pluginStates });
-        if (state.configHash !== hashConfig(cfg)) this.logger.warn(`resuming with a config that differs from the checkpoint's (${state.configHash} vs ${hashConfig(cfg)})`);
+        if (state.configHash !== hashConfig(cfg))
+          this.logger.warn(`resuming with a config that differs from the checkpoint's (${state.configHash} vs ${hashConfig(cfg)})`);
         startEpoch = state.epoch;
         ctx.step = state.step;
         ctx.stepInEpoch = state.stepInEpoch;
@@ -202,7 +233,11 @@ export class Trainer {
       for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
         ctx.epoch = epoch;
         const from = epoch === startEpoch ? ctx.stepInEpoch : 0;
-        let lossSum = partial?.lossSum ?? 0, seen = partial?.seen ?? 0, trainSeconds = partial?.seconds ?? 0, waitMs = 0, skipped = 0;
+        let lossSum = partial?.lossSum ?? 0,
+          seen = partial?.seen ?? 0,
+          trainSeconds = partial?.seconds ?? 0,
+          waitMs = 0,
+          skipped = 0;
         partial = undefined;
         const indices = this.sampler.epochIndices(train, epoch, cfg.seed).subarray(0, stepsPerEpoch * cfg.batchSize);
         this.hooks.epochStart.call(ctx);
@@ -257,7 +292,14 @@ export class Trainer {
         ctx.stepInEpoch = 0;
       }
       const artifact = await this.exporter.export(ctx.model, join(out, 'model'), {
-        tricks: { classNames: train.classNames, inputShape: train.shape, numClasses: train.numClasses, model: cfg.model.name, plugins: cfg.plugins.map((p) => p.key), pluginOptions: cfg.plugins.map((p) => ({ name: p.name, options: p.options })) },
+        tricks: {
+          classNames: train.classNames,
+          inputShape: train.shape,
+          numClasses: train.numClasses,
+          model: cfg.model.name,
+          plugins: cfg.plugins.map((p) => p.key),
+          pluginOptions: cfg.plugins.map((p) => ({ name: p.name, options: p.options })),
+        },
       });
       const artifacts: Artifact[] = [artifact];
       const last = await this.hooks.export.promise(artifact, ctx);

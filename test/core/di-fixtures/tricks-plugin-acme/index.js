@@ -59,7 +59,11 @@ export function stripes(options = {}) {
     }
     return new InMemoryDataset(name, images, labels, [size, size, 1], 2, ['horizontal', 'vertical']);
   };
-  return { train: make(options.train ?? 256, 'stripes'), val: make(options.val ?? 64, 'stripes-val'), source: `stripes (synthetic, ${size}x${size})` };
+  return {
+    train: make(options.train ?? 256, 'stripes'),
+    val: make(options.val ?? 64, 'stripes-val'),
+    source: `stripes (synthetic, ${size}x${size})`,
+  };
 }
 
 /** A metrics sink: OUT/metrics.csv, a header and one appended line per epoch. */
