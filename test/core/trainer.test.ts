@@ -102,6 +102,24 @@ describe('trainer', function () {
     expect(new Set(counts.slice(1)).size, `tensors after each step: ${counts}`).to.equal(1);
   });
 
+  it('dispose() frees the models that export taps produced, as well as the training model', async () => {
+    const leftAfter = async (withCopy: boolean) => {
+      const n0 = tf.memory().numTensors;
+      const trainer = await createTestTrainer(tiny({ limit: { train: 64, val: 32, steps: 2 } }), quiet());
+      // an export tap that returns a new model, as prune (shrunk) and qat (quantized) do
+      if (withCopy)
+        trainer.hooks.export.tapPromise('copy', async (a) => {
+          const copy = await loadModel(a.dir);
+          return { ...a, format: 'copy', model: copy };
+        });
+      await trainer.run();
+      trainer.dispose();
+      return tf.memory().numTensors - n0;
+    };
+    const plain = await leftAfter(false);
+    expect(await leftAfter(true)).to.equal(plain);
+  });
+
   it('lets a user rebind a service: a custom optimizer and a custom metrics sink', async () => {
     const written: EpochMetrics[] = [];
     let created = 0;

@@ -75,6 +75,7 @@ export class Trainer {
   private readonly pluginStates = new Map<string, PluginState>();
   private interrupt: string | undefined;
   private saveState: ((part?: TrainerState['partial']) => Promise<void>) | undefined;
+  private readonly exportedModels = new Set<LayersModel>();
   ctx!: TrainContext;
 
   constructor(
@@ -91,7 +92,28 @@ export class Trainer {
     @inject(TOKENS.Checkpointer) private readonly checkpointer: Checkpointer,
     @inject(TOKENS.Exporter) private readonly exporter: Exporter,
     @inject(TOKENS.Rng) private readonly makeRng: (seed: number) => Rng,
-  ) {}
+  ) {
+    // The run owns every model its export taps produce (a shrunk, a quantized model...): dispose() frees them.
+    this.hooks.export.intercept({
+      register: (tap) => {
+        const fn = tap.fn as (...a: unknown[]) => unknown;
+        const track = (r: unknown) => {
+          const m = (r as Artifact | undefined)?.model;
+          if (m) this.exportedModels.add(m);
+          return r;
+        };
+        if (tap.type === 'promise') return { ...tap, fn: (...a: unknown[]) => (fn(...a) as Promise<unknown>).then(track) };
+        if (tap.type === 'sync') return { ...tap, fn: (...a: unknown[]) => track(fn(...a)) };
+        return {
+          ...tap,
+          fn: (...a: unknown[]) => {
+            const cb = a.pop() as (e: unknown, r?: unknown) => void;
+            fn(...a, (e: unknown, r?: unknown) => cb(e, e ? r : track(r)));
+          },
+        };
+      },
+    });
+  }
 
   /**
    * Applies the built-in plugins (metrics sinks, checkpoints, run.json: core's own, then `builtins`, e.g.
@@ -324,11 +346,21 @@ export class Trainer {
     return result!;
   }
 
-  /** Frees the run's model and optimizer state (a process that runs many trainings calls it after each). */
+  /**
+   * Frees the run's model, optimizer state and every model its export taps produced (the artifacts of
+   * RunResult included): a process that runs many trainings calls it after each.
+   */
   dispose(): void {
     if (!this.ctx) return;
     this.ctx.optimizer.dispose();
-    this.ctx.model.dispose();
+    for (const m of new Set([this.ctx.model, ...this.exportedModels])) {
+      try {
+        m.dispose();
+      } catch {
+        // a plugin disposed it already (an intermediate artifact it replaced)
+      }
+    }
+    this.exportedModels.clear();
   }
 
   makeBatch(raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array }, ctx: TrainContext): Batch {
