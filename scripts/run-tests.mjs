@@ -8,7 +8,8 @@ import { ensureTools, run as lint } from './lint.mjs';
 
 const only = process.argv.slice(2);
 let passed = 0,
-  failed = 0;
+  failed = 0,
+  skipped = 0;
 
 /** True when a compiled *.test.js exists below dir. */
 function hasTests(dir) {
@@ -36,8 +37,10 @@ for (const dir of packageDirs()) {
   const last = (re) => [...out.text.matchAll(re)].pop()?.[1] ?? 0;
   const p = Number(last(/^\s*(\d+) passing/gm));
   const f = Number(last(/^\s*(\d+) failing/gm));
+  const k = Number(last(/^\s*(\d+) pending/gm));
   passed += p;
   failed += f;
+  skipped += k;
   if (f)
     failures.push(
       `=== ${dir}\n` +
@@ -69,5 +72,5 @@ if (!only.length || only.includes('lint')) {
 }
 if (failures.length) console.log(`\nfailing tests, again:\n${failures.join('\n\n')}`);
 if (broken.length) console.log(`\npackages whose test run failed outright: ${broken.join(', ')}`);
-console.log(`\n${passed} passed, ${failed} failed`);
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);
