@@ -12,6 +12,7 @@ import {
   type Batch,
   type PluginDefinition,
   NonFiniteLoss,
+  StopTraining,
   TricksError,
   MemoryLogger,
   loadModel,
@@ -195,6 +196,30 @@ describe('trainer', function () {
     expect(r.stopped).to.equal('enough');
     expect(steps).to.equal(2); // steps 0 and 2 ran; 1 was cancelled; 3 stopped the run
     expect(r.epochs[0].skipped_batches).to.equal(1);
+  });
+
+  it('ends the run after the epoch whose epoch tap threw StopTraining, its checkpoint written', async () => {
+    const stopper = definePlugin({
+      name: 'test:stopper',
+      description: 'stops after epoch 2',
+      apply(api) {
+        api.hooks.epoch.tapPromise('test:stopper', async (_ctx, metrics) => {
+          if (metrics.epoch === 2) throw new StopTraining('stopper: enough epochs');
+        });
+      },
+    }) as PluginDefinition;
+    const cfg = tiny({ epochs: 4, checkpoint: true, limit: { train: 128, val: 32, steps: 2 } });
+    const trainer = await createTestTrainer(cfg, { ...quiet(), builtins: [stopper] });
+    const later: number[] = [];
+    trainer.hooks.epoch.tapPromise({ name: 'test:later', stage: 500 }, async (_ctx, m) => void later.push(m.epoch));
+    const r = await trainer.run();
+    expect(r.stopped).to.equal('stopper: enough epochs');
+    expect(r.epochs.map((m) => m.epoch)).to.deep.equal([1, 2]);
+    expect(later).to.deep.equal([1, 2]); // the taps after the thrower still ran on epoch 2
+    expect(lines(cfg.out!)).to.have.length(2);
+    const state = JSON.parse(readFileSync(join(cfg.out!, 'checkpoint', 'state.json'), 'utf8'));
+    expect(state.epoch).to.equal(2);
+    expect(existsSync(join(cfg.out!, 'model', 'model.json'))).to.equal(true);
   });
 
   it('says so when the batch size is larger than the dataset', async () => {

@@ -21,7 +21,10 @@ export class CancelBatch extends Error {
   }
 }
 
-/** Thrown by a tap to end the run cleanly after the current step; `done` still runs. */
+/**
+ * Thrown by a tap to end the run cleanly: from a step hook after the current step, from an `epoch` tap
+ * after that epoch (its later taps, the checkpoint included, still run); `done` still runs.
+ */
 export class StopTraining extends Error {
   constructor(readonly reason = 'training stopped') {
     super(reason);

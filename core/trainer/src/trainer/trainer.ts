@@ -75,6 +75,8 @@ export class Trainer {
   private readonly pluginStates = new Map<string, PluginState>();
   private interrupt: string | undefined;
   private saveState: ((part?: TrainerState['partial']) => Promise<void>) | undefined;
+  /** The reason of a StopTraining thrown by an epoch tap during the current epoch hook call. */
+  private epochStop: string | undefined;
   private readonly exportedModels = new Set<LayersModel>();
   ctx!: TrainContext;
 
@@ -93,6 +95,51 @@ export class Trainer {
     @inject(TOKENS.Exporter) private readonly exporter: Exporter,
     @inject(TOKENS.Rng) private readonly makeRng: (seed: number) => Rng,
   ) {
+    // A StopTraining thrown by an epoch tap ends the run after this epoch: the later taps (the built-in
+    // sinks and checkpoint at STAGE_REPORT) still run, so the checkpoint matches the epoch it stopped after.
+    this.hooks.epoch.intercept({
+      register: (tap) => {
+        const fn = tap.fn as (...a: unknown[]) => unknown;
+        const stop = (e: unknown) => {
+          if (!(e instanceof StopTraining)) throw e;
+          this.epochStop ??= e.reason;
+        };
+        if (tap.type === 'promise')
+          return {
+            ...tap,
+            fn: async (...a: unknown[]) => {
+              try {
+                await fn(...a);
+              } catch (e) {
+                stop(e);
+              }
+            },
+          };
+        if (tap.type === 'sync')
+          return {
+            ...tap,
+            fn: (...a: unknown[]) => {
+              try {
+                fn(...a);
+              } catch (e) {
+                stop(e);
+              }
+            },
+          };
+        return {
+          ...tap,
+          fn: (...a: unknown[]) => {
+            const cb = a.pop() as (e?: unknown) => void;
+            fn(...a, (e?: unknown) => {
+              if (e instanceof StopTraining) {
+                this.epochStop ??= e.reason;
+                cb();
+              } else cb(e);
+            });
+          },
+        };
+      },
+    });
     // The run owns every model its export taps produce (a shrunk, a quantized model...): dispose() frees them.
     this.hooks.export.intercept({
       register: (tap) => {
@@ -305,7 +352,9 @@ export class Trainer {
         if (skipped) metrics.skipped_batches = skipped;
         ctx.metrics.push(metrics);
         // Plugins' taps, then the built-ins' at STAGE_REPORT: the sinks write the row, the checkpoint is saved.
+        this.epochStop = undefined;
         await this.hooks.epoch.promise(ctx, metrics);
+        if (this.epochStop !== undefined) stopped ??= this.epochStop;
         this.logger.info(
           `epoch ${metrics.epoch}/${cfg.epochs}: train_loss ${metrics.train_loss.toFixed(4)} val_loss ${metrics.val_loss.toFixed(4)} ` +
             `val_top1 ${metrics.val_top1.toFixed(4)} val_top5 ${metrics.val_top5.toFixed(4)} lr ${metrics.lr.toPrecision(3)} ` +
