@@ -1,33 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  createTrainer,
-  DefaultBackendService,
-  MemoryLogger,
-  type CreateTrainerOptions,
-  type PluginDefinition,
-  type UserConfig,
-} from '@tricks/core';
-import { tinyConfig } from '@tricks/core/testing';
+// The shared test helpers (@tricks/core/testing's testKit) over the built-ins this package's tests can see.
+import type { PluginDefinition } from '@tricks/core';
+import { testKit } from '@tricks/core/testing';
 import { wasmProvider } from '@tricks/backend-wasm';
 import { standardBuiltins } from '@tricks/lab';
-let ready: Promise<string> | undefined;
-export const testBackend = () => {
-  if (ready) return ready;
-  const service = new DefaultBackendService(new MemoryLogger());
-  service.register('wasm', wasmProvider);
-  return (ready = service.select(process.env.TRICKS_TEST_BACKEND ?? 'wasm'));
-};
 
-/** The built-ins a test trainer needs from the packages around core. */
-export const builtins: PluginDefinition[] = [...standardBuiltins()] as PluginDefinition[];
-
-export const tmp = (prefix = 'tricks-core-') => mkdtempSync(join(tmpdir(), prefix));
-
-/** The shared tiny run (@tricks/core/testing) with its own output directory. */
-export const tiny = (over: UserConfig = {}): UserConfig => tinyConfig({ out: tmp(), ...over });
-
-/** createTrainer with the test built-ins (datasets, models, the wasm backend, ...). */
-export const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) =>
-  createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });
+export const { builtins, testBackend, tmp, tiny, createTestTrainer } = testKit({
+  builtins: standardBuiltins() as PluginDefinition[],
+  backends: { wasm: wasmProvider },
+});

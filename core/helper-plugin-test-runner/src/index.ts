@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  createTrainer,
-  DefaultBackendService,
   definePlugin,
   MemoryLogger,
   Rng,
@@ -18,7 +16,7 @@ import {
   type UserConfig,
   type Hooks,
 } from '@tricks/core';
-import { tinyConfig } from '@tricks/core/testing';
+import { testKit, tinyConfig } from '@tricks/core/testing';
 import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
 import { dataBuiltin } from '@tricks/data';
 import { modelsBuiltin } from '@tricks/models';
@@ -28,23 +26,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-let backendReady: Promise<string> | undefined;
-
-/** The test backend: wasm with the tricks training kernels (the same as `--backend wasm`). */
-export function useTestBackend(name = process.env.TRICKS_TEST_BACKEND ?? 'wasm'): Promise<string> {
-  if (backendReady) return backendReady;
-  const service = new DefaultBackendService(new MemoryLogger());
-  service.register('wasm', wasmProvider);
-  return (backendReady = service.select(name));
-}
-
 /** The built-ins of a test run: the dataset formats, the model zoo, the wasm backend and the export formats (no report). */
 export const testBuiltins: PluginDefinition[] = [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin] as PluginDefinition[];
 
+const kit = testKit({ builtins: testBuiltins, backends: { wasm: wasmProvider } });
+
+/** The test backend: wasm with the tricks training kernels (the same as `--backend wasm`), selected once. */
+export const useTestBackend: (name?: string) => Promise<string> = kit.testBackend;
+
 /** createTrainer with the test built-ins. */
-export function createTestTrainer(user: UserConfig, opts: CreateTrainerOptions = {}): Promise<Trainer> {
-  return createTrainer(user, { ...opts, builtins: [...testBuiltins, ...(opts.builtins ?? [])] });
-}
+export const createTestTrainer: (user: UserConfig, opts?: CreateTrainerOptions) => Promise<Trainer> = kit.createTestTrainer;
 
 /** A tiny run: 256 real digits, a width-8 CNN, batch 32, one epoch of 4 steps, no checkpoint (defined in core). */
 export { tinyConfig };
@@ -100,11 +91,8 @@ export interface RunStepsOptions {
   builtins?: PluginDefinition[];
 }
 
-/**
- * Runs a tiny training with the given plugins and returns the trainer, the result, the order of tap
- * calls and the tensor count at the start of every step.
- */
-export async function runSteps(opts: RunStepsOptions = {}): Promise<StepRun> {
+/** The tiny run's trainer with the plugins, its output directory, logger and tap recorder (runSteps, runFailing). */
+async function startRun(opts: RunStepsOptions) {
   await useTestBackend();
   const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
   const logger = new MemoryLogger();
@@ -118,6 +106,15 @@ export async function runSteps(opts: RunStepsOptions = {}): Promise<StepRun> {
   const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
   const calls: string[] = [];
   recordTaps(trainer.hooks, calls);
+  return { out, logger, trainer, calls };
+}
+
+/**
+ * Runs a tiny training with the given plugins and returns the trainer, the result, the order of tap
+ * calls and the tensor count at the start of every step.
+ */
+export async function runSteps(opts: RunStepsOptions = {}): Promise<StepRun> {
+  const { out, logger, trainer, calls } = await startRun(opts);
   const tensorsAtStep: number[] = [];
   trainer.hooks.batch.tap({ name: 'test-utils:memory', stage: STAGE_DATA - 1000 }, (b) => {
     // Inside the step's tidy: the batch tensors (x, y) exist already; the count before them is what persists.
@@ -237,19 +234,7 @@ export const failAfterEpoch = (epoch: number): PluginDefinition =>
 
 /** runSteps for a run expected to fail: the error it threw, with the run (result undefined). */
 export async function runFailing(opts: RunStepsOptions): Promise<Omit<StepRun, 'result'> & { error: unknown }> {
-  await useTestBackend();
-  const out = mkdtempSync(join(tmpdir(), 'tricks-test-'));
-  const logger = new MemoryLogger();
-  const base = tinyConfig(opts.config);
-  const config: UserConfig = {
-    ...base,
-    plugins: opts.plugins ?? base.plugins,
-    out,
-    limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
-  };
-  const trainer = await createTestTrainer(config, { logger, modules: opts.modules, cwd: opts.cwd, builtins: opts.builtins });
-  const calls: string[] = [];
-  recordTaps(trainer.hooks, calls);
+  const { out, logger, trainer, calls } = await startRun(opts);
   let error: unknown;
   await trainer.run().catch((e) => (error = e));
   if (!error) throw new Error('runFailing: the run did not fail');

@@ -83,7 +83,7 @@ export { CHECKPOINT_FORMAT, type Checkpointer, DirCheckpointer, type TrainerStat
 export { type EvalResult, type PluginState, type TrainContext } from './trainer/context.js';
 export { evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';
-export { JsonlMetricsSink, METRIC_KEYS, type MetricsSink } from './trainer/sinks.js';
+export { JsonlMetricsSink, METRIC_KEYS, monitoredMetric, type MetricsSink } from './trainer/sinks.js';
 export { Interrupted, type RunOptions, Trainer, hashConfig } from './trainer/trainer.js';
 export { closest } from './util/closest.js';
 export { Rng } from './util/rng.js';

@@ -1,6 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DefaultBackendService, type BackendProvider } from './backends/select.js';
+import { createTrainer, type CreateTrainerOptions } from './di/container.js';
+import { MemoryLogger } from './io/logger.js';
 import type { UserConfig } from './plugin/config.js';
+import type { PluginDefinition } from './plugin/define.js';
 
 /**
  * A tiny run for tests: 256 real digits, a width-8 CNN, batch 32, one epoch of 4 steps, no
@@ -42,4 +47,25 @@ export function writeTinyPreset(dir: string, extra = ''): string {
 `,
   );
   return file;
+}
+
+/**
+ * The helpers every package's tests share, over the built-ins and backends that package can see (core's
+ * own tests pass none; @tricks/lab's tests the standard set): select the test backend once, a temp dir,
+ * the tiny run with its own output, and createTrainer with the built-ins.
+ */
+export function testKit(o: { builtins?: PluginDefinition[]; backends?: Record<string, BackendProvider> } = {}) {
+  const builtins = o.builtins ?? [];
+  let ready: Promise<string> | undefined;
+  const testBackend = (name = process.env.TRICKS_TEST_BACKEND ?? 'wasm') => {
+    if (ready) return ready;
+    const service = new DefaultBackendService(new MemoryLogger());
+    for (const [n, p] of Object.entries(o.backends ?? {})) service.register(n, p);
+    return (ready = service.select(name));
+  };
+  const tmp = (prefix = 'tricks-core-') => mkdtempSync(join(tmpdir(), prefix));
+  const tiny = (over: UserConfig = {}): UserConfig => tinyConfig({ out: tmp(), ...over });
+  const createTestTrainer = (user: UserConfig, opts: CreateTrainerOptions = {}) =>
+    createTrainer(user, { ...opts, builtins: [...builtins, ...(opts.builtins ?? [])] });
+  return { builtins, testBackend, tmp, tiny, createTestTrainer };
 }

@@ -5,7 +5,7 @@ import {
   definePlugin,
   saveModel,
   STAGE_REPORT,
-  TricksError,
+  monitoredMetric,
   writeDirAtomic,
   writeFileAtomic,
   type EpochMetrics,
@@ -155,15 +155,7 @@ export default definePlugin<BestCheckpointOptions>({
 
     // After every plugin's epoch tap (they may add the monitored metric), before the built-in sinks and checkpoint.
     api.hooks.epoch.tapPromise({ name: PLUGIN_NAME, stage: STAGE_REPORT - 1 }, async (ctx, metrics) => {
-      const value = (metrics as Record<string, unknown>)[options.monitor];
-      if (typeof value !== 'number') {
-        throw new TricksError(
-          `${PLUGIN_NAME}: option "plugins.${PLUGIN_NAME}.monitor" is "${options.monitor}", but the epoch metrics have no number of that name`,
-          `monitor one of: ${Object.keys(metrics)
-            .filter((k) => typeof (metrics as Record<string, unknown>)[k] === 'number')
-            .join(', ')}`,
-        );
-      }
+      const value = monitoredMetric(metrics, options.monitor, PLUGIN_NAME);
       if (!Number.isFinite(value)) {
         ctx.logger.warn(`${PLUGIN_NAME}: epoch ${metrics.epoch} ${options.monitor} is ${value}; not compared`);
         return;

@@ -3,7 +3,7 @@ import {
   definePlugin,
   StopTraining,
   STAGE_REPORT,
-  TricksError,
+  monitoredMetric,
   type EpochMetrics,
   type JSONSchema,
   type PluginState,
@@ -87,14 +87,7 @@ export default definePlugin<EarlyStoppingOptions>({
     // After the plugins' own metrics (ema_val_loss...), before the built-in sinks and checkpoint at
     // STAGE_REPORT: weights restored here are the ones that checkpoint saves and the export writes.
     api.hooks.epoch.tapPromise({ name: PLUGIN_NAME, stage: STAGE_REPORT - 1 }, async (ctx: TrainContext, metrics: EpochMetrics) => {
-      const current = metrics[options.monitor];
-      if (typeof current !== 'number') {
-        const available = Object.keys(metrics).filter((k) => typeof metrics[k] === 'number');
-        throw new TricksError(
-          `${PLUGIN_NAME}: option "plugins.${PLUGIN_NAME}.monitor" is "${options.monitor}", which is not in the epoch metrics`,
-          `available: ${available.join(', ')}`,
-        );
-      }
+      const current = monitoredMetric(metrics, options.monitor, PLUGIN_NAME);
       if (ctx.epoch < options.startEpoch) return;
       if (isImprovement(current, best, mode, options.minDelta)) {
         best = current;

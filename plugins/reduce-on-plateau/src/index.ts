@@ -1,4 +1,12 @@
-import { definePlugin, STAGE_REPORT, TricksError, type EpochMetrics, type JSONSchema, type TrainContext } from '@tricks/core';
+import {
+  definePlugin,
+  monitoredMetric,
+  STAGE_REPORT,
+  TricksError,
+  type EpochMetrics,
+  type JSONSchema,
+  type TrainContext,
+} from '@tricks/core';
 
 export const PLUGIN_NAME = 'reduce-on-plateau';
 
@@ -124,18 +132,8 @@ export class Plateau {
   }
 }
 
-/** The monitored value of an epoch's row, or a TricksError naming the option and the available keys. */
-export function monitored(metrics: EpochMetrics, monitor: string): number {
-  const v = (metrics as unknown as Record<string, unknown>)[monitor];
-  if (typeof v !== 'number') {
-    const keys = Object.keys(metrics).filter((k) => typeof (metrics as unknown as Record<string, unknown>)[k] === 'number');
-    throw new TricksError(
-      `reduce-on-plateau: the epoch metrics have no "${monitor}" (option plugins.${PLUGIN_NAME}.monitor)`,
-      `available: ${keys.join(', ')}`,
-    );
-  }
-  return v;
-}
+/** The monitored value of an epoch's row, or a TricksError naming the option and the available keys (core's monitoredMetric). */
+export const monitored = (metrics: EpochMetrics, monitor: string): number => monitoredMetric(metrics, monitor, PLUGIN_NAME);
 
 export default definePlugin<ReduceOnPlateauOptions>({
   name: PLUGIN_NAME,

@@ -1,5 +1,6 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { TricksError } from '../hooks/errors.js';
 import type { EpochMetrics } from '../hooks/hooks.js';
 
 /** Receives every epoch's metrics. Multi-bound: every sink bound to TOKENS.MetricsSink gets them. */
@@ -7,6 +8,20 @@ export interface MetricsSink {
   open(out: string, resumed: boolean): Promise<void>;
   write(metrics: EpochMetrics): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The value a plugin option such as `monitor` names in an epoch's metrics (best-checkpoint, early-stopping,
+ * reduce-on-plateau). A name the metrics do not have is a TricksError naming the option and listing the keys.
+ */
+export function monitoredMetric(metrics: EpochMetrics, key: string, plugin: string, option = 'monitor'): number {
+  const v = (metrics as Record<string, unknown>)[key];
+  if (typeof v === 'number') return v;
+  const keys = Object.keys(metrics).filter((k) => typeof (metrics as Record<string, unknown>)[k] === 'number');
+  throw new TricksError(
+    `${plugin}: option plugins.${plugin}.${option} is "${key}", which the epoch metrics do not have`,
+    `available: ${keys.join(', ')}`,
+  );
 }
 
 export const METRIC_KEYS = ['epoch', 'train_loss', 'val_loss', 'val_top1', 'val_top5', 'lr', 'images_per_sec', 'seconds'] as const;
