@@ -12,6 +12,7 @@ import {
   type KernelConfig,
 } from '@tensorflow/tfjs-core';
 import { batchNormConfigs } from './batchnorm.js';
+import { batchNormTrainingKernels, patchBatchNormTraining } from './batchnorm-training.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
 import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
@@ -47,6 +48,7 @@ export function registerWasmTrainingKernels(): void {
     ...segmentConfigs,
     ...reduceConfigs(stock),
     ...gradientKernelConfigs,
+    ...batchNormTrainingKernels,
     ...optimizerConfigs,
   ];
   for (const config of kernels) {
@@ -54,6 +56,7 @@ export function registerWasmTrainingKernels(): void {
     registerKernel(config);
   }
   for (const config of [...gradientConfigs(), ...elementwiseGradients()]) registerGradient(config);
+  patchBatchNormTraining();
 }
 
 /**

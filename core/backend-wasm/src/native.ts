@@ -44,6 +44,7 @@ export interface NativeExports {
   bn_grad_blocks: F;
   sum_blocks: F;
   bn_apply: F;
+  bn_train_dx: F;
   binary_op: F;
   relu_grad: F;
   sgd_step: F;

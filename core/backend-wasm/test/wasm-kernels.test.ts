@@ -362,6 +362,60 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  it('BatchNormalization layers train through the one-op path on wasm: output, moving statistics and gradients as tfjs-layers on cpu', async () => {
+    const r = rng(11);
+    for (const [shape, momentum] of [
+      [[3, 5, 4, 6], 0.99],
+      [[6, 9], 0.9],
+      [[2, 7, 7, 13], 0.5],
+    ] as [number[], number][]) {
+      const C = shape[shape.length - 1]!;
+      const x = randn(r, shape),
+        dy = randn(r, shape),
+        gamma = randn(r, [C]),
+        beta = randn(r, [C]),
+        mm = randn(r, [C]),
+        mv = { shape: [C], values: Float32Array.from(randn(r, [C]).values, Math.abs) };
+      const outs: Record<string, Float32Array[]> = {};
+      for (const backend of ['cpu', 'wasm']) {
+        await tf.setBackend(backend);
+        const before = tf.memory().numTensors;
+        const layer = tfl.layers.batchNormalization({ momentum, epsilon: 1e-3 });
+        layer.build(shape);
+        const init = [gamma, beta, mm, mv].map((t) => tf.tensor(t.values, t.shape));
+        layer.setWeights(init);
+        tf.dispose(init);
+        const [xt, dyt] = [x, dy].map((t) => tf.tensor(t.values, t.shape));
+        const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+        const { value, grads: g } = tf.variableGrads(
+          () => tf.sum(tf.mul(layer.apply(xt!, { training: true }) as tf.Tensor, dyt!)) as tf.Scalar,
+          vars,
+        );
+        const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx, { training: true }) as tf.Tensor, dyt!)))(xt!);
+        const y = layer.apply(xt!, { training: false }) as tf.Tensor;
+        outs[backend] = [
+          await value.data(),
+          await dx.data(),
+          ...(await Promise.all(vars.map((v) => g[v.name]!.data()))),
+          ...(await Promise.all(
+            layer
+              .getWeights()
+              .slice(2)
+              .map((w) => w.data()),
+          )),
+          await y.data(),
+        ].map((a) => Float32Array.from(a as Float32Array));
+        tf.dispose([value, dx, y, ...Object.values(g)]);
+        tf.dispose([xt!, dyt!]);
+        layer.weights.forEach((w) => w.dispose());
+        expect(tf.memory().numTensors, `${backend} ${shape}: tensors left`).to.equal(before);
+      }
+      ['loss', 'dx', 'dgamma', 'dbeta', 'moving mean', 'moving variance', 'inference output'].forEach((what, i) =>
+        expectClose(outs.cpu![i]!, outs.wasm![i]!, `${shape}: ${what}`),
+      );
+    }
+  });
+
   it('tf.grad through conv, depthwise, gather and pooling agrees end to end', async () => {
     const r = rng(5);
     const x = randn(r, [2, 9, 9, 8]),

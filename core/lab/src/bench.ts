@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { DataParallel, type ModelRef } from '@tricks/backend-wasm';
-import { SGD } from '@tricks/core';
+import { SGD, variableGradsFrugal } from '@tricks/core';
 
 export interface BenchOptions {
   model: LayersModel;
@@ -43,7 +43,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
 
   const trainStep = (): number => {
     const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGradsFrugal(() => {
         const logits = model.apply(x, { training: true }) as tf.Tensor;
         return tf.losses.softmaxCrossEntropy(labels, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
       }, weights);

@@ -40,6 +40,7 @@ export { decodeTensors, fileHandler, loadModel, saveModel } from './io/model-fil
 export { type LossFunction, crossEntropy, lossTerms, weightedMean } from './losses/cross-entropy.js';
 export { type ModelBuilder, type ModelEntry, ModelRegistry, type ModelSpec, emptyBuildHooks } from './models/registry.js';
 export { clipByGlobalNorm, globalNorm } from './optim/clip.js';
+export { variableGradsFrugal } from './optim/gradients.js';
 export {
   ADAM_STEP_KERNEL,
   Adam,

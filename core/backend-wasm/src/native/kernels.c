@@ -681,3 +681,19 @@ void broadcast_rows(const float *v, float *out, int rows, int C, float scale) {
   for (int r = 0; r < rows; r++)
     for (int c = 0; c < C; c += 4) st_c(out + (long)r * C + c, mulc(ld_c(v + c, C - c), scale), C - c);
 }
+
+// The input gradient of batch norm in training (batch statistics, so the mean and variance depend on x):
+// dx[r][c] = dy[r][c] * a[c] + (x[r][c] - mean[c]) * b[c] + d[c], with a = g*rstd, b = -g*rstd^3*sum(dy*(x-mean))/N
+// and d = -g*rstd*sum(dy)/N (core/backend-wasm/src/batchnorm-training.ts).
+EXPORT(bn_train_dx)
+void bn_train_dx(const float *dy, const float *x, const float *mean, const float *a, const float *b, const float *d,
+                 float *dx, int rows, int C) {
+  for (long r = 0; r < rows; r++)
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      const long i = r * C + c;
+      f4 v = mul(ld_c(dy + i, nc), ld_c(a + c, nc));
+      v = add(v, mul(sub(ld_c(x + i, nc), ld_c(mean + c, nc)), ld_c(b + c, nc)));
+      st_c(dx + i, add(v, ld_c(d + c, nc)), nc);
+    }
+}

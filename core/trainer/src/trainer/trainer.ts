@@ -20,6 +20,7 @@ import {
 } from '../hooks/hooks.js';
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
+import { variableGradsFrugal } from '../optim/gradients.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
 import type { LrSchedule, ScheduleRegistry } from '../optim/schedule.js';
@@ -424,7 +425,7 @@ export class Trainer {
       const batch = this.hooks.batch.call(this.makeBatch(raw, ctx), ctx);
       let termNames: string[] = [];
       let termValues: tf.Tensor | undefined;
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGradsFrugal(() => {
         const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
         const state = this.hooks.loss.call({ logits, batch, targets: batch.y, sampleWeights: batch.meta.sampleWeights, terms: {} }, ctx);
         // the base term, once, from the targets and weights the taps left (the injected Loss)
