@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { benchDataParallel, benchTrain, buildZooModel, zooModelRef } from '@tricks/lab';
-import { TricksError, ConsoleLogger, MemoryLogger } from '@tricks/core';
+import { TricksError, ConsoleLogger, MemoryLogger, planMicroBatches } from '@tricks/core';
 import { wasmKernelThreads } from '@tricks/backend-wasm';
 import { cliServices } from './services.js';
 
@@ -59,6 +59,7 @@ export function registerBenchCommand(program: Command): void {
         const input = f.input ?? d.input,
           classes = f.classes ?? d.classes;
         let r;
+        let microBatches = 1;
         if (f.workers > 1) {
           if (f.batchSize % f.workers)
             throw new TricksError(`--batch-size ${f.batchSize} does not split evenly over --workers ${f.workers}`);
@@ -74,7 +75,26 @@ export function registerBenchCommand(program: Command): void {
           });
         } else {
           const model = buildZooModel(f.model, input, d.channels, classes);
-          r = await benchTrain({ model, batchSize: f.batchSize, steps: f.steps, warmup: f.warmup });
+          // as `tricks train` plans it: micro-batches when a step of the batch would not fit the backend's memory
+          const plan = planMicroBatches({
+            model,
+            modelName: f.model,
+            inputShape: [input, input, d.channels],
+            numClasses: classes,
+            batchSize: f.batchSize,
+            evalBatchSize: f.batchSize,
+            memory: services.backend.memory?.(),
+            logger: f.json ? new MemoryLogger() : new ConsoleLogger(),
+          });
+          microBatches = plan.microBatches;
+          r = await benchTrain({
+            model,
+            batchSize: f.batchSize,
+            steps: f.steps,
+            warmup: f.warmup,
+            microBatches,
+            inferBatchSize: plan.evalBatchSize,
+          });
           model.dispose();
         }
         const threads = f.workers > 1 ? f.workers : backend === 'wasm' ? wasmKernelThreads() : undefined;
@@ -83,13 +103,14 @@ export function registerBenchCommand(program: Command): void {
           batchSize: f.batchSize,
           backend: f.workers > 1 ? `${backend} x${f.workers} workers` : backend,
           threads,
+          microBatches,
           trainImagesPerSec: r.trainImagesPerSec,
           inferImagesPerSec: r.inferImagesPerSec,
         };
         if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
         else
           process.stdout.write(
-            `${f.model} batch ${f.batchSize} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`,
+            `${f.model} batch ${f.batchSize}${microBatches > 1 ? ` (${microBatches} micro-batches)` : ''} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`,
           );
       },
     );

@@ -34,6 +34,7 @@ export interface TrainFlags {
   model?: string;
   epochs?: number;
   batchSize?: number;
+  gradAccum?: number;
   lr?: number;
   optimizer?: string;
   schedule?: string;
@@ -59,6 +60,11 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--model <name>', 'backbone name (see `tricks model list`)')
     .option('--epochs <n>', 'epochs', int('--epochs'))
     .option('--batch-size <n>', 'batch size', int('--batch-size'))
+    .option(
+      '--grad-accum <n>',
+      'compute each batch as n micro-batches and accumulate their gradients (the batch size stays the effective batch; default: as the backend memory needs)',
+      int('--grad-accum'),
+    )
     .option('--lr <lr>', 'base learning rate', num('--lr'))
     .option('--optimizer <name>', 'sgd, adam, adamw, ...')
     .option('--schedule <name>', 'learning-rate schedule: constant, cosine, onecycle, step, ...')
@@ -81,6 +87,7 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
     model: f.model,
     epochs: f.epochs,
     batchSize: f.batchSize,
+    gradAccum: f.gradAccum,
     seed: f.seed,
     backend: f.backend,
     out: f.out,

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { DataParallel, type ModelRef } from '@tricks/backend-wasm';
-import { SGD, variableGradsFrugal } from '@tricks/core';
+import { microBatchRanges, SGD, variableGradsFrugal } from '@tricks/core';
 
 export interface BenchOptions {
   model: LayersModel;
@@ -18,6 +18,10 @@ export interface BenchOptions {
   train?: boolean;
   /** Called after each timed training step with its milliseconds. */
   onStep?: (ms: number) => void;
+  /** Compute each training step as this many micro-batches with accumulated gradients (default 1), as the trainer does. */
+  microBatches?: number;
+  /** Inference batch (default: batchSize). */
+  inferBatchSize?: number;
 }
 
 export interface BenchResult {
@@ -41,21 +45,32 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
   const optimizer = new SGD({ lr: LR, momentum: MOMENTUM, weightDecay: WEIGHT_DECAY });
   const weights = model.trainableWeights.map((v) => v.read() as tf.Variable);
 
+  const ranges = microBatchRanges(batchSize, opts.microBatches ?? 1);
   const trainStep = (): number => {
-    const loss = tf.tidy(() => {
-      const { value, grads } = variableGradsFrugal(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor;
-        return tf.losses.softmaxCrossEntropy(labels, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
-      }, weights);
-      optimizer.applyGradients(grads);
-      return value;
-    });
-    const value = loss.dataSync()[0]!;
-    loss.dispose();
-    return value;
+    let loss = 0;
+    let acc: tf.NamedTensorMap | undefined;
+    for (const [start, end] of ranges) {
+      const next = tf.tidy(() => {
+        const [px, py] = ranges.length === 1 ? [x, labels] : [tf.slice(x, start, end - start), tf.slice(labels, start, end - start)];
+        const { value, grads } = variableGradsFrugal(() => {
+          const logits = model.apply(px, { training: true }) as tf.Tensor;
+          const l = tf.losses.softmaxCrossEntropy(py, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
+          return ranges.length === 1 ? l : (tf.mul(l, (end - start) / batchSize) as tf.Scalar);
+        }, weights);
+        loss += value.dataSync()[0]!; // read back each step, as the PyTorch reference
+        if (!acc) return grads;
+        return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(acc![k]!, g)]));
+      });
+      if (acc) tf.dispose(Object.values(acc));
+      acc = next;
+    }
+    tf.tidy(() => optimizer.applyGradients(acc!));
+    tf.dispose(Object.values(acc!));
+    return loss;
   };
+  const inferBatch = opts.inferBatchSize ?? batchSize;
   const inferStep = (): void => {
-    const y = model.predict(x, { batchSize }) as tf.Tensor; // the whole batch at once, as the PyTorch reference (predict defaults to 32)
+    const y = model.predict(x, { batchSize: inferBatch }) as tf.Tensor; // the whole batch at once, as the PyTorch reference (predict defaults to 32)
     y.dataSync();
     y.dispose();
   };

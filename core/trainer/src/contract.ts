@@ -213,6 +213,12 @@ export interface TrainContext {
   evaluate(model?: LayersModel): Promise<EvalResult>;
   /** Loss terms of the last step, as numbers (for logging). */
   lastTerms: Record<string, number>;
+  /**
+   * Micro-batches each batch is computed as (gradAccum, or the memory plan's; 1: the whole batch). With more
+   * than one, the batch hook sees the whole batch, the loss hook each micro-batch (its per-sample meta sliced
+   * to it), and the step hook the one optimizer step.
+   */
+  microBatches: number;
   /** The last epoch's evaluation (its confusion matrix goes into report.html). */
   lastEval?: EvalResult;
   /** True when the run continues from a checkpoint. */

@@ -1,6 +1,13 @@
 import 'reflect-metadata';
 
-export { type BackendName, type BackendProvider, type BackendService, DefaultBackendService } from './backends/select.js';
+export {
+  type BackendMemory,
+  type BackendName,
+  type BackendProvider,
+  type BackendService,
+  DefaultBackendService,
+} from './backends/select.js';
+export { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch, type MemoryPlan } from './trainer/memory.js';
 export { type DataSplit, type Dataset, InMemoryDataset, type RawBatch, stratifiedSplit } from './data/dataset.js';
 export { type Sampler, ShuffleSampler, epochRng, loadBatches } from './data/loader.js';
 export { type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';

@@ -18,6 +18,11 @@ export interface TrainSettings {
   dataOptions: DataOptions;
   epochs: number;
   batchSize: number;
+  /**
+   * Compute each batch as this many micro-batches and accumulate their gradients (one optimizer step per batch;
+   * the effective batch stays batchSize). Unset: 1, or as many as the backend's memory needs (wasm's 4 GB heap).
+   */
+  gradAccum?: number;
   evalBatchSize: number;
   optimizer: { name: string; lr: number; weightDecay?: number; [key: string]: unknown };
   schedule: { name: string; [key: string]: unknown };
@@ -90,6 +95,7 @@ export const SETTINGS_SCHEMA = {
     dataOptions: { type: 'object' },
     epochs: { type: 'integer', minimum: 1 },
     batchSize: { type: 'integer', minimum: 1 },
+    gradAccum: { type: 'integer', minimum: 1 },
     evalBatchSize: { type: 'integer', minimum: 1 },
     optimizer: {
       type: 'object',

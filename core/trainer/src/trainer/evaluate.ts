@@ -41,7 +41,8 @@ export async function evaluateModel(
     const n = raw.labels.length;
     const [lossT, topT] = tf.tidy(() => {
       const batch = transform(toBatch(raw, data.shape, k));
-      const logits = model.apply(batch.x, { training: false }) as tf.Tensor2D;
+      // predict, not apply: it frees each layer's output once the layers that read it have run
+      const logits = model.predict(batch.x, { batchSize: n }) as tf.Tensor2D;
       return [tf.mul(crossEntropy(logits, batch.y), n), tf.topk(logits, kk).indices];
     });
     lossSum += (await lossT.data())[0];

@@ -21,6 +21,7 @@ import {
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
 import { variableGradsFrugal } from '../optim/gradients.js';
+import { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch } from './memory.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
 import type { LrSchedule, ScheduleRegistry } from '../optim/schedule.js';
@@ -79,6 +80,8 @@ export class Trainer {
   /** The reason of a StopTraining thrown by an epoch tap during the current epoch hook call. */
   private epochStop: string | undefined;
   private readonly exportedModels = new Set<LayersModel>();
+  /** The validation batch size the memory plan allows (at most config.evalBatchSize). */
+  private evalBatchSize: number | undefined;
   ctx!: TrainContext;
 
   constructor(
@@ -249,6 +252,7 @@ export class Trainer {
       evalTransform: (b: Batch) => this.hooks.evalBatch.call(b, ctx),
       evaluate: (m?: LayersModel) => this.evaluate(m ?? ctx.model),
       lastTerms: {},
+      microBatches: 1,
       resumed: Boolean(opts.resume),
     });
     model = ctx.model = withSeededMathRandom(tfRng, () => this.hooks.model.call(model, ctx));
@@ -300,6 +304,19 @@ export class Trainer {
         partial = state.partial;
         this.logger.info(`resumed from ${ckptDir}: epoch ${startEpoch + 1}, step ${ctx.stepInEpoch} of it`);
       }
+      const plan = planMicroBatches({
+        model: ctx.model,
+        modelName: cfg.model.name,
+        inputShape: train.shape,
+        numClasses: train.numClasses,
+        batchSize: cfg.batchSize,
+        evalBatchSize: cfg.evalBatchSize,
+        gradAccum: cfg.gradAccum,
+        memory: this.backend.memory?.(),
+        logger: this.logger,
+      });
+      ctx.microBatches = plan.microBatches;
+      this.evalBatchSize = plan.evalBatchSize;
       for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
         ctx.epoch = epoch;
         const from = epoch === startEpoch ? ctx.stepInEpoch : 0;
@@ -381,7 +398,9 @@ export class Trainer {
       // run.json and report.html are built-in taps, before the plugins' own.
       await this.hooks.done.promise(ctx, result);
     } catch (e) {
-      error = e;
+      error = isOutOfMemory(e)
+        ? outOfMemory(`${cfg.model.name} at ${train.shape.slice(0, 2).join('x')} px`, cfg.batchSize, (e as Error).message, ctx.microBatches)
+        : e;
     }
     if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
     this.saveState = undefined;
@@ -417,30 +436,57 @@ export class Trainer {
     return toBatch(raw, ctx.inputShape, ctx.numClasses, ctx.epoch, ctx.step);
   }
 
-  /** One optimizer step. Returns the loss; throws NonFiniteLoss before a bad update reaches the weights. */
+  /**
+   * One optimizer step. Returns the loss; throws NonFiniteLoss before a bad update reaches the weights. With
+   * ctx.microBatches > 1 the batch is computed in row slices whose losses are weighted by their share of the
+   * batch, so the summed gradients are the whole batch's mean-loss gradients (up to float rounding).
+   */
   private trainStep(raw: LoadedBatch, ctx: TrainContext): number {
     const model = ctx.model;
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     return tf.tidy(() => {
       const batch = this.hooks.batch.call(this.makeBatch(raw, ctx), ctx);
-      let termNames: string[] = [];
-      let termValues: tf.Tensor | undefined;
-      const { value, grads } = variableGradsFrugal(() => {
-        const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
-        const state = this.hooks.loss.call({ logits, batch, targets: batch.y, sampleWeights: batch.meta.sampleWeights, terms: {} }, ctx);
-        // the base term, once, from the targets and weights the taps left (the injected Loss)
-        const terms = lossTerms(state, this.loss);
-        termNames = Object.keys(terms);
-        const values = Object.values(terms);
-        termValues = tf.keep(tf.stack(values));
-        return (values.length === 1 ? values[0] : tf.addN(values)) as tf.Scalar;
-      }, vars);
-      const loss = value.dataSync()[0];
-      const tv = termValues!.dataSync();
-      termValues!.dispose();
-      ctx.lastTerms = Object.fromEntries(termNames.map((n, i) => [n, tv[i]]));
-      if (!Number.isFinite(loss)) throw new NonFiniteLoss(ctx.epoch + 1, ctx.stepInEpoch + 1, loss);
-      ctx.optimizer.applyGradients(grads);
+      const size = batch.x.shape[0];
+      const ranges = ctx.microBatches > 1 ? microBatchRanges(size, ctx.microBatches) : [[0, size] as [number, number]];
+      let grads: tf.NamedTensorMap | undefined;
+      let loss = 0;
+      const terms: Record<string, number> = {};
+      for (const [start, end] of ranges) {
+        const share = (end - start) / size;
+        let termNames: string[] = [];
+        let termValues: tf.Tensor | undefined;
+        const next = tf.tidy(() => {
+          const part = ranges.length === 1 ? batch : sliceBatch(batch, start, end);
+          const { value, grads: g } = variableGradsFrugal(() => {
+            const logits = model.apply(part.x, { training: true }) as tf.Tensor2D;
+            const state = this.hooks.loss.call(
+              { logits, batch: part, targets: part.y, sampleWeights: part.meta.sampleWeights, terms: {} },
+              ctx,
+            );
+            // the base term, once, from the targets and weights the taps left (the injected Loss)
+            const t = lossTerms(state, this.loss);
+            termNames = Object.keys(t);
+            const values = Object.values(t);
+            termValues = tf.keep(tf.stack(values));
+            const total = (values.length === 1 ? values[0] : tf.addN(values)) as tf.Scalar;
+            return ranges.length === 1 ? total : (tf.mul(total, share) as tf.Scalar);
+          }, vars);
+          const l = value.dataSync()[0]!;
+          if (!Number.isFinite(l)) throw new NonFiniteLoss(ctx.epoch + 1, ctx.stepInEpoch + 1, l / share);
+          loss += l;
+          if (!grads) return g;
+          const sum: tf.NamedTensorMap = { ...grads };
+          for (const [k, v] of Object.entries(g)) sum[k] = grads[k] ? tf.add(grads[k], v) : v;
+          return sum;
+        });
+        if (grads) for (const [k, t] of Object.entries(grads)) if (next[k] !== t) t.dispose();
+        grads = next;
+        const tv = termValues!.dataSync();
+        termValues!.dispose();
+        termNames.forEach((n, i) => (terms[n] = (terms[n] ?? 0) + tv[i]! * share));
+      }
+      ctx.lastTerms = terms;
+      ctx.optimizer.applyGradients(grads!);
       this.hooks.step.call(ctx);
       return loss;
     });
@@ -448,6 +494,8 @@ export class Trainer {
 
   /** Loss, top-1, top-5 and the confusion matrix on the validation set (evalBatch hook applied). */
   evaluate(model: LayersModel): Promise<EvalResult> {
-    return evaluateModel(model, this.ctx.val, this.config.evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx));
+    return evaluateModel(model, this.ctx.val, this.evalBatchSize ?? this.config.evalBatchSize, (b) =>
+      this.hooks.evalBatch.call(b, this.ctx),
+    );
   }
 }
