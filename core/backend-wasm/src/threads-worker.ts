@@ -1,6 +1,6 @@
 // A kernel thread (see threads.ts): the kernel module over the shared tfjs heap, waiting for calls.
 import { workerData } from 'node:worker_threads';
-import { ARGS_BYTE, DONE, ERROR, FN, MAX_ARGS, NARGS, READY, SEQ } from './threads.js';
+import { ARGS_BYTE, DONE, ERROR, FN, MAX_ARGS, MESSAGE_BYTE, MESSAGE_BYTES, NARGS, READY, SEQ } from './threads.js';
 
 const {
   module,
@@ -34,8 +34,10 @@ for (;;) {
   try {
     fns[ctrl[FN]](...Array.from(args.subarray(0, ctrl[NARGS])));
   } catch (e) {
-    process.stderr.write(`tricks wasm kernel thread: ${names[ctrl[FN]]}: ${(e as Error).stack ?? e}\n`);
-    ctrl[ERROR] = 1;
+    // the message goes back through the control block (stderr would not be flushed while the main thread waits)
+    const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    const { written } = new TextEncoder().encodeInto(text, new Uint8Array(sab, MESSAGE_BYTE, MESSAGE_BYTES));
+    ctrl[ERROR] = Math.max(1, written);
   }
   Atomics.store(ctrl, DONE, seen);
   Atomics.notify(ctrl, DONE);

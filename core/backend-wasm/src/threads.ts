@@ -16,7 +16,11 @@ import { kernelModule, type Native, type NativeExports } from './native.js';
 export type KernelName = keyof NativeExports;
 export type Job = [KernelName, number[]];
 
-/** Control block layout (Int32 slots), then the arguments as float64 from ARGS_BYTE. */
+/**
+ * Control block layout (Int32 slots), then the arguments as float64 from ARGS_BYTE, then the UTF-8 message of
+ * a failed call (MESSAGE_BYTES at most, its length in slot ERROR): a worker's stderr would not be flushed while
+ * the main thread waits for it, so the message travels back through shared memory.
+ */
 export const SEQ = 0,
   DONE = 1,
   FN = 2,
@@ -25,7 +29,9 @@ export const SEQ = 0,
   READY = 5;
 export const ARGS_BYTE = 64,
   MAX_ARGS = 24,
-  CTRL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
+  MESSAGE_BYTE = ARGS_BYTE + 8 * MAX_ARGS,
+  MESSAGE_BYTES = 1024,
+  CTRL_BYTES = MESSAGE_BYTE + MESSAGE_BYTES;
 
 /** ROWS_BLOCK in kernels.c: the row blocks that per-channel sums add up in a fixed order. */
 export const ROWS_BLOCK = 256;
@@ -139,8 +145,12 @@ export class Threads {
         if (spin > 2000) Atomics.wait(h.ctrl, DONE, Atomics.load(h.ctrl, DONE), 50);
       }
       if (h.ctrl[ERROR] !== 0) {
+        const bytes = new Uint8Array(h.ctrl.buffer, MESSAGE_BYTE, Math.min(Math.max(h.ctrl[ERROR]!, 0), MESSAGE_BYTES)).slice();
         h.ctrl[ERROR] = 0;
-        error ??= new Error(`wasm kernel ${jobs[i][0]} failed on a kernel thread (see its message on stderr)`);
+        const message = new TextDecoder().decode(bytes);
+        error ??= Object.assign(new Error(`wasm kernel ${jobs[i]![0]} failed on a kernel thread: ${message}`), {
+          name: /^RuntimeError\b/.test(message) ? 'RuntimeError' : 'Error',
+        });
       }
     }
     if (error !== undefined) throw error;

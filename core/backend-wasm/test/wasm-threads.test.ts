@@ -33,6 +33,17 @@ describe('wasm kernels on several threads', function () {
     expect(three.hash).to.equal(one.hash);
   });
 
+  it("a kernel that faults on a helper thread fails on the main thread with the helper's message", () => {
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./fixtures/wasm-thread-fault-child.js', import.meta.url))], {
+      env: { ...process.env, TRICKS_WASM_THREADS: '2' },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { threads: number; name: string; error: string | null };
+    expect(r.threads).to.equal(2);
+    expect(r.error).to.match(/wasm kernel zero_floats failed on a kernel thread: RuntimeError: memory access out of bounds/);
+    expect(r.name).to.equal('RuntimeError');
+  });
+
   it("rewrites a module's own memory into a shared import with the same limits", () => {
     // a module with one memory (initial 2 pages, max 10) that exports it, plus a function import
     const wat = Uint8Array.from([
