@@ -7,7 +7,8 @@
 //   dx = g*rstd * (dy - sum(dy)/N - (x - mean) * rstd^2 * sum(dy * (x - mean))/N),
 //   dgamma = rstd * sum(dy * (x - mean)),  dbeta = sum(dy).
 // Only BatchNormalization layers with both gamma and beta over the last axis, on float32 input, on the
-// wasm backend take this path; every other case runs tfjs-layers' own call.
+// wasm backend take this path; every other case runs tfjs-layers' own call. TRICKS_WASM_MEMORY_SAVING=0 turns it off
+// (with Relu's output-saved gradient; core/bench's memory benchmark measures both).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { util, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
@@ -87,6 +88,7 @@ export function patchBatchNormTraining(): void {
     if (
       !kwargs?.['training'] ||
       tf.getBackend() !== 'wasm' ||
+      process.env.TRICKS_WASM_MEMORY_SAVING === '0' ||
       !x ||
       (Array.isArray(inputs) && inputs.length !== 1) ||
       x.dtype !== 'float32' ||

@@ -88,22 +88,29 @@ function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
+/**
+ * Relu's gradient from its output instead of its input (step(relu(x)) = step(x) for every finite x), so the
+ * tape keeps the tensor the next layer keeps anyway, as PyTorch's in-place ReLU does: the input (a batch
+ * norm's output, an add's) is freed after the forward pass. On wasm, >= 1M elements: one native pass.
+ */
 function reluGrad(original: GradConfig): GradConfig {
+  const fromOutput = process.env.TRICKS_WASM_MEMORY_SAVING !== '0'; // off: the input, as tfjs-core (memory benchmark)
   return {
     ...original,
+    ...(fromOutput ? { inputsToSave: [], outputsToSave: [true] } : {}),
     gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as [Tensor];
+      const [y] = saved as [Tensor];
       if (
         tf.getBackend() !== 'wasm' ||
         Array.isArray(dy) ||
-        x.dtype !== 'float32' ||
+        y.dtype !== 'float32' ||
         dy.dtype !== 'float32' ||
-        x.size < MIN_ELEMENTS ||
-        !util.arraysEqual(x.shape, dy.shape)
+        y.size < MIN_ELEMENTS ||
+        !util.arraysEqual(y.shape, dy.shape)
       ) {
-        return original.gradFunc(dy, saved, attrs);
+        return original.gradFunc(dy, [y], attrs);
       }
-      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as Tensor, x }) as Tensor };
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as Tensor, x: y }) as Tensor };
     },
   };
 }

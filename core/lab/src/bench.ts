@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { DataParallel, type ModelRef } from '@tricks/backend-wasm';
-import { microBatchRanges, SGD, variableGradsFrugal } from '@tricks/core';
+import { applyTraining, microBatchRanges, SGD, variableGradsFrugal } from '@tricks/core';
 
 export interface BenchOptions {
   model: LayersModel;
@@ -53,7 +53,7 @@ export async function benchTrain(opts: BenchOptions): Promise<BenchResult> {
       const next = tf.tidy(() => {
         const [px, py] = ranges.length === 1 ? [x, labels] : [tf.slice(x, start, end - start), tf.slice(labels, start, end - start)];
         const { value, grads } = variableGradsFrugal(() => {
-          const logits = model.apply(px, { training: true }) as tf.Tensor;
+          const logits = applyTraining(model, px);
           const l = tf.losses.softmaxCrossEntropy(py, logits, undefined, LABEL_SMOOTHING) as tf.Scalar;
           return ranges.length === 1 ? l : (tf.mul(l, (end - start) / batchSize) as tf.Scalar);
         }, weights);

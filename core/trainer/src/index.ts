@@ -48,6 +48,7 @@ export { type LossFunction, crossEntropy, lossTerms, weightedMean } from './loss
 export { type ModelBuilder, type ModelEntry, ModelRegistry, type ModelSpec, emptyBuildHooks } from './models/registry.js';
 export { clipByGlobalNorm, globalNorm } from './optim/clip.js';
 export { variableGradsFrugal } from './optim/gradients.js';
+export { applyTraining } from './trainer/forward.js';
 export {
   ADAM_STEP_KERNEL,
   Adam,

@@ -10,6 +10,7 @@ import type { BackendMemory } from '../backends/select.js';
 import { TricksError } from '../hooks/errors.js';
 import type { Logger } from '../io/logger.js';
 import { variableGradsFrugal } from '../optim/gradients.js';
+import { applyTraining } from './forward.js';
 
 /** [start, end) rows of `n` micro-batches of a batch of `size`, sizes differing by at most one. */
 export function microBatchRanges(size: number, n: number): [number, number][] {
@@ -75,10 +76,7 @@ function probeStep(model: LayersModel, inputShape: number[], numClasses: number,
       tf.tidy(() => {
         const x = tf.randomNormal([m, ...inputShape]);
         const y = tf.oneHot(tf.zeros([m], 'int32') as tf.Tensor1D, numClasses);
-        const { value, grads } = variableGradsFrugal(
-          () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-          vars,
-        );
+        const { value, grads } = variableGradsFrugal(() => tf.losses.softmaxCrossEntropy(y, applyTraining(model, x)) as tf.Scalar, vars);
         value.dataSync();
         tf.dispose([value, ...Object.values(grads)]);
       }),

@@ -21,6 +21,7 @@ import {
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
 import { variableGradsFrugal } from '../optim/gradients.js';
+import { applyTraining } from './forward.js';
 import { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch } from './memory.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
@@ -458,7 +459,7 @@ export class Trainer {
         const next = tf.tidy(() => {
           const part = ranges.length === 1 ? batch : sliceBatch(batch, start, end);
           const { value, grads: g } = variableGradsFrugal(() => {
-            const logits = model.apply(part.x, { training: true }) as tf.Tensor2D;
+            const logits = applyTraining(model, part.x) as tf.Tensor2D;
             const state = this.hooks.loss.call(
               { logits, batch: part, targets: part.y, sampleWeights: part.meta.sampleWeights, terms: {} },
               ctx,
