@@ -11,12 +11,14 @@ import {
   unregisterKernel,
   type KernelConfig,
 } from '@tensorflow/tfjs-core';
+import { activationConfigs } from './activations.js';
 import { batchNormConfigs } from './batchnorm.js';
 import { conv2dConfigs } from './conv2d.js';
 import { depthwiseConfigs } from './depthwise.js';
 import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
 import { matMulConfigs } from './matmul.js';
 import { optimizerConfigs } from './optimizer.js';
+import { poolingConfigs } from './pooling.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
@@ -43,7 +45,9 @@ export function registerWasmTrainingKernels(): void {
     ...batchNormConfigs(stock),
     ...elementwiseConfigs(stock),
     ...matMulConfigs(stock),
-    ...depthwiseConfigs,
+    ...depthwiseConfigs(stock),
+    ...poolingConfigs,
+    ...activationConfigs,
     ...segmentConfigs,
     ...reduceConfigs(stock),
     ...gradientKernelConfigs,
