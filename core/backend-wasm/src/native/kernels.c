@@ -776,8 +776,8 @@ void dw_conv(const float *x, const float *f, const float *bias, float *y, int N,
 
 // Depthwise filter gradient, channel multiplier 1, channels [c0, c1) only (threads take disjoint
 // channel ranges): df[tap][c] = sum over n, oh, ow (in that order) of dy[n][oh][ow][c] *
-// x[n][oh*sH + fh*dH - padT][ow*sW + fw*dW - padL][c]. One pass over dy; the taps' sums stay in df
-// (FH*FW*4 floats per channel vector, in L1).
+// x[n][oh*sH + fh*dH - padT][ow*sW + fw*dW - padL][c]. One pass over dy and x for all taps (the
+// per-tap kernel reads both once per tap); df (FH*FW*C floats) stays in cache.
 EXPORT(dw_grad_filter1)
 void dw_grad_filter1(const float *x, const float *dy, float *df, int N, int H, int W, int C, int OH,
                      int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT, int padL, int c0,
@@ -785,25 +785,28 @@ void dw_grad_filter1(const float *x, const float *dy, float *df, int N, int H, i
   const int taps = FH * FW;
   for (int t = 0; t < taps; t++)
     for (int c = c0; c < c1; c += 4) st_c(df + (long)t * C + c, zero(), c1 - c);
-  for (int c = c0; c < c1; c += 4) {
-    const int nc = c1 - c;
-    for (int n = 0; n < N; n++)
-      for (int oh = 0; oh < OH; oh++)
-        for (int ow = 0; ow < OW; ow++) {
-          const f4 g = ld_c(dy + (((long)n * OH + oh) * OW + ow) * C + c, nc);
-          for (int i = 0; i < FH; i++) {
-            const int h = oh * sH + i * dH - padT;
-            if (h < 0 || h >= H) continue;
-            const float *xr = x + ((long)n * H + h) * W * C + c;
-            float *dr = df + (long)i * FW * C + c;
-            for (int j = 0; j < FW; j++) {
-              const int w = ow * sW + j * dW - padL;
-              if (w < 0 || w >= W) continue;
-              st_c(dr + (long)j * C, madd(g, ld_c(xr + (long)w * C, nc), ld_c(dr + (long)j * C, nc)), nc);
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float *g = dy + (((long)n * OH + oh) * OW + ow) * C;
+        for (int i = 0; i < FH; i++) {
+          const int h = oh * sH + i * dH - padT;
+          if (h < 0 || h >= H) continue;
+          const float *xr = x + ((long)n * H + h) * W * C;
+          for (int j = 0; j < FW; j++) {
+            const int w = ow * sW + j * dW - padL;
+            if (w < 0 || w >= W) continue;
+            const float *xi = xr + (long)w * C;
+            float *dt = df + ((long)i * FW + j) * C;
+            int c = c0;
+            for (; c + 8 <= c1; c += 8) {
+              st(dt + c, madd(ld(g + c), ld(xi + c), ld(dt + c)));
+              st(dt + c + 4, madd(ld(g + c + 4), ld(xi + c + 4), ld(dt + c + 4)));
             }
+            for (; c < c1; c += 4) st_c(dt + c, madd(ld_c(g + c, c1 - c), ld_c(xi + c, c1 - c), ld_c(dt + c, c1 - c)), c1 - c);
           }
         }
-  }
+      }
 }
 
 // Activations and their gradients, elementwise over n floats.
