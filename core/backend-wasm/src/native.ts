@@ -52,6 +52,9 @@ export interface NativeExports {
   dw_conv: F;
   dw_grad_filter1: F;
   act_op: F;
+  reduce_groups: F;
+  binary_groups: F;
+  broadcast_groups: F;
 }
 
 const STACK_BYTES = 1 << 18;

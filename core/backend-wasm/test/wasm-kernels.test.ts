@@ -297,6 +297,41 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  it("squeeze-excitation ops: Sum and Mean over middle axes (and Mean's gradient), x op s with s [N,1,1,C] either side", async () => {
+    const r = rng(14);
+    for (const shape of [
+      [3, 17, 13, 20],
+      [2, 40, 41, 7],
+      [5, 1, 300, 3],
+      [4, 9, 9, 5, 6],
+    ]) {
+      const x = randn(r, shape);
+      const axes = shape.length === 5 ? [1, 2, 3] : [1, 2];
+      const sShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const sv = randn(r, sShape);
+      const what = JSON.stringify(shape);
+      for (const keepDims of [false, true]) {
+        const [ref, got] = await both([x], (x) => tf.sum(x, axes, keepDims));
+        expectClose(ref, got, `sum ${what} keepDims ${keepDims}`);
+        const [refM, gotM] = await both([x], (x) => tf.mean(x, axes, keepDims));
+        expectClose(refM, gotM, `mean ${what} keepDims ${keepDims}`);
+      }
+      const dyM = randn(r, sShape);
+      const [refG, gotG] = await both([x, dyM], (x, dy) => tf.grad((x: tf.Tensor) => tf.mean(x, axes, true))(x, dy));
+      expectClose(refG, gotG, `mean gradient ${what}`);
+      for (const [name, op] of [
+        ['mul', tf.mul],
+        ['add', tf.add],
+        ['sub', tf.sub],
+      ] as const) {
+        const [ref, got] = await both([x, sv], (x, s) => op(x, s));
+        expectClose(ref, got, `${name} x, s ${what}`);
+        const [ref2, got2] = await both([x, sv], (x, s) => op(s, x));
+        expectClose(ref2, got2, `${name} s, x ${what}`);
+      }
+    }
+  });
+
   it('UnsortedSegmentSum (the gradient of gather)', async () => {
     const r = rng(4);
     for (let i = 0; i < 6; i++) {

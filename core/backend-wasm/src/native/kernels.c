@@ -843,3 +843,46 @@ void act_op(const float *a, const float *b, float *y, int n, int op) {
     st_c(y + i, r, left);
   }
 }
+
+// Per-group reductions and broadcasts over x viewed as [G][R][C] (squeeze-excitation: the global
+// average pool, Mean over H and W, and x * s with s [G][1][1][C], and their gradients).
+// reduce_groups: out[g][c] = scale * sum over r of x[g][r][c], in blocks of ROWS_BLOCK rows as
+// reduce_blocks + sum_blocks do. Groups [0, G) of this call.
+EXPORT(reduce_groups)
+void reduce_groups(const float *x, float *out, int G, int R, int C, float scale) {
+  for (int g = 0; g < G; g++) {
+    const float *xg = x + (long)g * R * C;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      f4 total = zero();
+      for (int r0 = 0; r0 < R; r0 += ROWS_BLOCK) {
+        const int r1 = r0 + ROWS_BLOCK < R ? r0 + ROWS_BLOCK : R;
+        f4 s = zero();
+        for (int r = r0; r < r1; r++) s = add(s, ld_c(xg + (long)r * C + c, nc));
+        total = add(total, s);
+      }
+      if (scale != 1.f) total = mulc(total, scale);
+      st_c(out + (long)g * C + c, total, nc);
+    }
+  }
+}
+
+// y[g][r][c] = a[g][r][c] op b[g][c] (op as binary_op). Groups [0, G) of this call.
+EXPORT(binary_groups)
+void binary_groups(const float *a, const float *b, float *y, int G, int R, int C, int op) {
+  for (int g = 0; g < G; g++)
+    for (int r = 0; r < R; r++) {
+      const long o = ((long)g * R + r) * C;
+      for (int c = 0; c < C; c += 4)
+        st_c(y + o + c, binop(ld_c(a + o + c, C - c), ld_c(b + (long)g * C + c, C - c), op), C - c);
+    }
+}
+
+// out[g][r][c] = v[g][c] * scale (the gradient of a per-group mean).
+EXPORT(broadcast_groups)
+void broadcast_groups(const float *v, float *out, int G, int R, int C, float scale) {
+  for (int g = 0; g < G; g++)
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c += 4)
+        st_c(out + ((long)g * R + r) * C + c, mulc(ld_c(v + (long)g * C + c, C - c), scale), C - c);
+}
