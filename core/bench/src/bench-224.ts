@@ -69,7 +69,8 @@ for (const [model, torchName, target] of MODELS) {
     const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('{'));
     if (r.status !== 0 || !line) {
       row.crashed.push(b);
-      console.log(`${model} batch ${b}: crash (${(r.stderr ?? '').trim().split('\n').pop()})`);
+      const lines = (r.stderr ?? '').trim().split('\n');
+      console.log(`${model} batch ${b}: crash (${lines.find((l) => /Error|Aborted|out of memory|out of bounds/i.test(l)) ?? lines.pop()})`);
       continue;
     }
     const j = JSON.parse(line) as { trainImagesPerSec: number; inferImagesPerSec: number };
