@@ -51,11 +51,15 @@ for (const r of rows) {
 }
 if (!process.argv.includes('--no-write')) writeTable(rows, ref);
 
-// The other measured parts, each a script of its own: framework overhead, then the data pipeline
-// against torchvision's DataLoader (it refreshes its own section of docs/benchmarks.md).
+// The other measured parts, each a script of its own: framework overhead, the zoo models at 224 px
+// against PyTorch, then the data pipeline against torchvision's DataLoader (it refreshes its own section of docs/benchmarks.md).
 if (!process.argv.includes('--only')) {
   for (const [label, args] of [
     ['framework overhead', [join(root, 'scripts', 'bench-overhead.mjs')]],
+    [
+      'zoo models at 224 px vs PyTorch',
+      [join(root, 'core', 'bench', 'dist', 'src', 'bench-224.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])],
+    ],
     [
       'data pipeline vs torchvision',
       [join(root, 'core', 'bench', 'dist', 'src', 'pipeline.js'), ...(process.argv.includes('--no-write') ? ['--no-write'] : [])],

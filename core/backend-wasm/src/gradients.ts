@@ -19,7 +19,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs } from './native.js';
-import { BROADCAST_ROWS, leadingAxes } from './reduce.js';
+import { BROADCAST_GROUPS, BROADCAST_ROWS, leadingAxes, middleAxes } from './reduce.js';
 import { ROWS_BLOCK, Threads } from './threads.js';
 
 /** Custom kernel: [dx, dmean, dvariance, dscale, doffset] of FusedBatchNorm over channels-last x. */
@@ -112,7 +112,16 @@ function meanGrad(original: GradConfig): GradConfig {
     ...original,
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved as [Tensor];
-      const k = onWasm() && !Array.isArray(dy) ? leadingAxes(x.shape, (attrs as unknown as MeanAttrs).axis) : -1;
+      const axis = (attrs as unknown as MeanAttrs).axis;
+      const k = onWasm() && !Array.isArray(dy) && x.dtype === 'float32' ? leadingAxes(x.shape, axis) : -1;
+      const mid = onWasm() && !Array.isArray(dy) && x.dtype === 'float32' && k < 0 ? middleAxes(x.shape, axis) : undefined;
+      if (mid) {
+        // the global average pool's gradient: dy [G, C] spread over each group's R rows
+        const [G, R, C] = mid;
+        return {
+          x: () => tf.engine().runKernel(BROADCAST_GROUPS, { x: dy as Tensor }, { shape: x.shape, G, R, C, scale: 1 / R }) as Tensor,
+        };
+      }
       if (k < 0) return original.gradFunc(dy, saved, attrs);
       const n = util.sizeFromShape(x.shape.slice(0, k));
       return { x: () => tf.engine().runKernel(BROADCAST_ROWS, { x: dy as Tensor }, { shape: x.shape, scale: 1 / n }) as Tensor };

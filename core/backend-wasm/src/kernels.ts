@@ -11,6 +11,7 @@ import {
   unregisterKernel,
   type KernelConfig,
 } from '@tensorflow/tfjs-core';
+import { activationConfigs } from './activations.js';
 import { batchNormConfigs } from './batchnorm.js';
 import { batchNormTrainingKernels, patchBatchNormTraining } from './batchnorm-training.js';
 import { conv2dConfigs } from './conv2d.js';
@@ -18,6 +19,7 @@ import { depthwiseConfigs } from './depthwise.js';
 import { elementwiseConfigs, elementwiseGradients } from './elementwise.js';
 import { matMulConfigs } from './matmul.js';
 import { optimizerConfigs } from './optimizer.js';
+import { poolingConfigs } from './pooling.js';
 import { gradientConfigs, gradientKernelConfigs } from './gradients.js';
 import { reduceConfigs } from './reduce.js';
 import { segmentConfigs } from './segment.js';
@@ -44,7 +46,9 @@ export function registerWasmTrainingKernels(): void {
     ...batchNormConfigs(stock),
     ...elementwiseConfigs(stock),
     ...matMulConfigs(stock),
-    ...depthwiseConfigs,
+    ...depthwiseConfigs(stock),
+    ...poolingConfigs,
+    ...activationConfigs,
     ...segmentConfigs,
     ...reduceConfigs(stock),
     ...gradientKernelConfigs,

@@ -32,7 +32,6 @@ export interface NativeExports {
   wino_filter: F;
   wino_filter_grad: F;
   sgemm: F;
-  scatter_tap: F;
   im2col: F;
   bias_act: F;
   dw_grad_input: F;
@@ -49,6 +48,14 @@ export interface NativeExports {
   relu_grad: F;
   sgd_step: F;
   adam_step: F;
+  max_pool_grad: F;
+  col2im: F;
+  dw_conv: F;
+  dw_grad_filter1: F;
+  act_op: F;
+  reduce_groups: F;
+  binary_groups: F;
+  broadcast_groups: F;
 }
 
 const STACK_BYTES = 1 << 18;

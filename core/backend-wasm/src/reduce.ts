@@ -31,6 +31,39 @@ export function leadingAxes(shape: number[], axis: number | number[]): number {
   return k > 0 && k < shape.length && axes.every((a, i) => a === i) ? k : -1;
 }
 
+/**
+ * If axes are a contiguous run [a0, a1) with 0 < a0 < a1 < rank (an NHWC tensor reduced over H and W:
+ * the global average pool), returns [G, R, C]: x viewed as [G][R][C] is reduced over R. Else undefined.
+ */
+export function middleAxes(shape: number[], axis: number | number[]): [number, number, number] | undefined {
+  const axes = util
+    .parseAxisParam(axis, shape)
+    .slice()
+    .sort((a, b) => a - b);
+  const a0 = axes[0]!,
+    a1 = a0 + axes.length;
+  if (axes.length === 0 || a0 === 0 || a1 >= shape.length || !axes.every((a, i) => a === a0 + i)) return undefined;
+  return [util.sizeFromShape(shape.slice(0, a0)), util.sizeFromShape(shape.slice(a0, a1)), util.sizeFromShape(shape.slice(a1))];
+}
+
+/** Sum or Mean over middle axes, split across the threads by groups (each group's sum in one thread, in a fixed order). */
+function groupsReduce(args: Parameters<KernelFunc>[0], mean: boolean, [G, R, C]: [number, number, number]): TensorInfo {
+  const {
+    inputs: { x },
+    backend,
+    attrs,
+  } = args as unknown as KernelArgs<'x', SumAttrs | MeanAttrs>;
+  const axes = util.parseAxisParam(attrs.axis, x.shape);
+  const shape = attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+  const out = backend.makeOutput(shape, 'float32');
+  const nat = Native.of(backend),
+    th = Threads.of(nat);
+  const xP = nat.ptr(x),
+    oP = nat.ptr(out);
+  th.run(th.ranges(G).map(([a, b]) => ['reduce_groups', [xP + 4 * a * R * C, oP + 4 * a * C, b - a, R, C, mean ? 1 / R : 1]]));
+  return out;
+}
+
 function rowsReducer(stock: KernelFunc, mean: boolean): KernelFunc {
   return (args) => {
     const {
@@ -39,7 +72,11 @@ function rowsReducer(stock: KernelFunc, mean: boolean): KernelFunc {
       attrs,
     } = args as unknown as KernelArgs<'x', SumAttrs | MeanAttrs>;
     const k = x.dtype === 'float32' ? leadingAxes(x.shape, attrs.axis) : -1;
-    if (k < 0 || util.sizeFromShape(x.shape) === 0) return stock(args);
+    if (util.sizeFromShape(x.shape) === 0 || x.dtype !== 'float32') return stock(args);
+    if (k < 0) {
+      const mid = middleAxes(x.shape, attrs.axis);
+      return mid ? groupsReduce(args, mean, mid) : stock(args);
+    }
     const rows = util.sizeFromShape(x.shape.slice(0, k));
     const inner = x.shape.slice(k);
     const out = backend.makeOutput(attrs.keepDims ? [...Array(k).fill(1), ...inner] : inner, 'float32');
@@ -99,8 +136,30 @@ function broadcastRows(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
+/** Custom kernel: out (attrs.shape, viewed as [G, R, C]) = x ([G, C] values) * attrs.scale, the gradient of a per-group Mean. */
+export const BROADCAST_GROUPS = 'TricksBroadcastGroups';
+
+function broadcastGroups(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const {
+    inputs: { x },
+    backend,
+    attrs,
+  } = args as unknown as KernelArgs<'x', { shape: number[]; G: number; R: number; C: number; scale: number }>;
+  const out = backend.makeOutput(attrs.shape, 'float32');
+  const nat = Native.of(backend),
+    th = Threads.of(nat);
+  const { G, R, C } = attrs;
+  const xP = nat.ptr(x),
+    oP = nat.ptr(out);
+  th.run(th.ranges(G).map(([a, b]) => ['broadcast_groups', [xP + 4 * a * C, oP + 4 * a * R * C, b - a, R, C, attrs.scale]]));
+  return out;
+}
+
 export function reduceConfigs(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
-  const configs: KernelConfig[] = [{ kernelName: BROADCAST_ROWS, backendName: 'wasm', kernelFunc: broadcastRows }];
+  const configs: KernelConfig[] = [
+    { kernelName: BROADCAST_ROWS, backendName: 'wasm', kernelFunc: broadcastRows },
+    { kernelName: BROADCAST_GROUPS, backendName: 'wasm', kernelFunc: broadcastGroups },
+  ];
   const wrap = (name: string, f: (stock: KernelFunc) => KernelFunc) => {
     const s = stock(name);
     if (s) configs.push({ ...s, kernelFunc: f(s.kernelFunc) });

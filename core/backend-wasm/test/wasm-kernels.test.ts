@@ -224,6 +224,114 @@ describe('wasm training kernels match the cpu backend', function () {
     }
   });
 
+  // The 224-px kernels (issue 15): depthwise forward (multiplier 1 natively, in blocks of 16 channels,
+  // so up to 40 channels; multiplier 2 falls back to stock), max-pool gradient (with ties), h-swish and
+  // h-sigmoid.
+  it('DepthwiseConv2dNative forward: strides, padding, dilation, odd sizes, channel remainders', async () => {
+    const r = rng(11);
+    for (let i = 0; i < 24; i++) {
+      const f = pick(r, [1, 3, 5]),
+        mul = pick(r, [1, 1, 1, 2]),
+        stride = pick(r, [1, 2]);
+      const dilation = stride === 1 && r() < 0.3 ? 2 : 1;
+      const eff = (f - 1) * dilation + 1;
+      const n = int(r, 1, 3),
+        h = int(r, eff, eff + 9),
+        w = int(r, eff, eff + 9),
+        ch = pick(r, [1, 3, 4, 7, 16, 19, 24, 40]);
+      const pad = randomPad(r, f);
+      const x = randn(r, [n, h, w, ch]),
+        filt = randn(r, [f, f, ch, mul]);
+      const what = JSON.stringify({ n, h, w, ch, f, mul, stride, dilation, pad });
+      const [ref, got] = await both([x, filt], (x, w) =>
+        tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, pad, 'NHWC', dilation),
+      );
+      expectClose(ref, got, `depthwise forward ${what}`);
+    }
+  });
+
+  it('MaxPoolGrad: window sizes, strides, padding, odd sizes, tied maxima', async () => {
+    const r = rng(12);
+    for (let i = 0; i < 20; i++) {
+      const f = pick(r, [1, 2, 3]),
+        stride = pick(r, [1, 2, 3]),
+        pad = pick(r, ['same', 'valid', 0, 1] as const);
+      if (typeof pad === 'number' && pad >= f) continue;
+      const n = int(r, 1, 3),
+        h = int(r, f, f + 9),
+        w = int(r, f, f + 9),
+        ch = pick(r, [1, 3, 4, 6, 9, 17]);
+      const x = randn(r, [n, h, w, ch]);
+      // a third of the cases on a coarse grid, so windows hold equal maxima: the first (row-major) one gets the gradient
+      if (i % 3 === 0) x.values.forEach((v, j) => (x.values[j] = Math.round(v)));
+      const dy = randn(r, tf.backend_util.computePool2DInfo([n, h, w, ch], f, stride, 1, pad).outShape);
+      const what = JSON.stringify({ n, h, w, ch, f, stride, pad, ties: i % 3 === 0 });
+      const [ref, got] = await both([x, dy], (x, dy) => {
+        const y = tf.maxPool(x as tf.Tensor4D, f, stride, pad);
+        return tf.engine().runKernel(tf.MaxPoolGrad, { dy, input: x, output: y }, { filterSize: f, strides: stride, pad }) as tf.Tensor;
+      });
+      expectClose(ref, got, `max-pool gradient ${what}`);
+    }
+  });
+
+  it('h-swish and h-sigmoid kernels match the composite ops and their gradients (kinks at -3 and 3 included)', async () => {
+    const r = rng(13);
+    for (const n of [1, 7, 4099, 1 << 13]) {
+      const x = randn(r, [n]);
+      x.values.forEach((v, j) => (x.values[j] = v * 2));
+      [-3, 3, 0, -6, 6].forEach((v, j) => j < n && (x.values[j] = v));
+      const dy = randn(r, [n]);
+      const hswish = (x: tf.Tensor) => tf.mul(x, tf.div(tf.relu6(tf.add(x, 3)), 6));
+      const hsigmoid = (x: tf.Tensor) => tf.div(tf.relu6(tf.add(x, 3)), 6);
+      for (const [name, composite] of [
+        ['TricksHardSwish', hswish],
+        ['TricksHardSigmoid', hsigmoid],
+      ] as const) {
+        const ref = await run('cpu', [x], composite);
+        const got = await run('wasm', [x], (x) => tf.engine().runKernel(name, { x }) as tf.Tensor);
+        expectClose(ref, got, `${name} n=${n}`);
+        const refG = await run('cpu', [x, dy], (x, dy) => tf.grad(composite)(x, dy));
+        const gotG = await run('wasm', [x, dy], (x, dy) => tf.engine().runKernel(`${name}Grad`, { dy, x }) as tf.Tensor);
+        expectClose(refG, gotG, `${name}Grad n=${n}`);
+      }
+    }
+  });
+
+  it("squeeze-excitation ops: Sum and Mean over middle axes (and Mean's gradient), x op s with s [N,1,1,C] either side", async () => {
+    const r = rng(14);
+    for (const shape of [
+      [3, 17, 13, 20],
+      [2, 40, 41, 7],
+      [5, 1, 300, 3],
+      [4, 9, 9, 5, 6],
+    ]) {
+      const x = randn(r, shape);
+      const axes = shape.length === 5 ? [1, 2, 3] : [1, 2];
+      const sShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const sv = randn(r, sShape);
+      const what = JSON.stringify(shape);
+      for (const keepDims of [false, true]) {
+        const [ref, got] = await both([x], (x) => tf.sum(x, axes, keepDims));
+        expectClose(ref, got, `sum ${what} keepDims ${keepDims}`);
+        const [refM, gotM] = await both([x], (x) => tf.mean(x, axes, keepDims));
+        expectClose(refM, gotM, `mean ${what} keepDims ${keepDims}`);
+      }
+      const dyM = randn(r, sShape);
+      const [refG, gotG] = await both([x, dyM], (x, dy) => tf.grad((x: tf.Tensor) => tf.mean(x, axes, true))(x, dy));
+      expectClose(refG, gotG, `mean gradient ${what}`);
+      for (const [name, op] of [
+        ['mul', tf.mul],
+        ['add', tf.add],
+        ['sub', tf.sub],
+      ] as const) {
+        const [ref, got] = await both([x, sv], (x, s) => op(x, s));
+        expectClose(ref, got, `${name} x, s ${what}`);
+        const [ref2, got2] = await both([x, sv], (x, s) => op(s, x));
+        expectClose(ref2, got2, `${name} s, x ${what}`);
+      }
+    }
+  });
+
   it('UnsortedSegmentSum (the gradient of gather)', async () => {
     const r = rng(4);
     for (let i = 0; i < 6; i++) {

@@ -22,7 +22,7 @@ const runChild = (threads: string) =>
 describe('wasm kernels on several threads', function () {
   this.timeout(120000);
 
-  it('conv forward and both gradients (Winograd, im2col, pointwise), depthwise gradients, matMul, batch norm and its gradient, sums are bit-identical on 1, 2 and 3 threads', () => {
+  it('conv forward and both gradients (Winograd, im2col, col2im, pointwise), depthwise forward and gradients, max-pool gradient, h-swish, matMul, batch norm and its gradient, sums are bit-identical on 1, 2 and 3 threads', () => {
     const one = runChild('1'),
       two = runChild('2'),
       three = runChild('3');

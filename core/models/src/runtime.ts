@@ -14,13 +14,37 @@ type Shape = (number | null)[];
 const one = (x: tf.Tensor | tf.Tensor[]): tf.Tensor => (Array.isArray(x) ? x[0] : x);
 const oneShape = (s: Shape | Shape[]): Shape => (Array.isArray(s[0]) ? (s[0] as Shape) : (s as Shape));
 
+/**
+ * One-pass kernels a backend may register (@tricks/backend-wasm does for wasm): forward {x}, gradient {dy, x}.
+ * Without them the layers below compose tfjs ops, with the same values.
+ */
+const FUSED = {
+  hswish: ['TricksHardSwish', 'TricksHardSwishGrad'],
+  hsigmoid: ['TricksHardSigmoid', 'TricksHardSigmoidGrad'],
+} as const;
+
+/** f(x) through the backend's fused kernel pair when it has them and x is float32; undefined otherwise. */
+function fused(kind: keyof typeof FUSED, x: tf.Tensor): tf.Tensor | undefined {
+  const [fwd, grad] = FUSED[kind];
+  const backend = tf.getBackend();
+  if (x.dtype !== 'float32' || tf.getKernel(fwd, backend) === undefined || tf.getKernel(grad, backend) === undefined) return undefined;
+  const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x]);
+    return {
+      value: tf.engine().runKernel(fwd, { x }) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(grad, { dy, x: saved[0] }) as tf.Tensor,
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x);
+}
+
 /** h-swish (Howard et al. 2019): x * relu6(x + 3) / 6. */
 export class HardSwish extends tfl.layers.Layer {
   static className = 'HardSwish';
   call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = one(inputs);
-      return tf.mul(x, tf.div(tf.relu6(tf.add(x, 3)), 6));
+      return fused('hswish', x) ?? tf.mul(x, tf.div(tf.relu6(tf.add(x, 3)), 6));
     });
   }
 }
@@ -29,7 +53,10 @@ export class HardSwish extends tfl.layers.Layer {
 export class HardSigmoid extends tfl.layers.Layer {
   static className = 'HardSigmoid6';
   call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => tf.div(tf.relu6(tf.add(one(inputs), 3)), 6));
+    return tf.tidy(() => {
+      const x = one(inputs);
+      return fused('hsigmoid', x) ?? tf.div(tf.relu6(tf.add(x, 3)), 6);
+    });
   }
 }
 

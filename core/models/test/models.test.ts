@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import '@tensorflow/tfjs-backend-cpu';
 import { registerWasmTrainingKernels } from '@tricks/backend-wasm';
 import { ModelRegistry, emptyBuildHooks, fileHandler, type BlockInfo, type NeckInfo } from '@tricks/core';
 import { countParams, modelCost } from '../src/flops.js';
@@ -344,6 +345,30 @@ describe('model zoo: custom layers against PyTorch', function () {
     expect(maxAbsDiff(await hs.data(), a.hswish)).to.be.below(1e-6);
     expect(maxAbsDiff(await hg.data(), a.hsigmoid)).to.be.below(1e-6);
     tf.dispose([x, hs, hg]);
+  });
+
+  it("HardSwish and HardSigmoid: the wasm backend's one-pass kernels give the composite's values and gradients (cpu)", async () => {
+    expect(tf.getBackend()).to.equal('wasm');
+    expect(tf.getKernel('TricksHardSwish', 'wasm'), 'fused kernels registered').to.not.equal(undefined);
+    const xs = [...Array.from({ length: 97 }, (_, i) => (i - 48) / 6), -3, 3, 0];
+    const grads = async (backend: string) => {
+      await tf.setBackend(backend);
+      const x = tf.tensor4d(xs, [1, 1, xs.length, 1]);
+      const out: number[][] = [];
+      for (const layer of [new HardSwish({}), new HardSigmoid({})]) {
+        const [y, g] = tf.tidy(() => {
+          const f = (t: tf.Tensor) => tf.mul(layer.apply(t) as tf.Tensor, tf.reshape(tf.range(0, xs.length), [1, 1, xs.length, 1]));
+          return [layer.apply(x) as tf.Tensor, tf.grad(f)(x)];
+        });
+        out.push(Array.from(await y.data()), Array.from(await g.data()));
+        tf.dispose([y, g]);
+      }
+      x.dispose();
+      return out;
+    };
+    const onCpu = await grads('cpu');
+    const onWasm = await grads('wasm');
+    onCpu.forEach((ref, i) => expect(maxAbsDiff(onWasm[i]!, ref), `output ${i}`).to.be.below(1e-5));
   });
 
   it('StochasticDepth drops whole samples at the given rate and rescales the rest; identity at inference', async () => {

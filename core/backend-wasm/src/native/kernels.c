@@ -436,24 +436,6 @@ void bias_act(float *y, const float *bias, int rows, int K, int relu) {
   }
 }
 
-// scatter_tap: dx[n][oh*sH + r0][ow*sW + c0][c] += src[n][oh][ow][c] (inside the input only).
-EXPORT(scatter_tap)
-void scatter_tap(const float *src, float *dx, int N, int H, int W, int C, int OH, int OW, int r0,
-                 int c0, int sH, int sW) {
-  for (int n = 0; n < N; n++)
-    for (int oh = 0; oh < OH; oh++) {
-      const int h = oh * sH + r0;
-      if (h < 0 || h >= H) continue;
-      for (int ow = 0; ow < OW; ow++) {
-        const int w = ow * sW + c0;
-        if (w < 0 || w >= W) continue;
-        const float *s = src + (((long)n * OH + oh) * OW + ow) * C;
-        float *d = dx + (((long)n * H + h) * W + w) * C;
-        for (int c = 0; c < C; c += 4) st_c(d + c, add(ld_c(d + c, C - c), ld_c(s + c, C - c)), C - c);
-      }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Depthwise convolution gradients, NHWC, filter [FH][FW][C][Mul], output channel c*Mul + q.
 // Vectorized over channels when Mul == 1.
@@ -696,4 +678,226 @@ void bn_train_dx(const float *dy, const float *x, const float *mean, const float
       v = add(v, mul(sub(ld_c(x + i, nc), ld_c(mean + c, nc)), ld_c(b + c, nc)));
       st_c(dx + i, add(v, ld_c(d + c, nc)), nc);
     }
+}
+// ---------------------------------------------------------------------------------------------
+// 224-px kernels (issue 15): max-pool gradient, col2im, depthwise forward, activations.
+
+// Max-pool gradient, NHWC: dx[n][h][w][c] gets dy[n][oh][ow][c] at the first window position (rows,
+// then columns, in the input) whose x equals the pooled y, as tfjs's cpu backend picks its
+// argmax (the first strictly greater value). Vectorized over channels: a lane takes the first
+// match and is then done. Images [0, N) of this call.
+EXPORT(max_pool_grad)
+void max_pool_grad(const float *dy, const float *x, const float *y, float *dx, int N, int H, int W,
+                   int C, int OH, int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT,
+                   int padL) {
+  __builtin_memset(dx, 0, (unsigned long)N * H * W * C * 4);
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const long o = (((long)n * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; c += 4) {
+          const int nc = C - c;
+          const f4 yv = ld_c(y + o + c, nc), g = ld_c(dy + o + c, nc);
+          f4 done = wasm_i32x4_splat(0);
+          for (int i = 0; i < FH; i++) {
+            const int h = oh * sH + i * dH - padT;
+            if (h < 0 || h >= H) continue;
+            for (int j = 0; j < FW; j++) {
+              const int w = ow * sW + j * dW - padL;
+              if (w < 0 || w >= W) continue;
+              const long p = (((long)n * H + h) * W + w) * C + c;
+              const f4 hit = wasm_v128_andnot(wasm_f32x4_eq(ld_c(x + p, nc), yv), done);
+              st_c(dx + p, add(ld_c(dx + p, nc), wasm_v128_and(hit, g)), nc);
+              done = wasm_v128_or(done, hit);
+            }
+          }
+        }
+      }
+}
+
+// col2im, the transpose of im2col: dx[n][oh*sH + i*dH - padT][ow*sW + j*dW - padL][c] +=
+// cols[n][oh][ow][(i*FW + j)*C + c] (inside the input only); dx is zeroed first. Images [0, N).
+EXPORT(col2im)
+void col2im(const float *cols, float *dx, int N, int H, int W, int C, int OH, int OW, int FH, int FW,
+            int padT, int padL, int sH, int sW, int dH, int dW) {
+  __builtin_memset(dx, 0, (unsigned long)N * H * W * C * 4);
+  const long rowLen = (long)FH * FW * C;
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float *s = cols + (((long)n * OH + oh) * OW + ow) * rowLen;
+        for (int i = 0; i < FH; i++) {
+          const int h = oh * sH + i * dH - padT;
+          if (h < 0 || h >= H) { s += (long)FW * C; continue; }
+          for (int j = 0; j < FW; j++, s += C) {
+            const int w = ow * sW + j * dW - padL;
+            if (w < 0 || w >= W) continue;
+            float *d = dx + (((long)n * H + h) * W + w) * C;
+            for (int c = 0; c < C; c += 4) st_c(d + c, add(ld_c(d + c, C - c), ld_c(s + c, C - c)), C - c);
+          }
+        }
+      }
+}
+
+// Depthwise convolution forward, NHWC, channel multiplier 1, filter [FH][FW][C]:
+// y[n][oh][ow][c] = act(sum over taps of x[..][c] * f[tap][c] + bias[c]) (bias may be 0; act 0 none,
+// 1 relu, 2 relu6). Output rows [r0, r1) of the flattened [N*OH] rows. Channels in blocks of 16
+// (four vectors) kept in registers over the taps.
+EXPORT(dw_conv)
+void dw_conv(const float *x, const float *f, const float *bias, float *y, int N, int H, int W, int C,
+             int OH, int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT, int padL,
+             int act, int r0, int r1) {
+  const f4 six = wasm_f32x4_splat(6.f);
+  for (int r = r0; r < r1; r++) {
+    const int n = r / OH, oh = r % OH;
+    for (int ow = 0; ow < OW; ow++) {
+      float *yo = y + (((long)n * OH + oh) * OW + ow) * C;
+      for (int c = 0; c < C; c += 16) {
+        const int nc = C - c;
+        f4 a0 = zero(), a1 = zero(), a2 = zero(), a3 = zero();
+        for (int i = 0; i < FH; i++) {
+          const int h = oh * sH + i * dH - padT;
+          if (h < 0 || h >= H) continue;
+          for (int j = 0; j < FW; j++) {
+            const int w = ow * sW + j * dW - padL;
+            if (w < 0 || w >= W) continue;
+            const float *xi = x + (((long)n * H + h) * W + w) * C + c;
+            const float *ft = f + ((long)i * FW + j) * C + c;
+            if (nc >= 16) {
+              a0 = madd(ld(xi), ld(ft), a0);
+              a1 = madd(ld(xi + 4), ld(ft + 4), a1);
+              a2 = madd(ld(xi + 8), ld(ft + 8), a2);
+              a3 = madd(ld(xi + 12), ld(ft + 12), a3);
+            } else {
+              a0 = madd(ld_c(xi, nc), ld_c(ft, nc), a0);
+              if (nc > 4) a1 = madd(ld_c(xi + 4, nc - 4), ld_c(ft + 4, nc - 4), a1);
+              if (nc > 8) a2 = madd(ld_c(xi + 8, nc - 8), ld_c(ft + 8, nc - 8), a2);
+              if (nc > 12) a3 = madd(ld_c(xi + 12, nc - 12), ld_c(ft + 12, nc - 12), a3);
+            }
+          }
+        }
+        f4 acc[4] = {a0, a1, a2, a3};
+        for (int q = 0; q < 4 && q * 4 < nc; q++) {
+          f4 v = acc[q];
+          if (bias) v = add(v, ld_c(bias + c + q * 4, nc - q * 4));
+          if (act >= 1) v = wasm_f32x4_max(v, zero());
+          if (act == 2) v = wasm_f32x4_min(v, six);
+          st_c(yo + c + q * 4, v, nc - q * 4);
+        }
+      }
+    }
+  }
+}
+
+// Depthwise filter gradient, channel multiplier 1, channels [c0, c1) only (threads take disjoint
+// channel ranges): df[tap][c] = sum over n, oh, ow (in that order) of dy[n][oh][ow][c] *
+// x[n][oh*sH + fh*dH - padT][ow*sW + fw*dW - padL][c]. One pass over dy and x for all taps (the
+// per-tap kernel reads both once per tap); df (FH*FW*C floats) stays in cache.
+EXPORT(dw_grad_filter1)
+void dw_grad_filter1(const float *x, const float *dy, float *df, int N, int H, int W, int C, int OH,
+                     int OW, int FH, int FW, int sH, int sW, int dH, int dW, int padT, int padL, int c0,
+                     int c1) {
+  const int taps = FH * FW;
+  for (int t = 0; t < taps; t++)
+    for (int c = c0; c < c1; c += 4) st_c(df + (long)t * C + c, zero(), c1 - c);
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float *g = dy + (((long)n * OH + oh) * OW + ow) * C;
+        for (int i = 0; i < FH; i++) {
+          const int h = oh * sH + i * dH - padT;
+          if (h < 0 || h >= H) continue;
+          const float *xr = x + ((long)n * H + h) * W * C;
+          for (int j = 0; j < FW; j++) {
+            const int w = ow * sW + j * dW - padL;
+            if (w < 0 || w >= W) continue;
+            const float *xi = xr + (long)w * C;
+            float *dt = df + ((long)i * FW + j) * C;
+            int c = c0;
+            for (; c + 8 <= c1; c += 8) {
+              st(dt + c, madd(ld(g + c), ld(xi + c), ld(dt + c)));
+              st(dt + c + 4, madd(ld(g + c + 4), ld(xi + c + 4), ld(dt + c + 4)));
+            }
+            for (; c < c1; c += 4) st_c(dt + c, madd(ld_c(g + c, c1 - c), ld_c(xi + c, c1 - c), ld_c(dt + c, c1 - c)), c1 - c);
+          }
+        }
+      }
+}
+
+// Activations and their gradients, elementwise over n floats.
+// op 1: h-swish y = x * (relu6(x + 3) / 6) (a = x), the composite's operations in its order.
+// op 2: h-swish gradient dx = dy * (x <= -3 ? 0 : x > 3 ? 1 : (2x + 3) / 6) (a = dy, b = x): the
+//       composite's gradient (x + 3 <= 0 has no slope, x + 3 = 6 has) in one expression.
+// op 3: h-sigmoid y = relu6(x + 3) / 6.
+// op 4: h-sigmoid gradient dx = (dy / 6) * (0 < x + 3 <= 6), as the composite computes it.
+EXPORT(act_op)
+void act_op(const float *a, const float *b, float *y, int n, int op) {
+  const f4 one = wasm_f32x4_splat(1.f), three = wasm_f32x4_splat(3.f), six = wasm_f32x4_splat(6.f),
+           m3 = wasm_f32x4_splat(-3.f);
+  for (long i = 0; i < n; i += 4) {
+    const int left = n - i;
+    const f4 av = ld_c(a + i, left);
+    f4 r;
+    if (op == 0) {
+      r = av;
+    } else if (op == 1) {
+      r = mul(av, wasm_f32x4_div(wasm_f32x4_min(wasm_f32x4_max(add(av, three), zero()), six), six));
+    } else if (op == 2) {
+      const f4 xv = ld_c(b + i, left);
+      f4 d = wasm_f32x4_div(add(add(xv, xv), three), six);
+      d = wasm_v128_bitselect(one, d, wasm_f32x4_gt(xv, three));
+      d = wasm_v128_andnot(d, wasm_f32x4_le(xv, m3));
+      r = mul(av, d);
+    } else if (op == 3) {
+      r = wasm_f32x4_div(wasm_f32x4_min(wasm_f32x4_max(add(av, three), zero()), six), six);
+    } else {
+      const f4 x3 = add(ld_c(b + i, left), three);
+      const f4 mask = wasm_v128_and(wasm_f32x4_gt(x3, zero()), wasm_f32x4_le(x3, six));
+      r = mul(wasm_f32x4_div(av, six), wasm_v128_and(mask, one));
+    }
+    st_c(y + i, r, left);
+  }
+}
+
+// Per-group reductions and broadcasts over x viewed as [G][R][C] (squeeze-excitation: the global
+// average pool, Mean over H and W, and x * s with s [G][1][1][C], and their gradients).
+// reduce_groups: out[g][c] = scale * sum over r of x[g][r][c], in blocks of ROWS_BLOCK rows as
+// reduce_blocks + sum_blocks do. Groups [0, G) of this call.
+EXPORT(reduce_groups)
+void reduce_groups(const float *x, float *out, int G, int R, int C, float scale) {
+  for (int g = 0; g < G; g++) {
+    const float *xg = x + (long)g * R * C;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      f4 total = zero();
+      for (int r0 = 0; r0 < R; r0 += ROWS_BLOCK) {
+        const int r1 = r0 + ROWS_BLOCK < R ? r0 + ROWS_BLOCK : R;
+        f4 s = zero();
+        for (int r = r0; r < r1; r++) s = add(s, ld_c(xg + (long)r * C + c, nc));
+        total = add(total, s);
+      }
+      if (scale != 1.f) total = mulc(total, scale);
+      st_c(out + (long)g * C + c, total, nc);
+    }
+  }
+}
+
+// y[g][r][c] = a[g][r][c] op b[g][c] (op as binary_op). Groups [0, G) of this call.
+EXPORT(binary_groups)
+void binary_groups(const float *a, const float *b, float *y, int G, int R, int C, int op) {
+  for (int g = 0; g < G; g++)
+    for (int r = 0; r < R; r++) {
+      const long o = ((long)g * R + r) * C;
+      for (int c = 0; c < C; c += 4)
+        st_c(y + o + c, binop(ld_c(a + o + c, C - c), ld_c(b + (long)g * C + c, C - c), op), C - c);
+    }
+}
+
+// out[g][r][c] = v[g][c] * scale (the gradient of a per-group mean).
+EXPORT(broadcast_groups)
+void broadcast_groups(const float *v, float *out, int G, int R, int C, float scale) {
+  for (int g = 0; g < G; g++)
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c += 4)
+        st_c(out + ((long)g * R + r) * C + c, mulc(ld_c(v + (long)g * C + c, C - c), scale), C - c);
 }
