@@ -1,7 +1,8 @@
 // The 224-px section of `npm run bench` (issue 15): zoo models at ImageNet size, 1000 classes, training
 // (SGD momentum steps) and inference img/s of `tricks bench` on wasm, and PyTorch CPU (torch_zoo_224.py,
-// 2 threads) at the same batch, model by model in one run. A batch that crashes (the 32-bit wasm heap)
-// is reported as "crash" and the next smaller one (halved) is tried, so the row shows the largest that ran.
+// 2 threads) at the same batch, model by model in one run. `tricks bench` plans micro-batches as `tricks train`
+// does when a step would not fit the 32-bit wasm heap (the row says how many). A batch that still crashes is
+// reported as "crash" and the next smaller one (halved) is tried, so the row shows the largest that ran.
 //   node core/bench/dist/src/bench-224.js [--start resnet18=16,...] [--no-write]
 // --start: the first batch to try per model (skips sizes known to crash); the target batch stays in the table.
 import { spawnSync } from 'node:child_process';
@@ -38,6 +39,7 @@ interface Row {
   target: number;
   batch: number;
   crashed: number[];
+  microBatches?: number;
   tricks?: { train: number; infer: number };
   torch?: { train: number; infer: number };
 }
@@ -73,8 +75,9 @@ for (const [model, torchName, target] of MODELS) {
       console.log(`${model} batch ${b}: crash (${lines.find((l) => /Error|Aborted|out of memory|out of bounds/i.test(l)) ?? lines.pop()})`);
       continue;
     }
-    const j = JSON.parse(line) as { trainImagesPerSec: number; inferImagesPerSec: number };
+    const j = JSON.parse(line) as { trainImagesPerSec: number; inferImagesPerSec: number; microBatches?: number };
     row.batch = b;
+    row.microBatches = j.microBatches;
     row.tricks = { train: j.trainImagesPerSec, infer: j.inferImagesPerSec };
     break;
   }
@@ -109,7 +112,7 @@ function writeTable(rows: Row[]): void {
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.model} | ${r.target} | ${r.batch || '-'}${r.crashed.length ? ` (crash at ${r.crashed.join(', ')})` : ''} | ${f(r.tricks?.train)} | ${f(r.torch?.train)} | ${x(r.tricks?.train, r.torch?.train)} | ${f(r.tricks?.infer)} | ${f(r.torch?.infer)} | ${x(r.tricks?.infer, r.torch?.infer)} |`,
+        `| ${r.model} | ${r.target} | ${r.batch || '-'}${(r.microBatches ?? 1) > 1 ? ` as ${r.microBatches} micro-batches` : ''}${r.crashed.length ? ` (crash at ${r.crashed.join(', ')})` : ''} | ${f(r.tricks?.train)} | ${f(r.torch?.train)} | ${x(r.tricks?.train, r.torch?.train)} | ${f(r.tricks?.infer)} | ${f(r.torch?.infer)} | ${x(r.tricks?.infer, r.torch?.infer)} |`,
     ),
     '',
     'Commands: `npx tricks bench --model M --batch-size B --input 224 --classes 1000 --steps 2 --warmup 1 --json` and ' +
