@@ -10,7 +10,7 @@ export {
 export { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch, type MemoryPlan } from './trainer/memory.js';
 export { type DataSplit, type Dataset, InMemoryDataset, type RawBatch, stratifiedSplit } from './data/dataset.js';
 export { type Sampler, ShuffleSampler, epochRng, loadBatches } from './data/loader.js';
-export { type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
+export { COMMON_DATA_OPTIONS, type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
 export { type Composition, type CreateTrainerOptions, type Services, compose, coreModule, createTrainer } from './di/container.js';
 export { TOKENS } from './di/tokens.js';
 export { CancelBatch, NonFiniteLoss, StopTraining, TricksError } from './hooks/errors.js';
