@@ -93,6 +93,7 @@ export { type EvalResult, type PluginState, type TrainContext } from './trainer/
 export { evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';
 export { JsonlMetricsSink, METRIC_KEYS, monitoredMetric, type MetricsSink } from './trainer/sinks.js';
+export { DIVERGENCE_DEFAULTS, type DivergenceOptions, divergenceCheck } from './trainer/divergence.js';
 export { Interrupted, type RunOptions, Trainer, hashConfig } from './trainer/trainer.js';
 export { closest } from './util/closest.js';
 export { Rng } from './util/rng.js';
