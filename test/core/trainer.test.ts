@@ -204,7 +204,7 @@ describe('trainer', function () {
     expect(high.err).to.equal(undefined); // a warning, not a stop
     expect(high.warnings).to.have.length(1);
     expect(high.warnings[0])
-      .to.match(/the training loss is diverging \(epoch 1, step \d+\)/)
+      .to.match(/the training loss is diverging: epoch 1's mean so far \(\d+ steps\) is/)
       .and.include('(--lr 0.5;')
       .and.include('Try --lr 0.05 (10x lower)');
     expect((await run(0.05)).warnings).to.deep.equal([]);
