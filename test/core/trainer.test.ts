@@ -185,6 +185,35 @@ describe('trainer', function () {
     expect(w.every((a) => a.every(Number.isFinite))).to.equal(true);
   });
 
+  it('warns once when the loss diverges (a forced lr of 0.5), naming --lr; not on a sane run; stops when asked', async () => {
+    const run = async (lr: number, divergence?: 'stop') => {
+      const logger = new MemoryLogger();
+      const cfg = tiny({
+        limit: { train: 768, val: 64, steps: 24 },
+        optimizer: { lr },
+        ...(divergence ? { divergence, checkpoint: true, epochs: 2 } : {}),
+      });
+      const trainer = await createTestTrainer(cfg, { logger });
+      const err = await trainer.run().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      return { err, out: cfg.out!, warnings: logger.lines.filter((l) => l.startsWith('warning:')) };
+    };
+    const high = await run(0.5);
+    expect(high.err).to.equal(undefined); // a warning, not a stop
+    expect(high.warnings).to.have.length(1);
+    expect(high.warnings[0])
+      .to.match(/the training loss is diverging: epoch 1's mean so far \(\d+ steps\) is/)
+      .and.include('(--lr 0.5;')
+      .and.include('Try --lr 0.05 (10x lower)');
+    expect((await run(0.05)).warnings).to.deep.equal([]);
+    const stopped = await run(0.5, 'stop');
+    expect(stopped.err).to.be.instanceOf(TricksError);
+    expect(stopped.err!.message).to.match(/diverging.*stopped \(--on-divergence stop\)/s);
+    expect(existsSync(join(stopped.out, 'checkpoint')), 'it stopped in the first epoch: no checkpoint yet').to.equal(false);
+  });
+
   it('skips cancelled batches and stops cleanly on StopTraining', async () => {
     const trainer = await createTestTrainer(
       tiny({ plugins: [[plugin('cancel'), { stopAt: 4 }]], limit: { train: 256, val: 64, steps: 8 } }),

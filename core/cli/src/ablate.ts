@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { runAblation, type RunSpec, runOne } from '@tricks/lab';
 import { TricksError } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
+import { checkDataFlagsFor } from './data-options.js';
 import { progressBuiltin } from './progress.js';
 
 /** This CLI's bin/tricks.js (from dist/src/): each ablation run's child process runs `tricks ablate-run`. */
@@ -35,6 +36,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--jobs <n>', 'runs at once, each in its own process', positiveInt('--jobs'), 1)
     .option('--teacher <dir>', 'a trained teacher (model or run directory) for distillation steps; default: the ablation trains one')
     .action(async (f: AblateFlags & { out: string }) => {
+      await checkDataFlagsFor(await configFromFlags({ ...f, out: undefined }), f);
       if ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect)
         return (await import('./distributed.js')).ablateOnQueue(f); // --queue/--collect: on BullMQ workers (issue 10)
       const overrides = await configFromFlags({ ...f, out: undefined });

@@ -18,6 +18,7 @@ import {
   Rng,
 } from '@tricks/core';
 import { cliServices } from './services.js';
+import { addDataFlags, collect, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 
 export interface PreviewOptions {
   data: string;
@@ -166,15 +167,13 @@ export function channelAffineInverse(before: Float32Array, after: Float32Array, 
   return identity ? null : { scale, shift };
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
 /** `tricks augment-preview --data SPEC [--preset P | --plugin ...] --out grid.png` */
 export function registerAugmentPreviewCommand(program: Command): Command {
-  return program
+  const cmd = program
     .command('augment-preview')
     .description("write a PNG grid of augmented training samples: one row per sample, the original first, then the batch hook's output")
-    .requiredOption('--data <spec>', 'dataset spec, as for train (digits, fashion-mnist, cifar10:DIR, folder:DIR, ...)')
-    .option('--data-option <key=value>', 'a dataOptions entry, value as JSON or a string (repeatable), e.g. size=64', collect, [])
+    .requiredOption('--data <spec>', 'dataset spec, as for train (digits, fashion-mnist, cifar10:DIR, folder:DIR, ...)');
+  return addDataFlags(cmd)
     .option('--preset <name>', 'use the plugins of a preset')
     .option(
       '--plugin <name[=json]>',
@@ -188,34 +187,25 @@ export function registerAugmentPreviewCommand(program: Command): Command {
     .option('--cell <px>', 'pixels per image side in the grid')
     .requiredOption('--out <file.png>', 'the PNG to write')
     .action(
-      async (f: {
-        data: string;
-        dataOption: string[];
-        preset?: string;
-        plugin: string[];
-        rows: number;
-        cols: number;
-        seed: number;
-        cell?: string;
-        out: string;
-      }) => {
+      async (
+        f: DataFlags & {
+          data: string;
+          preset?: string;
+          plugin: string[];
+          rows: number;
+          cols: number;
+          seed: number;
+          cell?: string;
+          out: string;
+        },
+      ) => {
         for (const [k, v] of [
           ['--rows', f.rows],
           ['--cols', f.cols],
         ] as const) {
           if (!Number.isInteger(v) || v < 1 || v > 64) throw new TricksError(`option ${k}: ${v} is not an integer in 1..64`);
         }
-        const dataOptions: DataOptions = {};
-        for (const kv of f.dataOption) {
-          const eq = kv.indexOf('=');
-          if (eq < 1) throw new TricksError(`option --data-option: "${kv}" is not key=value`, 'for example --data-option size=64');
-          const v = kv.slice(eq + 1);
-          try {
-            dataOptions[kv.slice(0, eq)] = JSON.parse(v);
-          } catch {
-            dataOptions[kv.slice(0, eq)] = v;
-          }
-        }
+        const dataOptions = dataOptionsFromFlags(f);
         const r = await augmentPreview({
           data: f.data,
           dataOptions,

@@ -11,6 +11,7 @@ import {
   type TrainContext,
 } from '@tricks/core';
 import { cliServices } from './services.js';
+import { addDataFlags, checkDataFlags, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 
 interface Meta {
   tricks?: { plugins?: string[]; pluginOptions?: { name: string; options: Record<string, unknown> }[] };
@@ -21,22 +22,31 @@ interface Meta {
  * normalization, resizing) of the plugins the model was trained with are applied again, so the
  * numbers match the run's.
  */
-export async function evalCommand(f: {
-  model: string;
-  data: string;
-  batchSize: number;
-  backend: string;
-}): Promise<Record<string, unknown>> {
+export async function evalCommand(
+  f: {
+    model: string;
+    data: string;
+    batchSize: number;
+    backend: string;
+  } & DataFlags,
+): Promise<Record<string, unknown>> {
   const logger = new ConsoleLogger();
   const services = await cliServices({ logger });
+  checkDataFlags(services.datasets, f.data, f);
   const backend = await services.backend.select(f.backend);
+  const data = await services.datasets.create(f.data, dataOptionsFromFlags(f));
+  logger.info(`data: ${data.source}: ${data.val.length} val, ${data.val.shape.join('x')}`);
   const model = await loadModel(f.model);
-  const data = await services.datasets.create(f.data);
   const inShape = model.inputs[0].shape.slice(1);
   if (inShape.some((d, i) => d !== null && d !== data.val.shape[i])) {
+    const name = f.data.split(':')[0];
+    const resizable = services.datasets.optionsOf(name)?.includes('size') && inShape[0] === inShape[1] && inShape[0] !== null;
+    model.dispose();
     throw new TricksError(
       `model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`,
-      'evaluate on the kind of data the model was trained on',
+      resizable
+        ? `evaluate at the size the model was trained at: --image-size ${inShape[0]}`
+        : 'evaluate on the kind of data the model was trained on',
     );
   }
   const meta = (model.getUserDefinedMetadata() ?? {}) as Meta;
@@ -67,11 +77,12 @@ export async function evalCommand(f: {
 }
 
 export function registerEvalCommand(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description('evaluate a saved model on a dataset; prints JSON with top1, top5 and the confusion matrix')
     .requiredOption('--model <dir>', 'a model directory (model.json + weights), e.g. runs/x/model')
-    .requiredOption('--data <spec>', 'dataset spec, e.g. digits or fashion-mnist:DIR (its validation/test split is used)')
+    .requiredOption('--data <spec>', 'dataset spec, e.g. digits or fashion-mnist:DIR (its validation/test split is used)');
+  addDataFlags(cmd)
     .option('--batch-size <n>', 'batch size', (v) => Number(v), 256)
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),

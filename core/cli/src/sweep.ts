@@ -4,6 +4,7 @@ import { addQueueOptions, extendAblateCommand, printStudy, runStudyFromFlags, ty
 import { loadRunner, type RunRecord, parseGrid, planSweep, specUserConfig } from '@tricks/distributed';
 import { TricksError, ConsoleLogger, resolveConfig } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
+import { checkDataFlagsFor } from './data-options.js';
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -38,6 +39,7 @@ export function registerSweepCommand(program: Command): void {
     if (!f.collect && !f.grid) throw new TricksError('tricks sweep needs --grid', `e.g. --grid '{"optimizer.lr":[0.05,0.1]}'`);
     const grid = f.collect ? {} : parseGrid(f.grid, f.random);
     const overrides = await configFromFlags({ ...f, out: undefined });
+    await checkDataFlagsFor(overrides, f);
     const preset = overrides.preset;
     delete overrides.preset;
     delete overrides.out;

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { createStandardTrainer } from '@tricks/lab';
 import { progressBuiltin } from './progress.js';
+import { addDataFlags, checkDataFlags, collect, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 import {
   TricksError,
   completeDir,
@@ -14,7 +15,6 @@ import {
   parsePluginFlag,
 } from '@tricks/core';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new TricksError(`option ${name}: "${v}" is not an integer`);
@@ -26,7 +26,7 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
-export interface TrainFlags {
+export interface TrainFlags extends DataFlags {
   preset?: string;
   plugin: string[];
   config?: string;
@@ -48,15 +48,17 @@ export interface TrainFlags {
   valSplit?: number;
   strict?: boolean;
   checkpoint?: boolean;
+  onDivergence?: 'warn' | 'stop' | 'off';
 }
 
 /** Options shared by train, ablate and sweep. */
 export function addTrainOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--preset <name>', 'a preset: short name (quickstart), package name, or path')
     .option('--plugin <name[=json]>', 'add a plugin, with options as JSON: --plugin \'mixup={"alpha":0.2}\' (repeatable)', collect, [])
     .option('--config <file>', 'a config file (default: tricks.config.json, .mjs or .js in the current directory)')
-    .option('--data <spec>', 'dataset: digits, fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR')
+    .option('--data <spec>', 'dataset: digits, fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR');
+  return addDataFlags(cmd)
     .option('--model <name>', 'backbone name (see `tricks model list`)')
     .option('--epochs <n>', 'epochs', int('--epochs'))
     .option('--batch-size <n>', 'batch size', int('--batch-size'))
@@ -75,6 +77,13 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--steps <n>', 'at most n steps per epoch', int('--steps'))
     .option('--val-split <f>', 'validation fraction when the data has no split', num('--val-split'))
     .option('--strict', 'fail on unreadable images instead of skipping them')
+    .addOption(
+      new Option('--on-divergence <what>', 'when the training loss diverges: warn once (default), stop the run, or off').choices([
+        'warn',
+        'stop',
+        'off',
+      ]),
+    )
     .option('--no-checkpoint', 'do not write checkpoints');
 }
 
@@ -92,12 +101,14 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
     backend: f.backend,
     out: f.out,
     checkpoint: f.checkpoint === false ? false : undefined,
+    divergence: f.onDivergence,
   };
   if (f.lr !== undefined || f.optimizer)
     fromFlags.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
   if (f.schedule) fromFlags.schedule = { name: f.schedule };
   if (f.limitTrain || f.limitVal || f.steps) fromFlags.limit = { train: f.limitTrain, val: f.limitVal, steps: f.steps };
-  if (f.valSplit !== undefined || f.strict) fromFlags.dataOptions = { valSplit: f.valSplit, strict: f.strict };
+  const dataOptions = { valSplit: f.valSplit, strict: f.strict || undefined, ...dataOptionsFromFlags(f) };
+  if (Object.values(dataOptions).some((v) => v !== undefined)) fromFlags.dataOptions = dataOptions;
   const base: UserConfig = file?.config ?? {};
   const merged = merge(base, fromFlags) as UserConfig;
   if (f.preset && base.preset && f.preset !== base.preset) merged.preset = f.preset;
@@ -133,6 +144,7 @@ export function registerTrainCommand(program: Command): void {
         user.out = resolve(f.resume);
       } else user = await configFromFlags(f);
       const trainer = await createStandardTrainer(user, { builtins: [progressBuiltin] });
+      if (!f.resume) checkDataFlags(trainer.datasets, trainer.config.data, f);
       const result = await trainer.run({ resume: Boolean(f.resume), handleSignals: true });
       const last = result.epochs.at(-1);
       process.stdout.write(

@@ -19,8 +19,17 @@ import { TricksError, stratifiedSplit, type DataSplit, type Dataset, type RawBat
  * the first unreadable image fails the run with a TricksError naming it.
  */
 export interface FolderOptions extends DataOptions {
-  /** Output size: a side, or [height, width]. Default: the first image's size when both sides are at most 64, else 224. */
+  /** Output size: a side, or [height, width] (`--image-size`). Default: the first image's size when both sides are at most 64, else 224. */
   size?: number | [number, number];
+  /**
+   * Validation only, with resize 'cover': the fraction of the resized image kept by the centre crop (timm's
+   * crop_pct). The shorter side goes to floor(size / cropPct), then the centre size x size is kept: 0.875 is
+   * torchvision's ImageNet evaluation, Resize(256) + CenterCrop(224). Default 0.875 when the images are
+   * resized (a size given, or the 224 default), 1 when the loader takes the first image's own size (<= 64 px).
+   * Training images are scaled to cover the size and centre-cropped; their random crops come from the augment
+   * plugin (RandomResizedCrop).
+   */
+  cropPct?: number;
   /** cover: scale the shorter side, centre crop (default); contain: fit inside, pad black; fill: stretch. */
   resize?: 'cover' | 'contain' | 'fill';
   /** 3 (RGB, default) or 1 (grayscale). */
@@ -37,6 +46,9 @@ export interface FolderOptions extends DataOptions {
   /** Called with each warning (default: console.warn). */
   warn?: (message: string) => void;
 }
+
+/** The dataOptions keys the folder format reads (beyond valSplit and strict). */
+export const FOLDER_OPTIONS: readonly string[] = ['size', 'cropPct', 'resize', 'channels', 'failOn', 'cache', 'cacheDir'];
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
@@ -77,18 +89,35 @@ function scanTree(dir: string, classNames: string[], what: string): ClassTree {
 }
 
 export function resolveSize(opt: FolderOptions['size'], firstSize: [number, number] | undefined): [number, number] {
+  return chooseSize(opt, firstSize).size;
+}
+
+/** The output size and why it was chosen (the loader reports it in the split's `source`). */
+export function chooseSize(
+  opt: FolderOptions['size'],
+  firstSize: [number, number] | undefined,
+): { size: [number, number]; why: string; own: boolean } {
+  const first = firstSize ? `the first is ${firstSize[0]}x${firstSize[1]}` : 'no image could be read to probe';
   if (opt === undefined) {
-    if (firstSize && firstSize[0] <= 64 && firstSize[1] <= 64) return firstSize;
-    return [224, 224];
+    if (firstSize && firstSize[0] <= 64 && firstSize[1] <= 64)
+      return { size: firstSize, why: "the first image's own size (at most 64 px)", own: true };
+    return { size: [224, 224], why: `the default for images over 64 px (${first}; --image-size N to change)`, own: false };
   }
   const s: [number, number] = typeof opt === 'number' ? [opt, opt] : opt;
   if (!Array.isArray(s) || s.length !== 2 || !s.every((v) => Number.isInteger(v) && v > 0 && v <= 4096)) {
     throw new TricksError(
       `dataOptions.size must be a positive integer or [height, width], got ${JSON.stringify(opt)}`,
-      'for example --data-option size=224 or "size": [224, 224]',
+      'for example --image-size 224, --data-option size=[224,192] or "size": [224, 224] in dataOptions',
     );
   }
-  return s;
+  return { size: s, why: 'from --image-size or dataOptions.size', own: false };
+}
+
+/** Shorter side and offsets of the validation resize: floor(size / cropPct), then the centre size (torchvision's Resize + CenterCrop). */
+export function cropBox(size: [number, number], cropPct: number): { height: number; width: number; top: number; left: number } {
+  const height = Math.floor(size[0] / cropPct + 1e-9),
+    width = Math.floor(size[1] / cropPct + 1e-9);
+  return { height, width, top: Math.floor((height - size[0]) / 2), left: Math.floor((width - size[1]) / 2) };
 }
 
 /** Decodes one file to uint8 HWC of the given size and channels. */
@@ -98,9 +127,16 @@ export async function decodeImage(
   channels: 1 | 3,
   mode: 'cover' | 'contain' | 'fill',
   failOn: NonNullable<FolderOptions['failOn']>,
+  cropPct = 1,
 ): Promise<Uint8Array> {
   let img = sharp(file, { failOn }).rotate(); // honour EXIF orientation, as PIL.ImageOps.exif_transpose would
-  img = img.resize({ height: size[0], width: size[1], fit: mode, position: 'centre', background: { r: 0, g: 0, b: 0, alpha: 1 } });
+  if (mode === 'cover' && cropPct < 1) {
+    // torchvision's Resize(floor(size / cropPct)) + CenterCrop(size): covering the larger box, then its centre
+    const box = cropBox(size, cropPct);
+    img = img
+      .resize({ height: box.height, width: box.width, fit: 'cover', position: 'centre' })
+      .extract({ top: box.top, left: box.left, height: size[0], width: size[1] });
+  } else img = img.resize({ height: size[0], width: size[1], fit: mode, position: 'centre', background: { r: 0, g: 0, b: 0, alpha: 1 } });
   img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
   const { data, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
   if (info.width !== size[1] || info.height !== size[0])
@@ -199,6 +235,8 @@ export class FolderDataset implements Dataset {
       strict: boolean;
       cachePath?: string;
       warn: (m: string) => void;
+      /** Validation: keep this fraction in the centre crop (1: none). */
+      cropPct?: number;
     },
   ) {
     this.length = files.length;
@@ -229,6 +267,7 @@ export class FolderDataset implements Dataset {
         this.shape[2] as 1 | 3,
         this.opts.mode,
         this.opts.failOn,
+        this.opts.cropPct,
       );
       if (this.cache) await this.cache.write(i, data);
       return data;
@@ -306,9 +345,17 @@ async function probeSize(files: string[]): Promise<[number, number] | undefined>
   return undefined;
 }
 
-function cachePathFor(dir: string, tree: ClassTree, shape: number[], mode: string, cacheDir: string, side: string): string {
+function cachePathFor(
+  dir: string,
+  tree: ClassTree,
+  shape: number[],
+  mode: string,
+  cacheDir: string,
+  side: string,
+  cropPct: number,
+): string {
   const h = createHash('sha1');
-  h.update(JSON.stringify({ dir: resolve(dir), shape, mode, v: 1 }));
+  h.update(JSON.stringify({ dir: resolve(dir), shape, mode, v: 1, ...(cropPct !== 1 ? { cropPct } : {}) }));
   for (const f of tree.files) {
     const st = statSync(f, { throwIfNoEntry: false });
     h.update(`${f}\0${st?.size ?? -1}\0${st?.mtimeMs ?? 0}\n`);
@@ -323,10 +370,38 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new TricksError(`folder: ${dir} is not a directory`, howTo);
   const mode = options.resize ?? 'cover';
   if (!['cover', 'contain', 'fill'].includes(mode))
-    throw new TricksError(`dataOptions.resize must be cover, contain or fill, got "${mode}"`);
+    throw new TricksError(
+      `dataOptions.resize must be cover, contain or fill, got ${JSON.stringify(mode)}`,
+      'for example --data-option resize=contain (fit inside, pad black)',
+    );
   const channels = options.channels ?? 3;
-  if (channels !== 1 && channels !== 3) throw new TricksError(`dataOptions.channels must be 1 or 3, got ${channels}`);
+  if (channels !== 1 && channels !== 3)
+    throw new TricksError(
+      `dataOptions.channels must be 1 or 3, got ${JSON.stringify(channels)}`,
+      'for example --data-option channels=1 (grayscale)',
+    );
   const failOn = options.failOn ?? 'truncated';
+  if (!['none', 'truncated', 'error', 'warning'].includes(failOn))
+    throw new TricksError(
+      `dataOptions.failOn must be none, truncated, error or warning, got ${JSON.stringify(failOn)}`,
+      "for example --data-option failOn=error (sharp's levels, from the most lenient)",
+    );
+  if (options.cache !== undefined && ![true, false, 'auto'].includes(options.cache as never))
+    throw new TricksError(
+      `dataOptions.cache must be true, false or "auto", got ${JSON.stringify(options.cache)}`,
+      'for example --data-option cache=false',
+    );
+  if (options.warn !== undefined && typeof options.warn !== 'function')
+    throw new TricksError('dataOptions.warn must be a function (a programmatic option)', 'drop it from the data options');
+  if (options.cropPct !== undefined) {
+    if (typeof options.cropPct !== 'number' || !(options.cropPct > 0 && options.cropPct <= 1))
+      throw new TricksError(
+        `dataOptions.cropPct must be a number in (0, 1], got ${JSON.stringify(options.cropPct)}`,
+        'for example --data-option cropPct=0.875 (torchvision: resize to 256, centre crop 224) or cropPct=1 (no crop)',
+      );
+    if (mode !== 'cover')
+      throw new TricksError(`dataOptions.cropPct applies to resize "cover" only, not "${mode}"`, 'drop cropPct, or use resize=cover');
+  }
   const warn = options.warn ?? ((m: string) => console.warn(`warning: ${m}`));
 
   let train: ClassTree, val: ClassTree;
@@ -354,21 +429,38 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
     throw new TricksError(`folder: ${dir} has ${train.classNames.length} class sub-folder(s); a classifier needs at least 2`, howTo);
   if (train.files.length === 0) throw new TricksError(`folder: no images (${[...IMAGE_EXT].join(', ')}) under ${dir}`, howTo);
 
-  const size = resolveSize(options.size, await probeSize(train.files));
+  const chosen = chooseSize(options.size, await probeSize(train.files));
+  const size = chosen.size;
   const shape: [number, number, number] = [size[0], size[1], channels];
+  const cropPct = mode === 'cover' ? (options.cropPct ?? (chosen.own ? 1 : 0.875)) : 1;
   const useCache = options.cache === true || ((options.cache ?? 'auto') === 'auto' && size[0] * size[1] <= 128 * 128);
   const cacheDir = options.cacheDir ?? join(tmpdir(), 'tricks-cache');
-  const make = (side: 'train' | 'val', t: ClassTree) =>
-    new FolderDataset(`folder-${side}`, t.files, t.labels, t.classNames, shape, {
+  const make = (side: 'train' | 'val', t: ClassTree) => {
+    const crop = side === 'val' ? cropPct : 1;
+    return new FolderDataset(`folder-${side}`, t.files, t.labels, t.classNames, shape, {
       mode,
       failOn,
       strict: options.strict === true,
       warn,
-      cachePath: useCache ? cachePathFor(dir, t, shape, mode, cacheDir, side) : undefined,
+      cropPct: crop,
+      cachePath: useCache ? cachePathFor(dir, t, shape, mode, cacheDir, side, crop) : undefined,
     });
+  };
+  const box = cropBox(size, cropPct);
+  const square = size[0] === size[1];
+  const side = (h: number, w: number) => (square ? `shorter side ${h}` : `cover ${h}x${w}`);
+  const policy =
+    mode !== 'cover'
+      ? `resize ${mode}`
+      : `train: ${side(size[0], size[1])}, centre crop; ` +
+        (cropPct < 1
+          ? `val: ${side(box.height, box.width)}, centre crop ${square ? size[0] : `${size[0]}x${size[1]}`} (cropPct ${cropPct})`
+          : 'val: the same');
   return {
     train: make('train', train),
     val: make('val', val),
-    source: `folder:${dir}${hasSplit ? ' (train/, val/)' : ` (valSplit ${options.valSplit ?? 0.1})`}`,
+    source:
+      `folder:${dir} (${hasSplit ? 'train/, val/' : `valSplit ${options.valSplit ?? 0.1}`}); ` +
+      `images ${size[0]}x${size[1]}, ${chosen.why}; ${policy}`,
   };
 }

@@ -139,6 +139,81 @@ describe('folder dataset', function () {
     const noCache = await loadFolder(root, { valSplit: 0, size: 12, cacheDir, cache: false, warn: () => {} });
     expect((noCache.train as FolderDataset).cacheFile).to.equal(undefined);
   });
+
+  it("validation images: torchvision's Resize(256) + CenterCrop(224) at size 224 (cropPct 0.875), training images cover 224", async () => {
+    // 256x256 (and a wider 256x320) with a 16-px red frame around green: the centre 224 of a 256 image has no red
+    const root = mkdtempSync(join(tmpdir(), 'folder-crop-'));
+    const frame = async (file: string, w: number, h: number) => {
+      const raw = Buffer.alloc(w * h * 3);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) {
+          const edge = x < 16 || y < 16 || x >= w - 16 || y >= h - 16;
+          raw[(y * w + x) * 3 + (edge ? 0 : 1)] = 255;
+        }
+      await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+        .png()
+        .toFile(file);
+    };
+    for (const side of ['train', 'val'])
+      for (const c of ['a', 'b']) {
+        mkdirSync(join(root, side, c), { recursive: true });
+        await frame(join(root, side, c, 'square.png'), 256, 256);
+        await frame(join(root, side, c, 'wide.png'), 320, 256);
+      }
+    const redAt = (img: Uint8Array, x: number, y: number) => img[(y * 224 + x) * 3] > 128;
+    const split = await loadFolder(root, { size: 224, cache: false });
+    expect(split.val.shape).to.deep.equal([224, 224, 3]);
+    expect(split.source)
+      .to.include('images 224x224, from --image-size')
+      .and.include('val: shorter side 256, centre crop 224 (cropPct 0.875)');
+    const val = await split.val.getBatch([0, 1]);
+    const train = await split.train.getBatch([0, 1]);
+    for (const k of [0, 1]) {
+      const v = val.images.subarray(k * 224 * 224 * 3, (k + 1) * 224 * 224 * 3);
+      const t = train.images.subarray(k * 224 * 224 * 3, (k + 1) * 224 * 224 * 3);
+      expect([redAt(v, 0, 0), redAt(v, 0, 112), redAt(v, 112, 0), redAt(v, 112, 112)], `val image ${k}`).to.deep.equal([
+        false,
+        false,
+        false,
+        false,
+      ]);
+      expect([redAt(t, 112, 0), redAt(t, 112, 223), redAt(t, 112, 112)], `train image ${k}`).to.deep.equal([true, true, false]);
+    }
+    // cropPct 1: the validation image is the training one
+    const full = await loadFolder(root, { size: 224, cropPct: 1, cache: false });
+    expect(Buffer.from((await full.val.getBatch([0])).images).equals(Buffer.from(train.images.subarray(0, 224 * 224 * 3)))).to.equal(true);
+    // no size: the default for images over 64 px, said with the first image's size
+    const dflt = await loadFolder(join(root, 'train'), { cache: false });
+    expect(dflt.source).to.include('images 224x224, the default for images over 64 px (the first is 256x256; --image-size N to change)');
+    await expectTricksError(() => loadFolder(root, { cropPct: 1.5 }), /dataOptions\.cropPct must be a number in \(0, 1\]/);
+    await expectTricksError(() => loadFolder(root, { cropPct: 0.9, resize: 'fill' }), /cropPct applies to resize "cover" only/);
+  });
+
+  it('names a data option no format has, lets one of another format through, and refuses bad values', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 3, ['.png']);
+    const registry = registerDatasets(new DatasetRegistry());
+    await expectTricksError(
+      () => registry.create(`folder:${root}`, { sise: 64 }),
+      /dataOptions\.sise: folder has no option "sise" \(did you mean "size"\?\)/,
+    );
+    // a preset's option for another format (cifar100's coarse) is ignored here; on the command line (strict) it is named
+    expect((await registry.create(`folder:${root}`, { coarse: true, size: 8, cache: false })).train.shape).to.deep.equal([8, 8, 3]);
+    expect(() => registry.checkOptions(`folder:${root}`, { coarse: true }, { strict: true })).to.throw(/it is an option of cifar100/);
+    expect(() => registry.checkOptions('digits', { size: 64 }, { strict: true, what: () => '--image-size' })).to.throw(
+      /^--image-size: digits has no option "size"/,
+    );
+    expect(registry.optionsOf('folder')).to.include.members(['valSplit', 'strict', 'size', 'cropPct', 'resize']);
+    await expectTricksError(
+      () => loadFolder(root, { failOn: 'sometimes' as never }),
+      /dataOptions\.failOn must be none, truncated, error or warning/,
+    );
+    await expectTricksError(() => loadFolder(root, { cache: 'yes' as never }), /dataOptions\.cache must be true, false or "auto"/);
+    await expectTricksError(
+      () => loadFolder(root, { resize: 'crop' as never }),
+      /dataOptions\.resize must be cover, contain or fill, got "crop"/,
+    );
+  });
 });
 
 async function expectTricksError(fn: () => Promise<unknown>, re: RegExp) {

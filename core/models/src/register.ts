@@ -6,7 +6,11 @@ import { registerZoo } from './zoo.js';
 
 /** Registers every model of the zoo: small-cnn, the CIFAR ResNets and the ImageNet-style backbones. */
 export function registerModels(registry: ModelRegistry): ModelRegistry {
-  registry.register('small-cnn', 'two 3x3 conv layers, max-pooling and a dense head (quick start)', smallCnn);
+  registry.register(
+    'small-cnn',
+    'two 3x3 conv layers, max-pooling and a dense head on the flattened maps (<= 64 px) or their global average (quick start)',
+    smallCnn,
+  );
   for (const depth of [20, 32, 44, 56, 110]) {
     registry.register(
       `resnet${depth}`,

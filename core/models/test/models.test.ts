@@ -265,6 +265,36 @@ describe('model zoo: options', function () {
     m.dispose();
   });
 
+  it('small-cnn: the flattened head up to 64 px (counts as before), global average pooling above (no 25.7M-weight dense layer)', () => {
+    const build = (side: number, c: number, width: number, numClasses = 10, head?: string) =>
+      registry.build('small-cnn', { inputShape: [side, side, c], numClasses, options: { width, ...(head ? { head } : {}) } });
+    // the counts of the flatten-only small-cnn, measured on main before the change
+    for (const [side, c, width, params] of [
+      [28, 1, 32, 421930],
+      [32, 3, 32, 545386],
+      [28, 1, 8, 103090],
+      [64, 3, 32, 2118250],
+    ]) {
+      const m = build(side, c, width);
+      expect(m.countParams(), `${side}x${side}x${c} width ${width}`).to.equal(params);
+      expect(m.layers.map((l) => l.name))
+        .to.include('flatten')
+        .and.not.include('gap');
+      m.dispose();
+    }
+    const big = build(224, 3, 32);
+    expect(big.countParams()).to.equal(29290); // 25,711,210 flattened
+    expect(big.layers.map((l) => l.name))
+      .to.include('gap')
+      .and.not.include('flatten');
+    expect(big.outputs[0].shape).to.deep.equal([null, 10]);
+    big.dispose();
+    const forced = build(32, 3, 32, 10, 'gap');
+    expect(forced.countParams()).to.equal(29290);
+    forced.dispose();
+    expect(() => build(32, 3, 32, 10, 'pool')).to.throw(/options\.head must be auto, flatten or gap/);
+  });
+
   it('a wrong option is a user error naming the option', () => {
     expect(() => registry.build('resnet50', { inputShape: [32, 32, 3], numClasses: 4, options: { variant: 'e' } })).to.throw(/variant/);
     expect(() => registry.build('swin-cifar', { inputShape: [32, 32, 3], numClasses: 4, options: { windw: 4 } })).to.throw(/windw/);

@@ -10,7 +10,7 @@ export {
 export { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch, type MemoryPlan } from './trainer/memory.js';
 export { type DataSplit, type Dataset, InMemoryDataset, type RawBatch, stratifiedSplit } from './data/dataset.js';
 export { type Sampler, ShuffleSampler, epochRng, loadBatches } from './data/loader.js';
-export { type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
+export { COMMON_DATA_OPTIONS, type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
 export { type Composition, type CreateTrainerOptions, type Services, compose, coreModule, createTrainer } from './di/container.js';
 export { TOKENS } from './di/tokens.js';
 export { CancelBatch, NonFiniteLoss, StopTraining, TricksError } from './hooks/errors.js';
@@ -93,6 +93,7 @@ export { type EvalResult, type PluginState, type TrainContext } from './trainer/
 export { evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';
 export { JsonlMetricsSink, METRIC_KEYS, monitoredMetric, type MetricsSink } from './trainer/sinks.js';
+export { DIVERGENCE_DEFAULTS, type DivergenceOptions, divergenceCheck } from './trainer/divergence.js';
 export { Interrupted, type RunOptions, Trainer, hashConfig } from './trainer/trainer.js';
 export { closest } from './util/closest.js';
 export { Rng } from './util/rng.js';

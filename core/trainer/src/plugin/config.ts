@@ -27,6 +27,8 @@ export interface TrainSettings {
   optimizer: { name: string; lr: number; weightDecay?: number; [key: string]: unknown };
   schedule: { name: string; [key: string]: unknown };
   seed: number;
+  /** When the training loss diverges (the tricks:divergence built-in): warn once (the default), stop the run, or off. */
+  divergence?: 'warn' | 'stop' | 'off';
   backend: string;
   /** Small runs: cap the items used and the steps per epoch. */
   limit: { train?: number; val?: number; steps?: number };
@@ -103,6 +105,7 @@ export const SETTINGS_SCHEMA = {
     },
     schedule: { type: 'object', properties: { name: { type: 'string' } } },
     seed: { type: 'integer' },
+    divergence: { enum: ['warn', 'stop', 'off'] },
     backend: { enum: ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] },
     limit: {
       type: 'object',
