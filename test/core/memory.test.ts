@@ -18,7 +18,7 @@ import {
   type ModelSpec,
   type TrainContext,
 } from '@tricks/core';
-import { wasmMemory } from '@tricks/backend-wasm';
+import { WASM_HEAP_MAX, wasmMemory } from '@tricks/backend-wasm';
 import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -150,7 +150,8 @@ describe('micro-batches and memory', function () {
     // through the trainer, with TRICKS_WASM_HEAP_MB lowering the wasm budget
     const logger = new MemoryLogger();
     const old = process.env.TRICKS_WASM_HEAP_MB;
-    process.env.TRICKS_WASM_HEAP_MB = String(Math.ceil((3 * tf.memory().numBytes + 6 * 2 ** 20) / 0.85 / 2 ** 20));
+    const live = 0.85 * WASM_HEAP_MAX - wasmMemory.available();
+    process.env.TRICKS_WASM_HEAP_MB = String(Math.ceil((live + 8 * 2 ** 20) / 0.85 / 2 ** 20));
     try {
       const cfg = tiny({ batchSize: 64, limit: { train: 256, val: 64, steps: 2 } });
       const trainer = await createTestTrainer(cfg, { logger });

@@ -110,6 +110,9 @@ export function patchBatchNormTraining(): void {
           const m = tf.moments(xs, axes);
           return [m.mean, m.variance];
         });
+        // kept: the engine tidies a custom op's forward, and the moving averages below read them after it
+        tf.keep(mean);
+        tf.keep(variance);
         save([xs, mean, variance, gamma]);
         return {
           value: tf.batchNorm(xs, mean, variance, beta, gamma, eps),
@@ -132,6 +135,7 @@ export function patchBatchNormTraining(): void {
           v.write(tf.sub(orig, tf.mul(tf.sub(orig, value), 1 - this.momentum)));
         });
       }
+      tf.dispose([mean, variance]);
       return y;
     });
   };

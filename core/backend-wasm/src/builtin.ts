@@ -11,6 +11,7 @@ async function activate(): Promise<string> {
   kernels.registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialize');
   await tf.ready();
+  heapTracker();
   return threadsNote(kernels.wasmKernelThreads());
 }
 
@@ -18,54 +19,67 @@ interface HeapFunctions {
   _malloc(bytes: number): number;
   _free(ptr: number): void;
 }
-const heapFunctions = () => (tf.backend() as unknown as { wasm: HeapFunctions }).wasm;
 
 /** The most a 32-bit wasm heap can grow to (emscripten's getHeapMax() in tfjs-backend-wasm). */
 export const WASM_HEAP_MAX = 4294901760;
 
 /**
- * The wasm heap as the trainer plans with it. What is allocated now is read from tfjs's tensor bytes (the
- * weights before training), counted three times over for the optimizer's state (Adam keeps two copies);
- * 15% of the heap is left for fragmentation, XNNPACK's caches and the kernel threads' stacks.
- * TRICKS_WASM_HEAP_MB lowers the limit (tests force a small budget with it).
+ * Bytes allocated on the tfjs heap through its JS-side _malloc/_free (every tensor, and the training kernels'
+ * scratch; XNNPACK's allocations inside the module are not seen), with a high-water mark. Installed once per
+ * module, when the backend is activated (allocations before that are not counted).
+ */
+interface HeapTracker {
+  live: number;
+  peak: number;
+}
+const trackers = new WeakMap<HeapFunctions, HeapTracker>();
+function heapTracker(): HeapTracker {
+  const w = (tf.backend() as unknown as { wasm: HeapFunctions }).wasm;
+  let t = trackers.get(w);
+  if (t) return t;
+  // emscripten's first call of _malloc/_free replaces the property with the raw export: make that happen first
+  w._free(w._malloc(16));
+  const { _malloc: malloc, _free: free } = w;
+  const sizes = new Map<number, number>();
+  const tracker: HeapTracker = { live: 0, peak: 0 };
+  w._malloc = (n) => {
+    const p = malloc(n) >>> 0;
+    if (p !== 0) {
+      sizes.set(p, n);
+      tracker.live += n;
+      if (tracker.live > tracker.peak) tracker.peak = tracker.live;
+    }
+    return p;
+  };
+  w._free = (p) => {
+    const n = sizes.get(p >>> 0);
+    if (n !== undefined) {
+      tracker.live -= n;
+      sizes.delete(p >>> 0);
+    }
+    free(p);
+  };
+  trackers.set(w, (t = tracker));
+  return t;
+}
+
+/**
+ * The wasm heap as the trainer plans with it: 85% of the 4 GB limit (the rest for fragmentation, XNNPACK's
+ * caches and the kernel threads' stacks) less what is allocated now. TRICKS_WASM_HEAP_MB lowers the limit
+ * (tests force a small budget with it; the real heap is not changed).
  */
 export const wasmMemory: BackendMemory = {
   available() {
     const env = Number(process.env.TRICKS_WASM_HEAP_MB);
     const max = Number.isFinite(env) && env > 0 ? Math.min(env * 2 ** 20, WASM_HEAP_MAX) : WASM_HEAP_MAX;
-    return Math.max(0, 0.85 * max - 3 * tf.memory().numBytes);
+    return Math.max(0, 0.85 * max - heapTracker().live);
   },
   peakDuring(f) {
-    const w = heapFunctions();
-    // emscripten's first call of _malloc/_free replaces the property with the raw export: make that happen
-    // now, or it would replace these wrappers mid-measurement
-    w._free(w._malloc(16));
-    const { _malloc: malloc, _free: free } = w;
-    const sizes = new Map<number, number>();
-    let live = 0,
-      peak = 0;
-    w._malloc = (n) => {
-      const p = malloc(n) >>> 0;
-      sizes.set(p, n);
-      live += n;
-      if (live > peak) peak = live;
-      return p;
-    };
-    w._free = (p) => {
-      const n = sizes.get(p >>> 0);
-      if (n !== undefined) {
-        live -= n;
-        sizes.delete(p >>> 0);
-      }
-      free(p);
-    };
-    try {
-      f();
-    } finally {
-      w._malloc = malloc;
-      w._free = free;
-    }
-    return peak;
+    const t = heapTracker();
+    const start = t.live;
+    t.peak = start;
+    f();
+    return t.peak - start;
   },
 };
 

@@ -121,7 +121,10 @@ export function planMicroBatches(p: MemoryPlanInput): MemoryPlan {
   const bnNote = 'batch norm normalizes each micro-batch';
   const where = `${p.modelName} at ${p.inputShape.slice(0, 2).join('x')} px`;
   let evalBatchSize = p.evalBatchSize;
-  const budget = p.memory?.available();
+  // the optimizer's state is allocated at the first step: keep room for two copies of the weights (Adam's)
+  const weightBytes = 4 * p.model.trainableWeights.reduce((a, w) => a + w.shape.reduce<number>((x, d) => x * (d ?? 1), 1), 0);
+  const free = p.memory?.available();
+  const budget = free === undefined ? undefined : Math.max(0, free - 2 * weightBytes);
   // Well under the budget by a generous bound (16 bytes per activation element and image): nothing to measure.
   const screen = (batch: number) => budget !== undefined && 16 * activationElements(p.model) * batch >= budget / 2;
   if (p.memory && budget !== undefined && screen(evalBatchSize)) {
