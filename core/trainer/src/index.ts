@@ -1,8 +1,16 @@
 import 'reflect-metadata';
 
 export { type BackendName, type BackendProvider, type BackendService, DefaultBackendService } from './backends/select.js';
-export { type DataSplit, type Dataset, InMemoryDataset, type RawBatch, stratifiedSplit } from './data/dataset.js';
-export { type Sampler, ShuffleSampler, epochRng, loadBatches } from './data/loader.js';
+export {
+  type BatchOptions,
+  type DataSplit,
+  type Dataset,
+  type DecodeCrop,
+  InMemoryDataset,
+  type RawBatch,
+  stratifiedSplit,
+} from './data/dataset.js';
+export { type LoaderCrop, type Sampler, ShuffleSampler, epochRng, itemRng, loadBatches } from './data/loader.js';
 export { type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
 export { type Composition, type CreateTrainerOptions, type Services, compose, coreModule, createTrainer } from './di/container.js';
 export { TOKENS } from './di/tokens.js';
@@ -13,6 +21,8 @@ export {
   type BatchMeta,
   type BlockInfo,
   type BuildHooks,
+  type DecodeInfo,
+  type DecodePlan,
   type EpochMetrics,
   type Hooks,
   type LossState,
