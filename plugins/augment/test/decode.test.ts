@@ -19,7 +19,7 @@ import {
   type DecodePlan,
 } from '@tricks/core';
 import { loadFolder } from '@tricks/data';
-import { assertNoLeak, cleanup, runSteps } from '@tricks/helper-plugin-test-runner';
+import { assertNoLeak, cleanup, resumeParity, runSteps } from '@tricks/helper-plugin-test-runner';
 import plugin, {
   augmentGeometryAndColour,
   augmentNormalizeAndErase,
@@ -250,6 +250,33 @@ describe('augment: crop at decode time and the folded Normalize (decode hook)', 
       assertNoLeak(run);
     } finally {
       cleanup(run);
+    }
+  });
+
+  it('resumes to the same losses with the crop done while decoding and Normalize folded in (the trainer passes seed, epoch, place)', async () => {
+    const decoded = new Set<string>();
+    const probe = {
+      name: 'test:decoded',
+      description: 'records batch.meta.decoded',
+      apply(api: { hooks: { batch: { tap(o: object, f: (b: Batch) => Batch): void } } }) {
+        api.hooks.batch.tap({ name: 'test:decoded', stage: 1000 }, (b: Batch) => {
+          decoded.add(JSON.stringify(b.meta.decoded));
+          return b;
+        });
+      },
+    };
+    const r = await resumeParity({
+      plugins: [['augment', { preset: 'imagenet' }]],
+      epochs: 2,
+      config: { data: `folder:${dir}`, dataOptions: { size: 32, valSplit: 0.25, cache: false }, batchSize: 2, limit: {} },
+      builtins: [probe as never],
+    });
+    expect(r.resumed).to.deep.equal(r.full);
+    const seen = [...decoded].map((d) => JSON.parse(d) as { cropped?: string; pixels?: string });
+    expect(seen.length).to.be.greaterThan(0);
+    for (const d of seen) {
+      expect(d.cropped).to.match(/^augment#\d+$/);
+      expect(d.pixels, 'folded: no other tap before Normalize here').to.equal(d.cropped);
     }
   });
 });
