@@ -81,6 +81,7 @@ describe('trainer', function () {
       'model',
       'setup',
       'epochStart',
+      'decode',
       'batch',
       'loss',
       'step',

@@ -5,7 +5,17 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { TricksError, stratifiedSplit, type DataSplit, type Dataset, type RawBatch, type DataOptions } from '@tricks/core';
+import { DecodePool, decodePool } from './decode-pool.js';
+import {
+  TricksError,
+  stratifiedSplit,
+  type BatchOptions,
+  type DataSplit,
+  type Dataset,
+  type DecodeCrop,
+  type RawBatch,
+  type DataOptions,
+} from '@tricks/core';
 
 /**
  * `folder:DIR`: ImageNet-style class sub-folders (DIR/<class>/<image>), or DIR/train/<class>/... and
@@ -13,6 +23,14 @@ import { TricksError, stratifiedSplit, type DataSplit, type Dataset, type RawBat
  * resized to one size, and streamed: only the file list is in memory. A batch decodes its images in
  * parallel on libuv's thread pool (sharp's own threads), so the loader's prefetched batches decode while
  * the model trains. Small images go to a decoded-uint8 cache file, so later epochs do not decode again.
+ *
+ * Crop-at-decode (Dataset.decodeCrop, when the decoded cache is off): given BatchOptions.crop, each item is
+ * decoded whole by sharp, cut as the crop asks (its box in the file's own pixels, after EXIF orientation),
+ * resized to the dataset's size (bilinear, torch's taps: crop.ts), mirrored when asked and mapped to float32 by
+ * BatchOptions.pixels (a folded Normalize), in decode workers (decode-pool.ts, worker_threads) writing into the
+ * batch's shared buffer: the training thread gets float rows that need no float crop, no / 255 and no Normalize.
+ * The augment plugin asks for it with its RandomResizedCrop (a DecodePlan); the source size comes from the file's
+ * header, once per item. `decodeWorkers` (or TRICKS_DECODE_WORKERS) sets the number of workers, 0 none.
  *
  * Unreadable images are skipped with a warning naming the file and the running count; the slot is filled
  * with the next readable image of the same class, so batches keep their size and labels. With `strict`
@@ -45,10 +63,12 @@ export interface FolderOptions extends DataOptions {
   cacheDir?: string;
   /** Called with each warning (default: console.warn). */
   warn?: (message: string) => void;
+  /** Workers for crop-at-decode: default TRICKS_DECODE_WORKERS or the cores (at most 4); 0 decodes on the calling thread. */
+  decodeWorkers?: number;
 }
 
 /** The dataOptions keys the folder format reads (beyond valSplit and strict). */
-export const FOLDER_OPTIONS: readonly string[] = ['size', 'cropPct', 'resize', 'channels', 'failOn', 'cache', 'cacheDir'];
+export const FOLDER_OPTIONS: readonly string[] = ['size', 'cropPct', 'resize', 'channels', 'failOn', 'cache', 'cacheDir', 'decodeWorkers'];
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
@@ -139,6 +159,17 @@ export async function decodeImage(
   } else img = img.resize({ height: size[0], width: size[1], fit: mode, position: 'centre', background: { r: 0, g: 0, b: 0, alpha: 1 } });
   img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
   const { data, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return toChannels(data, info, size, channels);
+}
+
+/** The size [height, width] of an image after EXIF orientation, from its header (no decode). */
+export async function sourceSize(input: string | Buffer): Promise<[number, number]> {
+  const m = await sharp(input).metadata();
+  if (!m.height || !m.width) throw new Error('no image size in the header');
+  return (m.orientation ?? 1) >= 5 ? [m.width, m.height] : [m.height, m.width];
+}
+
+function toChannels(data: Buffer, info: { width: number; height: number; channels: number }, size: [number, number], channels: 1 | 3) {
   if (info.width !== size[1] || info.height !== size[0])
     throw new Error(`decoded to ${info.width}x${info.height}, expected ${size[1]}x${size[0]}`);
   if (info.channels === channels) return new Uint8Array(data.buffer, data.byteOffset, data.length);
@@ -150,6 +181,14 @@ export async function decodeImage(
     else out[i] = data[i * info.channels];
   }
   return out;
+}
+
+/** Where a crop-at-decode row goes: its slot of the batch's shared float32 buffer and the pixel map. */
+interface CropOut {
+  buffer: SharedArrayBuffer;
+  at: number;
+  scale: number[];
+  offset: number[];
 }
 
 /** The decoded-uint8 cache: one flat file of items plus a state byte per item (0 unknown, 1 cached, 2 unreadable). */
@@ -220,8 +259,13 @@ export class FolderDataset implements Dataset {
   readonly itemSize: number;
   /** Files found unreadable so far, with the error sharp gave. */
   readonly skipped = new Map<number, string>();
+  /** Crops while decoding (BatchOptions.crop) when the decoded cache is off: the cache holds whole images. */
+  readonly decodeCrop: boolean;
   private readonly byClass: number[][];
   private readonly cache?: DecodeCache;
+  /** Source [height, width] of each item once known (crop-at-decode reads the header once per item). */
+  private readonly sizes: Int32Array;
+  private ownPool?: DecodePool;
 
   constructor(
     readonly name: string,
@@ -237,6 +281,7 @@ export class FolderDataset implements Dataset {
       warn: (m: string) => void;
       /** Validation: keep this fraction in the centre crop (1: none). */
       cropPct?: number;
+      decodeWorkers?: number;
     },
   ) {
     this.length = files.length;
@@ -245,10 +290,50 @@ export class FolderDataset implements Dataset {
     this.byClass = classNames.map(() => []);
     labels.forEach((l, i) => this.byClass[l].push(i));
     if (opts.cachePath) this.cache = new DecodeCache(opts.cachePath, this.length, this.itemSize);
+    this.decodeCrop = !this.cache;
+    this.sizes = new Int32Array(2 * this.length);
   }
 
   get cacheFile(): string | undefined {
     return this.cache?.path;
+  }
+
+  /** Item i cropped as `crop` asks for its source size into out's slot (crop-at-decode; no cache); false: unreadable. */
+  private async decodeCroppedItem(i: number, crop: (h: number, w: number) => DecodeCrop, out: CropOut): Promise<boolean> {
+    if (this.skipped.has(i)) return false;
+    try {
+      let h = this.sizes[2 * i],
+        w = this.sizes[2 * i + 1];
+      if (h === 0) {
+        [h, w] = await sourceSize(this.files[i]);
+        this.sizes[2 * i] = h;
+        this.sizes[2 * i + 1] = w;
+      }
+      const c = crop(h, w);
+      if (c.top < 0 || c.left < 0 || c.height < 1 || c.width < 1 || c.top + c.height > h || c.left + c.width > w)
+        throw new TricksError(`${this.name}: crop ${JSON.stringify(c)} is not inside the ${h}x${w} image ${this.files[i]}`);
+      await this.pool.run({
+        file: this.files[i],
+        crop: c,
+        size: [this.shape[0], this.shape[1]],
+        channels: this.shape[2] as 1 | 3,
+        failOn: this.opts.failOn,
+        scale: out.scale,
+        offset: out.offset,
+        buffer: out.buffer,
+        at: out.at,
+      });
+      return true;
+    } catch (e) {
+      if (e instanceof TricksError) throw e;
+      this.fail(i, (e as Error).message.split('\n')[0]);
+      return false;
+    }
+  }
+
+  private get pool(): DecodePool {
+    if (this.opts.decodeWorkers === undefined) return decodePool();
+    return (this.ownPool ??= new DecodePool(this.opts.decodeWorkers));
   }
 
   private async decode(i: number): Promise<Uint8Array | undefined> {
@@ -300,7 +385,8 @@ export class FolderDataset implements Dataset {
     return undefined;
   }
 
-  async getBatch(indices: ArrayLike<number>): Promise<RawBatch> {
+  async getBatch(indices: ArrayLike<number>, options?: BatchOptions): Promise<RawBatch> {
+    if (options?.crop && this.decodeCrop) return this.getCroppedBatch(indices, options.crop, options.pixels, options.into);
     const n = indices.length;
     const images = new Uint8Array(n * this.itemSize);
     const labels = new Int32Array(n);
@@ -310,16 +396,51 @@ export class FolderDataset implements Dataset {
         labels[k] = this.labels[i];
         let data = await this.decode(i);
         if (!data) data = await this.substitute(i);
-        if (!data)
-          throw new TricksError(
-            `${this.name}: no readable image in class "${this.classNames[this.labels[i]]}"`,
-            'check the files named in the warnings above',
-          );
+        if (!data) throw this.noReadable(i);
         images.set(data, k * this.itemSize);
       }),
     );
     await this.cache?.flush();
     return { images, labels };
+  }
+
+  /** Crop-at-decode: float32 rows in a shared buffer the decode workers write. */
+  private async getCroppedBatch(
+    indices: ArrayLike<number>,
+    cropOf: NonNullable<BatchOptions['crop']>,
+    pixels: BatchOptions['pixels'],
+    into: Float32Array | undefined,
+  ): Promise<RawBatch> {
+    const n = indices.length;
+    const shared = into && into.buffer instanceof SharedArrayBuffer && into.length >= n * this.itemSize;
+    const buffer = shared ? (into.buffer as SharedArrayBuffer) : new SharedArrayBuffer(n * this.itemSize * 4);
+    const base = shared ? into.byteOffset / 4 : 0;
+    const c = this.shape[2];
+    const scale = pixels?.scale ?? new Array<number>(c).fill(1 / 255),
+      offset = pixels?.offset ?? new Array<number>(c).fill(0);
+    const labels = new Int32Array(n);
+    await Promise.all(
+      Array.from({ length: n }, async (_, k) => {
+        const i = indices[k];
+        labels[k] = this.labels[i];
+        // the row's crop: the loader's draw is a function of the row's place, so a substitute gets the same draws
+        const crop = (h: number, w: number) => cropOf(k, h, w);
+        const out: CropOut = { buffer, at: base + k * this.itemSize, scale, offset };
+        if (await this.decodeCroppedItem(i, crop, out)) return;
+        const same = this.byClass[this.labels[i]];
+        const start = same.indexOf(i);
+        for (let s = 1; s < same.length; s++) if (await this.decodeCroppedItem(same[(start + s) % same.length], crop, out)) return;
+        throw this.noReadable(i);
+      }),
+    );
+    return { images: new Uint8Array(0), labels, cropped: true, floats: new Float32Array(buffer, base * 4, n * this.itemSize) };
+  }
+
+  private noReadable(i: number): TricksError {
+    return new TricksError(
+      `${this.name}: no readable image in class "${this.classNames[this.labels[i]]}"`,
+      'check the files named in the warnings above',
+    );
   }
 
   /** Writes the cache state now (getBatch does it every few hundred items). */
@@ -329,6 +450,7 @@ export class FolderDataset implements Dataset {
 
   /** Writes the cache state and closes the cache file. */
   async close(): Promise<void> {
+    await this.ownPool?.close();
     await this.cache?.close();
   }
 }
@@ -443,6 +565,7 @@ export async function loadFolder(dirArg: string | undefined, options: FolderOpti
       strict: options.strict === true,
       warn,
       cropPct: crop,
+      decodeWorkers: options.decodeWorkers,
       cachePath: useCache ? cachePathFor(dir, t, shape, mode, cacheDir, side, crop) : undefined,
     });
   };

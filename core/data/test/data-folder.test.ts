@@ -122,6 +122,53 @@ describe('folder dataset', function () {
     expect(warnings[0]).to.include('skipped unreadable image').and.include('img0.jpg').and.include('Corrupt JPEG data');
   });
 
+  it('crops while decoding (decodeCrop): the box in source pixels, the same floats from workers and from the calling thread, unreadable files substituted', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'folder-'));
+    await makeTree(root, ['a', 'b'], 4, ['.png', '.jpg']);
+    // a grey PNG (one channel in the file) and an unreadable one
+    await sharp(Buffer.alloc(30 * 20, 77), { raw: { width: 30, height: 20, channels: 1 } })
+      .png()
+      .toFile(join(root, 'a', 'grey.png'));
+    writeFileSync(join(root, 'b', 'img3.jpg'), Buffer.from('not an image'));
+    const warnings: string[] = [];
+    const load = async (decodeWorkers: number) =>
+      (await loadFolder(root, { valSplit: 0, size: 8, cache: false, decodeWorkers, warn: (m) => warnings.push(m) })).train as FolderDataset;
+    const inThread = await load(0),
+      pooled = await load(2);
+    expect(inThread.decodeCrop).to.equal(true);
+    const cached = (await loadFolder(root, { valSplit: 0, size: 8, cacheDir })).train;
+    expect(cached.decodeCrop, 'the decoded cache holds whole images: no crop while decoding').to.equal(false);
+    const all = Array.from({ length: inThread.length }, (_, i) => i);
+    const sizes: string[] = [];
+    const crop = (k: number, h: number, w: number) => {
+      sizes.push(`${h}x${w}`);
+      return { top: k % 3, left: (k * 5) % 7, height: h - 4, width: w - 7, flip: k % 2 === 1 };
+    };
+    const a = await inThread.getBatch(all, { crop });
+    const b = await pooled.getBatch(all, { crop, into: new Float32Array(new SharedArrayBuffer(4 * all.length * 8 * 8 * 3 + 64)) });
+    await pooled.close();
+    expect(a.cropped).to.equal(true);
+    expect(a.images.length).to.equal(0);
+    expect(a.floats!.length).to.equal(all.length * 8 * 8 * 3);
+    expect(Array.from(b.floats!)).to.deep.equal(Array.from(a.floats!));
+    expect(Array.from(a.labels)).to.deep.equal(Array.from(inThread.labels));
+    expect(new Set(sizes)).to.deep.equal(new Set(['18x24', '20x30']));
+    expect(Math.min(...a.floats!)).to.be.at.least(0);
+    expect(Math.max(...a.floats!)).to.be.at.most(1);
+    // the grey file's rows are widened to RGB: 77/255 everywhere
+    const g = inThread.files.indexOf(join(root, 'a', 'grey.png'));
+    const row = a.floats!.subarray(g * 192, (g + 1) * 192);
+    expect(Math.max(...row.map((v) => Math.abs(v - 77 / 255)))).to.be.below(1e-6);
+    expect(warnings.join('\n')).to.include(join(root, 'b', 'img3.jpg'));
+    const bad = inThread.files.indexOf(join(root, 'b', 'img3.jpg'));
+    expect(inThread.skipped.has(bad)).to.equal(true);
+    // a crop outside the image is the plan's bug: an error, not a skipped file
+    await expectTricksError(
+      () => inThread.getBatch([0], { crop: () => ({ top: 0, left: 0, height: 99, width: 99, flip: false }) }),
+      /is not inside/,
+    );
+  });
+
   it('caches decoded small images: a second epoch reads the cache, not the files', async () => {
     const root = mkdtempSync(join(tmpdir(), 'folder-'));
     await makeTree(root, ['a', 'b'], 5);

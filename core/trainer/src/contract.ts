@@ -4,7 +4,7 @@
 import type { AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { Dataset } from './data/dataset.js';
+import type { Dataset, DecodeCrop } from './data/dataset.js';
 import type { TricksOptimizer } from './optim/optimizer.js';
 import type { ResolvedConfig } from './plugin/config.js';
 import type { Logger } from './io/logger.js';
@@ -26,7 +26,34 @@ export interface BatchMeta {
   step: number;
   /** Per-sample loss weights set by a batch tap; the loss hook starts its LossState.sampleWeights from them. */
   sampleWeights?: tf.Tensor1D;
+  /** What the epoch's DecodePlan already did to x, by the name of the plugin that asked: its taps skip that part. */
+  decoded?: { cropped?: string; pixels?: string };
   [key: string]: unknown;
+}
+
+/**
+ * What plugins ask of the data path for an epoch's training batches (the decode hook), so work on full-size
+ * float tensors in the training thread moves to the uint8 images while they are decoded and converted:
+ * - `crop`: the dataset crops, resizes and flips each item from its source while it decodes (off the training
+ *   thread; only datasets with Dataset.decodeCrop do, and a batch says so in meta.decoded.cropped). `draw` gets
+ *   the source size and the item's own generator (itemRng of the run's seed, the epoch and the item's place in
+ *   the epoch's order), so the draws are seeded and the same after a resume, whatever the prefetch;
+ * - `pixels`: toBatch maps uint8 to float as x = u8 * scale[c] + offset[c] instead of u8 / 255 (a Normalize folded
+ *   into the conversion; meta.decoded.pixels says so). Ask for it only when no tap before yours needs [0, 1].
+ */
+export interface DecodePlan {
+  crop?: { owner: string; draw(srcHeight: number, srcWidth: number, rng: Rng): DecodeCrop };
+  pixels?: { owner: string; scale: number[]; offset: number[] };
+}
+
+/** What decode taps see. */
+export interface DecodeInfo {
+  /** The training set of the epoch (Dataset.decodeCrop says whether it can crop while decoding). */
+  dataset: Dataset;
+  epoch: number;
+  /** The batch hook's taps in the order they run, with their stages. */
+  batchTaps: { name: string; stage: number }[];
+  ctx: TrainContext;
 }
 
 /**
@@ -137,6 +164,8 @@ export interface Hooks {
   readonly neck: SyncWaterfallHook<[SymbolicTensor, NeckInfo]>;
   /** The start of an epoch's training steps (progress output). */
   readonly epochStart: SyncHook<[TrainContext]>;
+  /** The epoch's DecodePlan, once per epoch before its first batch loads: crop while decoding, fold normalize (augment). */
+  readonly decode: SyncWaterfallHook<[DecodePlan, DecodeInfo]>;
   /** A training batch (augment, mixup, cutmix). */
   readonly batch: SyncWaterfallHook<[Batch, TrainContext]>;
   /** An evaluation batch (normalize, resize: the deterministic part of the pipeline). */

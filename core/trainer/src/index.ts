@@ -8,8 +8,16 @@ export {
   DefaultBackendService,
 } from './backends/select.js';
 export { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch, type MemoryPlan } from './trainer/memory.js';
-export { type DataSplit, type Dataset, InMemoryDataset, type RawBatch, stratifiedSplit } from './data/dataset.js';
-export { type Sampler, ShuffleSampler, epochRng, loadBatches } from './data/loader.js';
+export {
+  type BatchOptions,
+  type DataSplit,
+  type Dataset,
+  type DecodeCrop,
+  InMemoryDataset,
+  type RawBatch,
+  stratifiedSplit,
+} from './data/dataset.js';
+export { type LoaderCrop, type Sampler, ShuffleSampler, epochRng, itemRng, loadBatches } from './data/loader.js';
 export { COMMON_DATA_OPTIONS, type DataOptions, type DatasetFactory, DatasetRegistry } from './data/registry.js';
 export { type Composition, type CreateTrainerOptions, type Services, compose, coreModule, createTrainer } from './di/container.js';
 export { TOKENS } from './di/tokens.js';
@@ -20,6 +28,8 @@ export {
   type BatchMeta,
   type BlockInfo,
   type BuildHooks,
+  type DecodeInfo,
+  type DecodePlan,
   type EpochMetrics,
   type Hooks,
   type LossState,

@@ -7,8 +7,6 @@ import {
   affineBatch,
   affineMatrix,
   erase,
-  IMAGENET_MEAN,
-  IMAGENET_STD,
   normalize,
   padCropFast,
   randomResizedCropBox,
@@ -17,9 +15,13 @@ import {
   type Box,
 } from '@tricks/helper-augment';
 import { definePlugin, STAGE_AUGMENT, type Batch, type Rng } from '@tricks/core';
+import { decideDecode, type Fold } from './decode.js';
 import { cutoutBox, randomAffineParams, randomErasingBox } from './params.js';
+import { resolvePipeline, type AugmentOptions, type Pipeline } from './pipeline.js';
 
+export { decideDecode, decodeCropDraw, type DecodeDecision, type Fold } from './decode.js';
 export { cutoutBox, randomAffineParams, randomErasingBox } from './params.js';
+export { resolvePipeline, type AugmentOptions, type Pipeline } from './pipeline.js';
 
 export const PLUGIN_NAME = 'augment';
 /** Crop, flip, affine, colour: first on the batch hook. */
@@ -27,82 +29,16 @@ export const STAGE_GEOMETRY = STAGE_AUGMENT;
 /** Normalize and erasing come after AutoAugment (which taps between), as in torchvision's usual order. */
 export const STAGE_NORMALIZE = STAGE_AUGMENT + 50;
 
-export interface AugmentOptions {
-  /** auto: 'cifar' for images of at most 64 px a side, else 'imagenet'; none: only what is set below. */
-  preset: 'auto' | 'cifar' | 'imagenet' | 'none';
-  /** RandomResizedCrop back to the input size; true takes torchvision's defaults. */
-  randomResizedCrop: boolean | { scale?: [number, number]; ratio?: [number, number] } | null;
-  /** RandomCrop(size, padding): zero-pad then crop at a random offset; a number is the padding. */
-  padCrop: number | boolean | null;
-  /** Probability of a horizontal flip. */
-  flip: number | null;
-  /** RandomRotation(±degrees), nearest, zero fill. */
-  rotate: number;
-  /** RandomAffine. */
-  affine: { degrees?: number; translate?: [number, number]; scale?: [number, number]; shear?: number } | null;
-  /** ColorJitter factors and the probability of applying it to an image. */
-  colorJitter: { brightness?: number; contrast?: number; saturation?: number; hue?: number; prob?: number } | null;
-  /** Normalize (per channel); 'imagenet' or true: ImageNet mean/std; false: none. */
-  normalize: boolean | 'imagenet' | { mean: number[]; std: number[] };
-  /** RandomErasing (after normalize). */
-  erasing: { prob?: number; scale?: [number, number]; ratio?: [number, number]; value?: number } | null;
-  /** Cutout: a square of `size` pixels per image with probability prob (after normalize). */
-  cutout: { size: number; prob?: number } | null;
-  /** RandomResizedCrop exactly as torchvision (gathers) instead of the one-kernel fast path (differs on the crop's outer ring). */
-  exact: boolean;
-}
-
-/** The pipeline an options object resolves to for an h x w image. */
-export interface Pipeline {
-  crop: { kind: 'rrc'; scale: [number, number]; ratio: [number, number] } | { kind: 'pad'; padding: number } | null;
-  flip: number;
-  rotate: number;
-  affine: AugmentOptions['affine'];
-  colorJitter: AugmentOptions['colorJitter'];
-  normalize: { mean: number[]; std: number[] } | null;
-  erasing: AugmentOptions['erasing'];
-  cutout: AugmentOptions['cutout'];
-  exact: boolean;
-}
-
-export function resolvePipeline(o: AugmentOptions, h: number, w: number, channels: number): Pipeline {
-  const preset = o.preset === 'auto' ? (Math.max(h, w) <= 64 ? 'cifar' : 'imagenet') : o.preset;
-  let crop: Pipeline['crop'] = null;
-  if (o.randomResizedCrop) {
-    const r = o.randomResizedCrop === true ? {} : o.randomResizedCrop;
-    crop = { kind: 'rrc', scale: r.scale ?? [0.08, 1], ratio: r.ratio ?? [3 / 4, 4 / 3] };
-  } else if (o.padCrop) {
-    crop = { kind: 'pad', padding: o.padCrop === true ? 4 : o.padCrop };
-  } else if (o.randomResizedCrop === null && o.padCrop === null) {
-    if (preset === 'cifar') crop = { kind: 'pad', padding: 4 };
-    if (preset === 'imagenet') crop = { kind: 'rrc', scale: [0.08, 1], ratio: [3 / 4, 4 / 3] };
-  }
-  const flip = o.flip ?? (preset === 'none' ? 0 : 0.5);
-  let norm: Pipeline['normalize'] = null;
-  if (o.normalize === true || o.normalize === 'imagenet') {
-    norm = channels === 1 ? { mean: [0.449], std: [0.226] } : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
-  } else if (o.normalize) norm = o.normalize;
-  return {
-    crop,
-    flip,
-    rotate: o.rotate,
-    affine: o.affine,
-    colorJitter: o.colorJitter,
-    normalize: norm,
-    erasing: o.erasing,
-    cutout: o.cutout,
-    exact: o.exact,
-  };
-}
-
 const flags = (rng: Rng, n: number, p: number) => Array.from({ length: n }, () => p > 0 && rng.next() < p);
 
-/** Crop, flip, rotate/affine and colour jitter of one batch with the run's Rng. */
-export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline): tf.Tensor4D {
+/** Crop, flip, rotate/affine and colour jitter of one batch with the run's Rng; `cropped`: crop and flip were done at decode time. */
+export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline, cropped = false): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   return tf.tidy(() => {
     let y = x;
-    if (p.crop?.kind === 'rrc') {
+    if (cropped) {
+      // RandomResizedCrop and flip were drawn per item and applied while decoding (decode.ts)
+    } else if (p.crop?.kind === 'rrc') {
       const rrc = p.crop;
       const boxes: Box[] = Array.from({ length: n }, () => randomResizedCropBox(rng, h, w, rrc.scale, rrc.ratio));
       y = (p.exact ? resizedCrop : resizedCropFast)(y, boxes, [h, w], flags(rng, n, p.flip));
@@ -152,15 +88,23 @@ export function augmentGeometryAndColour(x: tf.Tensor4D, rng: Rng, p: Pipeline):
         if (k === 3 && cj.hue && c === 3) y = adjustHue(y, hu);
       }
     }
-    return y === x ? tf.clone(x) : y;
+    // nothing to do: x itself (tf.clone copies the whole batch on wasm, whose Identity kernel is a copy)
+    return y;
   });
 }
 
-/** Normalize, then random erasing and cutout (the order of torchvision's usual recipe). */
-export function augmentNormalizeAndErase(x: tf.Tensor4D, rng: Rng | null, p: Pipeline): tf.Tensor4D {
+/**
+ * Normalize, then random erasing and cutout (the order of torchvision's usual recipe). `fold`: what of Normalize
+ * the uint8 conversion did already ('normalized': all of it; 'scaled': the division, the mean is left to subtract).
+ */
+export function augmentNormalizeAndErase(x: tf.Tensor4D, rng: Rng | null, p: Pipeline, fold: Fold = null): tf.Tensor4D {
   const [n, h, w] = x.shape;
   return tf.tidy(() => {
-    let y = p.normalize ? normalize(x, p.normalize.mean, p.normalize.std) : x;
+    let y = x;
+    if (p.normalize && fold === 'scaled') {
+      const { mean, std } = p.normalize;
+      y = tf.sub(x, tf.tensor1d(mean.map((m, i) => m / std[i]))) as tf.Tensor4D;
+    } else if (p.normalize && fold !== 'normalized') y = normalize(x, p.normalize.mean, p.normalize.std);
     if (rng && p.erasing) {
       const e = p.erasing;
       const boxes = flags(rng, n, e.prob ?? 0.5).map((on) => (on ? randomErasingBox(rng, h, w, e.scale, e.ratio) : null));
@@ -171,9 +115,12 @@ export function augmentNormalizeAndErase(x: tf.Tensor4D, rng: Rng | null, p: Pip
       const boxes = flags(rng, n, co.prob ?? 1).map((on) => (on ? cutoutBox(rng, h, w, co.size) : null));
       if (boxes.some(Boolean)) y = erase(y, boxes, 0);
     }
-    return y === x ? tf.clone(x) : y;
+    // nothing to do: x itself (tf.clone copies the whole batch on wasm, whose Identity kernel is a copy)
+    return y;
   });
 }
+
+let instances = 0;
 
 const range2 = { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 2, maxItems: 2 };
 
@@ -258,6 +205,8 @@ export default definePlugin<AugmentOptions>({
         default: null,
       },
       exact: { type: 'boolean', default: false },
+      decodeCrop: { type: 'boolean', default: true },
+      foldNormalize: { type: 'boolean', default: true },
       cutout: {
         anyOf: [
           { type: 'null' },
@@ -275,13 +224,27 @@ export default definePlugin<AugmentOptions>({
   apply(api, options) {
     let pipeline: Pipeline | undefined;
     const get = (x: tf.Tensor4D) => (pipeline ??= resolvePipeline(options, x.shape[1], x.shape[2], x.shape[3]));
+    // this instance's name in DecodePlans and batch.meta.decoded (two augment instances must not skip each other's work)
+    const owner = `${PLUGIN_NAME}#${++instances}`;
+    let fold: Fold = null;
+    api.hooks.decode.tap({ name: PLUGIN_NAME, stage: STAGE_GEOMETRY }, (plan, info) => {
+      const [h, w, c] = info.dataset.shape;
+      const d = decideDecode(resolvePipeline(options, h, w, c), info, plan, owner, {
+        decodeCrop: options.decodeCrop,
+        fold: options.foldNormalize,
+        tapName: PLUGIN_NAME,
+        normalizeStage: STAGE_NORMALIZE,
+      });
+      fold = d.fold;
+      return d.plan;
+    });
     api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_GEOMETRY }, (batch: Batch, ctx) => ({
       ...batch,
-      x: augmentGeometryAndColour(batch.x, ctx.rng, get(batch.x)),
+      x: augmentGeometryAndColour(batch.x, ctx.rng, get(batch.x), batch.meta.decoded?.cropped === owner),
     }));
     api.hooks.batch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch, ctx) => ({
       ...batch,
-      x: augmentNormalizeAndErase(batch.x, ctx.rng, get(batch.x)),
+      x: augmentNormalizeAndErase(batch.x, ctx.rng, get(batch.x), batch.meta.decoded?.pixels === owner ? fold : null),
     }));
     api.hooks.evalBatch.tap({ name: PLUGIN_NAME, stage: STAGE_NORMALIZE }, (batch: Batch) => {
       const p = get(batch.x);

@@ -6,6 +6,41 @@ export interface RawBatch {
   /** uint8 NHWC, rows in the order of the indices. */
   images: Uint8Array;
   labels: Int32Array;
+  /** True when the dataset applied BatchOptions.crop to every row (crop-at-decode). */
+  cropped?: boolean;
+  /**
+   * The rows as float32 NHWC, already mapped by BatchOptions.pixels (or / 255 without it), when the dataset made
+   * them while decoding (crop-at-decode); `images` is then empty.
+   */
+  floats?: Float32Array;
+}
+
+/**
+ * A crop in the pixels of an item's source image (e.g. the photo file, after EXIF orientation), resized to the
+ * dataset's shape, then mirrored left-right when `flip` is set: F.hflip(F.resized_crop(src, box, shape)).
+ */
+export interface DecodeCrop {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+  flip: boolean;
+}
+
+/** What the loader asks of getBatch, from the run's DecodePlan. */
+export interface BatchOptions {
+  /**
+   * The crop of row k, given its source image's size (the substitute's, for an unreadable file). A dataset with
+   * `decodeCrop` calls it once per row while it decodes and sets RawBatch.cropped; others ignore it.
+   */
+  crop?: (k: number, srcHeight: number, srcWidth: number) => DecodeCrop;
+  /** With crop: the pixel map to float (v * scale[c] + offset[c] of the uint8 value) for RawBatch.floats. */
+  pixels?: { scale: number[]; offset: number[] };
+  /**
+   * With crop: where RawBatch.floats may go (the loader's ring of batch buffers, SharedArrayBuffer-backed, so decode
+   * workers write into it and no fresh 38 MB is faulted in per batch); at least rows x item size long.
+   */
+  into?: Float32Array;
 }
 
 export interface Dataset {
@@ -17,7 +52,9 @@ export interface Dataset {
   readonly classNames?: string[];
   /** Label of every item, known without decoding images (used by samplers and splits). */
   readonly labels: Int32Array;
-  getBatch(indices: ArrayLike<number>): Promise<RawBatch>;
+  /** True when getBatch honours BatchOptions.crop: it crops (and flips) each item from its source while decoding. */
+  readonly decodeCrop?: boolean;
+  getBatch(indices: ArrayLike<number>, options?: BatchOptions): Promise<RawBatch>;
 }
 
 /** What a DatasetFactory returns: a training set and a validation set. */
@@ -95,8 +132,14 @@ export class SubsetDataset implements Dataset {
   get classNames() {
     return this.base.classNames;
   }
-  getBatch(indices: ArrayLike<number>): Promise<RawBatch> {
-    return this.base.getBatch(Array.from(indices, (i) => this.indices[i]));
+  get decodeCrop() {
+    return this.base.decodeCrop;
+  }
+  getBatch(indices: ArrayLike<number>, options?: BatchOptions): Promise<RawBatch> {
+    return this.base.getBatch(
+      Array.from(indices, (i) => this.indices[i]),
+      options,
+    );
   }
 }
 

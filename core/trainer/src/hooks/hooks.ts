@@ -4,6 +4,8 @@ import type {
   Artifact,
   Batch,
   BlockInfo,
+  DecodeInfo,
+  DecodePlan,
   EpochMetrics,
   Hooks,
   LossState,
@@ -24,6 +26,8 @@ export type {
   LossState,
   BlockInfo,
   NeckInfo,
+  DecodePlan,
+  DecodeInfo,
   EpochMetrics,
   Artifact,
   StepStats,
@@ -62,6 +66,8 @@ export function createHooks(): Hooks {
     neck: new SyncWaterfallHook<[SymbolicTensor, NeckInfo]>(['features', 'info']),
     /** The start of an epoch's training steps (progress output). */
     epochStart: new SyncHook<[TrainContext]>(['ctx']),
+    /** The epoch's DecodePlan: crop while decoding, fold normalize into the uint8 conversion (augment). */
+    decode: new SyncWaterfallHook<[DecodePlan, DecodeInfo]>(['plan', 'info']),
     /** A training batch (augment, mixup, cutmix). */
     batch: new SyncWaterfallHook<[Batch, TrainContext]>(['batch', 'ctx']),
     /** An evaluation batch (normalize, resize: the deterministic part of the pipeline). */

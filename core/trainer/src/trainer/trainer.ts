@@ -13,6 +13,7 @@ import {
   tapOnly,
   type Artifact,
   type Batch,
+  type DecodePlan,
   type EpochMetrics,
   type Hooks,
   type PluginHooks,
@@ -80,6 +81,8 @@ export class Trainer {
   private saveState: ((part?: TrainerState['partial']) => Promise<void>) | undefined;
   /** The reason of a StopTraining thrown by an epoch tap during the current epoch hook call. */
   private epochStop: string | undefined;
+  /** The current epoch's DecodePlan (makeBatch applies its pixel map). */
+  private plan: DecodePlan = {};
   private readonly exportedModels = new Set<LayersModel>();
   /** The validation batch size the memory plan allows (at most config.evalBatchSize). */
   private evalBatchSize: number | undefined;
@@ -329,8 +332,10 @@ export class Trainer {
         partial = undefined;
         const indices = this.sampler.epochIndices(train, epoch, cfg.seed).subarray(0, stepsPerEpoch * cfg.batchSize);
         this.hooks.epochStart.call(ctx);
+        const plan = this.decodePlan(train, epoch, ctx);
+        const crop = plan.crop ? { crop: plan.crop.draw, pixels: plan.pixels, seed: cfg.seed, epoch } : undefined;
         let t0 = performance.now();
-        for await (const raw of loadBatches(train, indices, cfg.batchSize, { from, dropLast: true })) {
+        for await (const raw of loadBatches(train, indices, cfg.batchSize, { from, dropLast: true, crop })) {
           waitMs += raw.waitMs;
           ctx.lr = schedule(ctx.baseLr, { step: ctx.step, stepsPerEpoch, totalSteps: ctx.totalSteps });
           optimizer.setLearningRate(ctx.lr);
@@ -433,8 +438,19 @@ export class Trainer {
     this.exportedModels.clear();
   }
 
-  makeBatch(raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array }, ctx: TrainContext): Batch {
-    return toBatch(raw, ctx.inputShape, ctx.numClasses, ctx.epoch, ctx.step);
+  /** The epoch's DecodePlan from the decode hook's taps (crop while decoding, normalize folded into the conversion). */
+  private decodePlan(train: Dataset, epoch: number, ctx: TrainContext): DecodePlan {
+    const taps = (this.hooks.batch as unknown as { taps: { name: string; stage?: number }[] }).taps;
+    const batchTaps = taps.map((t) => ({ name: t.name, stage: t.stage ?? 0 }));
+    this.plan = this.hooks.decode.call({}, { dataset: train, epoch, batchTaps, ctx });
+    return this.plan;
+  }
+
+  makeBatch(
+    raw: { images: Uint8Array; labels: Int32Array; indices: Int32Array; cropped?: boolean; floats?: Float32Array },
+    ctx: TrainContext,
+  ): Batch {
+    return toBatch(raw, ctx.inputShape, ctx.numClasses, ctx.epoch, ctx.step, this.plan);
   }
 
   /**
