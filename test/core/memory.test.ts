@@ -12,13 +12,12 @@ import {
   isOutOfMemory,
   MemoryLogger,
   microBatchRanges,
-  planMicroBatches,
   sliceBatch,
   type Batch,
   type ModelSpec,
   type TrainContext,
 } from '@tricks/core';
-import { WASM_HEAP_MAX, wasmMemory } from '@tricks/backend-wasm';
+import { planMicroBatches, WASM_HEAP_MAX, wasmMemory } from '@tricks/backend-wasm';
 import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -10,8 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { registerWasmTrainingKernels, wasmMemory } from '@tricks/backend-wasm';
-import { applyTraining, variableGradsFrugal } from '@tricks/core';
+import { applyTraining, registerWasmTrainingKernels, variableGradsFrugal, wasmMemory } from '@tricks/backend-wasm';
 import { buildZooModel } from '@tricks/lab';
 
 const TORCH = process.env.TORCH_PYTHON ?? '/usr/bin/python3';

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { benchDataParallel, benchTrain, buildZooModel, zooModelRef } from '@tricks/lab';
-import { TricksError, ConsoleLogger, MemoryLogger, planMicroBatches } from '@tricks/core';
-import { wasmKernelThreads } from '@tricks/backend-wasm';
+import { TricksError, ConsoleLogger, MemoryLogger } from '@tricks/core';
+import { planMicroBatches, wasmKernelThreads, wasmMemory } from '@tricks/backend-wasm';
 import { cliServices } from './services.js';
 
 /** Default input shape and classes per model family: CIFAR models take 32x32x3 and 100 classes. */
@@ -83,7 +83,7 @@ export function registerBenchCommand(program: Command): void {
             numClasses: classes,
             batchSize: f.batchSize,
             evalBatchSize: f.batchSize,
-            memory: services.backend.memory?.(),
+            memory: backend === 'wasm' ? wasmMemory : undefined,
             logger: f.json ? new MemoryLogger() : new ConsoleLogger(),
           });
           microBatches = plan.microBatches;

@@ -4,8 +4,8 @@
 // back each step. The optimizer is the trainer's SGD (one native pass per weight on wasm).
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { DataParallel, type ModelRef } from '@tricks/backend-wasm';
-import { applyTraining, microBatchRanges, SGD, variableGradsFrugal } from '@tricks/core';
+import { applyTraining, DataParallel, variableGradsFrugal, type ModelRef } from '@tricks/backend-wasm';
+import { microBatchRanges, SGD } from '@tricks/core';
 
 export interface BenchOptions {
   model: LayersModel;

@@ -6,4 +6,5 @@ export { benchDataParallel, benchTrain } from './bench.js';
 export { HtmlReporter, type Reporter } from './report/report.js';
 export { createStandardTrainer, standardBuiltins } from './standard.js';
 export { reportBuiltin, reportModule } from './report/builtin.js';
+export { DIVERGENCE_DEFAULTS, type DivergenceOptions, divergenceCheck } from './divergence.js';
 export { buildZooModel, zooModelRef } from './zoo-model.js';

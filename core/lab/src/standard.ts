@@ -3,14 +3,15 @@ import { createTrainer, type CreateTrainerOptions, type PluginDefinition, type T
 import { dataBuiltin } from '@tricks/data';
 import { exportBuiltin } from '@tricks/export';
 import { modelsBuiltin } from '@tricks/models';
+import { divergenceCheck } from './divergence.js';
 import { reportBuiltin } from './report/builtin.js';
 
 /**
  * The built-ins of a standard run, as `tricks train` has them: the dataset formats, the model zoo, the
- * wasm backend, the export formats and report.html. (The CLI adds its progress output.)
+ * wasm backend, the export formats, report.html and the divergence warning. (The CLI adds its progress output.)
  */
 export function standardBuiltins(): PluginDefinition[] {
-  return [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin, reportBuiltin] as PluginDefinition[];
+  return [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin, reportBuiltin, divergenceCheck()] as PluginDefinition[];
 }
 
 /** createTrainer with the standard built-ins (and any extra ones first in `opts.builtins`). */

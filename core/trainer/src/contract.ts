@@ -243,11 +243,14 @@ export interface TrainContext {
   /** Loss terms of the last step, as numbers (for logging). */
   lastTerms: Record<string, number>;
   /**
-   * Micro-batches each batch is computed as (gradAccum, or the memory plan's; 1: the whole batch). With more
+   * Micro-batches each batch is computed as (gradAccum, else 1; a setup tap may raise it: @tricks/backend-wasm's
+   * memory plan does). With more
    * than one, the batch hook sees the whole batch, the loss hook each micro-batch (its per-sample meta sliced
    * to it), and the step hook the one optimizer step.
    */
   microBatches: number;
+  /** The validation batch (config.evalBatchSize, or less when a setup tap finds it does not fit the backend's memory). */
+  evalBatchSize: number;
   /** The last epoch's evaluation (its confusion matrix goes into report.html). */
   lastEval?: EvalResult;
   /** True when the run continues from a checkpoint. */
@@ -268,3 +271,9 @@ export interface PluginState {
   save(): Promise<{ json?: unknown; tensors?: Record<string, tf.Tensor> }> | { json?: unknown; tensors?: Record<string, tf.Tensor> };
   load(state: { json?: unknown; tensors?: Record<string, tf.Tensor> }): Promise<void> | void;
 }
+
+/** The gradient service (TOKENS.Gradients): the scalar f() and the gradients of the trainable variables by name. */
+export type GradientFunction = (f: () => tf.Scalar, vars: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap };
+
+/** The training forward service (TOKENS.Forward): the logits of a training step. */
+export type TrainingForward = (model: LayersModel, x: tf.Tensor) => tf.Tensor;

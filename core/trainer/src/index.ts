@@ -1,13 +1,7 @@
 import 'reflect-metadata';
 
-export {
-  type BackendMemory,
-  type BackendName,
-  type BackendProvider,
-  type BackendService,
-  DefaultBackendService,
-} from './backends/select.js';
-export { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch, type MemoryPlan } from './trainer/memory.js';
+export { type BackendName, type BackendProvider, type BackendService, DefaultBackendService } from './backends/select.js';
+export { isOutOfMemory, microBatchRanges, outOfMemory, sliceBatch } from './trainer/memory.js';
 export {
   type BatchOptions,
   type DataSplit,
@@ -51,14 +45,13 @@ export {
   createHooks,
   tapOnly,
 } from './hooks/hooks.js';
+export type { GradientFunction, TrainingForward } from './contract.js';
 export { completeDir, writeDirAtomic, writeFileAtomic } from './io/atomic.js';
 export { ConsoleLogger, type Logger, MemoryLogger } from './io/logger.js';
 export { decodeTensors, fileHandler, loadModel, saveModel } from './io/model-files.js';
 export { type LossFunction, crossEntropy, lossTerms, weightedMean } from './losses/cross-entropy.js';
 export { type ModelBuilder, type ModelEntry, ModelRegistry, type ModelSpec, emptyBuildHooks } from './models/registry.js';
 export { clipByGlobalNorm, globalNorm } from './optim/clip.js';
-export { variableGradsFrugal } from './optim/gradients.js';
-export { applyTraining } from './trainer/forward.js';
 export {
   ADAM_STEP_KERNEL,
   Adam,
@@ -103,7 +96,6 @@ export { type EvalResult, type PluginState, type TrainContext } from './trainer/
 export { evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';
 export { JsonlMetricsSink, METRIC_KEYS, monitoredMetric, type MetricsSink } from './trainer/sinks.js';
-export { DIVERGENCE_DEFAULTS, type DivergenceOptions, divergenceCheck } from './trainer/divergence.js';
 export { Interrupted, type RunOptions, Trainer, hashConfig } from './trainer/trainer.js';
 export { closest } from './util/closest.js';
 export { Rng } from './util/rng.js';

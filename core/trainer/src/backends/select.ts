@@ -15,16 +15,6 @@ export interface BackendService {
   select(name: string): Promise<string>;
   /** Adds a backend that `select(name)` and auto (after the native ones, before cpu) can take. */
   register?(name: string, provider: BackendProvider): void;
-  /** The active backend's memory, when it has a hard limit the trainer must plan for (wasm's 32-bit heap). */
-  memory?(): BackendMemory | undefined;
-}
-
-/** A backend's memory as the trainer plans micro-batches with it (see trainer/memory.ts). */
-export interface BackendMemory {
-  /** Bytes a training step may still allocate: the limit less what is allocated now, less a margin. */
-  available(): number;
-  /** Runs f; returns the most bytes allocated at once while it ran, above what was allocated before. */
-  peakDuring(f: () => void): number;
 }
 
 /** A backend another package brings (@tricks/backend-wasm: wasm with the training kernels). */
@@ -33,8 +23,6 @@ export interface BackendProvider {
   activate(): Promise<string>;
   /** Why auto prefers it over cpu, for the log line. */
   autoReason?: string;
-  /** Its memory, when it has a hard limit. */
-  memory?: BackendMemory;
 }
 
 async function tryImport(pkg: string): Promise<boolean> {
@@ -58,19 +46,13 @@ async function useCpu(): Promise<void> {
  */
 export class DefaultBackendService implements BackendService {
   private readonly providers = new Map<string, BackendProvider>();
-  private active: BackendProvider | undefined;
   constructor(private readonly logger: Logger) {}
-
-  memory(): BackendMemory | undefined {
-    return this.active?.memory;
-  }
 
   register(name: string, provider: BackendProvider): void {
     this.providers.set(name, provider);
   }
 
   async select(name: string): Promise<string> {
-    this.active = undefined;
     switch (name) {
       case 'tensorflow-gpu':
       case 'tensorflow': {
@@ -93,7 +75,6 @@ export class DefaultBackendService implements BackendService {
             'install @tricks/backend-wasm (the tricks CLI includes it), or use --backend cpu',
           );
         this.logger.info(`backend: wasm (${await wasm.activate()})`);
-        this.active = wasm;
         return 'wasm';
       }
       case 'cpu':
@@ -111,7 +92,6 @@ export class DefaultBackendService implements BackendService {
         for (const [pname, p] of this.providers) {
           try {
             const note = await p.activate();
-            this.active = p;
             this.logger.info(
               `backend: ${pname} (auto: @tensorflow/tfjs-node is not installed; ${p.autoReason ?? `${pname} is available`}; ${note})`,
             );

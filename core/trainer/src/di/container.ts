@@ -1,10 +1,12 @@
 import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
 import { Container, ContainerModule } from 'inversify';
 import { DefaultBackendService, type BackendService } from '../backends/select.js';
 import { DatasetRegistry } from '../data/registry.js';
 import { ShuffleSampler } from '../data/loader.js';
 import { ConsoleLogger, type Logger } from '../io/logger.js';
 import { crossEntropy } from '../losses/cross-entropy.js';
+import type { GradientFunction, TrainingForward } from '../contract.js';
 import { ModelRegistry } from '../models/registry.js';
 import { OptimizerRegistry } from '../optim/registry.js';
 import { ScheduleRegistry } from '../optim/schedule.js';
@@ -31,6 +33,8 @@ export function coreModule(logger?: Logger): ContainerModule {
     bind(TOKENS.Optimizers).toConstantValue(new OptimizerRegistry());
     bind(TOKENS.Schedules).toConstantValue(new ScheduleRegistry());
     bind(TOKENS.Loss).toConstantValue(crossEntropy);
+    bind(TOKENS.Gradients).toConstantValue(((f, vars) => tf.variableGrads(f, vars)) as GradientFunction);
+    bind(TOKENS.Forward).toConstantValue(((model, x) => model.apply(x, { training: true })) as TrainingForward);
     bind(TOKENS.Sampler).toConstantValue(new ShuffleSampler());
     bind(TOKENS.Rng).toConstantValue((seed: number) => new Rng(seed));
     bind(TOKENS.MetricsSink).to(JsonlMetricsSink);

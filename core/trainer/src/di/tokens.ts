@@ -14,6 +14,10 @@ export const TOKENS = {
   Schedules: Symbol.for('tricks.Schedules'),
   /** LossFunction: the base loss (softmax cross-entropy with soft targets). */
   Loss: Symbol.for('tricks.Loss'),
+  /** GradientFunction: (f, vars) => {value, grads}, tf.variableGrads by default (@tricks/backend-wasm frees as it goes). */
+  Gradients: Symbol.for('tricks.Gradients'),
+  /** TrainingForward: (model, x) => logits of a training step, model.apply(x, {training: true}) by default. */
+  Forward: Symbol.for('tricks.Forward'),
   /** Sampler: the order of training items per epoch. */
   Sampler: Symbol.for('tricks.Sampler'),
   /** RngFactory: seeded generators (seed) => Rng; the trainer makes the run's generators with it. */

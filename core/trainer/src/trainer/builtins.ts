@@ -4,7 +4,6 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { definePlugin, type PluginDefinition } from '../plugin/define.js';
 import type { TrainerState } from './checkpoint.js';
 import type { MetricsSink } from './sinks.js';
-import { divergenceCheck } from './divergence.js';
 
 /** What the trainer hands its own built-in plugins (user plugins get the PluginApi only). */
 export interface BuiltinAccess {
@@ -62,5 +61,5 @@ export const runJson = () =>
 
 /** The trainer's own built-ins, applied before any other plugin (webpack's WebpackOptionsApply). */
 export function coreBuiltins(a: BuiltinAccess): PluginDefinition[] {
-  return [metricsSinks(a), checkpoints(a), runJson(), divergenceCheck()] as PluginDefinition[];
+  return [metricsSinks(a), checkpoints(a), runJson()] as PluginDefinition[];
 }

@@ -19,11 +19,10 @@ import {
   type PluginHooks,
   type RunResult,
 } from '../hooks/hooks.js';
+import type { GradientFunction, TrainingForward } from '../contract.js';
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
-import { variableGradsFrugal } from '../optim/gradients.js';
-import { applyTraining } from './forward.js';
-import { isOutOfMemory, microBatchRanges, outOfMemory, planMicroBatches, sliceBatch } from './memory.js';
+import { isOutOfMemory, microBatchRanges, outOfMemory, sliceBatch } from './memory.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { OptimizerRegistry } from '../optim/registry.js';
 import type { LrSchedule, ScheduleRegistry } from '../optim/schedule.js';
@@ -84,8 +83,6 @@ export class Trainer {
   /** The current epoch's DecodePlan (makeBatch applies its pixel map). */
   private plan: DecodePlan = {};
   private readonly exportedModels = new Set<LayersModel>();
-  /** The validation batch size the memory plan allows (at most config.evalBatchSize). */
-  private evalBatchSize: number | undefined;
   ctx!: TrainContext;
 
   constructor(
@@ -102,6 +99,8 @@ export class Trainer {
     @inject(TOKENS.Checkpointer) private readonly checkpointer: Checkpointer,
     @inject(TOKENS.Exporter) private readonly exporter: Exporter,
     @inject(TOKENS.Rng) private readonly makeRng: (seed: number) => Rng,
+    @inject(TOKENS.Gradients) private readonly gradients: GradientFunction,
+    @inject(TOKENS.Forward) private readonly forward: TrainingForward,
   ) {
     // A StopTraining thrown by an epoch tap ends the run after this epoch: the later taps (the built-in
     // sinks and checkpoint at STAGE_REPORT) still run, so the checkpoint matches the epoch it stopped after.
@@ -256,7 +255,8 @@ export class Trainer {
       evalTransform: (b: Batch) => this.hooks.evalBatch.call(b, ctx),
       evaluate: (m?: LayersModel) => this.evaluate(m ?? ctx.model),
       lastTerms: {},
-      microBatches: 1,
+      microBatches: Math.min(cfg.gradAccum ?? 1, cfg.batchSize),
+      evalBatchSize: cfg.evalBatchSize,
       resumed: Boolean(opts.resume),
     });
     model = ctx.model = withSeededMathRandom(tfRng, () => this.hooks.model.call(model, ctx));
@@ -293,6 +293,10 @@ export class Trainer {
     let stopped: string | undefined;
     let result: RunResult | undefined;
     let error: unknown;
+    if (ctx.microBatches > 1)
+      this.logger.info(
+        `gradient accumulation: each batch of ${cfg.batchSize} as ${ctx.microBatches} micro-batches of ${Math.ceil(cfg.batchSize / ctx.microBatches)} or less (--grad-accum ${cfg.gradAccum}); batch norm normalizes each micro-batch`,
+      );
     try {
       await this.hooks.setup.promise(ctx);
       if (opts.resume) {
@@ -308,19 +312,6 @@ export class Trainer {
         partial = state.partial;
         this.logger.info(`resumed from ${ckptDir}: epoch ${startEpoch + 1}, step ${ctx.stepInEpoch} of it`);
       }
-      const plan = planMicroBatches({
-        model: ctx.model,
-        modelName: cfg.model.name,
-        inputShape: train.shape,
-        numClasses: train.numClasses,
-        batchSize: cfg.batchSize,
-        evalBatchSize: cfg.evalBatchSize,
-        gradAccum: cfg.gradAccum,
-        memory: this.backend.memory?.(),
-        logger: this.logger,
-      });
-      ctx.microBatches = plan.microBatches;
-      this.evalBatchSize = plan.evalBatchSize;
       for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
         ctx.epoch = epoch;
         const from = epoch === startEpoch ? ctx.stepInEpoch : 0;
@@ -404,9 +395,15 @@ export class Trainer {
       // run.json and report.html are built-in taps, before the plugins' own.
       await this.hooks.done.promise(ctx, result);
     } catch (e) {
-      error = isOutOfMemory(e)
-        ? outOfMemory(`${cfg.model.name} at ${train.shape.slice(0, 2).join('x')} px`, cfg.batchSize, (e as Error).message, ctx.microBatches)
-        : e;
+      error =
+        isOutOfMemory(e) && !(e instanceof TricksError)
+          ? outOfMemory(
+              `${cfg.model.name} at ${train.shape.slice(0, 2).join('x')} px`,
+              cfg.batchSize,
+              (e as Error).message,
+              ctx.microBatches,
+            )
+          : e;
     }
     if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
     this.saveState = undefined;
@@ -474,8 +471,8 @@ export class Trainer {
         let termValues: tf.Tensor | undefined;
         const next = tf.tidy(() => {
           const part = ranges.length === 1 ? batch : sliceBatch(batch, start, end);
-          const { value, grads: g } = variableGradsFrugal(() => {
-            const logits = applyTraining(model, part.x) as tf.Tensor2D;
+          const { value, grads: g } = this.gradients(() => {
+            const logits = this.forward(model, part.x) as tf.Tensor2D;
             const state = this.hooks.loss.call(
               { logits, batch: part, targets: part.y, sampleWeights: part.meta.sampleWeights, terms: {} },
               ctx,
@@ -511,8 +508,6 @@ export class Trainer {
 
   /** Loss, top-1, top-5 and the confusion matrix on the validation set (evalBatch hook applied). */
   evaluate(model: LayersModel): Promise<EvalResult> {
-    return evaluateModel(model, this.ctx.val, this.evalBatchSize ?? this.config.evalBatchSize, (b) =>
-      this.hooks.evalBatch.call(b, this.ctx),
-    );
+    return evaluateModel(model, this.ctx.val, this.ctx.evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx));
   }
 }

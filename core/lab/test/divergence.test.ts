@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { createHooks, divergenceCheck, MemoryLogger, tapOnly, TricksError, type EpochMetrics, type TrainContext } from '../src/index.js';
+import { createHooks, MemoryLogger, tapOnly, TricksError, type EpochMetrics, type TrainContext } from '@tricks/core';
+import { divergenceCheck } from '../src/divergence.js';
 
 /**
  * Drives the tricks:divergence built-in with step losses, as the trainer would: stepEnd gets the epoch's running

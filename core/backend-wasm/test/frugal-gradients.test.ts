@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect } from 'chai';
-import { variableGradsFrugal } from '../src/optim/gradients.js';
+import { variableGradsFrugal } from '../src/frugal-gradients.js';
 
 /** A small residual net: conv, batch norm, relu, a shared tensor used twice (fan-out), an add, pooling, dense. */
 function net(): tfl.LayersModel {

@@ -1,7 +1,4 @@
-import type { StepStats, TrainContext } from '../contract.js';
-import { TricksError } from '../hooks/errors.js';
-import { STAGE_REPORT } from '../hooks/hooks.js';
-import { definePlugin } from '../plugin/define.js';
+import { definePlugin, STAGE_REPORT, TricksError, type StepStats, type TrainContext } from '@tricks/core';
 
 /** The thresholds of the divergence check (the defaults are what every run gets). */
 export interface DivergenceOptions {
