@@ -13,7 +13,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { util, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
 import { Native, type KernelArgs } from './native.js';
-import { ROWS_BLOCK, Threads } from './threads.js';
+import { bnGradSums } from './gradients.js';
+import { Threads } from './threads.js';
 
 /** Custom kernel: [dx, dscale, doffset] of batch norm with batch statistics, channels-last x. */
 export const BATCH_NORM_TRAIN_GRAD = 'TricksBatchNormTrainGrad';
@@ -26,19 +27,13 @@ function trainGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const nat = Native.of(backend);
   const out = [x.shape, [C], [C]].map((s) => backend.makeOutput(s, 'float32'));
   const [dx, dscale, doffset] = out as [TensorInfo, TensorInfo, TensorInfo];
-  const th = Threads.of(nat),
-    blocks = Math.ceil(rows / ROWS_BLOCK);
+  const th = Threads.of(nat);
   const xP = nat.ptr(x),
     dyP = nat.ptr(dy),
     meanP = nat.ptr(mean),
     dxP = nat.ptr(dx);
-  nat.withScratch([C, C, blocks * C, blocks * C, C, C, C], (sdy, sdyx, pdy, pdyx, a, b, d) => {
-    th.byBlocks(rows, (r0, r1, b0) => [
-      'bn_grad_blocks',
-      [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP, pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C],
-    ]);
-    nat.k.sum_blocks(pdy, sdy, blocks, C, 1);
-    nat.k.sum_blocks(pdyx, sdyx, blocks, C, 1);
+  nat.withScratch([C, C, C, C, C], (sdy, sdyx, a, b, d) => {
+    bnGradSums(nat, xP, dyP, meanP, rows, C, sdy, sdyx);
     const heap = nat.heap();
     const f32 = (t: TensorInfo | number) => new Float32Array(heap, typeof t === 'number' ? t : nat.ptr(t), C);
     const [Sdy, Sdyx, V, G, A, B, D, Ds, Do] = [sdy, sdyx, variance, scale, a, b, d, dscale, doffset].map(f32) as Float32Array[];

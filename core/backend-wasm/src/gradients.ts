@@ -65,6 +65,22 @@ function batchNormGrad(original: GradConfig): GradConfig {
   };
 }
 
+/**
+ * Per-channel sum(dy) and sum(dy * (x - mean)) of channels-last rows (heap addresses) into sdy and sdyx, the
+ * rows split across the kernel threads and the block sums added in block order (thread-count independent).
+ */
+export function bnGradSums(nat: Native, xP: number, dyP: number, meanP: number, rows: number, C: number, sdy: number, sdyx: number): void {
+  const blocks = Math.ceil(rows / ROWS_BLOCK);
+  nat.withScratch([blocks * C, blocks * C], (pdy, pdyx) => {
+    Threads.of(nat).byBlocks(rows, (r0, r1, b0) => [
+      'bn_grad_blocks',
+      [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP, pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C],
+    ]);
+    nat.k.sum_blocks(pdy, sdy, blocks, C, 1);
+    nat.k.sum_blocks(pdyx, sdyx, blocks, C, 1);
+  });
+}
+
 function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const { inputs, backend, attrs } = args as unknown as KernelArgs<'x' | 'dy' | 'mean' | 'variance', FusedBatchNormAttrs>;
   const { x, dy, mean, variance, scale } = inputs;
@@ -73,19 +89,13 @@ function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const nat = Native.of(backend);
   const out = [x.shape, [C], [C], [C], [C]].map((s) => backend.makeOutput(s, 'float32'));
   const [dx, dmean, dvar, dscale, doffset] = out as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
-  const th = Threads.of(nat),
-    blocks = Math.ceil(rows / ROWS_BLOCK);
+  const th = Threads.of(nat);
   const xP = nat.ptr(x),
     dyP = nat.ptr(dy),
     meanP = nat.ptr(mean),
     dxP = nat.ptr(dx);
-  nat.withScratch([C, C, blocks * C, blocks * C], (sdy, sdyx, pdy, pdyx) => {
-    th.byBlocks(rows, (r0, r1, b0) => [
-      'bn_grad_blocks',
-      [xP + 4 * r0 * C, dyP + 4 * r0 * C, meanP, pdy + 4 * b0 * C, pdyx + 4 * b0 * C, r1 - r0, C],
-    ]);
-    nat.k.sum_blocks(pdy, sdy, blocks, C, 1);
-    nat.k.sum_blocks(pdyx, sdyx, blocks, C, 1);
+  nat.withScratch([C, C], (sdy, sdyx) => {
+    bnGradSums(nat, xP, dyP, meanP, rows, C, sdy, sdyx);
     const heap = nat.heap();
     const f32 = (t: TensorInfo | number) => new Float32Array(heap, typeof t === 'number' ? t : nat.ptr(t), C);
     const [Sdy, Sdyx, V, G] = [f32(sdy), f32(sdyx), f32(variance), scale ? f32(scale) : undefined];
