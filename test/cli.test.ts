@@ -125,6 +125,29 @@ describe('tricks CLI', function () {
     expect(res.top5).to.be.at.least(res.top1);
     expect(res.confusion).to.have.length(10);
     expect(res.confusion.flat().reduce((a: number, b: number) => a + b, 0)).to.equal(res.count);
+    // test-time augmentation: the tta plugin's views, scored on the same images
+    const t2 = run([
+      'eval',
+      '--model',
+      join(out, 'model'),
+      '--data',
+      'digits',
+      '--backend',
+      'wasm',
+      '--tta',
+      'ten-crop',
+      '--tta-merge',
+      'logits',
+    ]);
+    expect(t2.code, t2.err).to.equal(0);
+    const tta = JSON.parse(t2.out);
+    expect(tta.tta).to.deep.equal({ views: 'ten-crop', merge: 'logits' });
+    expect(tta.count).to.equal(res.count);
+    expect(tta.loss).to.not.equal(res.loss);
+    expect(t2.err).to.match(/test-time augmentation: .*ten-crop/);
+    const bad = run(['eval', '--model', join(out, 'model'), '--data', 'digits', '--tta', 'twenty']);
+    expect(bad.code).to.not.equal(0);
+    expect(bad.err).to.match(/--tta.*twenty.*flip, five-crop, ten-crop/s);
   });
 
   it('resumes an interrupted run: SIGTERM finishes the step, writes a checkpoint and exits 143', async () => {

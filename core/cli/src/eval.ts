@@ -8,8 +8,12 @@ import {
   type PluginDefinition,
   load,
   evaluateModel,
+  coreModule,
+  TOKENS,
+  type InferenceForward,
   type TrainContext,
 } from '@tricks/core';
+import { Container } from 'inversify';
 import { cliServices } from './services.js';
 import { addDataFlags, checkDataFlags, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 
@@ -28,6 +32,9 @@ export async function evalCommand(
     data: string;
     batchSize: number;
     backend: string;
+    tta?: string;
+    ttaMerge?: string;
+    ttaPadding?: number;
   } & DataFlags,
 ): Promise<Record<string, unknown>> {
   const logger = new ConsoleLogger();
@@ -52,21 +59,42 @@ export async function evalCommand(
   const meta = (model.getUserDefinedMetadata() ?? {}) as Meta;
   // The plugins the model was trained with tap a fresh set of hooks; only evalBatch is called.
   const hooks = createHooks();
-  for (const p of meta.tricks?.pluginOptions ?? []) {
-    const { definition } = await load<PluginDefinition>(p.name, 'plugin').catch(() => ({ definition: undefined }));
+  // Their modules too, for the services evaluation uses (TOKENS.Inference: the tta plugin's views).
+  const container = new Container();
+  container.load(coreModule(logger));
+  const trained = (meta.tricks?.pluginOptions ?? []).filter((p) => !(f.tta && p.name === 'tta'));
+  const tta =
+    f.tta && f.tta !== 'none'
+      ? [
+          {
+            name: 'tta',
+            options: { views: f.tta, merge: f.ttaMerge ?? 'probs', ...(f.ttaPadding !== undefined ? { padding: f.ttaPadding } : {}) },
+          },
+        ]
+      : [];
+  for (const p of [...trained, ...tta]) {
+    const { definition } = await load<PluginDefinition>(p.name, 'plugin').catch((e: unknown) => {
+      if (p === tta[0]) throw e;
+      return { definition: undefined };
+    });
     if (!definition) {
       logger.warn(`plugin ${p.name} that the model was trained with is not installed; its evaluation transforms are skipped`);
       continue;
     }
     definition.apply({ hooks: tapOnly(hooks), config: {} as never, registerState: () => {} }, p.options);
+    for (const m of definition.modules?.(p.options) ?? []) await container.loadAsync(m);
   }
+  const inference = container.get<InferenceForward>(TOKENS.Inference);
+  if (tta.length || trained.some((p) => p.name === 'tta'))
+    logger.info(`test-time augmentation: ${JSON.stringify((tta[0] ?? trained.find((p) => p.name === 'tta'))!.options)}`);
   const ctx = { numClasses: data.val.numClasses, inputShape: data.val.shape, epoch: 0, step: 0 } as unknown as TrainContext;
-  const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx));
+  const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx), inference);
   model.dispose();
   return {
     model: f.model,
     data: data.source,
     backend,
+    tta: (tta[0] ?? trained.find((p) => p.name === 'tta'))?.options,
     count: r.count,
     loss: r.loss,
     top1: r.top1,
@@ -86,6 +114,20 @@ export function registerEvalCommand(program: Command): void {
     .option('--batch-size <n>', 'batch size', (v) => Number(v), 256)
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--tta <views>',
+        'test-time augmentation (the tta plugin): average over the image and its mirror, or torchvision five/ten crops; none turns off the TTA a model was trained with',
+      ).choices(['none', 'flip', 'five-crop', 'ten-crop']),
+    )
+    .addOption(
+      new Option('--tta-merge <how>', "merge the views' softmax probabilities (fastai) or their logits").choices(['probs', 'logits']),
+    )
+    .option(
+      '--tta-padding <n>',
+      'five/ten crops from the image zero-padded by n pixels (its shifts, as pad-crop trains), not resized',
+      (v) => Number(v),
     )
     .action(async (f) => {
       process.stdout.write(`${JSON.stringify(await evalCommand(f))}\n`);

@@ -45,7 +45,7 @@ export {
   createHooks,
   tapOnly,
 } from './hooks/hooks.js';
-export type { GradientFunction, TrainingForward } from './contract.js';
+export type { GradientFunction, InferenceForward, TrainingForward } from './contract.js';
 export { completeDir, writeDirAtomic, writeFileAtomic } from './io/atomic.js';
 export { ConsoleLogger, type Logger, MemoryLogger } from './io/logger.js';
 export { decodeTensors, fileHandler, loadModel, saveModel } from './io/model-files.js';
@@ -93,7 +93,7 @@ export { listInstalled, load, loadPreset } from './plugin/resolve.js';
 export { validate } from './plugin/validate.js';
 export { CHECKPOINT_FORMAT, type Checkpointer, DirCheckpointer, type TrainerState } from './trainer/checkpoint.js';
 export { type EvalResult, type PluginState, type TrainContext } from './trainer/context.js';
-export { evaluateModel, toBatch } from './trainer/evaluate.js';
+export { defaultInference, evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';
 export { JsonlMetricsSink, METRIC_KEYS, monitoredMetric, type MetricsSink } from './trainer/sinks.js';
 export { Interrupted, type RunOptions, Trainer, hashConfig } from './trainer/trainer.js';

@@ -7,6 +7,7 @@ import { ShuffleSampler } from '../data/loader.js';
 import { ConsoleLogger, type Logger } from '../io/logger.js';
 import { crossEntropy } from '../losses/cross-entropy.js';
 import type { GradientFunction, TrainingForward } from '../contract.js';
+import { defaultInference } from '../trainer/evaluate.js';
 import { ModelRegistry } from '../models/registry.js';
 import { OptimizerRegistry } from '../optim/registry.js';
 import { ScheduleRegistry } from '../optim/schedule.js';
@@ -35,6 +36,7 @@ export function coreModule(logger?: Logger): ContainerModule {
     bind(TOKENS.Loss).toConstantValue(crossEntropy);
     bind(TOKENS.Gradients).toConstantValue(((f, vars) => tf.variableGrads(f, vars)) as GradientFunction);
     bind(TOKENS.Forward).toConstantValue(((model, x) => model.apply(x, { training: true })) as TrainingForward);
+    bind(TOKENS.Inference).toConstantValue(defaultInference);
     bind(TOKENS.Sampler).toConstantValue(new ShuffleSampler());
     bind(TOKENS.Rng).toConstantValue((seed: number) => new Rng(seed));
     bind(TOKENS.MetricsSink).to(JsonlMetricsSink);

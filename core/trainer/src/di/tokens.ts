@@ -18,6 +18,8 @@ export const TOKENS = {
   Gradients: Symbol.for('tricks.Gradients'),
   /** TrainingForward: (model, x) => logits of a training step, model.apply(x, {training: true}) by default. */
   Forward: Symbol.for('tricks.Forward'),
+  /** InferenceForward: (model, x) => logits at evaluation, model.predict by default (the tta plugin rebinds it). */
+  Inference: Symbol.for('tricks.Inference'),
   /** Sampler: the order of training items per epoch. */
   Sampler: Symbol.for('tricks.Sampler'),
   /** RngFactory: seeded generators (seed) => Rng; the trainer makes the run's generators with it. */

@@ -3,7 +3,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatches } from '../data/loader.js';
 import type { Batch } from '../hooks/hooks.js';
-import type { DecodePlan } from '../contract.js';
+import type { DecodePlan, InferenceForward } from '../contract.js';
 import { crossEntropy } from '../losses/cross-entropy.js';
 import type { EvalResult } from './context.js';
 
@@ -49,12 +49,16 @@ export function toBatch(
   return { x, y, meta };
 }
 
+/** TOKENS.Inference's default: predict, not apply, frees each layer's output once the layers that read it have run. */
+export const defaultInference: InferenceForward = (model, x) => model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D;
+
 /** Loss, top-1, top-5 and the confusion matrix of a model on a dataset; `transform` is the evalBatch pipeline. */
 export async function evaluateModel(
   model: LayersModel,
   data: Dataset,
   batchSize: number,
   transform: (b: Batch) => Batch = (b) => b,
+  predict: InferenceForward = defaultInference,
 ): Promise<EvalResult> {
   const k = data.numClasses;
   const kk = Math.min(5, k);
@@ -68,8 +72,7 @@ export async function evaluateModel(
     const n = raw.labels.length;
     const [lossT, topT] = tf.tidy(() => {
       const batch = transform(toBatch(raw, data.shape, k));
-      // predict, not apply: it frees each layer's output once the layers that read it have run
-      const logits = model.predict(batch.x, { batchSize: n }) as tf.Tensor2D;
+      const logits = predict(model, batch.x);
       return [tf.mul(crossEntropy(logits, batch.y), n), tf.topk(logits, kk).indices];
     });
     lossSum += (await lossT.data())[0];

@@ -19,7 +19,7 @@ import {
   type PluginHooks,
   type RunResult,
 } from '../hooks/hooks.js';
-import type { GradientFunction, TrainingForward } from '../contract.js';
+import type { GradientFunction, InferenceForward, TrainingForward } from '../contract.js';
 import type { Logger } from '../io/logger.js';
 import { lossTerms, type LossFunction } from '../losses/cross-entropy.js';
 import { isOutOfMemory, microBatchRanges, outOfMemory, sliceBatch } from './memory.js';
@@ -101,6 +101,7 @@ export class Trainer {
     @inject(TOKENS.Rng) private readonly makeRng: (seed: number) => Rng,
     @inject(TOKENS.Gradients) private readonly gradients: GradientFunction,
     @inject(TOKENS.Forward) private readonly forward: TrainingForward,
+    @inject(TOKENS.Inference) private readonly inference: InferenceForward,
   ) {
     // A StopTraining thrown by an epoch tap ends the run after this epoch: the later taps (the built-in
     // sinks and checkpoint at STAGE_REPORT) still run, so the checkpoint matches the epoch it stopped after.
@@ -508,6 +509,7 @@ export class Trainer {
 
   /** Loss, top-1, top-5 and the confusion matrix on the validation set (evalBatch hook applied). */
   evaluate(model: LayersModel): Promise<EvalResult> {
-    return evaluateModel(model, this.ctx.val, this.ctx.evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx));
+    const { val, evalBatchSize } = this.ctx;
+    return evaluateModel(model, val, evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx), this.inference);
   }
 }
