@@ -15,6 +15,7 @@ import {
   type DecodeCrop,
   type RawBatch,
   type DataOptions,
+  type ResizePolicy,
 } from '@tricks/core';
 
 /**
@@ -292,6 +293,14 @@ export class FolderDataset implements Dataset {
     if (opts.cachePath) this.cache = new DecodeCache(opts.cachePath, this.length, this.itemSize);
     this.decodeCrop = !this.cache;
     this.sizes = new Int32Array(2 * this.length);
+  }
+
+  /** What decodeImage does to a file, for the model's metadata: sharp's resize (its default kernel, lanczos3). */
+  get resize(): ResizePolicy {
+    const { mode, cropPct = 1 } = this.opts;
+    if (mode === 'fill') return { policy: 'resize', interpolation: 'lanczos3' };
+    if (mode === 'contain') return { policy: 'resize-longer-pad', interpolation: 'lanczos3' };
+    return { policy: 'resize-shorter-crop', cropPct, interpolation: 'lanczos3' };
   }
 
   get cacheFile(): string | undefined {

@@ -5,15 +5,22 @@ export { quantizeModel } from './quantize.js';
 export {
   type EvalData,
   type ExportRecord,
+  type WriteOptions,
+  EXPORT_FORMATS,
   calibrationBatches,
   checkFormats,
   exportRun,
   loadOrt,
   modelQuantization,
+  pixelBatch,
   predictTop1,
+  runPreprocessing,
   tfjsTop1,
   verifyRecord,
   writeFormat,
 } from './service.js';
 export { saveTfjs } from './tfjs-formats.js';
+export { type DeployPlan, type Deployed, deployModel, GRAY_WEIGHTS, PREPROCESS_LAYER, SOFTMAX_LAYER } from './deploy.js';
+export { type InferenceMeta, deployPlan, inferenceMeta, ONNX_META_KEY, probePreprocessing, readInferenceMeta } from './inference.js';
+export { demoPage, RUNTIME_SCRIPT, runtimeScript, TF_SCRIPT, tfMinJs } from './web.js';
 export { exportBuiltin, exportFormats } from './builtin.js';

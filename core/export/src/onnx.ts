@@ -23,6 +23,8 @@ export interface OnnxExportOptions {
   quantization?: ModelQuantization;
   /** Name of the graph. */
   name?: string;
+  /** ModelProto metadata_props (e.g. tricks.inference). */
+  metadata?: Record<string, string>;
 }
 
 interface Val {
@@ -367,6 +369,7 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
     producerName: 'tricks',
     producerVersion: '0.1.0',
     graph: g,
+    metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
   });
   return onnx.ModelProto.encode(m).finish();
 }

@@ -22,8 +22,11 @@ import { toOnnx } from './onnx.js';
 import type { ModelQuantization } from '@tricks/helper-quant';
 import { calibrateInputRanges, quantizeModel } from './quantize.js';
 import { saveTfjs, TFJS_FORMATS, type TfjsFormat } from './tfjs-formats.js';
+import { deployModel } from './deploy.js';
+import { deployPlan, inferenceMeta, ONNX_META_KEY, probePreprocessing, type InferenceMeta } from './inference.js';
+import { demoPage, RUNTIME_SCRIPT, runtimeScript, TF_SCRIPT, tfMinJs } from './web.js';
 
-export const EXPORT_FORMATS = ['tfjs', 'tfjs-fp16', 'tfjs-uint8', 'onnx', 'onnx-int8'] as const;
+export const EXPORT_FORMATS = ['tfjs', 'tfjs-fp16', 'tfjs-uint8', 'web', 'onnx', 'onnx-int8'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export function checkFormats(formats: string[], where = 'export.formats'): ExportFormat[] {
@@ -44,6 +47,13 @@ export interface ExportRecord {
   bytes: number;
   /** 'qat' (the grid QAT trained on), 'ptq' (post-training calibration), or absent for float. */
   quantization?: string;
+  /** What the artifact takes ('pixels': 0-255, preprocessing inside) and gives (see InferenceMeta). */
+  input?: InferenceMeta['input'];
+  output?: InferenceMeta['output'];
+  /** Layers the deploy rewrite replaced or dropped, by class. */
+  rewritten?: Record<string, number>;
+  /** Custom layer classes left (they need tricks-layers.js, or @tricks/models/runtime). */
+  customLayers?: string[];
   top1?: number;
   /** Top-1 of the training model on the same images. */
   reference_top1?: number;
@@ -62,17 +72,31 @@ export interface EvalData {
   calibration?: () => Iterable<tf.Tensor4D> | AsyncIterable<tf.Tensor4D>;
 }
 
-/** Top-1 predictions of a batch function over a dataset, and its top-1 accuracy. */
+/** A batch's uint8 images as float 0-255 values, for a model that takes pixels; a gray dataset tiled to `channels` (RGB). */
+export function pixelBatch(images: Uint8Array, shape: [number, number, number], channels: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(Float32Array.from(images), [images.length / (shape[0] * shape[1] * shape[2]), ...shape]);
+    return channels === shape[2] ? x : tf.tile(x, [1, 1, 1, channels / shape[2]]);
+  });
+}
+
+/**
+ * Top-1 predictions of a batch function over a dataset, and its top-1 accuracy. With `pixels` (the channels of a
+ * model that takes 0-255 pixels) the batches are the dataset's own uint8 values, without the transform.
+ */
 export async function predictTop1(
   run: (x: tf.Tensor4D) => Promise<Int32Array>,
   ev: EvalData,
+  pixels?: number,
 ): Promise<{ preds: Int32Array; top1: number }> {
   const preds = new Int32Array(ev.data.length);
   let correct = 0,
     i = 0;
   const all = Int32Array.from({ length: ev.data.length }, (_, k) => k);
   for await (const raw of loadBatches(ev.data, all, ev.batchSize)) {
-    const b = ev.transform(toBatch(raw, ev.data.shape, ev.data.numClasses));
+    const b = pixels
+      ? { x: pixelBatch(raw.images, ev.data.shape, pixels), y: tf.zeros([0]) }
+      : ev.transform(toBatch(raw, ev.data.shape, ev.data.numClasses));
     let p: Int32Array;
     try {
       p = await run(b.x);
@@ -145,6 +169,15 @@ export function modelQuantization(model: LayersModel): ModelQuantization | undef
 }
 
 export interface WriteOptions {
+  /**
+   * Per channel x' = x * scale + offset from 0-255 pixels: what the network was trained on (probePreprocessing of
+   * the run's evaluation transform). Default: toBatch's own x / 255, a run without normalization.
+   */
+  preprocessing?: { scale: number[]; offset: number[] };
+  /** Keep the bare network (input 'normalized'): no preprocessing inside. */
+  raw?: boolean;
+  /** Append a softmax (output 'probabilities'). Default: for 'web' only. */
+  probabilities?: boolean;
   /** The grid QAT trained on, keyed by the layers of `model` (already folded, kernels on the grid). */
   quantization?: ModelQuantization;
   /** Post-training quantization for 'onnx-int8' when there is no QAT grid. */
@@ -153,11 +186,40 @@ export interface WriteOptions {
   calibration?: () => Iterable<tf.Tensor4D> | AsyncIterable<tf.Tensor4D>;
 }
 
-/** Writes one format into `dir`; returns the record without evaluation. */
+/**
+ * Writes one format into `dir`; returns the record without evaluation. Every format goes through the deploy
+ * rewrite (deploy.ts): the preprocessing inside unless `raw`, the stock-layer form for the tfjs formats, the
+ * inference metadata in model.json (userDefinedMetadata.inference) or model.onnx (metadata_props tricks.inference).
+ * 'web' is 'tfjs' plus index.html and tf.min.js, with a softmax by default.
+ */
 export async function writeFormat(model: LayersModel, format: ExportFormat, dir: string, o: WriteOptions = {}): Promise<ExportRecord> {
   let quantization: string | undefined;
-  if ((TFJS_FORMATS as readonly string[]).includes(format)) {
-    await saveTfjs(model, dir, format as TfjsFormat);
+  const tfjsLike = format === 'web' || (TFJS_FORMATS as readonly string[]).includes(format);
+  const channels = model.inputs[0].shape.at(-1) as number;
+  const plan = deployPlan(
+    model,
+    o.preprocessing ?? { scale: new Array<number>(channels).fill(1 / 255), offset: new Array<number>(channels).fill(0) },
+    { stock: tfjsLike, raw: o.raw, probabilities: o.probabilities ?? format === 'web' },
+  );
+  const trainedMeta = (model.getUserDefinedMetadata() as Record<string, unknown> | undefined) ?? {};
+  let rewritten: Record<string, number>;
+  let customLayers: string[];
+  if (tfjsLike) {
+    const d = deployModel(model, plan);
+    ({ rewritten, customLayers } = d);
+    try {
+      const extra: Record<string, string | Uint8Array> = {};
+      if (customLayers.length) extra[RUNTIME_SCRIPT] = runtimeScript();
+      const meta = inferenceMeta(model, plan, customLayers.length ? { customLayers, runtime: RUNTIME_SCRIPT } : {});
+      if (format === 'web') {
+        const name = (trainedMeta.tricks as { model?: string } | undefined)?.model ?? model.name;
+        extra['index.html'] = demoPage(meta, `${name}: ${meta.classNames.length} classes`);
+        extra[TF_SCRIPT] = tfMinJs();
+      }
+      await saveTfjs(d.model, dir, format === 'web' ? 'tfjs' : (format as TfjsFormat), { ...trainedMeta, inference: meta }, extra);
+    } finally {
+      d.model.dispose();
+    }
     if (o.quantization) quantization = 'qat';
   } else {
     let q = o.quantization;
@@ -180,27 +242,46 @@ export async function writeFormat(model: LayersModel, format: ExportFormat, dir:
       }));
       quantization = 'ptq';
     }
-    const bytes = toOnnx(m, { quantization: q });
-    if (m !== model) m.dispose();
+    // the quantized network's layers keep their names in the rewrite: the grid still applies
+    const d = deployModel(m, plan);
+    ({ rewritten, customLayers } = d);
+    let bytes: Uint8Array;
+    try {
+      bytes = toOnnx(d.model, { quantization: q, metadata: { [ONNX_META_KEY]: JSON.stringify(inferenceMeta(model, plan)) } });
+    } finally {
+      d.model.dispose();
+      if (m !== model) m.dispose();
+    }
     await writeDirAtomic(dir, (tmp) => writeFileAtomic(join(tmp, 'model.onnx'), bytes));
   }
-  return { format, dir, ...(await dirBytes(dir)), ...(quantization ? { quantization } : {}) };
+  return {
+    format,
+    dir,
+    ...(await dirBytes(dir)),
+    ...(quantization ? { quantization } : {}),
+    input: plan.input,
+    output: plan.output,
+    rewritten,
+    ...(tfjsLike && customLayers.length ? { customLayers } : {}),
+  };
 }
 
 /** Reloads an artifact from disk (plain loaders only) and fills in top-1 and agreement with `reference`. */
 export async function verifyRecord(rec: ExportRecord, ev: EvalData, reference: { preds: Int32Array; top1: number }): Promise<ExportRecord> {
   let res: { preds: Int32Array; top1: number };
+  // an artifact that takes pixels gets the dataset's own values: the round trip of the preprocessing inside
+  const pixels = rec.input === 'pixels' ? (ev.data.shape[2] === 1 ? 3 : ev.data.shape[2]) : undefined;
   if (rec.format.startsWith('onnx')) {
     const s = await onnxTop1(join(rec.dir, 'model.onnx'));
     try {
-      res = await predictTop1(s.run, ev);
+      res = await predictTop1(s.run, ev, pixels);
     } finally {
       await s.release();
     }
   } else {
     const m = await loadModel(rec.dir);
     try {
-      res = await predictTop1(tfjsTop1(m), ev);
+      res = await predictTop1(tfjsTop1(m), ev, pixels);
     } finally {
       m.dispose();
     }
@@ -222,6 +303,25 @@ export async function* calibrationBatches(
     const b = transform(toBatch(raw, data.shape, data.numClasses));
     b.y.dispose();
     yield b.x;
+  }
+}
+
+/**
+ * The preprocessing of a model's evaluation transform, probed (probePreprocessing); when it cannot go inside
+ * the model the exports keep the bare network (raw), with a warning.
+ */
+export function runPreprocessing(
+  model: LayersModel,
+  transform: (b: Batch) => Batch,
+  warn: (m: string) => void,
+): { preprocessing: { scale: number[]; offset: number[] }; raw: boolean } {
+  const shape = model.inputs[0].shape.slice(1) as [number, number, number];
+  try {
+    return { preprocessing: probePreprocessing(transform, shape, model.outputs[0].shape.at(-1) as number), raw: false };
+  } catch (e) {
+    if (!(e instanceof TricksError)) throw e;
+    warn(`${e.message}; the exports take the network's own input (raw, preprocessing [] in their metadata)`);
+    return { preprocessing: { scale: [], offset: [] }, raw: true };
   }
 }
 
@@ -247,12 +347,16 @@ export async function exportRun(
   const formats = checkFormats(rc.formats);
   const reference = await predictTop1(tfjsTop1(rc.model), rc.ev);
   const quantization = (artifact.quantization as ModelQuantization | undefined) ?? modelQuantization(artifact.model);
+  const { preprocessing, raw } = runPreprocessing(artifact.model, rc.ev.transform, rc.log);
   const records: ExportRecord[] = [];
   for (const f of formats) {
-    let rec: ExportRecord;
-    if (f === 'tfjs' && artifact.format === 'tfjs' && artifact.dir)
-      rec = { format: f, dir: artifact.dir, ...(await dirBytes(artifact.dir)), ...(quantization ? { quantization: 'qat' } : {}) };
-    else rec = await writeFormat(artifact.model, f, join(rc.out, 'export', f), { quantization, calibration: rc.ev.calibration });
+    // OUT/model stays the training model (eval, resume); the deployable one is OUT/export/<format>
+    let rec = await writeFormat(artifact.model, f, join(rc.out, 'export', f), {
+      quantization,
+      calibration: rc.ev.calibration,
+      preprocessing,
+      raw,
+    });
     rec = await verifyRecord(rec, rc.ev, reference);
     records.push(rec);
     rc.log(

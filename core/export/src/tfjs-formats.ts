@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { writeDirAtomic, writeFileAtomic } from '@tricks/core';
+import { PREPROCESS_LAYER } from './deploy.js';
 
 export const TFJS_FORMATS = ['tfjs', 'tfjs-fp16', 'tfjs-uint8'] as const;
 export type TfjsFormat = (typeof TFJS_FORMATS)[number];
@@ -90,7 +91,8 @@ export function encodeWeights(
     const bytes = n * 4;
     const raw = new Uint8Array(data, offset, bytes);
     offset += bytes;
-    if (spec.dtype !== 'float32' || spec.quantization || format === 'tfjs') {
+    // the pixel preprocessing stays exact: 8 or 16 bits of 1/(255 std) would shift every input
+    if (spec.dtype !== 'float32' || spec.quantization || format === 'tfjs' || spec.name.startsWith(`${PREPROCESS_LAYER}/`)) {
       parts.push(raw.slice());
       out.push(spec);
       continue;
@@ -120,8 +122,17 @@ export function encodeWeights(
   return { specs: out, data: all };
 }
 
-/** Writes model.json + weights.bin in one of the tfjs formats, atomically (a temp dir, then a rename). */
-export async function saveTfjs(model: LayersModel, dir: string, format: TfjsFormat, metadata?: Record<string, unknown>): Promise<string[]> {
+/**
+ * Writes model.json + weights.bin in one of the tfjs formats, atomically (a temp dir, then a rename), with
+ * `metadata` over the model's own and `extra` files (name -> content) beside them.
+ */
+export async function saveTfjs(
+  model: LayersModel,
+  dir: string,
+  format: TfjsFormat,
+  metadata?: Record<string, unknown>,
+  extra: Record<string, string | Uint8Array> = {},
+): Promise<string[]> {
   const a = await modelArtifacts(model);
   const data = a.weightData ? tf.io.CompositeArrayBuffer.join(a.weightData) : new ArrayBuffer(0);
   const enc = encodeWeights(a.weightSpecs ?? [], data, format);
@@ -138,6 +149,7 @@ export async function saveTfjs(model: LayersModel, dir: string, format: TfjsForm
   await writeDirAtomic(dir, async (tmp) => {
     await writeFileAtomic(join(tmp, 'weights.bin'), enc.data);
     await writeFileAtomic(join(tmp, 'model.json'), JSON.stringify(json));
+    for (const [name, data] of Object.entries(extra)) await writeFileAtomic(join(tmp, name), data);
   });
-  return ['model.json', 'weights.bin'];
+  return ['model.json', 'weights.bin', ...Object.keys(extra)];
 }

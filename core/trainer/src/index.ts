@@ -6,6 +6,7 @@ export {
   type BatchOptions,
   type DataSplit,
   type Dataset,
+  type ResizePolicy,
   type DecodeCrop,
   InMemoryDataset,
   type RawBatch,

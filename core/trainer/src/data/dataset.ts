@@ -43,6 +43,13 @@ export interface BatchOptions {
   into?: Float32Array;
 }
 
+/** A dataset's resize: 'resize' stretches, 'resize-shorter-crop' covers then keeps the centre cropPct, 'resize-longer-pad' fits inside and pads black. */
+export interface ResizePolicy {
+  policy: 'resize' | 'resize-shorter-crop' | 'resize-longer-pad';
+  cropPct?: number;
+  interpolation: 'bilinear' | 'lanczos3';
+}
+
 export interface Dataset {
   readonly name: string;
   readonly length: number;
@@ -54,6 +61,8 @@ export interface Dataset {
   readonly labels: Int32Array;
   /** True when getBatch honours BatchOptions.crop: it crops (and flips) each item from its source while decoding. */
   readonly decodeCrop?: boolean;
+  /** How a source image was brought to `shape` (written into the model's metadata for deployment); absent: items come at that size. */
+  readonly resize?: ResizePolicy;
   getBatch(indices: ArrayLike<number>, options?: BatchOptions): Promise<RawBatch>;
 }
 
