@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   createHooks,
   tapOnly,
@@ -12,6 +13,7 @@ import {
   TOKENS,
   type InferenceForward,
   type TrainContext,
+  type Batch,
 } from '@tricks/core';
 import { Container } from 'inversify';
 import { cliServices } from './services.js';
@@ -19,6 +21,8 @@ import { addDataFlags, checkDataFlags, dataOptionsFromFlags, type DataFlags } fr
 
 interface Meta {
   tricks?: { plugins?: string[]; pluginOptions?: { name: string; options: Record<string, unknown> }[] };
+  /** An export's (tricks export): it may take 0-255 pixels and give probabilities. */
+  inference?: { input: string; output: string; channels: number };
 }
 
 /**
@@ -88,7 +92,17 @@ export async function evalCommand(
   if (tta.length || trained.some((p) => p.name === 'tta'))
     logger.info(`test-time augmentation: ${JSON.stringify((tta[0] ?? trained.find((p) => p.name === 'tta'))!.options)}`);
   const ctx = { numClasses: data.val.numClasses, inputShape: data.val.shape, epoch: 0, step: 0 } as unknown as TrainContext;
-  const r = await evaluateModel(model, data.val, f.batchSize, (b) => hooks.evalBatch.call(b, ctx), inference);
+  // an export with the preprocessing inside takes the images' own 0-255 values (gray tiled to RGB), not the taps'
+  const inf = meta.inference;
+  const pixels = (x: tf.Tensor4D) => {
+    const p = tf.round(tf.mul(x, 255)) as tf.Tensor4D;
+    return p.shape[3] === inf!.channels ? p : tf.tile(p, [1, 1, 1, inf!.channels / p.shape[3]]);
+  };
+  const transform = inf?.input === 'pixels' ? (b: Batch) => ({ ...b, x: pixels(b.x) }) : (b: Batch) => hooks.evalBatch.call(b, ctx);
+  // probabilities as logits for the loss: softmax(log p) = p
+  const forward: InferenceForward =
+    inf?.output === 'probabilities' ? (m, x) => tf.log(tf.maximum(inference(m, x), 1e-30)) as tf.Tensor2D : inference;
+  const r = await evaluateModel(model, data.val, f.batchSize, transform, forward);
   model.dispose();
   return {
     model: f.model,

@@ -17,8 +17,10 @@ import '@tricks/models/runtime';
 import {
   calibrationBatches,
   checkFormats,
+  EXPORT_FORMATS,
   modelQuantization,
   predictTop1,
+  probePreprocessing,
   tfjsTop1,
   verifyRecord,
   writeFormat,
@@ -36,10 +38,14 @@ export interface ExportFlags {
   backend: string;
   bits: number;
   perTensor?: boolean;
+  /** Keep the bare network (normalized input) instead of putting the preprocessing inside. */
+  raw?: boolean;
+  /** Append a softmax; commander sets false for --no-probabilities, undefined when neither is given. */
+  probabilities?: boolean;
 }
 
 /** The evalBatch taps of the plugins a model was trained with (normalization...), as `tricks eval` applies them. */
-async function evalTransform(
+export async function evalTransform(
   meta: { tricks?: { pluginOptions?: { name: string; options: Record<string, unknown> }[] } } | undefined,
   warn: (m: string) => void,
 ): Promise<(b: Batch) => Batch> {
@@ -58,9 +64,11 @@ async function evalTransform(
 }
 
 /**
- * Converts a saved tfjs model to one or more formats (comma-separated). With --data, each artifact is reloaded
- * and evaluated on the validation split against the source model, and onnx-int8 of a float model is calibrated
- * on the training split (post-training quantization). A model written by the qat plugin carries its grid.
+ * Converts a saved tfjs model to one or more formats (comma-separated). Each takes 0-255 pixels with the
+ * preprocessing of the run's evaluation transform inside (unless --raw) and carries the inference metadata; the
+ * tfjs formats hold stock layers only. With --data, each artifact is reloaded and evaluated on the validation
+ * split against the source model, and onnx-int8 of a float model is calibrated on the training split
+ * (post-training quantization). A model written by the qat plugin carries its grid.
  */
 export async function exportCommand(
   f: ExportFlags,
@@ -73,29 +81,48 @@ export async function exportCommand(
       .filter(Boolean),
     '--format',
   );
-  if (!formats.length) throw new TricksError('--format is empty', 'give one or more of tfjs, tfjs-fp16, tfjs-uint8, onnx, onnx-int8');
+  if (!formats.length) throw new TricksError('--format is empty', `give one or more of ${EXPORT_FORMATS.join(', ')}`);
   const services = await cliServices({ logger });
   await services.backend.select(f.backend);
   const model = await loadModel(resolve(f.model));
+  const meta = model.getUserDefinedMetadata() as { inference?: unknown } | undefined;
+  if (meta?.inference) {
+    model.dispose();
+    throw new TricksError(
+      `${f.model} is already an export (its model.json has inference metadata): exporting it again would apply the preprocessing twice`,
+      'export from the training model, e.g. --model runs/x/model',
+    );
+  }
   const quantization = modelQuantization(model);
+  const transform = await evalTransform(meta as never, (m) => logger.warn(m));
+  const inShape = model.inputs[0].shape.slice(1) as [number, number, number];
+  // the preprocessing inside: the evaluation transform of the plugins the model was trained with, probed
+  const probe = () => probePreprocessing(transform, inShape, model.outputs[0].shape.at(-1) as number);
+  const preprocessing = f.raw ? probeOr(probe) : probe();
   let ev: EvalData | undefined;
   if (f.data) {
     const data = await services.datasets.create(f.data);
-    const inShape = model.inputs[0].shape.slice(1);
     if (inShape.some((d, i) => d !== null && d !== data.val.shape[i])) {
       throw new TricksError(
         `model ${f.model} takes inputs of ${inShape.join('x')}, but ${f.data} has ${data.val.shape.join('x')} images`,
         'give the dataset the model was trained on',
       );
     }
-    const transform = await evalTransform(model.getUserDefinedMetadata() as never, (m) => logger.warn(m));
     ev = { data: data.val, batchSize: f.batchSize, transform, calibration: () => calibrationBatches(data.train, f.batchSize, transform) };
   }
   const reference = ev ? await predictTop1(tfjsTop1(model), ev) : undefined;
   const artifacts: ExportRecord[] = [];
   for (const fmt of formats) {
     const dir = formats.length === 1 ? resolve(f.out) : join(resolve(f.out), fmt);
-    let rec = await writeFormat(model, fmt, dir, { quantization, bits: f.bits, perChannel: !f.perTensor, calibration: ev?.calibration });
+    let rec = await writeFormat(model, fmt, dir, {
+      quantization,
+      bits: f.bits,
+      perChannel: !f.perTensor,
+      calibration: ev?.calibration,
+      preprocessing,
+      raw: f.raw,
+      probabilities: f.probabilities,
+    });
     if (ev && reference) rec = await verifyRecord(rec, ev, reference);
     else rec.note = 'not verified: pass --data to evaluate the artifact';
     artifacts.push(rec);
@@ -107,10 +134,22 @@ export async function exportCommand(
   return { source: resolve(f.model), ...(reference ? { reference_top1: reference.top1 } : {}), artifacts };
 }
 
+/** With --raw a transform that is no per-channel map is fine: the metadata then says preprocessing []. */
+function probeOr(probe: () => { scale: number[]; offset: number[] }): { scale: number[]; offset: number[] } {
+  try {
+    return probe();
+  } catch (e) {
+    if (e instanceof TricksError) return { scale: [], offset: [] };
+    throw e;
+  }
+}
+
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('convert a saved model: tfjs, tfjs-fp16, tfjs-uint8, onnx (QDQ int8 for a qat model), onnx-int8; prints JSON')
+    .description(
+      'export a trained model for deployment: tfjs, tfjs-fp16, tfjs-uint8, web (tfjs + demo page), onnx (QDQ int8 for a qat model), onnx-int8; 0-255 pixels in, stock tfjs layers; prints JSON',
+    )
     .requiredOption('--model <dir>', 'a tfjs model directory (model.json + weights), e.g. runs/x/model or runs/x/model-qat')
     .requiredOption('--format <f>', 'one format, or several separated by commas (each in OUT/<format>)')
     .requiredOption('--out <dir>', 'output directory')
@@ -118,6 +157,9 @@ export function registerExportCommand(program: Command): void {
     .option('--batch-size <n>', 'batch size for evaluation and calibration', (v) => Number(v), 256)
     .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', (v) => Number(v), 8)
     .option('--per-tensor', 'post-training quantization: one weight scale per tensor instead of per channel')
+    .option('--raw', "the bare network: it takes the run's normalized input (the metadata says how), no preprocessing inside")
+    .option('--probabilities', 'append a softmax: the output is probabilities (default for web; logits for the others)')
+    .option('--no-probabilities', 'the output is logits, also for web')
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )

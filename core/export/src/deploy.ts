@@ -92,7 +92,9 @@ function groupedConv(layer: tfl.layers.Layer, x: SymbolicTensor, weights: Weight
   const dw = tfl.layers.depthwiseConv2d({ kernelSize, strides, padding: 'same', depthMultiplier: m, useBias, name: `${name}_dw` });
   let y = dw.apply(x) as SymbolicTensor;
   y = tfl.layers.reshape({ targetShape: [ho * wo * groups, cg, m], name: `${name}_groups` }).apply(y) as SymbolicTensor;
-  y = tfl.layers.averagePooling2d({ poolSize: [1, cg], strides: [1, cg], padding: 'valid', name: `${name}_sum` }).apply(y) as SymbolicTensor;
+  y = tfl.layers
+    .averagePooling2d({ poolSize: [1, cg], strides: [1, cg], padding: 'valid', name: `${name}_sum` })
+    .apply(y) as SymbolicTensor;
   y = tfl.layers.reshape({ targetShape: [ho, wo, filters], name }).apply(y) as SymbolicTensor;
   weights.push([
     dw,
@@ -140,7 +142,16 @@ function preprocess(x: SymbolicTensor, plan: DeployPlan, channels: number, weigh
     const layer = tfl.layers.conv2d({ filters: 1, kernelSize: 1, useBias: true, name: PREPROCESS_LAYER });
     const y = layer.apply(x) as SymbolicTensor;
     const gw = plan.gray.weights;
-    weights.push([layer, () => [tf.tensor4d(gw.map((v) => v * scale[0]), [1, 1, 3, 1]), tf.tensor1d(offset)]]);
+    weights.push([
+      layer,
+      () => [
+        tf.tensor4d(
+          gw.map((v) => v * scale[0]),
+          [1, 1, 3, 1],
+        ),
+        tf.tensor1d(offset),
+      ],
+    ]);
     return y;
   }
   const layer = tfl.layers.depthwiseConv2d({ kernelSize: 1, depthMultiplier: 1, useBias: true, name: PREPROCESS_LAYER });
@@ -165,7 +176,10 @@ export function deployModel(model: LayersModel, plan: DeployPlan): Deployed {
   if (plan.gray && channels !== 1)
     throw new TricksError(`export: a gray conversion for a network of ${channels} channels`, 'gray is for one-channel networks');
   const pixels = plan.input === 'pixels';
-  const input = tfl.input({ shape: [shape[0], shape[1], pixels && plan.gray ? 3 : channels], name: pixels ? 'pixels' : model.inputLayers[0].name });
+  const input = tfl.input({
+    shape: [shape[0], shape[1], pixels && plan.gray ? 3 : channels],
+    name: pixels ? 'pixels' : model.inputLayers[0].name,
+  });
   const weights: Weights = [];
   const rewritten: Record<string, number> = {};
   const count = (cls: string) => (rewritten[cls] = (rewritten[cls] ?? 0) + 1);

@@ -152,8 +152,7 @@ function checkMeta(m: unknown, where: string): InferenceMeta {
 export async function readInferenceMeta(modelJsonOrDir: string): Promise<InferenceMeta> {
   let file = modelJsonOrDir;
   const st = await stat(file).catch(() => undefined);
-  if (!st)
-    throw new TricksError(`${file}: no such model file or directory`, 'give an export directory (model.json, or model.onnx)');
+  if (!st) throw new TricksError(`${file}: no such model file or directory`, 'give an export directory (model.json, or model.onnx)');
   if (st.isDirectory()) {
     const json = join(file, 'model.json');
     const onnx = join(file, 'model.onnx');

@@ -155,8 +155,8 @@ describe('export formats', function () {
     expect(rec.files).to.deep.equal(['model.onnx']);
   });
 
-  it('a run writes every configured format, reloads and evaluates each: export-report.json and run.json', async () => {
-    const cfg = tiny({ export: { formats: ['tfjs', 'tfjs-fp16', 'tfjs-uint8', 'onnx', 'onnx-int8'] } });
+  it('a run writes every configured format, reloads and evaluates each on raw pixels: export-report.json and run.json', async () => {
+    const cfg = tiny({ export: { formats: ['tfjs', 'tfjs-fp16', 'tfjs-uint8', 'web', 'onnx', 'onnx-int8'] } });
     const trainer = await createTestTrainer(cfg, { logger: new MemoryLogger() });
     const result = await trainer.run();
     const report = JSON.parse(readFileSync(join(cfg.out!, 'export-report.json'), 'utf8'));
@@ -165,13 +165,19 @@ describe('export formats', function () {
       expect(a.count).to.equal(128);
       expect(a.bytes).to.be.greaterThan(1000);
       expect(a.reference_top1).to.equal(report.reference.top1);
-      expect(a.agreement, a.format).to.be.at.least(a.format === 'tfjs' || a.format === 'onnx' ? 1 : 0.9);
+      expect(a.agreement, a.format).to.be.at.least(['tfjs', 'web', 'onnx'].includes(a.format) ? 1 : 0.9);
+      // the exports take the digits' own 0-255 values (tiled to RGB), the preprocessing inside
+      expect(a.input, a.format).to.equal('pixels');
+      expect(a.output).to.equal(a.format === 'web' ? 'probabilities' : 'logits');
     }
-    expect(report.artifacts[0].dir).to.equal(join(cfg.out!, 'model'));
+    // OUT/model stays the training model; the deployable one is OUT/export/tfjs
+    expect(report.artifacts[0].dir).to.equal(join(cfg.out!, 'export', 'tfjs'));
+    expect(JSON.parse(readFileSync(join(cfg.out!, 'model', 'model.json'), 'utf8')).userDefinedMetadata.inference).to.equal(undefined);
     expect(existsSync(join(cfg.out!, 'export', 'onnx-int8', 'model.onnx'))).to.equal(true);
+    for (const f of ['index.html', 'tf.min.js', 'model.json']) expect(existsSync(join(cfg.out!, 'export', 'web', f)), f).to.equal(true);
     const run = JSON.parse(readFileSync(join(cfg.out!, 'run.json'), 'utf8'));
-    expect(run.result.artifacts.at(-1).report.exports).to.have.length(5);
-    expect(result.artifacts.at(-1)!.report.exports).to.have.length(5);
+    expect(run.result.artifacts.at(-1).report.exports).to.have.length(6);
+    expect(result.artifacts.at(-1)!.report.exports).to.have.length(6);
     rmSync(cfg.out!, { recursive: true, force: true });
   });
 

@@ -382,7 +382,7 @@ export class Trainer {
         tricks: {
           classNames: train.classNames,
           inputShape: train.shape,
-          resize: data.val.resize,
+          ...(data.val.resize ? { resize: data.val.resize } : {}),
           numClasses: train.numClasses,
           model: cfg.model.name,
           plugins: cfg.plugins.map((p) => p.key),
