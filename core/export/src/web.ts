@@ -69,9 +69,11 @@ export function demoPage(meta: InferenceMeta, title = 'tricks model'): string {
 <title>${esc(title)}</title>
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-  #drop { border: 2px dashed #999; border-radius: 8px; padding: 1.5rem; text-align: center; cursor: pointer; }
+  #drop { display: block; border: 2px dashed #999; border-radius: 8px; padding: 1.5rem; text-align: center; cursor: pointer; }
+  #drop input { margin-top: .75rem; }
   #drop.over { border-color: #06c; background: #eef5ff; }
-  #preview { max-width: 12rem; max-height: 12rem; margin: 1rem auto; display: block; image-rendering: pixelated; }
+  #preview { width: 12rem; height: auto; margin: 1rem auto; display: block; image-rendering: pixelated; }
+  #preview:not([src]) { display: none; }
   ol { padding-left: 1.5rem; } li { margin: .25rem 0; }
   .bar { display: inline-block; height: .7rem; background: #06c; vertical-align: middle; margin-left: .5rem; }
   #status { color: #666; } .meta { color: #666; font-size: 13px; }
