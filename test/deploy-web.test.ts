@@ -121,7 +121,14 @@ async function browser(): Promise<BrowserContext> {
   return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'tricks-chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -281,7 +288,12 @@ describe('deployment: round trip, demo page in headless Chromium, Swin runtime s
       m.weights.forEach((w) => {
         const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
         if (/bias|beta/.test(w.originalName))
-          (w.read() as tf.Variable).assign(tf.tensor(Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5)), w.shape as number[]));
+          (w.read() as tf.Variable).assign(
+            tf.tensor(
+              Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5)),
+              w.shape as number[],
+            ),
+          );
       }),
     );
     const trained = join(work, 'swin-model');
@@ -294,7 +306,9 @@ describe('deployment: round trip, demo page in headless Chromium, Swin runtime s
     await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
       .png()
       .toFile(file);
-    const want = tf.tidy(() => tf.softmax(m.predict(tf.div(tf.tensor4d(Float32Array.from(px), [1, 32, 32, 3]), 255)) as tf.Tensor2D).dataSync());
+    const want = tf.tidy(() =>
+      tf.softmax(m.predict(tf.div(tf.tensor4d(Float32Array.from(px), [1, 32, 32, 3]), 255)) as tf.Tensor2D).dataSync(),
+    );
     m.dispose();
     const { top, requests } = await demo(web, [file]);
     expect(requests.some((u) => u.endsWith('/tricks-layers.js'))).to.equal(true);

@@ -11,9 +11,15 @@ import { DefaultBackendService, MemoryLogger, loadModel, type UserConfig } from 
 import { wasmProvider } from '@tricks/backend-wasm';
 import { createStandardTrainer } from '@tricks/lab';
 import { modelCost } from '@tricks/models';
-import { loadOrt, type ExportRecord } from '@tricks/export';
+import { loadOrt, readInferenceMeta, type ExportRecord } from '@tricks/export';
 
 const DATA = process.env.FASHION_MNIST ?? '/usr/share/datasets/fashion-mnist';
+
+/** [h, w, c] an export takes (a gray network's export takes RGB pixels). */
+async function exportShape(dir: string): Promise<number[]> {
+  const m = await readInferenceMeta(dir);
+  return [...m.inputSize, m.channels];
+}
 
 async function tfjsImgPerSec(dir: string, shape: number[], batch = 256, repeats = 5): Promise<number> {
   const m = await loadModel(dir);
@@ -77,8 +83,8 @@ export async function benchCompression(trainItems = 6000, epochs = 3, valItems =
       reference: { top1: number };
       artifacts: ExportRecord[];
     };
-    const shape = [28, 28, 1];
     for (const a of report.artifacts) {
+      const shape = await exportShape(a.dir);
       const speed = a.format.startsWith('onnx')
         ? { ort_img_per_sec: await ortImgPerSec(join(a.dir, 'model.onnx'), shape) }
         : { wasm_img_per_sec: await tfjsImgPerSec(a.dir, shape) };
@@ -133,25 +139,15 @@ export async function timeArtifacts(rounds = 5): Promise<Record<string, number>>
     .filter((r) => r.format)
     .map((r) => ({
       key: `${r.run}/${r.format}`,
-      dir: join(
-        out,
-        r.run,
-        r.format === 'tfjs' && r.run === 'float'
-          ? 'model'
-          : r.format === 'tfjs' && r.run === 'qat'
-            ? 'model-qat'
-            : r.format === 'tfjs'
-              ? 'model-pruned'
-              : join('export', r.format!),
-      ),
+      // every format of a run's final artifact (OUT/model, model-qat or model-pruned) is in OUT/export/<format>
+      dir: join(out, r.run, 'export', r.format!),
       onnx: r.format!.startsWith('onnx'),
     }));
   const best: Record<string, number> = {};
   for (let i = 0; i < rounds; i++) {
     for (const it of items) {
-      const v = it.onnx
-        ? await ortImgPerSec(join(it.dir, 'model.onnx'), [28, 28, 1], 256, 3)
-        : await tfjsImgPerSec(it.dir, [28, 28, 1], 256, 3);
+      const shape = await exportShape(it.dir);
+      const v = it.onnx ? await ortImgPerSec(join(it.dir, 'model.onnx'), shape, 256, 3) : await tfjsImgPerSec(it.dir, shape, 256, 3);
       best[it.key] = Math.max(best[it.key] ?? 0, v);
     }
   }
