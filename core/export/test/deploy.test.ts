@@ -169,6 +169,25 @@ describe('deploy: stock layers, preprocessing inside, inference metadata', funct
     m.dispose();
   });
 
+  for (const name of ['mobilenetv3-small', 'efficientnet-b0', 'resnext50-32x4d-cifar']) {
+    it(`onnx of ${name} with the preprocessing inside: onnxruntime on 0-255 pixels gives the training model's logits`, async () => {
+      const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 4 });
+      perturb(m);
+      const preprocessing = probePreprocessing(normalizeTransform([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), [32, 32, 3], 4);
+      const rec = await writeFormat(m, 'onnx', join(dir, `onnx-${name}`), { preprocessing });
+      expect(rec.input).to.equal('pixels');
+      const x = tf.randomUniform([2, 32, 32, 3], 0, 255) as tf.Tensor4D;
+      const ref = tf.tidy(() => (m.predict(tf.add(tf.mul(x, preprocessing.scale), preprocessing.offset)) as tf.Tensor).dataSync());
+      const ort = await loadOrt();
+      const s = await ort.InferenceSession.create(join(rec.dir, 'model.onnx'));
+      const y = (await s.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) })).logits.data as Float32Array;
+      await s.release();
+      expect(relDiff(y, ref)).to.be.below(1e-4);
+      x.dispose();
+      m.dispose();
+    });
+  }
+
   it('the probe of the evaluation transform: per-channel scale and offset, and a clear error for what cannot go inside', () => {
     const p = probePreprocessing(normalizeTransform([0.5, 0.25, 0], [0.5, 0.25, 1]), [4, 4, 3], 3);
     p.scale.forEach((s, i) => expect(s).to.be.closeTo([1 / 127.5, 1 / 63.75, 1 / 255][i], 1e-7));

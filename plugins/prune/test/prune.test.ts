@@ -63,7 +63,8 @@ describe('prune', function () {
       const norms = tf.sum(tf.abs(k), [0, 1, 2]).dataSync();
       expect(Array.from(norms).filter((v) => v === 0)).to.have.length(4);
       const exp = JSON.parse(readFileSync(join(run.out, 'export-report.json'), 'utf8')).artifacts[0];
-      expect(exp.dir).to.equal(join(run.out, 'model-pruned'));
+      // written from model-pruned, the final artifact; the deployable copy takes pixels
+      expect(exp.dir).to.equal(join(run.out, 'export', 'tfjs'));
       expect(exp.agreement).to.equal(1); // the smaller model computes what the masked one does
       expect(exp.top1).to.equal(r.after.top1);
     } finally {
@@ -101,7 +102,8 @@ describe('prune', function () {
       expect(tapsOf(run.calls, 'export')).to.deep.equal(['prune', 'qat', 'tricks:export']);
       const report = JSON.parse(readFileSync(join(run.out, 'export-report.json'), 'utf8'));
       const [tfjs, onnx] = report.artifacts;
-      expect(tfjs.dir).to.equal(join(run.out, 'model-qat'));
+      // the export of model-qat (the final artifact), with its grid's metadata
+      expect(tfjs.dir).to.equal(join(run.out, 'export', 'tfjs'));
       const qat = await loadModel(tfjs.dir);
       expect((qat.getLayer('conv1').getConfig() as { filters: number }).filters).to.equal(4); // pruned
       expect(qat.layers.map((l) => l.name)).to.not.include('bn1'); // folded

@@ -105,7 +105,9 @@ describe('qat', function () {
       expect(tapsOf(run.calls, 'export')).to.deep.equal(['qat', 'tricks:export']);
       const report = JSON.parse(readFileSync(join(run.out, 'export-report.json'), 'utf8'));
       const [tfjs, onnx] = report.artifacts;
-      expect(tfjs.dir).to.equal(join(run.out, 'model-qat'));
+      // the deployable export of model-qat, the final artifact
+      expect(tfjs.dir).to.equal(join(run.out, 'export', 'tfjs'));
+      expect(tfjs.quantization).to.equal('qat');
       expect(onnx.quantization).to.equal('qat');
       expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(0.002);
       expect(onnx.agreement).to.be.at.least(0.98);
