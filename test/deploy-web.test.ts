@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import sharp from 'sharp';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { CHROMIUM, launchChromium } from './chromium.js';
 import { loadModel, ModelRegistry, Rng, saveModel, type Dataset } from '@tricks/core';
 import { loadDigits, loadFolder } from '@tricks/data';
 import { registerModels } from '@tricks/models';
@@ -28,7 +28,6 @@ import '@tricks/models/runtime';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const MEAN = [0.45, 0.4, 0.35];
 const STD = [0.3, 0.25, 0.28];
 
@@ -117,25 +116,10 @@ function serve(dir: string): Promise<{ server: Server; url: string }> {
   });
 }
 
-async function browser(): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'tricks-chromium-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
-
 /** Opens the demo page of `dir`, uploads each file, returns the page's top 5 (class index, probability) per file. */
 async function demo(dir: string, files: string[]): Promise<{ top: { index: number; prob: number }[][]; requests: string[] }> {
   const { server, url } = await serve(dir);
-  const ctx = await browser();
+  const ctx = await launchChromium();
   const requests: string[] = [];
   try {
     const page = await ctx.newPage();

@@ -8,11 +8,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe('report.html in headless Chromium', function () {
   this.timeout(600000);
@@ -60,19 +59,7 @@ describe('report.html in headless Chromium', function () {
     expect(html).to.not.match(/<script|<link |<img |@import|url\((?!#)/i);
     expect(html).to.not.match(/(src|href)="https?:/i);
 
-    const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'tricks-chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1250, height: 900 },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const ctx = await launchChromium({ width: 1250, height: 900 });
     try {
       const page = await ctx.newPage();
       const requests: string[] = [];

@@ -17,25 +17,10 @@ import { deployModel, PREPROCESS_LAYER } from '../src/deploy.js';
 import { inferenceMeta, probePreprocessing, readInferenceMeta, deployPlan } from '../src/inference.js';
 import { loadOrt, writeFormat } from '../src/service.js';
 import { runtimeScript, RUNTIME_SCRIPT } from '../src/web.js';
-import { testBackend, tmp } from './helpers.js';
+import { testBackend, tmp, perturb } from './helpers.js';
 
 const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const registry = registerModels(new ModelRegistry());
-
-/** BN statistics and biases moved away from their initial values, so the rewrite is tested on real numbers. */
-function perturb(m: tfl.LayersModel) {
-  const rng = new Rng(11);
-  tf.tidy(() =>
-    m.weights.forEach((w) => {
-      if (!/moving_|gamma|beta|bias/.test(w.originalName)) return;
-      const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
-      const v = Float32Array.from({ length: n }, () =>
-        /variance|gamma/.test(w.originalName) ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3),
-      );
-      (w.read() as tf.Variable).assign(tf.tensor(v, w.shape as number[]));
-    }),
-  );
-}
 
 /** A run's evaluation transform as the trainer applies it: toBatch's / 255, then augment's Normalize. */
 const normalizeTransform =

@@ -2,20 +2,19 @@
 // onnxruntime-node; ONNX int8 (post-training) carries QDQ and int8 weights; a training run writes and verifies
 // every format (OUT/export-report.json).
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import * as tfUnion from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelRegistry, MemoryLogger, Rng } from '@tricks/core';
+import { ModelRegistry, MemoryLogger } from '@tricks/core';
 import '@tricks/models/runtime';
 import { saveTfjs, toHalf, quantizeUint8 } from '../src/tfjs-formats.js';
 import { toOnnx, samePads } from '../src/onnx.js';
 import { loadOrt, writeFormat } from '../src/service.js';
 import { calibrateInputRanges, quantizeModel } from '../src/quantize.js';
-import { testBackend, tiny, tmp, createTestTrainer } from './helpers.js';
+import { testBackend, tiny, tmp, createTestTrainer, perturb } from './helpers.js';
 import { registerModels } from '@tricks/models';
 
 const registry = registerModels(new ModelRegistry());
@@ -46,21 +45,6 @@ async function ortRun(bytes: Uint8Array, x: tf.Tensor4D, level: 'disabled' | 'al
   const r = await s.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) });
   await s.release();
   return r.logits.data as Float32Array;
-}
-
-/** BN statistics and biases moved away from their initial values, so conversions are tested on real numbers. */
-function perturb(m: tfl.LayersModel) {
-  const rng = new Rng(11);
-  tf.tidy(() =>
-    m.weights.forEach((w) => {
-      if (!/moving_|gamma|beta|bias/.test(w.originalName)) return;
-      const n = w.shape.reduce<number>((a, b) => a * (b ?? 1), 1);
-      const v = Float32Array.from({ length: n }, () =>
-        /variance|gamma/.test(w.originalName) ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3),
-      );
-      (w.read() as tf.Variable).assign(tf.tensor(v, w.shape as number[]));
-    }),
-  );
 }
 
 describe('export formats', function () {
