@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import { loadModel, TricksError } from '@tricks/core';
+import { toOnnx } from './onnx.js';
 import { loadOrt } from './service.js';
 
 /** What the `inference` metadata of an export says (model.json userDefinedMetadata.inference, ONNX tricks.inference). */
@@ -127,4 +128,29 @@ export async function openDeployed(dir: string, opts: { threads?: number } = {})
       await session.release();
     },
   };
+}
+
+/**
+ * Inference images/s of a model exported to ONNX (in memory) and run by onnxruntime-node on random NHWC input,
+ * the whole batch per run, as `benchTrain`'s inference and the PyTorch reference time it.
+ */
+export async function benchOnnxInference(
+  model: LayersModel,
+  o: { batchSize: number; steps?: number; warmup?: number; threads?: number },
+): Promise<{ inferImagesPerSec: number; threads: number }> {
+  const ort = await loadOrt();
+  const threads = o.threads ?? 1;
+  const session = await ort.InferenceSession.create(toOnnx(model), { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  try {
+    const [, h, w, c] = model.inputs[0].shape as number[];
+    const data = Float32Array.from({ length: o.batchSize * h * w * c }, () => Math.random());
+    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [o.batchSize, h, w, c]) };
+    for (let i = 0; i < (o.warmup ?? 2); i++) await session.run(feeds);
+    const steps = o.steps ?? 5;
+    const t = performance.now();
+    for (let i = 0; i < steps; i++) await session.run(feeds);
+    return { inferImagesPerSec: (o.batchSize * steps) / ((performance.now() - t) / 1000), threads };
+  } finally {
+    await session.release();
+  }
 }

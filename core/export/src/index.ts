@@ -17,4 +17,4 @@ export {
 } from './service.js';
 export { saveTfjs } from './tfjs-formats.js';
 export { exportBuiltin, exportFormats } from './builtin.js';
-export { modelFile, onnxInfo, openDeployed, type DeployedModel, type InferenceMetaFields } from './deployed.js';
+export { benchOnnxInference, modelFile, onnxInfo, openDeployed, type DeployedModel, type InferenceMetaFields } from './deployed.js';
