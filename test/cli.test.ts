@@ -219,9 +219,9 @@ describe('tricks CLI', function () {
     const pass = Number(/^Pass --lr (\S+)/m.exec(r.out)![1]);
     expect(pass / valley).to.be.closeTo(8, 0.8);
     expect(readdirSync(out).sort()).to.deep.equal(['lr-find.json', 'lr-find.png']);
-    expectCleanError(['lr-find', '--start-lr', '1', '--end-lr', '0.1'], /startLr 1 is not below endLr 0\.1/);
+    expectCleanError(['lr-find', '--start-lr', '1', '--end-lr', '0.1'], /--start-lr\) 1 is not below endLr \(--end-lr\) 0\.1/);
     expectCleanError(['lr-find', '--num-it', 'many'], /option --num-it: "many" is not an integer/);
-    expectCleanError(['lr-find', '--num-it', '1'], /numIt is 1/);
+    expectCleanError(['lr-find', '--num-it', '1'], /numIt \(--num-it\) is 1\b/);
     expectCleanError(['lr-find', '--lr', '0.1'], /--lr does not apply/);
     expect(run(['lr-find', '--out', join(out, 'lr-find.json')]).err).to.match(/is a file, not a folder/);
   });

@@ -159,15 +159,16 @@ export interface LrFindResult {
 /** The sweep's options with defaults, or one TricksError naming the option. */
 export function checkSweep(o: Partial<LrSweep>): LrSweep {
   const s = { ...LR_FIND_DEFAULTS, ...o };
+  const flag = { startLr: 'startLr (--start-lr)', endLr: 'endLr (--end-lr)', numIt: 'numIt (--num-it)' };
   for (const k of ['startLr', 'endLr'] as const)
-    if (!(Number.isFinite(s[k]) && s[k] > 0)) throw new TricksError(`lr-find: ${k} is ${s[k]}`, 'a learning rate is a number > 0');
+    if (!(Number.isFinite(s[k]) && s[k] > 0)) throw new TricksError(`lr-find: ${flag[k]} is ${s[k]}`, 'a learning rate is a number > 0');
   if (!(s.startLr < s.endLr))
     throw new TricksError(
-      `lr-find: startLr ${s.startLr} is not below endLr ${s.endLr}`,
+      `lr-find: ${flag.startLr} ${s.startLr} is not below ${flag.endLr} ${s.endLr}`,
       'the sweep rises: e.g. --start-lr 1e-7 --end-lr 10',
     );
   if (!(Number.isInteger(s.numIt) && s.numIt >= 6))
-    throw new TricksError(`lr-find: numIt is ${s.numIt}`, 'an integer >= 6 (fastai raises fewer to 6); the default is 100 steps');
+    throw new TricksError(`lr-find: ${flag.numIt} is ${s.numIt}`, 'an integer >= 6 (fastai raises fewer to 6); the default is 100 steps');
   return s;
 }
 

@@ -76,12 +76,12 @@ describe('lr-find: bad input', () => {
     expect(() => checkSweep(o)).to.throw(TricksError, re);
   };
   it('names the option that is wrong', () => {
-    bad({ startLr: 1, endLr: 0.1 }, /startLr 1 is not below endLr 0.1/);
-    bad({ startLr: 0.1, endLr: 0.1 }, /startLr 0.1 is not below endLr 0.1/);
-    bad({ startLr: 0 }, /startLr is 0/);
-    bad({ endLr: Number.NaN }, /endLr is NaN/);
-    bad({ numIt: 1 }, /numIt is 1[\s\S]*integer >= 6/);
-    bad({ numIt: 12.5 }, /numIt is 12.5/);
+    bad({ startLr: 1, endLr: 0.1 }, /startLr \(--start-lr\) 1 is not below endLr \(--end-lr\) 0.1/);
+    bad({ startLr: 0.1, endLr: 0.1 }, /0.1 is not below endLr \(--end-lr\) 0.1/);
+    bad({ startLr: 0 }, /startLr \(--start-lr\) is 0/);
+    bad({ endLr: Number.NaN }, /endLr \(--end-lr\) is NaN/);
+    bad({ numIt: 1 }, /numIt \(--num-it\) is 1[\s\S]*integer >= 6/);
+    bad({ numIt: 12.5 }, /numIt \(--num-it\) is 12.5/);
     expect(checkSweep({})).to.deep.equal({ startLr: 1e-7, endLr: 10, numIt: 100, stopDiv: true });
   });
 
