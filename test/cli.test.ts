@@ -188,4 +188,41 @@ describe('tricks CLI', function () {
     expect(r.err).to.match(/resumed from/);
     expect(JSON.parse(r.out.trim().split('\n').at(-1)!).epochs).to.equal(2);
   });
+
+  it('tricks lr-find: sweeps, prints the suggestions and the --lr to pass, writes only its two files; bad flags get one error', () => {
+    const out = join(tmp(), 'lr');
+    const recipe = [
+      '--data',
+      'digits',
+      '--limit-train',
+      '512',
+      '--batch-size',
+      '32',
+      '--backend',
+      'wasm',
+      '--plugin',
+      'label-smoothing',
+      '--plugin',
+      'lr-scaling',
+    ];
+    const r = run(['lr-find', ...recipe, '--start-lr', '1e-4', '--num-it', '30', '--out', out]);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out)
+      .to.match(/^lr-find: \d+ steps, lr 1\.0e-4 to /)
+      .and.match(/^ {2}valley {3}\d\.\de-\d/m)
+      .and.match(/^ {2}steep {4}\d\.\de[-+]\d/m)
+      .and.match(/^Pass --lr \d\.\de-\d to tricks train \(the plugins scale --lr by 0\.125\)\.$/m)
+      .and.include(`plot: ${join(out, 'lr-find.png')}`);
+    expect(r.err).to.match(/plugins: label-smoothing, lr-scaling/); // the recipe's plugins train in the sweep
+    // lr-scaling multiplies --lr by 32/256: the flag to pass is the valley lr divided by that
+    const valley = Number(/^ {2}valley {3}(\S+)/m.exec(r.out)![1]);
+    const pass = Number(/^Pass --lr (\S+)/m.exec(r.out)![1]);
+    expect(pass / valley).to.be.closeTo(8, 0.8);
+    expect(readdirSync(out).sort()).to.deep.equal(['lr-find.json', 'lr-find.png']);
+    expectCleanError(['lr-find', '--start-lr', '1', '--end-lr', '0.1'], /--start-lr\) 1 is not below endLr \(--end-lr\) 0\.1/);
+    expectCleanError(['lr-find', '--num-it', 'many'], /option --num-it: "many" is not an integer/);
+    expectCleanError(['lr-find', '--num-it', '1'], /numIt \(--num-it\) is 1\b/);
+    expectCleanError(['lr-find', '--lr', '0.1'], /--lr does not apply/);
+    expect(run(['lr-find', '--out', join(out, 'lr-find.json')]).err).to.match(/is a file, not a folder/);
+  });
 });

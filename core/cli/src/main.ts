@@ -15,6 +15,7 @@ const OPTIONAL_COMMANDS = [
   './ablate.js',
   './new.js',
   './sweep.js',
+  './lr-find.js',
   './worker.js',
 ];
 

@@ -15,12 +15,12 @@ import {
   parsePluginFlag,
 } from '@tricks/core';
 
-const int = (name: string) => (v: string) => {
+export const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new TricksError(`option ${name}: "${v}" is not an integer`);
   return n;
 };
-const num = (name: string) => (v: string) => {
+export const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new TricksError(`option ${name}: "${v}" is not a number`);
   return n;

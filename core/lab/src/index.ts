@@ -8,3 +8,22 @@ export { createStandardTrainer, standardBuiltins } from './standard.js';
 export { reportBuiltin, reportModule } from './report/builtin.js';
 export { DIVERGENCE_DEFAULTS, type DivergenceOptions, divergenceCheck } from './divergence.js';
 export { buildZooModel, zooModelRef } from './zoo-model.js';
+export {
+  LR_FIND_DEFAULTS,
+  LR_FIND_FILES,
+  type LrFindResult,
+  type LrSweep,
+  type Suggestion,
+  type Suggestions,
+  SweepRecorder,
+  checkSweep,
+  fmtLr,
+  lrFind,
+  lrFindSpec,
+  lrFindSummary,
+  minimum,
+  steep,
+  suggest,
+  sweepLr,
+  valley,
+} from './lr-find.js';
