@@ -1,4 +1,4 @@
-export { runAblation } from './ablate/ablate.js';
+export { runAblation, selectRungs } from './ablate/ablate.js';
 export { type RunSpec, loadLadder, planAblation } from './ablate/plan.js';
 export { type RunRecord, runOne } from './ablate/run.js';
 export { type AblationSummary, summarize } from './ablate/summary.js';
