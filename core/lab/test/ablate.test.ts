@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { planAblation, describeStep } from '../src/ablate/plan.js';
 import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
 import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
+import { ladderSpec } from '../src/report/charts.js';
 import { TricksError, MemoryLogger, resolveConfig } from '@tricks/core';
 import { testBackend, tmp } from './helpers.js';
 import { writeTinyPreset } from '@tricks/core/testing';
@@ -53,6 +54,22 @@ describe('ablation summary', () => {
     expect(md).to.match(/\| 1 \| step0 \| trick0 \| 82\.00 ± 2\.83 \| 2 \|/);
     expect(md).to.match(/\| 2 \| step1 \| trick1 \| 82\.50 ± 2\.12 \| 2 \| \+0\.50 ± 2\.50 \| within noise/);
     expect(md).to.match(/Teacher for distillation/);
+  });
+
+  it("the ladder's y range holds every error-bar cap (with 2 seeds mean ± std reaches past both dots)", () => {
+    const spec = ladderSpec(
+      't',
+      [
+        { step: 'a', seed: 0, top1: 0.8 },
+        { step: 'a', seed: 1, top1: 0.9 },
+        { step: 'b', seed: 0, top1: 0.85 },
+      ],
+      ['a', 'b'],
+    ) as { layer: { encoding: { y: { scale: { domain: number[] } } } }[] };
+    const [lo, hi] = spec.layer[0].encoding.y.scale.domain;
+    const sd = Math.sqrt(((80 - 85) ** 2 + (90 - 85) ** 2) / 1);
+    expect(lo).to.be.at.most(85 - sd);
+    expect(hi).to.be.at.least(85 + sd);
   });
 
   it('writes ablation.json, ablation.md and the ladder and curve charts as PNG', async function () {
