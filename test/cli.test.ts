@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,10 +111,14 @@ describe('tricks CLI', function () {
       '25',
       '--backend',
       'wasm',
+      '--no-interpret',
       '--out',
       out,
     ]);
     expect(t.code, t.err).to.equal(0);
+    // --no-interpret: report.interpret false, the report without its top losses, most confused and Grad-CAM
+    const report = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(report).to.contain('id="chart-confusion"').and.to.not.contain('id="interpretation"');
     expect(t.err).to.match(/backend: wasm|data: digits/);
     const summary = JSON.parse(t.out.trim().split('\n').at(-1)!);
     expect(summary.val_top1).to.be.greaterThan(0.3); // 10 classes: chance is 0.1

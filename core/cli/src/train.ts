@@ -50,6 +50,7 @@ export interface TrainFlags extends DataFlags {
   strict?: boolean;
   checkpoint?: boolean;
   onDivergence?: 'warn' | 'stop' | 'off';
+  interpret?: boolean;
 }
 
 /** Options shared by train, ablate and sweep. */
@@ -88,7 +89,8 @@ export function addTrainOptions(cmd: Command): Command {
         'off',
       ]),
     )
-    .option('--no-checkpoint', 'do not write checkpoints');
+    .option('--no-checkpoint', 'do not write checkpoints')
+    .option('--no-interpret', 'report.html without its interpretation (top losses, most confused, Grad-CAM): report.interpret false');
 }
 
 /** Flags -> a user config, over the config file. */
@@ -106,6 +108,7 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
     out: f.out,
     checkpoint: f.checkpoint === false ? false : undefined,
     divergence: f.onDivergence,
+    report: f.interpret === false ? { interpret: false } : undefined,
   };
   if (f.lr !== undefined || f.optimizer)
     fromFlags.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };

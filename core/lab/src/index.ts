@@ -27,3 +27,13 @@ export {
   sweepLr,
   valley,
 } from './lr-find.js';
+export {
+  ClassificationInterpreter,
+  INTERPRET_DEFAULTS,
+  INTERPRETER,
+  type Interpretation,
+  type InterpretOptions,
+  type Interpreter,
+  interpretOptions,
+} from './report/interpretation.js';
+export { camLayer, gradCam, mostConfused, runGraph, sampleResults, topLosses } from './report/interpret.js';

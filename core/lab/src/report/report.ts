@@ -1,7 +1,15 @@
 import { join } from 'node:path';
-import { injectable } from 'inversify';
+import { inject, injectable, optional } from 'inversify';
 import { type EpochMetrics, type RunResult, writeFileAtomic, type ResolvedConfig, type EvalResult, type TrainContext } from '@tricks/core';
 import { confusionSpec, lineSpec, perClassSpec, renderSvg, type SeriesPoint } from './charts.js';
+import {
+  INTERPRET_CSS,
+  INTERPRETER,
+  interpretationHtml,
+  interpretOptions,
+  type Interpretation,
+  type Interpreter,
+} from './interpretation.js';
 
 /** Writes a human-readable report of a finished run. A service (TOKENS.Reporter): rebind it to change or silence it. */
 export interface Reporter {
@@ -23,6 +31,8 @@ export interface ReportData {
   eval?: Pick<EvalResult, 'confusion' | 'count' | 'top1' | 'top5' | 'loss'>;
   stopped?: string;
   artifacts: { format: string; dir: string; files: string[]; report?: Record<string, unknown> }[];
+  /** Top losses, most confused, Grad-CAM (the Interpreter service). */
+  interpretation?: Interpretation;
 }
 
 const esc = (s: unknown) =>
@@ -89,8 +99,8 @@ h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bo
 .card .label{color:#666;font-size:12px} .charts{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0}
 table{border-collapse:collapse;font-size:13px} th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 table.kv th{background:#f6f6f6;font-weight:normal;color:#444} pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:480px}
-code{font-size:12px;word-break:break-word} td{max-width:640px} .warn{color:#a33}
-`;
+code{font-size:12px;word-break:break-word} td{max-width:640px} .warn{color:#a33} h3{font-size:15px;margin:18px 0 6px}
+${INTERPRET_CSS}`;
 
 /** A self-contained HTML page (inline SVG charts and CSS, no script, nothing fetched). */
 export async function renderReportHtml(d: ReportData): Promise<string> {
@@ -140,6 +150,7 @@ ${table([
 <h2>Per class (last epoch, ${d.eval?.count ?? 0} validation images)</h2>
 <div class="charts">${fig('confusion')}${fig('perClass')}</div>
 ${perClass.length ? `<details><summary>Per-class table</summary><table><tr><th>class</th><th>images</th><th>top-1</th></tr>${perClass.map((r) => `<tr><td>${esc(r.name)}</td><td>${r.count}</td><td>${pct(r.accuracy)}</td></tr>`).join('')}</table></details>` : ''}
+${interpretationHtml(d.interpretation)}
 <h2>Plugins in effect</h2>
 ${plugins}
 <h2>Epochs</h2>
@@ -157,8 +168,20 @@ ${d.metrics.map((m) => `<tr><td>${m.epoch}</td><td>${m.train_loss.toFixed(4)}</t
 /** report.html in the run's output folder. */
 @injectable()
 export class HtmlReporter implements Reporter {
+  constructor(@inject(INTERPRETER) @optional() private readonly interpreter?: Interpreter) {}
+
   async write(ctx: TrainContext, result: RunResult, lastEval?: EvalResult): Promise<string> {
     const ev = lastEval ?? (ctx.metrics.length ? await ctx.evaluate() : undefined);
+    const options = interpretOptions(ctx.config);
+    let interpretation: Interpretation | undefined;
+    if (options && this.interpreter && ctx.metrics.length)
+      try {
+        interpretation = await this.interpreter.interpret(ctx, options);
+        if (interpretation)
+          ctx.logger.info(`report: interpretation of ${interpretation.images} validation images in ${interpretation.seconds.toFixed(1)} s`);
+      } catch (e) {
+        ctx.logger.warn(`report.html without its interpretation: ${(e as Error).message}`);
+      }
     const data: ReportData = {
       title: `tricks run: ${ctx.config.model.name} on ${ctx.config.data}`,
       out: result.out,
@@ -174,6 +197,7 @@ export class HtmlReporter implements Reporter {
       artifacts: result.artifacts
         .filter((a, i, all) => all.findIndex((x) => x.format === a.format && x.dir === a.dir) === i)
         .map((a) => ({ format: a.format, dir: a.dir, files: a.files, report: a.report })),
+      interpretation,
     };
     const file = join(result.out, 'report.html');
     await writeFileAtomic(file, await renderReportHtml(data));
