@@ -206,7 +206,8 @@ export class ClassificationInterpreter implements Interpreter {
   }
 }
 
-const esc = (s: unknown) =>
+/** HTML-escapes a value (report.ts's too). */
+export const esc = (s: unknown) =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export const INTERPRET_CSS = `

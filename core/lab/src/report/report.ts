@@ -3,6 +3,7 @@ import { inject, injectable, optional } from 'inversify';
 import { type EpochMetrics, type RunResult, writeFileAtomic, type ResolvedConfig, type EvalResult, type TrainContext } from '@tricks/core';
 import { confusionSpec, lineSpec, perClassSpec, renderSvg, type SeriesPoint } from './charts.js';
 import {
+  esc,
   INTERPRET_CSS,
   INTERPRETER,
   interpretationHtml,
@@ -35,8 +36,6 @@ export interface ReportData {
   interpretation?: Interpretation;
 }
 
-const esc = (s: unknown) =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(2)} %`);
 const secs = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
