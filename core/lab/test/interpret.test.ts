@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
-import { definePlugin, toBatch, TricksError, type TrainContext } from '@tricks/core';
+import { ContainerModule } from 'inversify';
+import { definePlugin, TOKENS, toBatch, TricksError, type TrainContext } from '@tricks/core';
 import { camLayer, gradCam, mostConfused, runGraph, topLosses } from '../src/report/interpret.js';
 import { interpretOptions } from '../src/report/interpretation.js';
 import { buildZooModel } from '../src/zoo-model.js';
@@ -150,7 +151,7 @@ describe('interpretation: Grad-CAM, top losses, most confused', function () {
           const raw = await ctx.val.getBatch(all);
           const logits = tf.tidy(() => {
             const x = toBatch({ ...raw, indices: all }, ctx.val.shape, ctx.numClasses).x;
-            return ctx.model.predict(tf.div(tf.sub(x, 0.5), 0.25)) as tf.Tensor2D;
+            return tf.mul(ctx.model.predict(tf.div(tf.sub(x, 0.5), 0.25)) as tf.Tensor2D, 0.5) as tf.Tensor2D;
           });
           const z = await logits.array();
           logits.dispose();
@@ -163,7 +164,13 @@ describe('interpretation: Grad-CAM, top losses, most confused', function () {
         });
       },
     });
-    const trainer = await createTestTrainer(tiny({ epochs: 1 }), { builtins: [norm, capture] });
+    // and evaluation's forward (TOKENS.Inference) halves the logits: the losses must be scored by it too
+    const halved = new ContainerModule(({ rebind }) => {
+      rebind(TOKENS.Inference).toConstantValue((m: tfl.LayersModel, x: tf.Tensor4D) =>
+        tf.tidy(() => tf.mul(m.predict(x) as tf.Tensor, 0.5)),
+      );
+    });
+    const trainer = await createTestTrainer(tiny({ epochs: 1 }), { builtins: [norm, capture], modules: [halved] });
     await trainer.run();
     const { html, losses, ctx } = seen!;
     const n = ctx.val.length;

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { type Batch, type Dataset, loadBatches, toBatch, TricksError } from '@tricks/core';
+import { type Batch, type Dataset, defaultInference, type InferenceForward, loadBatches, toBatch, TricksError } from '@tricks/core';
 
 type GraphNode = LayersModel['nodesByDepth'][string][number];
 
@@ -103,13 +103,17 @@ export interface SampleResults {
   confusion: number[][];
 }
 
-/** One pass over `indices` of `data` with the evaluation transforms (`transform`: the evalBatch pipeline). */
+/**
+ * One pass over `indices` of `data` as evaluation scores it: `transform` the evalBatch pipeline, `predict` the
+ * TOKENS.Inference forward (logits or log-probabilities: tta's merged views).
+ */
 export async function sampleResults(
   model: LayersModel,
   data: Dataset,
   indices: Int32Array,
   batchSize: number,
   transform: (b: Batch) => Batch = (b) => b,
+  predict: InferenceForward = defaultInference,
 ): Promise<SampleResults> {
   const n = indices.length,
     k = data.numClasses;
@@ -124,12 +128,14 @@ export async function sampleResults(
   let at = 0;
   for await (const raw of loadBatches(data, indices, batchSize)) {
     const m = raw.labels.length;
+    const x = tf.tidy(() => transform(toBatch(raw, data.shape, k)).x);
+    const logits = await predict(model, x as tf.Tensor4D);
     const outs = tf.tidy(() => {
-      const logits = model.predict(transform(toBatch(raw, data.shape, k)).x, { batchSize: m }) as tf.Tensor2D;
       const logp = tf.logSoftmax(logits);
       const y = tf.cast(tf.oneHot(tf.tensor1d(raw.labels, 'int32'), k), 'float32');
       return [tf.neg(tf.sum(tf.mul(logp, y), 1)), tf.argMax(logits, 1), tf.exp(tf.max(logp, 1))];
     });
+    tf.dispose([x, logits]);
     const [loss, pred, prob] = await Promise.all(outs.map((t) => t.data()));
     tf.dispose(outs);
     r.labels.set(raw.labels, at);

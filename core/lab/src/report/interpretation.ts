@@ -3,8 +3,8 @@
  * pairs and Grad-CAM heatmaps, as fastai's ClassificationInterpretation and its Grad-CAM tutorial have them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { injectable } from 'inversify';
-import { type ResolvedConfig, type TrainContext, toBatch, validate } from '@tricks/core';
+import { inject, injectable, optional } from 'inversify';
+import { type InferenceForward, type ResolvedConfig, TOKENS, type TrainContext, toBatch, validate } from '@tricks/core';
 import { camLayer, gradCam, mostConfused, sampleResults, topLosses } from './interpret.js';
 
 /** `report.interpret` in a config (false turns the section off). */
@@ -128,13 +128,16 @@ function overlay(rgb: Buffer, map: Float32Array, max: number): Buffer {
 /** fastai's ClassificationInterpretation on the validation set at the end of the run, with Grad-CAM. */
 @injectable()
 export class ClassificationInterpreter implements Interpreter {
+  /** `inference`: the run's evaluation forward (TOKENS.Inference), so the losses are the ones val_loss averages. */
+  constructor(@inject(TOKENS.Inference) @optional() private readonly inference?: InferenceForward) {}
+
   async interpret(ctx: TrainContext, o: InterpretOptions): Promise<Interpretation | undefined> {
     const t0 = performance.now();
     const val = ctx.val;
     if (!val.length) return undefined;
     const n = Math.min(val.length, o.maxImages);
     const indices = Int32Array.from({ length: n }, (_, i) => Math.floor((i * val.length) / n));
-    const r = await sampleResults(ctx.model, val, indices, ctx.evalBatchSize, (b) => ctx.evalTransform(b));
+    const r = await sampleResults(ctx.model, val, indices, ctx.evalBatchSize, (b) => ctx.evalTransform(b), this.inference);
     const names = ctx.train.classNames ?? val.classNames ?? [];
     const name = (i: number) => names[i] ?? String(i);
     const top = topLosses(r.loss, o.topLosses);
