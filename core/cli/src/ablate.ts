@@ -29,10 +29,13 @@ export function registerAblateCommand(program: Command): void {
     program
       .command('ablate')
       .description(
-        "run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.md, ablation.json and charts",
+        "run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.html (the ladder with error bars, deltas, curves), ablation.md, ablation.json and charts",
       ),
   )
-    .requiredOption('--out <dir>', 'output directory (runs/<id>/ per run, ablation.md, ablation.json, ladder.png, curves.png)')
+    .requiredOption(
+      '--out <dir>',
+      'output directory (runs/<id>/ per run, ablation.html, ablation.md, ablation.json, ladder.png, curves.png)',
+    )
     .option(
       '--rungs <list>',
       'run only these rungs: 1-based indices, ranges or names, e.g. 1,3-4 or "+ cosine LR" (repeatable); the tables cover every finished rung in --out',

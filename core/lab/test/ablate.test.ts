@@ -72,7 +72,7 @@ describe('ablation summary', () => {
     expect(hi).to.be.at.least(85 + sd);
   });
 
-  it('writes ablation.json, ablation.md and the ladder and curve charts as PNG', async function () {
+  it('writes ablation.json, ablation.md, the ladder and curve charts as PNG, and ablation.html', async function () {
     this.timeout(120000);
     const out = tmp();
     await summarize([rec(0, 0, 0.8), rec(0, 1, 0.82), rec(1, 0, 0.85), rec(1, 1, 0.86)], out, { title: 'test ladder' });
@@ -91,6 +91,15 @@ describe('ablation summary', () => {
     // The ladder chart shows the steps and the means it plotted.
     const ladder = readFileSync(join(out, 'ladder.svg'), 'utf8');
     expect(ladder).to.contain('1. step0').and.to.contain('2. step1').and.to.contain('85.50');
+    // ablation.html: both charts inline, the delta table and every run linked to its report, nothing fetched
+    const html = readFileSync(join(out, 'ablation.html'), 'utf8');
+    expect(html.match(/<svg/g)).to.have.length(2);
+    expect(html).to.match(
+      /<td>2<\/td><td>step1<\/td><td><code>trick1<\/code><\/td><td>85\.50 ± 0\.71<\/td><td>2<\/td><td>\+4\.50 ± 1\.12<\/td>/,
+    );
+    expect(html).to.contain('Whole ladder: 81.00 → 85.50 (+4.50 points).');
+    expect(html.match(/href="runs\/s\d-seed\d\/report\.html"/g)).to.have.length(4);
+    expect(html).to.not.match(/<script|src="http|href="http/);
   });
 });
 

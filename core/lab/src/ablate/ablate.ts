@@ -212,6 +212,6 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
       );
   const runs = planned.map((s) => records.get(s.id)).filter((r): r is RunRecord => Boolean(r));
   const summary = await summarize(runs, out, { title: `Ablation: ${definition.name}` });
-  logger.info(`ablate: wrote ${join(out, 'ablation.md')}, ablation.json, ladder.png, curves.png`);
+  logger.info(`ablate: wrote ${join(out, 'ablation.html')}, ablation.md, ablation.json, ladder.png, curves.png`);
   return { summary, runs, failed, skipped };
 }

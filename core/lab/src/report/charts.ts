@@ -179,7 +179,7 @@ export function ladderSpec(title: string, points: LadderPoint[], order: string[]
       },
       {
         data: { values: pct },
-        mark: { type: 'errorbar', extent: 'stdev', ticks: true, color: '#e45756' },
+        mark: { type: 'errorbar', extent: 'stdev', ticks: { size: 14 }, thickness: 1.5, color: '#e45756' },
         encoding: { x, y: { field: 'top1', ...y } },
       },
       {

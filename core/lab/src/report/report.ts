@@ -90,7 +90,7 @@ export async function reportCharts(d: ReportData): Promise<Record<string, string
   return charts;
 }
 
-const CSS = `
+export const REPORT_CSS = `
 body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin-top:0} .big{font-size:28px;font-weight:bold;color:#2b5f8a}
@@ -121,7 +121,7 @@ export async function renderReportHtml(d: ReportData): Promise<string> {
   const { modules: _m, ...config } = d.config as ResolvedConfig & { modules?: unknown };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(d.title)}</title><style>${CSS}</style></head>
+<title>${esc(d.title)}</title><style>${REPORT_CSS}</style></head>
 <body>
 <h1>${esc(d.title)}</h1>
 <p class="sub">${esc(d.out)} · ${esc(d.createdAt)}${d.config.presets.length ? ` · presets: ${esc(d.config.presets.join(', '))}` : ''}</p>
