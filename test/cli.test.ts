@@ -1,18 +1,7 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-e2e-'));
-
-function run(args: string[], cwd = root) {
-  const r = spawnSync(process.execPath, [tricks, ...args], { cwd, encoding: 'utf8', timeout: 300000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, run, tmp, trainShort, tricks } from './cli-helpers.js';
 
 /** An expected error: non-zero exit, one message, no stack trace, nothing left in --out. */
 function expectCleanError(args: string[], re: RegExp) {
@@ -97,25 +86,7 @@ describe('tricks CLI', function () {
 
   it('trains a short run, then evaluates the saved model with `tricks eval`', () => {
     const out = join(tmp(), 'run');
-    const t = run([
-      'train',
-      '--preset',
-      'quickstart',
-      '--epochs',
-      '1',
-      '--limit-train',
-      '1600',
-      '--limit-val',
-      '200',
-      '--steps',
-      '25',
-      '--backend',
-      'wasm',
-      '--no-interpret',
-      '--out',
-      out,
-    ]);
-    expect(t.code, t.err).to.equal(0);
+    const t = trainShort(out, ['--limit-val', '200', '--no-interpret']);
     // --no-interpret: report.interpret false, the report without its top losses, most confused and Grad-CAM
     const report = readFileSync(join(out, 'report.html'), 'utf8');
     expect(report).to.contain('id="chart-confusion"').and.to.not.contain('id="interpretation"');

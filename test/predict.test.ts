@@ -1,21 +1,13 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { loadModel } from '@tricks/core';
 import { loadDigits } from '@tricks/data';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const run = (args: string[]) => {
-  const r = spawnSync(process.execPath, [tricks, ...args], { cwd: root, encoding: 'utf8', timeout: 300000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-};
+import { run, trainShort } from './cli-helpers.js';
 
 describe('tricks predict', function () {
   this.timeout(300000);
@@ -26,22 +18,7 @@ describe('tricks predict', function () {
   const n = 6;
 
   before(async () => {
-    const t = run([
-      'train',
-      '--preset',
-      'quickstart',
-      '--epochs',
-      '1',
-      '--limit-train',
-      '1600',
-      '--steps',
-      '25',
-      '--backend',
-      'wasm',
-      '--out',
-      out,
-    ]);
-    expect(t.code, t.err).to.equal(0);
+    trainShort(out);
     mkdirSync(join(images, 'nested'), { recursive: true });
     const raw = await val.getBatch(Array.from({ length: n }, (_, i) => i));
     for (let i = 0; i < n; i++) {
