@@ -1,8 +1,8 @@
 // npm run bench: ResNet-18 (CIFAR stem, 100 classes) training and inference img/s at batch 64 on
-// our wasm backend, the stock wasm backend and the cpu backend, against the PyTorch CPU reference
+// our wasm backend, the stock wasm backend, the cpu backend and (inference) onnxruntime-node, against the PyTorch CPU reference
 // measured in the same run. Prints ratios and refreshes the table in docs/benchmarks.md.
 //
-//   node scripts/bench.mjs [--only torch,wasm,wasm1,wasm2,stock,cpu] [--batch-size 64] [--no-write]
+//   node scripts/bench.mjs [--only torch,wasm,wasm1,wasm2,stock,cpu,onnx] [--batch-size 64] [--no-write]
 // Each backend runs in its own process (kernel registrations are global), one after another.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const only = arg('--only', 'torch,wasm,wasm1,wasm2,stock,cpu').split(',');
+const only = arg('--only', 'torch,wasm,wasm1,wasm2,stock,cpu,onnx').split(',');
 const cores = cpus().length;
 const batch = Number(arg('--batch-size', '64'));
 const CPU_BATCH = 8; // the cpu backend needs ~30 s per image batch of 8: it runs a smaller batch
@@ -36,6 +36,13 @@ const runs = {
   wasm2: { label: 'tricks wasm, DataParallel 2 workers x 1 thread', backend: 'wasm', kernels: true, batch, workers: 2 },
   stock: { label: 'stock tfjs-backend-wasm 4.22, 1 thread', backend: 'wasm', kernels: false, batch },
   cpu: { label: `tfjs cpu backend (batch ${CPU_BATCH}, 1 step)`, backend: 'cpu', kernels: false, batch: CPU_BATCH, steps: 1, warmup: 0 },
+  onnx: {
+    label: `onnxruntime-node, the ONNX export, ${cores} threads (inference only)`,
+    backend: 'cpu',
+    kernels: false,
+    batch,
+    onnx: true,
+  },
 };
 for (const [name, cfg] of Object.entries(runs)) if (only.includes(name)) rows.push(runChild(name, cfg));
 
@@ -133,6 +140,13 @@ async function child(cfg) {
   }
   const { resnet18Cifar } = await import(join(pkg('bench'), 'resnet18.js'));
   const model = resnet18Cifar();
+  if (cfg.onnx) {
+    // tricks export --format onnx of the same model, run by onnxruntime-node (tricks eval/predict/bench use it when installed)
+    const { benchOnnxInference } = await import(join(pkg('export'), 'index.js'));
+    const r = await benchOnnxInference(model, { batchSize: cfg.batch, threads: cpus().length });
+    console.log('RESULT ' + JSON.stringify({ train: NaN, infer: r.inferImagesPerSec }));
+    return;
+  }
   const opts = { model, batchSize: cfg.batch, steps: cfg.steps, warmup: cfg.warmup };
   let note;
   let result;

@@ -1,18 +1,7 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-e2e-'));
-
-function run(args: string[], cwd = root) {
-  const r = spawnSync(process.execPath, [tricks, ...args], { cwd, encoding: 'utf8', timeout: 300000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, run, tmp, trainShort, tricks } from './cli-helpers.js';
 
 /** An expected error: non-zero exit, one message, no stack trace, nothing left in --out. */
 function expectCleanError(args: string[], re: RegExp) {
@@ -97,24 +86,10 @@ describe('tricks CLI', function () {
 
   it('trains a short run, then evaluates the saved model with `tricks eval`', () => {
     const out = join(tmp(), 'run');
-    const t = run([
-      'train',
-      '--preset',
-      'quickstart',
-      '--epochs',
-      '1',
-      '--limit-train',
-      '1600',
-      '--limit-val',
-      '200',
-      '--steps',
-      '25',
-      '--backend',
-      'wasm',
-      '--out',
-      out,
-    ]);
-    expect(t.code, t.err).to.equal(0);
+    const t = trainShort(out, ['--limit-val', '200', '--no-interpret']);
+    // --no-interpret: report.interpret false, the report without its top losses, most confused and Grad-CAM
+    const report = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(report).to.contain('id="chart-confusion"').and.to.not.contain('id="interpretation"');
     expect(t.err).to.match(/backend: wasm|data: digits/);
     const summary = JSON.parse(t.out.trim().split('\n').at(-1)!);
     expect(summary.val_top1).to.be.greaterThan(0.3); // 10 classes: chance is 0.1
@@ -187,5 +162,42 @@ describe('tricks CLI', function () {
     expect(r.code, r.err).to.equal(0);
     expect(r.err).to.match(/resumed from/);
     expect(JSON.parse(r.out.trim().split('\n').at(-1)!).epochs).to.equal(2);
+  });
+
+  it('tricks lr-find: sweeps, prints the suggestions and the --lr to pass, writes only its two files; bad flags get one error', () => {
+    const out = join(tmp(), 'lr');
+    const recipe = [
+      '--data',
+      'digits',
+      '--limit-train',
+      '512',
+      '--batch-size',
+      '32',
+      '--backend',
+      'wasm',
+      '--plugin',
+      'label-smoothing',
+      '--plugin',
+      'lr-scaling',
+    ];
+    const r = run(['lr-find', ...recipe, '--start-lr', '1e-4', '--num-it', '30', '--out', out]);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out)
+      .to.match(/^lr-find: \d+ steps, lr 1\.0e-4 to /)
+      .and.match(/^ {2}valley {3}\d\.\de-\d/m)
+      .and.match(/^ {2}steep {4}\d\.\de[-+]\d/m)
+      .and.match(/^Pass --lr \d\.\de-\d to tricks train \(the plugins scale --lr by 0\.125\)\.$/m)
+      .and.include(`plot: ${join(out, 'lr-find.png')}`);
+    expect(r.err).to.match(/plugins: label-smoothing, lr-scaling/); // the recipe's plugins train in the sweep
+    // lr-scaling multiplies --lr by 32/256: the flag to pass is the valley lr divided by that
+    const valley = Number(/^ {2}valley {3}(\S+)/m.exec(r.out)![1]);
+    const pass = Number(/^Pass --lr (\S+)/m.exec(r.out)![1]);
+    expect(pass / valley).to.be.closeTo(8, 0.8);
+    expect(readdirSync(out).sort()).to.deep.equal(['lr-find.json', 'lr-find.png']);
+    expectCleanError(['lr-find', '--start-lr', '1', '--end-lr', '0.1'], /--start-lr\) 1 is not below endLr \(--end-lr\) 0\.1/);
+    expectCleanError(['lr-find', '--num-it', 'many'], /option --num-it: "many" is not an integer/);
+    expectCleanError(['lr-find', '--num-it', '1'], /numIt \(--num-it\) is 1\b/);
+    expectCleanError(['lr-find', '--lr', '0.1'], /--lr does not apply/);
+    expect(run(['lr-find', '--out', join(out, 'lr-find.json')]).err).to.match(/is a file, not a folder/);
   });
 });

@@ -5,7 +5,7 @@
  *   loads and that, on the images' raw 0-255 pixels, predicts what the training model predicts through the
  *   training pipeline (/ 255, Normalize) on the same images; `tricks eval` of the export gives the same top-1;
  * - the demo page of `tricks export --format web`, served on 127.0.0.1 and driven in headless Chromium: an
- *   uploaded image file gets the top class (and probability) the training model gives that file;
+ *   uploaded image file gets the top class (and probability) that `tricks predict` and the training model give it;
  * - Swin, which keeps its WindowAttention layer: the web export's tricks-layers.js, one script tag, makes the
  *   page load it and compute the training model's probabilities.
  */
@@ -226,7 +226,7 @@ describe('deployment: round trip, demo page in headless Chromium, Swin runtime s
     expect(evExport.loss).to.be.closeTo(evTrained.loss, 1e-4);
   });
 
-  it('the demo page of --format web: an uploaded file gets the training model its top class and probability', async function () {
+  it('the demo page of --format web: an uploaded file gets the top class and probability of tricks predict and of the training model', async function () {
     if (!existsSync(CHROMIUM)) {
       console.log(`    (skipped: no ${CHROMIUM}; apt-get install -y chromium)`);
       this.skip();
@@ -249,6 +249,11 @@ describe('deployment: round trip, demo page in headless Chromium, Swin runtime s
       );
     }
     model.dispose();
+    // tricks predict on the same files and the same export (sharp's decode, as its metadata says)
+    const predicted = cli(['predict', '--model', web, '--json', '--top', '5', ...files])
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; top: { index: number; probability: number }[] });
     const { top, requests } = await demo(web, files);
     // nothing from the network: the page, tf.min.js, model.json and weights.bin from 127.0.0.1
     expect(requests.filter((u) => !u.startsWith('http://127.0.0.1:') && !u.startsWith('blob:'))).to.deep.equal([]);
@@ -257,6 +262,9 @@ describe('deployment: round trip, demo page in headless Chromium, Swin runtime s
       expect(t).to.have.length(5);
       expect(t[0].index, files[i]).to.equal(argmax(want[i], 0, 10));
       expect(t[0].prob).to.be.closeTo(want[i][t[0].index], 1e-3);
+      expect(predicted[i].file).to.equal(files[i]);
+      expect(t[0].index, `${files[i]}: page vs tricks predict`).to.equal(predicted[i].top[0].index);
+      expect(t[0].prob).to.be.closeTo(predicted[i].top[0].probability, 1e-3);
     });
     // a trained model (about 0.8 top-1 on these): the ten digits get several different classes
     expect(new Set(top.map((t) => t[0].index)).size).to.be.at.least(5);

@@ -55,9 +55,10 @@ describe('report.html in headless Chromium', function () {
     const file = join(out, 'report.html');
     expect(existsSync(file)).to.equal(true);
     const html = readFileSync(file, 'utf8');
-    // self-contained: no script, no external stylesheet, image or font
-    expect(html).to.not.match(/<script|<link |<img |@import|url\((?!#)/i);
+    // self-contained: no script, no external stylesheet, image or font; the images are inline PNGs
+    expect(html).to.not.match(/<script|<link |@import|url\((?!#)/i);
     expect(html).to.not.match(/(src|href)="https?:/i);
+    for (const img of html.match(/<img [^>]*>/g) ?? []) expect(img).to.match(/^<img src="data:image\/png;base64,/);
 
     const ctx = await launchChromium({ width: 1250, height: 900 });
     try {
@@ -82,6 +83,18 @@ describe('report.html in headless Chromium', function () {
       expect(await page.locator('body').innerText())
         .to.contain('label-smoothing')
         .and.to.contain('"epsilon":0.1');
+      // the interpretation: 16 top losses; Grad-CAM of up to 4 misclassified and 4 correct images (of as many
+      // classes as have one), each the image and its overlay; every one a decoded PNG drawn at its size (28 px x 4)
+      expect(await page.locator('#top-losses figure').count()).to.equal(16);
+      const cams = await page.locator('#gradcam figure').count();
+      expect(cams).to.be.within(2, 8);
+      expect(await page.locator('#gradcam figure img').count()).to.equal(2 * cams);
+      const sizes = await page
+        .locator('#interpretation ~ .gallery img')
+        .evaluateAll((els) => (els as HTMLImageElement[]).map((e) => [e.complete, e.naturalWidth, e.naturalHeight, e.width]));
+      expect(sizes).to.have.length(16 + 2 * cams);
+      for (const s of sizes) expect(s).to.deep.equal([true, 112, 112, 112]);
+      expect(await page.locator('#most-confused li').count()).to.be.greaterThan(0);
       const config = JSON.parse(await page.locator('#config').innerText());
       expect(config.epochs).to.equal(2);
       await page.screenshot({ path: join(out, 'report.png'), fullPage: true });

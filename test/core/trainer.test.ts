@@ -75,7 +75,8 @@ describe('trainer', function () {
     expect(batchTaps).to.deep.equal(['order:augment', 'order:mix']);
     expect(lossTaps).to.deep.equal(['order:loss', 'order:compress']);
     await trainer.run();
-    // the last export tap reloads and evaluates the exported model: evalBatch runs inside export
+    // the last export tap reloads and evaluates the exported model: evalBatch runs inside export; the report's
+    // interpretation (top losses, Grad-CAM) runs it again inside done
     expect(calls.filter((c, i) => c !== calls[i - 1])).to.deep.equal([
       'neck',
       'model',
@@ -91,6 +92,7 @@ describe('trainer', function () {
       'export',
       'evalBatch',
       'done',
+      'evalBatch',
       'teardown',
     ]);
   });

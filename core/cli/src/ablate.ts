@@ -18,6 +18,7 @@ const positiveInt = (name: string) => (v: string) => {
 };
 
 interface AblateFlags extends TrainFlags {
+  rungs?: string[];
   seeds: number;
   jobs: number;
   teacher?: string;
@@ -28,15 +29,28 @@ export function registerAblateCommand(program: Command): void {
     program
       .command('ablate')
       .description(
-        "run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.md, ablation.json and charts",
+        "run a preset's ablation ladder (each step adds one trick), several seeds each; resumable; writes ablation.html (the ladder with error bars, deltas, curves), ablation.md, ablation.json and charts",
       ),
   )
-    .requiredOption('--out <dir>', 'output directory (runs/<id>/ per run, ablation.md, ablation.json, ladder.png, curves.png)')
+    .requiredOption(
+      '--out <dir>',
+      'output directory (runs/<id>/ per run, ablation.html, ablation.md, ablation.json, ladder.png, curves.png)',
+    )
+    .option(
+      '--rungs <list>',
+      'run only these rungs: 1-based indices, ranges or names, e.g. 1,3-4 or "+ cosine LR" (repeatable); the tables cover every finished rung in --out',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--seeds <n>', 'seeds per step', positiveInt('--seeds'), 3)
     .option('--jobs <n>', 'runs at once, each in its own process', positiveInt('--jobs'), 1)
     .option('--teacher <dir>', 'a trained teacher (model or run directory) for distillation steps; default: the ablation trains one')
     .action(async (f: AblateFlags & { out: string }) => {
       await checkDataFlagsFor(await configFromFlags({ ...f, out: undefined }), f);
+      if (f.rungs && ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect))
+        throw new TricksError(
+          '--rungs runs part of a ladder here; it does not combine with --queue or --collect',
+          'drop --rungs, or --queue',
+        );
       if ((f as { queue?: string }).queue || (f as { collect?: boolean }).collect)
         return (await import('./distributed.js')).ablateOnQueue(f); // --queue/--collect: on BullMQ workers (issue 10)
       const overrides = await configFromFlags({ ...f, out: undefined });
@@ -56,6 +70,7 @@ export function registerAblateCommand(program: Command): void {
         out: resolve(f.out),
         jobs: f.jobs,
         teacher: f.teacher,
+        rungs: f.rungs,
         handleSignals: true,
       });
       process.stdout.write(

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
-import { benchDataParallel, benchTrain, buildZooModel, zooModelRef } from '@tricks/lab';
+import { benchDataParallel, benchTrain, buildZooModel, torchPeer, zooModelRef, type PeerResult } from '@tricks/lab';
 import { TricksError, ConsoleLogger, MemoryLogger } from '@tricks/core';
 import { planMicroBatches, wasmKernelThreads, wasmMemory } from '@tricks/backend-wasm';
+import { benchOnnxInference } from '@tricks/export';
 import { cliServices } from './services.js';
 
 /** Default input shape and classes per model family: CIFAR models take 32x32x3 and 100 classes. */
@@ -31,7 +32,18 @@ export function registerBenchCommand(program: Command): void {
       1,
     )
     .option('--threads <n>', 'threads of the wasm kernels (default: every core; sets TRICKS_WASM_THREADS)', (v) => Number(v))
-    .option('--json', 'print one JSON line {model, batchSize, backend, threads, trainImagesPerSec, inferImagesPerSec}')
+    .option(
+      '--onnx',
+      'also time inference of the model exported to ONNX in onnxruntime-node (installed separately), as onnxInferImagesPerSec',
+    )
+    .option(
+      '--peer',
+      'also train and run the torchvision twin in PyTorch (TORCH_PYTHON, default /usr/bin/python3) with the same threads, and print the ratios',
+    )
+    .option(
+      '--json',
+      'print one JSON line {model, batchSize, backend, threads, trainImagesPerSec, inferImagesPerSec[, onnxInferImagesPerSec]}',
+    )
     .action(
       async (f: {
         model: string;
@@ -44,6 +56,8 @@ export function registerBenchCommand(program: Command): void {
         workers: number;
         threads?: number;
         json?: boolean;
+        onnx?: boolean;
+        peer?: boolean;
       }) => {
         if (f.threads !== undefined) {
           if (!Number.isInteger(f.threads) || f.threads < 1) throw new TricksError(`--threads ${f.threads}: must be a positive integer`);
@@ -59,6 +73,7 @@ export function registerBenchCommand(program: Command): void {
         const input = f.input ?? d.input,
           classes = f.classes ?? d.classes;
         let r;
+        let onnx: { inferImagesPerSec: number; threads: number } | undefined;
         let microBatches = 1;
         if (f.workers > 1) {
           if (f.batchSize % f.workers)
@@ -95,9 +110,19 @@ export function registerBenchCommand(program: Command): void {
             microBatches,
             inferBatchSize: plan.evalBatchSize,
           });
+          if (f.onnx)
+            onnx = await benchOnnxInference(model, {
+              batchSize: f.batchSize,
+              steps: f.steps,
+              warmup: f.warmup,
+              threads: f.threads ?? wasmKernelThreads(),
+            });
           model.dispose();
         }
         const threads = f.workers > 1 ? f.workers : backend === 'wasm' ? wasmKernelThreads() : undefined;
+        let peer: PeerResult | undefined;
+        if (f.peer)
+          peer = torchPeer(f.model, { batchSize: f.batchSize, input, classes, threads: threads ?? 1, steps: f.steps, warmup: f.warmup });
         const out = {
           model: f.model,
           batchSize: f.batchSize,
@@ -106,12 +131,23 @@ export function registerBenchCommand(program: Command): void {
           microBatches,
           trainImagesPerSec: r.trainImagesPerSec,
           inferImagesPerSec: r.inferImagesPerSec,
+          ...(onnx ? { onnxInferImagesPerSec: onnx.inferImagesPerSec, onnxThreads: onnx.threads } : {}),
+          ...(peer ? { peer } : {}),
         };
+        const x = (a: number, b?: number) => (b ? `${(a / b).toFixed(2)}x` : '-');
         if (f.json) process.stdout.write(`${JSON.stringify(out)}\n`);
-        else
+        else {
           process.stdout.write(
-            `${f.model} batch ${f.batchSize}${microBatches > 1 ? ` (${microBatches} micro-batches)` : ''} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s\n`,
+            `${f.model} batch ${f.batchSize}${microBatches > 1 ? ` (${microBatches} micro-batches)` : ''} on ${out.backend}${threads ? ` (${threads} threads)` : ''}: train ${out.trainImagesPerSec.toFixed(1)} img/s, inference ${out.inferImagesPerSec.toFixed(1)} img/s${onnx ? `; onnxruntime-node inference (${onnx.threads} threads) ${onnx.inferImagesPerSec.toFixed(1)} img/s` : ''}\n`,
           );
+          if (peer?.error) process.stdout.write(`peer: ${peer.error}\n`);
+          else if (peer)
+            process.stdout.write(
+              `${peer.peer} ${peer.model} (${peer.threads} threads): train ${peer.trainImagesPerSec!.toFixed(1)} img/s, inference ${peer.inferImagesPerSec!.toFixed(1)} img/s; ` +
+                `tricks/PyTorch: train ${x(out.trainImagesPerSec, peer.trainImagesPerSec)}, inference ${x(out.inferImagesPerSec, peer.inferImagesPerSec)}` +
+                `${onnx ? `, onnxruntime-node inference ${x(onnx.inferImagesPerSec, peer.inferImagesPerSec)}` : ''}\n`,
+            );
+        }
       },
     );
 }

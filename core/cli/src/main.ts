@@ -11,9 +11,11 @@ const OPTIONAL_COMMANDS = [
   './model.js',
   './augment-preview.js',
   './export.js',
+  './predict.js',
   './ablate.js',
   './new.js',
   './sweep.js',
+  './lr-find.js',
   './worker.js',
 ];
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { createStandardTrainer } from '@tricks/lab';
+import { createStandardTrainer, loadLadder } from '@tricks/lab';
 import { progressBuiltin } from './progress.js';
 import { addDataFlags, checkDataFlags, collect, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 import {
@@ -9,18 +9,19 @@ import {
   completeDir,
   type ResolvedConfig,
   type UserConfig,
+  type Logger,
   loadConfigFile,
   merge,
   type PluginItem,
   parsePluginFlag,
 } from '@tricks/core';
 
-const int = (name: string) => (v: string) => {
+export const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new TricksError(`option ${name}: "${v}" is not an integer`);
   return n;
 };
-const num = (name: string) => (v: string) => {
+export const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new TricksError(`option ${name}: "${v}" is not a number`);
   return n;
@@ -49,12 +50,16 @@ export interface TrainFlags extends DataFlags {
   strict?: boolean;
   checkpoint?: boolean;
   onDivergence?: 'warn' | 'stop' | 'off';
+  interpret?: boolean;
 }
 
 /** Options shared by train, ablate and sweep. */
 export function addTrainOptions(cmd: Command): Command {
   cmd
-    .option('--preset <name>', 'a preset: short name (quickstart), package name, or path')
+    .option(
+      '--preset <name>',
+      'a preset: short name (quickstart), package name, or path. `train` trains its full recipe: every rung of its ladder (tricks ablate runs them one by one)',
+    )
     .option('--plugin <name[=json]>', 'add a plugin, with options as JSON: --plugin \'mixup={"alpha":0.2}\' (repeatable)', collect, [])
     .option('--config <file>', 'a config file (default: tricks.config.json, .mjs or .js in the current directory)')
     .option('--data <spec>', 'dataset: digits, fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR');
@@ -84,7 +89,8 @@ export function addTrainOptions(cmd: Command): Command {
         'off',
       ]),
     )
-    .option('--no-checkpoint', 'do not write checkpoints');
+    .option('--no-checkpoint', 'do not write checkpoints')
+    .option('--no-interpret', 'report.html without its interpretation (top losses, most confused, Grad-CAM): report.interpret false');
 }
 
 /** Flags -> a user config, over the config file. */
@@ -102,6 +108,7 @@ export async function configFromFlags(f: TrainFlags): Promise<UserConfig> {
     out: f.out,
     checkpoint: f.checkpoint === false ? false : undefined,
     divergence: f.onDivergence,
+    report: f.interpret === false ? { interpret: false } : undefined,
   };
   if (f.lr !== undefined || f.optimizer)
     fromFlags.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
@@ -133,6 +140,18 @@ export async function configFromCheckpoint(out: string): Promise<UserConfig> {
   };
 }
 
+/** Says that a preset with a ladder trains with every rung, and names them. */
+async function logRecipe(preset: string, logger: Logger): Promise<void> {
+  const ladder = await loadLadder(preset).then(
+    (l) => l.ladder,
+    () => [],
+  );
+  if (ladder.length > 1)
+    logger.info(
+      `preset ${preset}: its full recipe, every rung of its ladder (${ladder.map((r) => r.name).join(', ')}); \`tricks ablate --preset ${preset}\` trains them one by one`,
+    );
+}
+
 export function registerTrainCommand(program: Command): void {
   addTrainOptions(program.command('train').description('train a model'))
     .option('--out <dir>', 'output directory (default runs/<timestamp>)')
@@ -145,6 +164,7 @@ export function registerTrainCommand(program: Command): void {
       } else user = await configFromFlags(f);
       const trainer = await createStandardTrainer(user, { builtins: [progressBuiltin] });
       if (!f.resume) checkDataFlags(trainer.datasets, trainer.config.data, f);
+      if (!f.resume && user.preset) await logRecipe(user.preset, trainer.logger);
       const result = await trainer.run({ resume: Boolean(f.resume), handleSignals: true });
       const last = result.epochs.at(-1);
       process.stdout.write(

@@ -65,6 +65,33 @@ describe('tricks ablate (CLI)', function () {
     expect(third.stderr).to.not.match(/start s1/);
   });
 
+  it('--rungs runs part of a ladder, by index or name; the tables gather every finished rung, with an ETA in the log', () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const out = join(dir, 'abl');
+    const base = [bin, 'ablate', '--preset', preset, '--seeds', '2', '--out', out];
+    const first = spawnSync(process.execPath, [...base, '--rungs', '+ COSINE'], { encoding: 'utf8' });
+    expect(first.status, first.stderr).to.equal(0);
+    expect(first.stderr).to.match(/rungs 2 of 2 x 2 seed\(s\) = 2 runs/);
+    expect(first.stderr).to.match(/1\/2 finished, .* so far, eta /);
+    expect(readdirSync(join(out, 'runs')).sort()).to.deep.equal(['s2-cosine-seed0', 's2-cosine-seed1']);
+    const second = spawnSync(process.execPath, [...base, '--rungs', '1'], { encoding: 'utf8' });
+    expect(second.status, second.stderr).to.equal(0);
+    expect(second.stderr).to.not.match(/start s2/);
+    const json = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8'));
+    expect(json.steps.map((s: { stepName: string; n: number }) => [s.stepName, s.n])).to.deep.equal([
+      ['baseline', 2],
+      ['+ cosine', 2],
+    ]);
+    const bad = spawnSync(process.execPath, [...base, '--rungs', '3'], { encoding: 'utf8' });
+    expect(bad.status).to.equal(1);
+    expect(bad.stderr)
+      .to.match(/--rungs 3: the ladder has rungs 1 to 2/)
+      .and.to.match(/1 "baseline", 2 "\+ cosine"/);
+    const badName = spawnSync(process.execPath, [...base, '--rungs', 'mixup'], { encoding: 'utf8' });
+    expect(badName.stderr).to.match(/no rung named "mixup"/);
+  });
+
   it('explains a missing preset and a preset without a ladder', () => {
     const out = join(tmp(), 'x');
     const r = spawnSync(process.execPath, [bin, 'ablate', '--out', out], { encoding: 'utf8' });

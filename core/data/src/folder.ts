@@ -71,7 +71,8 @@ export interface FolderOptions extends DataOptions {
 /** The dataOptions keys the folder format reads (beyond valSplit and strict). */
 export const FOLDER_OPTIONS: readonly string[] = ['size', 'cropPct', 'resize', 'channels', 'failOn', 'cache', 'cacheDir', 'decodeWorkers'];
 
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
+/** The file extensions the folder format (and `tricks predict`) read. */
+export const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
 interface ClassTree {
   classNames: string[];

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 // Training and inference throughput of a LayersModel on the current backend, with the step of the
 // PyTorch reference (/work/shared/bench/torch_resnet18_cifar.py): SGD lr 0.1, momentum 0.9,
 // weight decay 5e-4 on every weight, softmax cross-entropy with label smoothing 0.1, loss read
@@ -150,4 +152,37 @@ async function timeAsync(f: () => Promise<unknown>, warmup: number, steps: numbe
     total += ms;
   }
   return total / steps / 1000;
+}
+
+/** What `torchPeer` measured: PyTorch's images/s for the same architecture, or why it could not. */
+export interface PeerResult {
+  peer?: string;
+  model?: string;
+  threads?: number;
+  trainImagesPerSec?: number;
+  inferImagesPerSec?: number;
+  error?: string;
+}
+
+/**
+ * The same architecture trained and run in PyTorch on this machine (py/torch_peer.py with TORCH_PYTHON, default
+ * /usr/bin/python3): the torchvision twin of a zoo model on random data, timed like benchTrain. Only ratios measured
+ * in the same run mean anything.
+ */
+export function torchPeer(
+  name: string,
+  o: { batchSize: number; input: number; classes: number; threads: number; steps: number; warmup: number },
+): PeerResult {
+  const python = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+  const script = fileURLToPath(new URL('../../py/torch_peer.py', import.meta.url));
+  const args = [script, name, o.batchSize, o.input, o.classes, o.threads, o.steps, o.warmup].map(String);
+  const r = spawnSync(python, args, { encoding: 'utf8' });
+  const line = (r.stdout ?? '').trim().split('\n').at(-1);
+  if (r.error || !line)
+    return { error: `${python} did not run the PyTorch peer (${r.error?.message ?? r.stderr.trim().split('\n').at(-1)})` };
+  try {
+    return JSON.parse(line) as PeerResult;
+  } catch {
+    return { error: `the PyTorch peer printed ${line.slice(0, 200)}` };
+  }
 }

@@ -60,8 +60,14 @@ export const divergenceCheck = (o: DivergenceOptions = {}) =>
           `the training loss is diverging: epoch ${ctx.epoch + 1}'s mean so far (${s.seen / ctx.config.batchSize} steps) is ` +
           `${fmt(s.loss)}, ${why}. The likely cause is the learning rate (--lr ${lr}${scaled}; ${ctx.config.optimizer.name}, ` +
           `${ctx.config.schedule.name} schedule, now ${ctx.lr.toPrecision(3)}), too high for this data and model`;
-        if (mode === 'stop') throw new TricksError(`${message}; stopped (--on-divergence stop)`, `try --lr ${tenth(lr)} (10x lower)`);
-        ctx.logger.warn(`${message}. Try --lr ${tenth(lr)} (10x lower); --on-divergence stop ends such a run, off silences this`);
+        if (mode === 'stop')
+          throw new TricksError(
+            `${message}; stopped (--on-divergence stop)`,
+            `try --lr ${tenth(lr)} (10x lower), or let tricks lr-find suggest one (same flags)`,
+          );
+        ctx.logger.warn(
+          `${message}. Try --lr ${tenth(lr)} (10x lower), or let tricks lr-find suggest one (same flags); --on-divergence stop ends such a run, off silences this`,
+        );
       });
     },
   });

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { planAblation, describeStep } from '../src/ablate/plan.js';
 import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
 import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
+import { ladderSpec } from '../src/report/charts.js';
 import { TricksError, MemoryLogger, resolveConfig } from '@tricks/core';
 import { testBackend, tmp } from './helpers.js';
 import { writeTinyPreset } from '@tricks/core/testing';
@@ -55,7 +56,23 @@ describe('ablation summary', () => {
     expect(md).to.match(/Teacher for distillation/);
   });
 
-  it('writes ablation.json, ablation.md and the ladder and curve charts as PNG', async function () {
+  it("the ladder's y range holds every error-bar cap (with 2 seeds mean ± std reaches past both dots)", () => {
+    const spec = ladderSpec(
+      't',
+      [
+        { step: 'a', seed: 0, top1: 0.8 },
+        { step: 'a', seed: 1, top1: 0.9 },
+        { step: 'b', seed: 0, top1: 0.85 },
+      ],
+      ['a', 'b'],
+    ) as { layer: { encoding: { y: { scale: { domain: number[] } } } }[] };
+    const [lo, hi] = spec.layer[0].encoding.y.scale.domain;
+    const sd = Math.sqrt(((80 - 85) ** 2 + (90 - 85) ** 2) / 1);
+    expect(lo).to.be.at.most(85 - sd);
+    expect(hi).to.be.at.least(85 + sd);
+  });
+
+  it('writes ablation.json, ablation.md, the ladder and curve charts as PNG, and ablation.html', async function () {
     this.timeout(120000);
     const out = tmp();
     await summarize([rec(0, 0, 0.8), rec(0, 1, 0.82), rec(1, 0, 0.85), rec(1, 1, 0.86)], out, { title: 'test ladder' });
@@ -74,6 +91,15 @@ describe('ablation summary', () => {
     // The ladder chart shows the steps and the means it plotted.
     const ladder = readFileSync(join(out, 'ladder.svg'), 'utf8');
     expect(ladder).to.contain('1. step0').and.to.contain('2. step1').and.to.contain('85.50');
+    // ablation.html: both charts inline, the delta table and every run linked to its report, nothing fetched
+    const html = readFileSync(join(out, 'ablation.html'), 'utf8');
+    expect(html.match(/<svg/g)).to.have.length(2);
+    expect(html).to.match(
+      /<td>2<\/td><td>step1<\/td><td><code>trick1<\/code><\/td><td>85\.50 ± 0\.71<\/td><td>2<\/td><td>\+4\.50 ± 1\.12<\/td>/,
+    );
+    expect(html).to.contain('Whole ladder: 81.00 → 85.50 (+4.50 points).');
+    expect(html.match(/href="runs\/s\d-seed\d\/report\.html"/g)).to.have.length(4);
+    expect(html).to.not.match(/<script|src="http|href="http/);
   });
 });
 

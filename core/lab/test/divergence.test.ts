@@ -64,7 +64,7 @@ describe('divergence check (tricks:divergence)', () => {
     expect(w[0])
       .to.match(/diverging: epoch 1's mean so far \(10 steps\) is \d+\.\d{4}, over 2x the first step's 2\.4000 \(the untrained model\)/)
       .and.include('The likely cause is the learning rate (--lr 0.1; sgd, constant schedule, now 0.100)')
-      .and.include('Try --lr 0.01 (10x lower)');
+      .and.include('Try --lr 0.01 (10x lower), or let tricks lr-find suggest one (same flags)');
   });
 
   it("warns when a later epoch's loss climbs over the first epoch's mean, or grows tenfold over the lowest epoch's", () => {
@@ -82,6 +82,6 @@ describe('divergence check (tricks:divergence)', () => {
     expect(() => drive([[2.4, ...curve(60, 20, 30)]], { divergence: 'stop', lr: 0.4 }))
       .to.throw(TricksError, /diverging.*stopped \(--on-divergence stop\)/s)
       .with.property('message')
-      .that.includes('try --lr 0.04 (10x lower)');
+      .that.includes('try --lr 0.04 (10x lower), or let tricks lr-find suggest one');
   });
 });

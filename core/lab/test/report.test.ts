@@ -72,6 +72,46 @@ describe('report.html', function () {
     expect(html).to.match(/<pre id="config">[\s\S]*&quot;batchSize&quot;: 64/);
   });
 
+  it('renders the interpretation: top losses, most confused, Grad-CAM, images only as inline PNG data URIs', async () => {
+    const png = 'data:image/png;base64,iVBORw0KGgo=';
+    const im = (index: number, loss: number) => ({
+      index,
+      actual: 'shirt',
+      predicted: '<t-shirt>',
+      loss,
+      prob: 0.91,
+      png,
+      cam: png,
+      camMax: index,
+    });
+    const confused = Array.from({ length: 45 }, (_, i) => ({ actual: 'shirt', predicted: `c${i}`, count: 45 - i }));
+    const html = await renderReportHtml(
+      data({
+        interpretation: {
+          images: 30,
+          of: 300,
+          topLosses: [im(7, 3.25), im(2, 1.5)],
+          minVal: 1,
+          mostConfused: confused,
+          gradcam: { layer: 'pool2', shape: [7, 7, 64], wrong: [im(7, 3.25)], correct: [im(0, 0.01)] },
+          seconds: 1.25,
+        },
+      }),
+    );
+    expect(html).to.contain('on 30 validation images (of 300, evenly spaced');
+    expect(html).to.contain('<figure class="top-loss" data-index="7" data-loss="3.25">');
+    expect(html).to.contain('<b>&lt;t-shirt&gt;</b> / shirt / 3.25 / 0.91');
+    expect(html.match(/<li data-count=/g)).to.have.length(40);
+    expect(html).to.contain('and 5 more pairs.');
+    expect(html).to.match(/on <code>pool2<\/code> \(7×7×64\)/);
+    expect(html.match(/<figure class="gradcam"/g)).to.have.length(2);
+    expect(html).to.contain('(no positive evidence)'); // the correct image's map is all zero (camMax 0)
+    const imgs = html.match(/<img [^>]*>/g)!;
+    expect(imgs).to.have.length(2 + 2 * 2);
+    for (const i of imgs) expect(i).to.match(/^<img src="data:image\/png;base64,[^"]+" alt="[^"]*">$/);
+    expect(html).to.not.match(/<script|<link |(src|href)="https?:/i);
+  });
+
   it('renders a run without epochs or evaluation (stopped before the first epoch) without charts', async () => {
     const html = await renderReportHtml(data({ metrics: [], eval: undefined, stopped: 'early stop' }));
     expect(html).to.not.contain('<figure');

@@ -278,5 +278,5 @@ export type GradientFunction = (f: () => tf.Scalar, vars: tf.Variable[]) => { va
 /** The training forward service (TOKENS.Forward): the logits of a training step. */
 export type TrainingForward = (model: LayersModel, x: tf.Tensor) => tf.Tensor;
 
-/** The evaluation forward service (TOKENS.Inference): the logits (or log-probabilities) that evaluation scores. */
-export type InferenceForward = (model: LayersModel, x: tf.Tensor4D) => tf.Tensor2D;
+/** The evaluation forward service (TOKENS.Inference): the logits (or log-probabilities) that evaluation scores; may be async (ONNX Runtime). */
+export type InferenceForward = (model: LayersModel, x: tf.Tensor4D) => tf.Tensor2D | Promise<tf.Tensor2D>;

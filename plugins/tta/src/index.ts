@@ -87,7 +87,9 @@ export function ttaViews(x: tf.Tensor4D, views: TtaViews, cropPct = DEFAULTS.cro
  * softmax probability (so evaluation's cross-entropy and top-k read the averaged probabilities); with 'logits',
  * the mean logits. Each view runs through `base` (model.predict by default) on its own, so memory grows by one view.
  */
-export function ttaInference(options: Partial<TtaOptions> = {}, base: InferenceForward = defaultInference): InferenceForward {
+type SyncForward = (model: LayersModel, x: tf.Tensor4D) => tf.Tensor2D;
+
+export function ttaInference(options: Partial<TtaOptions> = {}, base: SyncForward = defaultInference): SyncForward {
   const o = { ...DEFAULTS, ...options };
   if (!VIEWS.includes(o.views)) throw new TricksError(`tta: unknown views "${String(o.views)}"`, `choose one of ${VIEWS.join(', ')}`);
   if (!(o.cropPct > 0 && o.cropPct <= 1))

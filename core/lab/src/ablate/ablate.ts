@@ -21,6 +21,32 @@ export interface AblateOptions {
   cwd?: string;
   /** Stop on SIGINT/SIGTERM: children checkpoint and exit; the next call resumes. */
   handleSignals?: boolean;
+  /** Run only these rungs: 1-based indices, ranges (2-4) or names; the summary covers every finished rung in OUT. */
+  rungs?: string[];
+}
+
+/** The ladder indices (0-based) that `rungs` names: 1-based indices, ranges a-b, or rung names (case-insensitive). */
+export function selectRungs(rungs: string[], names: string[]): Set<number> {
+  const picked = new Set<number>();
+  const list = names.map((n, i) => `${i + 1} "${n}"`).join(', ');
+  for (const raw of rungs
+    .flatMap((r) => r.split(','))
+    .map((r) => r.trim())
+    .filter(Boolean)) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(raw);
+    if (range) {
+      const a = Number(range[1]),
+        b = Number(range[2] ?? range[1]);
+      if (a < 1 || b > names.length || a > b)
+        throw new TricksError(`--rungs ${raw}: the ladder has rungs 1 to ${names.length}`, `rungs: ${list}`);
+      for (let i = a; i <= b; i++) picked.add(i - 1);
+      continue;
+    }
+    const i = names.findIndex((n) => n.toLowerCase() === raw.toLowerCase());
+    if (i < 0) throw new TricksError(`--rungs: no rung named "${raw}"`, `rungs: ${list}`);
+    picked.add(i);
+  }
+  return picked;
 }
 
 export interface AblateResult {
@@ -66,10 +92,19 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
   const jobs = o.jobs ?? 1;
   if (!Number.isInteger(jobs) || jobs < 1) throw new TricksError(`--jobs ${jobs}: must be an integer >= 1`);
   const { definition } = await loadLadder(o.preset, cwd);
-  const specs = await planAblation({ preset: o.preset, seeds: o.seeds, overrides: o.overrides, out, teacher: o.teacher, cwd });
-  await writeFileAtomic(join(out, 'plan.json'), JSON.stringify(specs, null, 1));
+  const planned = await planAblation({ preset: o.preset, seeds: o.seeds, overrides: o.overrides, out, teacher: o.teacher, cwd });
+  await writeFileAtomic(join(out, 'plan.json'), JSON.stringify(planned, null, 1));
+  const picked = o.rungs?.length
+    ? selectRungs(
+        o.rungs,
+        definition.ladder!.map((r) => r.name),
+      )
+    : undefined;
+  const chosen = picked ? planned.filter((s) => !s.role && picked.has(s.ladderStep)) : planned;
+  // the teacher a chosen rung needs runs too
+  const specs = picked ? planned.filter((s) => chosen.includes(s) || chosen.some((c) => c.dependsOn?.includes(s.id))) : planned;
   logger.info(
-    `ablate: preset ${definition.name}, ${definition.ladder!.length} steps x ${o.seeds} seed(s) = ${specs.filter((s) => !s.role).length} runs${specs.some((s) => s.role) ? ' + a teacher' : ''}, ${jobs} at a time; out ${out}`,
+    `ablate: preset ${definition.name}, ${picked ? `rungs ${[...picked].map((i) => i + 1).join(', ')} of ${definition.ladder!.length}` : `${definition.ladder!.length} steps`} x ${o.seeds} seed(s) = ${specs.filter((s) => !s.role).length} runs${specs.some((s) => s.role) ? ' + a teacher' : ''}, ${jobs} at a time; out ${out}`,
   );
 
   const records = new Map<string, RunRecord>();
@@ -99,6 +134,13 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
   if (handlers) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
   const total = specs.length;
   const t0 = performance.now();
+  let finishedHere = 0;
+  /** The time left at this session's pace: wall time per run finished here, times the runs left, over the jobs. */
+  const eta = () => {
+    const left = total - records.size;
+    if (!finishedHere || !left) return '';
+    return `, eta ${duration((((performance.now() - t0) / 1000 / finishedHere) * left) / Math.min(jobs, left))}`;
+  };
   try {
     while ((pending.length || running.size) && !(interrupted && !running.size)) {
       // Drop runs whose dependencies failed.
@@ -126,8 +168,9 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
               });
               if (rec) {
                 records.set(spec.id, rec);
+                finishedHere++;
                 logger.info(
-                  `ablate: done ${spec.id}: top-1 ${(rec.top1 * 100).toFixed(2)} % in ${duration(rec.seconds)}${rec.resumedFrom !== undefined ? ` (resumed at epoch ${rec.resumedFrom + 1})` : ''}; ${records.size}/${total} finished, ${duration((performance.now() - t0) / 1000)} so far`,
+                  `ablate: done ${spec.id}: top-1 ${(rec.top1 * 100).toFixed(2)} % in ${duration(rec.seconds)}${rec.resumedFrom !== undefined ? ` (resumed at epoch ${rec.resumedFrom + 1})` : ''}; ${records.size}/${total} finished, ${duration((performance.now() - t0) / 1000)} so far${eta()}`,
                 );
               } else if (!failed.some((f) => f.id === spec.id))
                 failed.push({ id: spec.id, log: r.log, reason: 'exited 0 without result.json' });
@@ -160,8 +203,15 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
       'run the same command again to continue where it stopped',
     );
   }
-  const runs = specs.map((s) => records.get(s.id)).filter((r): r is RunRecord => Boolean(r));
+  // every finished run of the plan, also rungs an earlier call ran (--rungs runs part of the ladder at a time)
+  for (const s of planned)
+    if (!records.has(s.id))
+      await readResult(s).then(
+        (r) => r && records.set(s.id, r),
+        () => undefined,
+      );
+  const runs = planned.map((s) => records.get(s.id)).filter((r): r is RunRecord => Boolean(r));
   const summary = await summarize(runs, out, { title: `Ablation: ${definition.name}` });
-  logger.info(`ablate: wrote ${join(out, 'ablation.md')}, ablation.json, ladder.png, curves.png`);
+  logger.info(`ablate: wrote ${join(out, 'ablation.html')}, ablation.md, ablation.json, ladder.png, curves.png`);
   return { summary, runs, failed, skipped };
 }

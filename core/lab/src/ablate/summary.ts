@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@tricks/core';
 import { curvesSpec, ladderSpec, renderSvg, svgToPng } from '../report/charts.js';
 import type { RunRecord } from './run.js';
+import { ablationHtml } from './html.js';
 
 export interface StepSummary {
   ladderStep: number;
@@ -128,7 +129,7 @@ export function ablationMarkdown(sum: AblationSummary, title = 'Ablation'): stri
   return lines.join('\n');
 }
 
-/** Writes ablation.json, ablation.md, ladder.svg/.png and curves.svg/.png into `out`. */
+/** Writes ablation.json, ablation.md, ladder.svg/.png, curves.svg/.png and ablation.html (all of them on one page) into `out`. */
 export async function summarize(
   runs: RunRecord[],
   out: string,
@@ -158,13 +159,15 @@ export async function summarize(
     order,
     metrics,
   );
+  const svgs = { ladder: '', curves: '' };
   for (const [name, spec] of [
     ['ladder', ladder],
     ['curves', curves],
   ] as const) {
-    const svg = await renderSvg(spec);
+    const svg = (svgs[name] = await renderSvg(spec));
     await writeFileAtomic(join(out, `${name}.svg`), svg);
     await writeFileAtomic(join(out, `${name}.png`), await svgToPng(svg));
   }
+  await writeFileAtomic(join(out, 'ablation.html'), ablationHtml(sum, svgs, opts.title));
   return sum;
 }

@@ -153,8 +153,16 @@ export interface LadderPoint {
 /** The ablation ladder: each rung's top-1 per seed (dots) and mean ± std (bar and error bar). */
 export function ladderSpec(title: string, points: LadderPoint[], order: string[], reference?: { step: string; top1: number }[]): Spec {
   const pct = points.map((p) => ({ ...p, top1: p.top1 * 100 }));
-  const lo = Math.min(...pct.map((p) => p.top1), ...(reference ?? []).map((r) => r.top1));
-  const hi = Math.max(...pct.map((p) => p.top1), ...(reference ?? []).map((r) => r.top1));
+  // the error bars' caps (mean ± sample std, vega-lite's 'stdev') must fit too: with 2 seeds they reach past both dots
+  const caps = order.flatMap((step) => {
+    const v = pct.filter((p) => p.step === step).map((p) => p.top1);
+    if (v.length < 2) return v;
+    const m = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1));
+    return [m - sd, m + sd];
+  });
+  const lo = Math.min(...pct.map((p) => p.top1), ...caps, ...(reference ?? []).map((r) => r.top1));
+  const hi = Math.max(...pct.map((p) => p.top1), ...caps, ...(reference ?? []).map((r) => r.top1));
   const pad = Math.max(0.5, (hi - lo) * 0.15);
   const domain = [Math.max(0, Math.floor((lo - pad) * 2) / 2), Math.min(100, Math.ceil((hi + pad) * 2) / 2)];
   const x = { field: 'step', type: 'ordinal', sort: order, title: null, axis: { labelAngle: -20, labelLimit: 180 } };
@@ -171,7 +179,7 @@ export function ladderSpec(title: string, points: LadderPoint[], order: string[]
       },
       {
         data: { values: pct },
-        mark: { type: 'errorbar', extent: 'stdev', ticks: true, color: '#e45756' },
+        mark: { type: 'errorbar', extent: 'stdev', ticks: { size: 14 }, thickness: 1.5, color: '#e45756' },
         encoding: { x, y: { field: 'top1', ...y } },
       },
       {

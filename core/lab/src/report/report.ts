@@ -1,7 +1,16 @@
 import { join } from 'node:path';
-import { injectable } from 'inversify';
+import { inject, injectable, optional } from 'inversify';
 import { type EpochMetrics, type RunResult, writeFileAtomic, type ResolvedConfig, type EvalResult, type TrainContext } from '@tricks/core';
 import { confusionSpec, lineSpec, perClassSpec, renderSvg, type SeriesPoint } from './charts.js';
+import {
+  esc,
+  INTERPRET_CSS,
+  INTERPRETER,
+  interpretationHtml,
+  interpretOptions,
+  type Interpretation,
+  type Interpreter,
+} from './interpretation.js';
 
 /** Writes a human-readable report of a finished run. A service (TOKENS.Reporter): rebind it to change or silence it. */
 export interface Reporter {
@@ -23,10 +32,10 @@ export interface ReportData {
   eval?: Pick<EvalResult, 'confusion' | 'count' | 'top1' | 'top5' | 'loss'>;
   stopped?: string;
   artifacts: { format: string; dir: string; files: string[]; report?: Record<string, unknown> }[];
+  /** Top losses, most confused, Grad-CAM (the Interpreter service). */
+  interpretation?: Interpretation;
 }
 
-const esc = (s: unknown) =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(2)} %`);
 const secs = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
@@ -81,7 +90,7 @@ export async function reportCharts(d: ReportData): Promise<Record<string, string
   return charts;
 }
 
-const CSS = `
+export const REPORT_CSS = `
 body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin-top:0} .big{font-size:28px;font-weight:bold;color:#2b5f8a}
@@ -89,8 +98,8 @@ h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bo
 .card .label{color:#666;font-size:12px} .charts{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0}
 table{border-collapse:collapse;font-size:13px} th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 table.kv th{background:#f6f6f6;font-weight:normal;color:#444} pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:480px}
-code{font-size:12px;word-break:break-word} td{max-width:640px} .warn{color:#a33}
-`;
+code{font-size:12px;word-break:break-word} td{max-width:640px} .warn{color:#a33} h3{font-size:15px;margin:18px 0 6px}
+${INTERPRET_CSS}`;
 
 /** A self-contained HTML page (inline SVG charts and CSS, no script, nothing fetched). */
 export async function renderReportHtml(d: ReportData): Promise<string> {
@@ -112,7 +121,7 @@ export async function renderReportHtml(d: ReportData): Promise<string> {
   const { modules: _m, ...config } = d.config as ResolvedConfig & { modules?: unknown };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(d.title)}</title><style>${CSS}</style></head>
+<title>${esc(d.title)}</title><style>${REPORT_CSS}</style></head>
 <body>
 <h1>${esc(d.title)}</h1>
 <p class="sub">${esc(d.out)} · ${esc(d.createdAt)}${d.config.presets.length ? ` · presets: ${esc(d.config.presets.join(', '))}` : ''}</p>
@@ -140,6 +149,7 @@ ${table([
 <h2>Per class (last epoch, ${d.eval?.count ?? 0} validation images)</h2>
 <div class="charts">${fig('confusion')}${fig('perClass')}</div>
 ${perClass.length ? `<details><summary>Per-class table</summary><table><tr><th>class</th><th>images</th><th>top-1</th></tr>${perClass.map((r) => `<tr><td>${esc(r.name)}</td><td>${r.count}</td><td>${pct(r.accuracy)}</td></tr>`).join('')}</table></details>` : ''}
+${interpretationHtml(d.interpretation)}
 <h2>Plugins in effect</h2>
 ${plugins}
 <h2>Epochs</h2>
@@ -157,8 +167,20 @@ ${d.metrics.map((m) => `<tr><td>${m.epoch}</td><td>${m.train_loss.toFixed(4)}</t
 /** report.html in the run's output folder. */
 @injectable()
 export class HtmlReporter implements Reporter {
+  constructor(@inject(INTERPRETER) @optional() private readonly interpreter?: Interpreter) {}
+
   async write(ctx: TrainContext, result: RunResult, lastEval?: EvalResult): Promise<string> {
     const ev = lastEval ?? (ctx.metrics.length ? await ctx.evaluate() : undefined);
+    const options = interpretOptions(ctx.config);
+    let interpretation: Interpretation | undefined;
+    if (options && this.interpreter && ctx.metrics.length)
+      try {
+        interpretation = await this.interpreter.interpret(ctx, options);
+        if (interpretation)
+          ctx.logger.info(`report: interpretation of ${interpretation.images} validation images in ${interpretation.seconds.toFixed(1)} s`);
+      } catch (e) {
+        ctx.logger.warn(`report.html without its interpretation: ${(e as Error).message}`);
+      }
     const data: ReportData = {
       title: `tricks run: ${ctx.config.model.name} on ${ctx.config.data}`,
       out: result.out,
@@ -174,6 +196,7 @@ export class HtmlReporter implements Reporter {
       artifacts: result.artifacts
         .filter((a, i, all) => all.findIndex((x) => x.format === a.format && x.dir === a.dir) === i)
         .map((a) => ({ format: a.format, dir: a.dir, files: a.files, report: a.report })),
+      interpretation,
     };
     const file = join(result.out, 'report.html');
     await writeFileAtomic(file, await renderReportHtml(data));

@@ -36,6 +36,8 @@ export interface TrainSettings {
   checkpoint: boolean;
   /** Export formats written at the end of the run (the export hook adds more). */
   export: { formats: string[] };
+  /** report.html (@tricks/lab's report built-in validates it): `interpret: false` or its sizes. */
+  report?: { interpret?: boolean | Record<string, unknown> };
 }
 
 /** What a user writes: a config file, or flags. Everything is optional. */
@@ -114,6 +116,7 @@ export const SETTINGS_SCHEMA = {
     },
     checkpoint: { type: 'boolean' },
     export: { type: 'object', properties: { formats: { type: 'array', items: { type: 'string' } } }, additionalProperties: false },
+    report: { type: 'object' },
     preset: { type: 'string' },
     presets: { type: 'array' },
     plugins: { type: 'array' },

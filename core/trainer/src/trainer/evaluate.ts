@@ -50,7 +50,8 @@ export function toBatch(
 }
 
 /** TOKENS.Inference's default: predict, not apply, frees each layer's output once the layers that read it have run. */
-export const defaultInference: InferenceForward = (model, x) => model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D;
+export const defaultInference = (model: LayersModel, x: tf.Tensor4D): tf.Tensor2D =>
+  model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D;
 
 /** Loss, top-1, top-5 and the confusion matrix of a model on a dataset; `transform` is the evalBatch pipeline. */
 export async function evaluateModel(
@@ -70,11 +71,11 @@ export async function evaluateModel(
   const all = Int32Array.from({ length: data.length }, (_, i) => i);
   for await (const raw of loadBatches(data, all, batchSize)) {
     const n = raw.labels.length;
-    const [lossT, topT] = tf.tidy(() => {
-      const batch = transform(toBatch(raw, data.shape, k));
-      const logits = predict(model, batch.x);
-      return [tf.mul(crossEntropy(logits, batch.y), n), tf.topk(logits, kk).indices];
-    });
+    // the evalBatch taps' intermediates are freed; x, y (and any tensor a tap put in the batch) are kept
+    const batch = tf.tidy(() => transform(toBatch(raw, data.shape, k)) as unknown as tf.TensorContainer) as unknown as Batch;
+    const logits = await predict(model, batch.x);
+    const [lossT, topT] = tf.tidy(() => [tf.mul(crossEntropy(logits, batch.y), n), tf.topk(logits, kk).indices]);
+    tf.dispose([batch as unknown as tf.TensorContainer, logits]);
     lossSum += (await lossT.data())[0];
     const top = await topT.data();
     tf.dispose([lossT, topT]);
