@@ -96,7 +96,7 @@ export const SETTINGS_SCHEMA = {
       ],
     },
     data: { type: 'string' },
-    dataOptions: { type: 'object' },
+    dataOptions: { type: 'object', properties: { valSplit: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
     epochs: { type: 'integer', minimum: 1 },
     batchSize: { type: 'integer', minimum: 1 },
     gradAccum: { type: 'integer', minimum: 1 },
@@ -120,7 +120,7 @@ export const SETTINGS_SCHEMA = {
     preset: { type: 'string' },
     presets: { type: 'array' },
     plugins: { type: 'array' },
-    out: { type: 'string' },
+    out: { type: 'string', minLength: 1 },
     modules: { type: 'array' },
   },
 };
