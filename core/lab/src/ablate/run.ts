@@ -67,7 +67,7 @@ export async function readResult(spec: RunSpec): Promise<RunRecord | undefined> 
  */
 export async function runOne(
   spec: RunSpec,
-  opts: { logger?: Logger; handleSignals?: boolean; cwd?: string; builtins?: PluginDefinition[] } = {},
+  opts: { logger?: Logger; handleSignals?: boolean; signal?: AbortSignal; cwd?: string; builtins?: PluginDefinition[] } = {},
 ): Promise<RunRecord> {
   const done = await readResult(spec);
   if (done) return done;
@@ -86,7 +86,7 @@ export async function runOne(
   });
   let result;
   try {
-    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals });
+    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals, signal: opts.signal });
   } finally {
     trainer.dispose(); // a worker runs many trainings in one process
   }
