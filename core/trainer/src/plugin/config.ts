@@ -125,6 +125,8 @@ export const SETTINGS_SCHEMA = {
   },
 };
 
+export const SETTINGS_HELP = 'see `tricks train --help` for the settings and their flags (core/trainer/README.md: the defaults)';
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep merge of plain objects; arrays and scalars from `over` replace. */
@@ -179,6 +181,6 @@ export async function loadConfigFile(
     );
   }
   if (!isObject(config)) throw new TricksError(`config file ${path}: expected an object, got ${typeof config}`);
-  validate(SETTINGS_SCHEMA, config, `config file ${path}`, '');
+  validate(SETTINGS_SCHEMA, config, `config file ${path}`, '', SETTINGS_HELP);
   return { file: path, config: config as UserConfig };
 }

@@ -113,12 +113,12 @@ export class DirCheckpointer implements Checkpointer {
     const state = await this.loadState(dir);
     const saved = await part(where, 'model/model.json', () => loadModel(join(where, 'model')));
     try {
-      if (saved.weights.length !== model.weights.length) {
+      const [n, m] = [saved.weights.length, model.weights.length];
+      if (n !== m)
         throw new TricksError(
-          `${where}: the checkpoint's model has ${saved.weights.length} weights, the configured one ${model.weights.length}`,
+          `${where}: the checkpoint's model has ${n} weights, the configured one ${m}`,
           'resume with the same model and plugins',
         );
-      }
       model.setWeights(saved.getWeights());
     } finally {
       saved.dispose();

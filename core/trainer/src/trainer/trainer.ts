@@ -66,14 +66,8 @@ export const hashConfig = (c: ResolvedConfig) => {
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
 };
 
-/** A tap of an async hook as a promise tap whose result goes through `done` and error through `fail` (rethrowing what it does not handle). */
-function wrapTap<T extends { type: string; fn: unknown }>(
-  tap: T,
-  done = (r: unknown) => r,
-  fail = (e: unknown): unknown => {
-    throw e;
-  },
-): T {
+/** A tap of an async hook as a promise tap; its result goes through `done`, its error through `fail` (which rethrows what it does not handle). */
+function wrapTap<T extends { type: string; fn: unknown }>(tap: T, done?: (r: unknown) => unknown, fail?: (e: unknown) => unknown): T {
   const fn = tap.fn as (...a: unknown[]) => unknown;
   const call = (a: unknown[]) =>
     tap.type === 'async' ? new Promise((res, rej) => fn(...a, (e: unknown, r: unknown) => (e ? rej(e) : res(r)))) : fn(...a);
@@ -274,20 +268,16 @@ export class Trainer {
       await this.hooks.setup.promise(ctx);
       if (opts.resume) {
         const state = await this.checkpointer.restore(ckptDir, { model: ctx.model, optimizer, plugins: this.pluginStates });
-        // What differs from the run's recorded config (out and the presets, flattened into it, aside), and for a new
-        // length the schedule's lr now: it spans the new total (as timm's --resume with another --epochs).
-        const was = state.config as ResolvedConfig;
-        const changed = Object.keys(cfg).filter(
-          (k) => !['out', 'presets'].includes(k) && JSON.stringify(was[k as 'seed']) !== JSON.stringify(cfg[k as 'seed']),
-        );
-        const lr = (epochs: number) =>
-          schedule(ctx.baseLr, { step: state.step, stepsPerEpoch, totalSteps: stepsPerEpoch * epochs }).toPrecision(3);
+        // What differs from the checkpoint's config (out and the presets, flattened into it, aside); a new length
+        // recomputes the schedule over the new total (as timm's --resume with another --epochs): say both lrs.
+        const was = state.config as ResolvedConfig,
+          show = (c: ResolvedConfig, k: string) => JSON.stringify(c[k as 'seed']);
+        const changed = Object.keys(cfg).filter((k) => k !== 'out' && k !== 'presets' && show(was, k) !== show(cfg, k));
+        const lr = (n: number) => schedule(ctx.baseLr, { step: state.step, stepsPerEpoch, totalSteps: stepsPerEpoch * n }).toPrecision(3);
+        const sched = `; the ${cfg.schedule.name} schedule now spans ${cfg.epochs} epochs: the lr at step ${state.step} is ${lr(cfg.epochs)}`;
         if (changed.length)
           this.logger.info(
-            `resumed with ${changed.map((k) => `${k} ${JSON.stringify(was[k as 'seed'])} -> ${JSON.stringify(cfg[k as 'seed'])}`).join(', ')}` +
-              (was.epochs !== cfg.epochs
-                ? `; the ${cfg.schedule.name} schedule now spans ${cfg.epochs} epochs: the lr at step ${state.step} is ${lr(cfg.epochs)} (${lr(was.epochs)} in the ${was.epochs}-epoch run)`
-                : ''),
+            `resumed with ${changed.map((k) => `${k} ${show(was, k)} -> ${show(cfg, k)}`).join(', ')}${was.epochs === cfg.epochs ? '' : `${sched} (${lr(was.epochs)} in the ${was.epochs}-epoch run)`}`,
           );
         startEpoch = state.epoch;
         ctx.step = state.step;
