@@ -11,7 +11,6 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -19,16 +18,13 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { root, tmp, tricks } from './cli-helpers.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tricks = join(root, 'core', 'cli', 'bin', 'tricks.js');
-const tmp = () => mkdtempSync(join(tmpdir(), 'tricks-faults-'));
 /** A small real run: 256 digits, batches of 64, 4 steps an epoch. */
 const SMALL = ['--data', 'digits', '--limit-train', '256', '--limit-val', '64', '--backend', 'wasm'];
 
+/** The CLI with spawn options (another user, a cwd). */
 function run(args: string[], opts: SpawnSyncOptions = {}) {
   const r = spawnSync(process.execPath, [tricks, ...args], { cwd: root, encoding: 'utf8', timeout: 300000, ...opts });
   return { code: r.status, out: String(r.stdout), err: String(r.stderr) };

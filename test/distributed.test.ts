@@ -91,6 +91,18 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
   const log = (name: string) => (existsSync(join(dir, `${name}.log`)) ? readFileSync(join(dir, `${name}.log`), 'utf8') : '');
   const worker = (name: string, detached = false) =>
     tricksProc(name, ['worker', '--queue', url, '--backend', 'wasm', '--lock-duration', '5000', '--stalled-interval', '2000'], detached);
+  /** Stops every running worker (SIGTERM; they are idle), then starts `name` and waits until it is ready. */
+  const soleWorker = async (name: string) => {
+    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
+    for (const p of others) p.kill('SIGTERM');
+    await Promise.all(others.map(exited));
+    const w = worker(name);
+    await until(`${name} to be ready`, () => /waiting for jobs/.test(log(name)), 60000);
+    return w;
+  };
+  /** `tricks sweep --no-wait` of the tiny ladder over `grid`, one seed, into `out` on the queue. */
+  const enqueueSweep = (name: string, out: string, grid: string) =>
+    tricksProc(name, ['sweep', '--preset', preset, '--grid', grid, '--seeds', '1', '--out', out, '--queue', url, '--no-wait']);
   const attempts = (runDir: string): Attempt[] =>
     existsSync(join(runDir, 'attempts.jsonl'))
       ? readFileSync(join(runDir, 'attempts.jsonl'), 'utf8')
@@ -263,25 +275,8 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     const out = join(dir, 'graceful');
     const runDir = join(out, 'p0-s0');
     // Only one worker in this scenario: stop the survivors of the first test (gracefully; they are idle).
-    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
-    for (const p of others) p.kill('SIGTERM');
-    await Promise.all(others.map(exited));
-    const w = worker('worker-c');
-    await until('worker-c to be ready', () => /waiting for jobs/.test(log('worker-c')), 60000);
-    const submit = tricksProc('coordinator-graceful', [
-      'sweep',
-      '--preset',
-      preset,
-      '--grid',
-      '{"optimizer.lr":[0.07]}',
-      '--seeds',
-      '1',
-      '--out',
-      out,
-      '--queue',
-      url,
-      '--no-wait',
-    ]);
+    const w = await soleWorker('worker-c');
+    const submit = enqueueSweep('coordinator-graceful', out, '{"optimizer.lr":[0.07]}');
     expect(await exited(submit), log('coordinator-graceful')).to.equal(0);
     expect(log('coordinator-graceful')).to.match(
       /follow it with: tricks sweep --collect --queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ --out /,
@@ -315,25 +310,8 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     const runDirs = ['p0-s0', 'p1-s0'].map((id) => join(out, id));
     const startedBy = (w: ChildProcess) =>
       runDirs.find((d) => attempts(d).some((e) => e.event === 'start' && e.worker.endsWith(`:${w.pid}`)));
-    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
-    for (const p of others) p.kill('SIGTERM');
-    await Promise.all(others.map(exited));
-    const early = worker('worker-e');
-    await until('worker-e to be ready', () => /waiting for jobs/.test(log('worker-e')), 60000);
-    const submit = tricksProc('coordinator-signals', [
-      'sweep',
-      '--preset',
-      preset,
-      '--grid',
-      '{"optimizer.lr":[0.07,0.08]}',
-      '--seeds',
-      '1',
-      '--out',
-      out,
-      '--queue',
-      url,
-      '--no-wait',
-    ]);
+    const early = await soleWorker('worker-e');
+    const submit = enqueueSweep('coordinator-signals', out, '{"optimizer.lr":[0.07,0.08]}');
     expect(await exited(submit), log('coordinator-signals')).to.equal(0);
 
     // 1. SIGTERM the moment the worker takes a job: its process is still starting, BullMQ's cancel message misses it.
