@@ -75,11 +75,11 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
   const logs: string[] = [];
 
   /** Starts a process with stdout and stderr in DIR/name.log. */
-  function start(name: string, cmd: string, args: string[]): ChildProcess {
+  function start(name: string, cmd: string, args: string[], detached = false): ChildProcess {
     const log = join(dir, `${name}.log`);
     logs.push(log);
     const fd = openSync(log, 'a');
-    const p = spawn(cmd, args, { cwd: root, stdio: ['ignore', fd, fd], env: { ...process.env, TRICKS_VERBOSE: '' } });
+    const p = spawn(cmd, args, { cwd: root, stdio: ['ignore', fd, fd], env: { ...process.env, TRICKS_VERBOSE: '' }, detached });
     procs.push(p);
     return p;
   }
@@ -87,10 +87,22 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     p.exitCode !== null || p.signalCode !== null
       ? Promise.resolve(p.exitCode)
       : new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
-  const tricksProc = (name: string, args: string[]) => start(name, process.execPath, [tricks, ...args]);
+  const tricksProc = (name: string, args: string[], detached = false) => start(name, process.execPath, [tricks, ...args], detached);
   const log = (name: string) => (existsSync(join(dir, `${name}.log`)) ? readFileSync(join(dir, `${name}.log`), 'utf8') : '');
-  const worker = (name: string) =>
-    tricksProc(name, ['worker', '--queue', url, '--backend', 'wasm', '--lock-duration', '5000', '--stalled-interval', '2000']);
+  const worker = (name: string, detached = false) =>
+    tricksProc(name, ['worker', '--queue', url, '--backend', 'wasm', '--lock-duration', '5000', '--stalled-interval', '2000'], detached);
+  /** Stops every running worker (SIGTERM; they are idle), then starts `name` and waits until it is ready. */
+  const soleWorker = async (name: string) => {
+    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
+    for (const p of others) p.kill('SIGTERM');
+    await Promise.all(others.map(exited));
+    const w = worker(name);
+    await until(`${name} to be ready`, () => /waiting for jobs/.test(log(name)), 60000);
+    return w;
+  };
+  /** `tricks sweep --no-wait` of the tiny ladder over `grid`, one seed, into `out` on the queue. */
+  const enqueueSweep = (name: string, out: string, grid: string) =>
+    tricksProc(name, ['sweep', '--preset', preset, '--grid', grid, '--seeds', '1', '--out', out, '--queue', url, '--no-wait']);
   const attempts = (runDir: string): Attempt[] =>
     existsSync(join(runDir, 'attempts.jsonl'))
       ? readFileSync(join(runDir, 'attempts.jsonl'), 'utf8')
@@ -263,25 +275,8 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     const out = join(dir, 'graceful');
     const runDir = join(out, 'p0-s0');
     // Only one worker in this scenario: stop the survivors of the first test (gracefully; they are idle).
-    const others = procs.slice(1).filter((p) => p.exitCode === null && p.signalCode === null);
-    for (const p of others) p.kill('SIGTERM');
-    await Promise.all(others.map(exited));
-    const w = worker('worker-c');
-    await until('worker-c to be ready', () => /waiting for jobs/.test(log('worker-c')), 60000);
-    const submit = tricksProc('coordinator-graceful', [
-      'sweep',
-      '--preset',
-      preset,
-      '--grid',
-      '{"optimizer.lr":[0.07]}',
-      '--seeds',
-      '1',
-      '--out',
-      out,
-      '--queue',
-      url,
-      '--no-wait',
-    ]);
+    const w = await soleWorker('worker-c');
+    const submit = enqueueSweep('coordinator-graceful', out, '{"optimizer.lr":[0.07]}');
     expect(await exited(submit), log('coordinator-graceful')).to.equal(0);
     expect(log('coordinator-graceful')).to.match(
       /follow it with: tricks sweep --collect --queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ --out /,
@@ -308,6 +303,68 @@ describe('distributed study: redis-server, a coordinator and two workers, one SI
     const rec = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as { resumedFrom?: number };
     expect(rec.resumedFrom).to.equal(a[2].checkpointEpoch);
     expect(existsSync(join(out, 'ablation.json'))).to.equal(true);
+  });
+
+  it('stops its training process on SIGTERM as a job starts, and on Ctrl-C (SIGINT to its process group) mid-run; both runs resume elsewhere', async () => {
+    const out = join(dir, 'signals');
+    const runDirs = ['p0-s0', 'p1-s0'].map((id) => join(out, id));
+    const startedBy = (w: ChildProcess) =>
+      runDirs.find((d) => attempts(d).some((e) => e.event === 'start' && e.worker.endsWith(`:${w.pid}`)));
+    const early = await soleWorker('worker-e');
+    const submit = enqueueSweep('coordinator-signals', out, '{"optimizer.lr":[0.07,0.08]}');
+    expect(await exited(submit), log('coordinator-signals')).to.equal(0);
+
+    // 1. SIGTERM the moment the worker takes a job: its process is still starting, BullMQ's cancel message misses it.
+    await until('worker-e to take a job', () => /training p\d-s0/.test(log('worker-e')), 60000, 10);
+    early.kill('SIGTERM');
+    expect(await exited(early), log('worker-e')).to.equal(0);
+    const first = startedBy(early)!;
+    const a1 = attempts(first);
+    expect(
+      a1.map((e) => e.event),
+      log('worker-e'),
+    ).to.deep.equal(['start', 'interrupted']);
+    expect(alive(a1[0].pid), 'the training process of worker-e').to.equal(false);
+    expect(existsSync(join(first, 'result.json'))).to.equal(false);
+
+    // 2. Ctrl-C: SIGINT to the worker and its training process at once, in the middle of a run with a checkpoint.
+    const ctrlC = worker('worker-f', true);
+    const second = await until(
+      'worker-f in the middle of a run with a checkpoint',
+      () => {
+        const d = startedBy(ctrlC);
+        return d && ckptEpoch(d) >= 1 && ckptEpoch(d) <= 3 && attempts(d).at(-1)?.event === 'start' ? d : undefined;
+      },
+      180000,
+      20,
+    );
+    process.kill(-ctrlC.pid!, 'SIGINT');
+    expect(await exited(ctrlC), log('worker-f')).to.equal(0);
+    const a2 = attempts(second).filter((e) => e.worker.endsWith(`:${ctrlC.pid}`));
+    expect(a2.map((e) => e.event)).to.deep.equal(['start', 'interrupted']);
+    expect(alive(a2[0].pid), 'the training process of worker-f').to.equal(false);
+    const stoppedAt = ckptEpoch(second);
+    expect(stoppedAt).to.be.at.least(1);
+
+    // 3. Both runs stay resumable: another worker finishes them, no attempt used up by the stops.
+    worker('worker-g');
+    const collect = tricksProc('coordinator-signals-collect', ['sweep', '--collect', '--queue', url, '--out', out]);
+    expect(await exited(collect), log('coordinator-signals-collect')).to.equal(0);
+    for (const d of runDirs) {
+      const a = attempts(d);
+      expect(
+        a.filter((e) => e.event === 'result-written'),
+        JSON.stringify(a),
+      ).to.have.length(1);
+      expect(
+        a.every((e) => e.attempt === 1),
+        JSON.stringify(a),
+      ).to.equal(true);
+    }
+    const resumed = attempts(second)
+      .filter((e) => e.event === 'start')
+      .at(-1)!;
+    expect(resumed.checkpointEpoch).to.be.at.least(stoppedAt);
   });
 
   it('retries a failing run with backoff, then reports it failed with its error', async () => {

@@ -7,15 +7,10 @@ import { TricksError } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
 import { checkDataFlagsFor } from './data-options.js';
 import { progressBuiltin } from './progress.js';
+import { folder, int } from './flags.js';
 
 /** This CLI's bin/tricks.js (from dist/src/): each ablation run's child process runs `tricks ablate-run`. */
 export const TRICKS_BIN = fileURLToPath(new URL('../../bin/tricks.js', import.meta.url));
-
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new TricksError(`option ${name}: "${v}" is not an integer >= 1`);
-  return n;
-};
 
 interface AblateFlags extends TrainFlags {
   rungs?: string[];
@@ -35,14 +30,15 @@ export function registerAblateCommand(program: Command): void {
     .requiredOption(
       '--out <dir>',
       'output directory (runs/<id>/ per run, ablation.html, ablation.md, ablation.json, ladder.png, curves.png)',
+      folder('--out'),
     )
     .option(
       '--rungs <list>',
       'run only these rungs: 1-based indices, ranges or names, e.g. 1,3-4 or "+ cosine LR" (repeatable); the tables cover every finished rung in --out',
       (v: string, prev: string[] = []) => [...prev, v],
     )
-    .option('--seeds <n>', 'seeds per step', positiveInt('--seeds'), 3)
-    .option('--jobs <n>', 'runs at once, each in its own process', positiveInt('--jobs'), 1)
+    .option('--seeds <n>', 'seeds per step', int('--seeds', 1), 3)
+    .option('--jobs <n>', 'runs at once, each in its own process', int('--jobs', 1), 1)
     .option('--teacher <dir>', 'a trained teacher (model or run directory) for distillation steps; default: the ablation trains one')
     .action(async (f: AblateFlags & { out: string }) => {
       await checkDataFlagsFor(await configFromFlags({ ...f, out: undefined }), f);

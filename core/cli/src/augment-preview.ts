@@ -19,6 +19,7 @@ import {
 } from '@tricks/core';
 import { cliServices } from './services.js';
 import { addDataFlags, collect, dataOptionsFromFlags, type DataFlags } from './data-options.js';
+import { int } from './flags.js';
 
 export interface PreviewOptions {
   data: string;
@@ -181,10 +182,10 @@ export function registerAugmentPreviewCommand(program: Command): Command {
       collect,
       [],
     )
-    .option('--rows <n>', 'samples (rows)', (v) => Number(v), 6)
-    .option('--cols <n>', 'augmented versions per sample', (v) => Number(v), 7)
-    .option('--seed <n>', 'seed of the sample choice and of the augmentations', (v) => Number(v), 0)
-    .option('--cell <px>', 'pixels per image side in the grid')
+    .option('--rows <n>', 'samples (rows)', int('--rows', 1), 6)
+    .option('--cols <n>', 'augmented versions per sample', int('--cols', 1), 7)
+    .option('--seed <n>', 'seed of the sample choice and of the augmentations', int('--seed'), 0)
+    .option('--cell <px>', 'pixels per image side in the grid', int('--cell', 1))
     .requiredOption('--out <file.png>', 'the PNG to write')
     .action(
       async (
@@ -195,7 +196,7 @@ export function registerAugmentPreviewCommand(program: Command): Command {
           rows: number;
           cols: number;
           seed: number;
-          cell?: string;
+          cell?: number;
           out: string;
         },
       ) => {
@@ -214,7 +215,7 @@ export function registerAugmentPreviewCommand(program: Command): Command {
           rows: f.rows,
           cols: f.cols,
           seed: f.seed,
-          cell: f.cell ? Number(f.cell) : undefined,
+          cell: f.cell,
           out: f.out,
         });
         console.log(`wrote ${r.file} (${r.width}x${r.height}): ${r.plugins.length ? r.plugins.join(', ') : 'no plugins'}`);

@@ -4,6 +4,7 @@ import { TricksError, ConsoleLogger, MemoryLogger } from '@tricks/core';
 import { planMicroBatches, wasmKernelThreads, wasmMemory } from '@tricks/backend-wasm';
 import { benchOnnxInference } from '@tricks/export';
 import { cliServices } from './services.js';
+import { int } from './flags.js';
 
 /** Default input shape and classes per model family: CIFAR models take 32x32x3 and 100 classes. */
 function defaults(name: string): { input: number; classes: number; channels: number } {
@@ -17,21 +18,21 @@ export function registerBenchCommand(program: Command): void {
     .command('bench')
     .description('training and inference images/s of a model on a backend (random data, SGD momentum steps)')
     .requiredOption('--model <name>', 'model name, e.g. resnet18-cifar (see `tricks model list`)')
-    .option('--batch-size <n>', 'batch size', (v) => Number(v), 64)
+    .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 64)
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )
-    .option('--input <px>', 'input height and width (default per model)', (v) => Number(v))
-    .option('--classes <n>', 'number of classes (default per model)', (v) => Number(v))
-    .option('--steps <n>', 'timed steps', (v) => Number(v), 5)
-    .option('--warmup <n>', 'untimed steps first', (v) => Number(v), 2)
+    .option('--input <px>', 'input height and width (default per model)', int('--input', 1))
+    .option('--classes <n>', 'number of classes (default per model)', int('--classes', 1))
+    .option('--steps <n>', 'timed steps', int('--steps', 1), 5)
+    .option('--warmup <n>', 'untimed steps first', int('--warmup', 0), 2)
     .option(
       '--workers <n>',
       'split each step over n worker threads, each with its own wasm backend (DataParallel, gradients averaged)',
-      (v) => Number(v),
+      int('--workers', 1),
       1,
     )
-    .option('--threads <n>', 'threads of the wasm kernels (default: every core; sets TRICKS_WASM_THREADS)', (v) => Number(v))
+    .option('--threads <n>', 'threads of the wasm kernels (default: every core; sets TRICKS_WASM_THREADS)', int('--threads', 1))
     .option(
       '--onnx',
       'also time inference of the model exported to ONNX in onnxruntime-node (installed separately), as onnxInferImagesPerSec',

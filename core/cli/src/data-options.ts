@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { TricksError, resolveConfig, type DataOptions, type DatasetRegistry, type UserConfig } from '@tricks/core';
 import { cliServices } from './services.js';
+import { int } from './flags.js';
 
 /** Commander's collector for a repeatable option. */
 export const collect = (v: string, prev: string[]) => [...prev, v];
@@ -10,12 +11,6 @@ export interface DataFlags {
   dataOption?: string[];
   imageSize?: number;
 }
-
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 4096) throw new TricksError(`option ${name}: "${v}" is not an integer in 1..4096`);
-  return n;
-};
 
 /** Adds `--data-option key=value` (repeatable) and, unless told not to, `--image-size N`. */
 export function addDataFlags(cmd: Command, o: { imageSize?: boolean } = {}): Command {
@@ -30,7 +25,7 @@ export function addDataFlags(cmd: Command, o: { imageSize?: boolean } = {}): Com
       '--image-size <n>',
       'image side for data that is resized (folder:DIR): training images cover NxN (random crops: the augment plugin), ' +
         'validation images get the shorter side N/0.875 and a centre crop N (torchvision: 256, then 224)',
-      positiveInt('--image-size'),
+      int('--image-size', 1, 4096),
     );
   return cmd;
 }

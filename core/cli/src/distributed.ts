@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TricksError, ConsoleLogger, type Logger } from '@tricks/core';
 import { loadLadder, planAblation } from '@tricks/lab';
 import { configFromFlags, type TrainFlags } from './train.js';
+import { int } from './flags.js';
 import { type RunSpec, collectStudy, submitStudy, type StudyReport } from '@tricks/distributed';
 
 /** The flags that send a study to a queue (ablate and sweep share them). */
@@ -15,12 +16,6 @@ export interface QueueFlags {
   out?: string;
 }
 
-const nonNegativeInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new TricksError(`option ${name}: "${v}" is not an integer >= 0`);
-  return n;
-};
-
 /** Adds --queue, --collect, --no-wait and --retries to a study command. */
 export function addQueueOptions(cmd: Command, { collect = true } = {}): Command {
   cmd
@@ -32,13 +27,13 @@ export function addQueueOptions(cmd: Command, { collect = true } = {}): Command 
     .option(
       '--retries <n>',
       'with --queue: retries of a failed run (exponential backoff) before it counts as failed',
-      nonNegativeInt('--retries'),
+      int('--retries', 0),
       2,
     )
     .option(
       '--backoff <ms>',
       'with --queue: delay before the first retry of a failed run; doubles at each retry',
-      nonNegativeInt('--backoff'),
+      int('--backoff', 0),
       10000,
     );
   if (collect)

@@ -5,6 +5,7 @@ import { openDeployed } from '@tricks/export';
 import { cliServices } from './services.js';
 import { addDataFlags, checkDataFlags, dataOptionsFromFlags, type DataFlags } from './data-options.js';
 import { savedEvaluation, type TtaFlags } from './saved-model.js';
+import { int } from './flags.js';
 
 /**
  * Evaluates a saved model on a dataset's validation split: a training model (OUT/model) with the evaluation-time
@@ -72,7 +73,7 @@ export function registerEvalCommand(program: Command): void {
     )
     .requiredOption('--data <spec>', 'dataset spec, e.g. digits or fashion-mnist:DIR (its validation/test split is used)');
   addDataFlags(cmd)
-    .option('--batch-size <n>', 'batch size', (v) => Number(v), 256)
+    .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 256)
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )
@@ -88,7 +89,7 @@ export function registerEvalCommand(program: Command): void {
     .option(
       '--tta-padding <n>',
       'five/ten crops from the image zero-padded by n pixels (its shifts, as pad-crop trains), not resized',
-      (v) => Number(v),
+      int('--tta-padding', 0),
     )
     .action(async (f) => {
       process.stdout.write(`${JSON.stringify(await evalCommand(f))}\n`);

@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LR_FIND_DEFAULTS, lrFind, lrFindSummary } from '@tricks/lab';
 import { TricksError } from '@tricks/core';
-import { addTrainOptions, configFromFlags, int, num, type TrainFlags } from './train.js';
+import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
+import { folder, int, num } from './flags.js';
 import { checkDataFlagsFor } from './data-options.js';
 
 interface LrFindFlags extends TrainFlags {
@@ -25,7 +26,7 @@ export function registerLrFindCommand(program: Command): void {
     .option('--end-lr <lr>', 'the learning rate the sweep rises towards', num('--end-lr'), LR_FIND_DEFAULTS.endLr)
     .option('--num-it <n>', 'steps of the sweep', int('--num-it'), LR_FIND_DEFAULTS.numIt)
     .option('--no-stop-div', 'go on when the smoothed loss exceeds 4x the best (default: stop there)')
-    .option('--out <dir>', 'a folder of its own for lr-find.png and lr-find.json (default runs/lr-find-<timestamp>)')
+    .option('--out <dir>', 'a folder of its own for lr-find.png and lr-find.json (default runs/lr-find-<timestamp>)', folder('--out'))
     .action(async (f: LrFindFlags) => {
       for (const [key, flag] of [
         ['lr', '--lr'],

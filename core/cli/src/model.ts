@@ -14,6 +14,7 @@ import {
 } from '@tricks/core';
 import { modelCost, type ModelCost } from '@tricks/models';
 import { cliServices } from './services.js';
+import { int } from './flags.js';
 
 export interface SummaryOptions {
   input: number;
@@ -70,12 +71,6 @@ export function formatSummary(model: LayersModel, cost: ModelCost = modelCost(mo
   ].join('\n');
 }
 
-const int = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new TricksError(`${flag} ${v}: not a positive integer`, `e.g. ${flag} 224`);
-  return n;
-};
-
 /** `tricks model list` and `tricks model summary NAME [--input 224] [--classes 1000] [--plugin se-block]`. */
 export function registerModelCommand(program: Command): void {
   const model = program.command('model').description('the model zoo: list the backbones, or print one with its parameters and FLOPs');
@@ -91,9 +86,9 @@ export function registerModelCommand(program: Command): void {
     .command('summary')
     .description('build a model (without running it) and print its layers, parameters and multiply-accumulates')
     .argument('<name>', 'a registered model (see `tricks model list`)')
-    .addOption(new Option('--input <size>', 'input height and width').default(224).argParser(int('--input')))
-    .addOption(new Option('--channels <n>', 'input channels').default(3).argParser(int('--channels')))
-    .addOption(new Option('--classes <n>', 'number of classes').default(1000).argParser(int('--classes')))
+    .addOption(new Option('--input <size>', 'input height and width').default(224).argParser(int('--input', 1)))
+    .addOption(new Option('--channels <n>', 'input channels').default(3).argParser(int('--channels', 1)))
+    .addOption(new Option('--classes <n>', 'number of classes').default(1000).argParser(int('--classes', 1)))
     .option('--options <json>', 'model options as JSON, e.g. \'{"variant":"d","zeroGamma":true}\'')
     .option(
       '--plugin <name[=json]>',

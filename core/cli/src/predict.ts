@@ -10,6 +10,7 @@ import { openDeployed, type DeployedModel } from '@tricks/export';
 import { cliServices } from './services.js';
 import { formatEta } from './progress.js';
 import { savedEvaluation } from './saved-model.js';
+import { int } from './flags.js';
 
 /** One file's answer: the top classes with their probabilities, best first. */
 export interface Prediction {
@@ -182,10 +183,10 @@ export function registerPredictCommand(program: Command): void {
     )
     .requiredOption('--model <dir>', 'a model folder (model.json, or model.onnx through onnxruntime-node), e.g. runs/q/model')
     .argument('<images...>', 'image files or folders (walked recursively)')
-    .option('--top <k>', 'classes per file', (v) => Number(v), 1)
+    .option('--top <k>', 'classes per file', int('--top', 1), 1)
     .option('--json', 'one JSON line per file: {"file", "top": [{"index", "class", "probability"}]}')
-    .option('--batch-size <n>', 'images per batch', (v) => Number(v), 32)
-    .option('--threads <n>', 'intra-op threads of onnxruntime-node for an ONNX model (default 1)', (v) => Number(v))
+    .option('--batch-size <n>', 'images per batch', int('--batch-size', 1), 32)
+    .option('--threads <n>', 'intra-op threads of onnxruntime-node for an ONNX model (default 1)', int('--threads', 1))
     .addOption(
       new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )

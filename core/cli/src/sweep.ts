@@ -5,12 +5,7 @@ import { loadRunner, type RunRecord, parseGrid, planSweep, specUserConfig } from
 import { TricksError, ConsoleLogger, resolveConfig } from '@tricks/core';
 import { addTrainOptions, configFromFlags, type TrainFlags } from './train.js';
 import { checkDataFlagsFor } from './data-options.js';
-
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new TricksError(`option ${name}: "${v}" is not an integer >= 1`);
-  return n;
-};
+import { folder, int } from './flags.js';
 
 interface SweepFlags extends TrainFlags, QueueFlags {
   grid: string;
@@ -27,13 +22,13 @@ export function registerSweepCommand(program: Command): void {
         'train a preset over a grid (or a random sample) of hyper-parameters x seeds, here or on a queue of workers; writes ablation.md, ablation.json and charts',
       ),
   )
-    .requiredOption('--out <dir>', 'output directory (one folder per run, ablation.md, ablation.json, charts)')
+    .requiredOption('--out <dir>', 'output directory (one folder per run, ablation.md, ablation.json, charts)', folder('--out'))
     .option(
       '--grid <json>',
       'config paths and their values: \'{"plugins.mixup.alpha":[0.2,0.4],"optimizer.lr":[0.05,0.1]}\'; with --random also {"uniform":[lo,hi]}, {"loguniform":[lo,hi]}, {"int":[lo,hi]}',
     )
-    .option('--random <n>', 'train n points drawn at random (seeded by --seed) instead of the whole grid', positiveInt('--random'))
-    .option('--seeds <k>', 'seeds per point', positiveInt('--seeds'), 1);
+    .option('--random <n>', 'train n points drawn at random (seeded by --seed) instead of the whole grid', int('--random', 1))
+    .option('--seeds <k>', 'seeds per point', int('--seeds', 1), 1);
   addQueueOptions(cmd).action(async (f: SweepFlags) => {
     const out = resolve(f.out!);
     if (!f.collect && !f.grid) throw new TricksError('tricks sweep needs --grid', `e.g. --grid '{"optimizer.lr":[0.05,0.1]}'`);

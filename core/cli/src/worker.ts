@@ -1,12 +1,7 @@
 import { Command, Option } from 'commander';
 import { startWorker } from '@tricks/distributed';
-import { TricksError, ConsoleLogger } from '@tricks/core';
-
-const int = (name: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new TricksError(`option ${name}: "${v}" is not an integer >= ${min}`);
-  return n;
-};
+import { ConsoleLogger } from '@tricks/core';
+import { int } from './flags.js';
 
 interface WorkerFlags {
   queue: string;

@@ -29,6 +29,8 @@ export interface RunProgress {
   epochs: number;
   worker: string;
   resumedFrom?: number;
+  /** The process that trains the job (the worker stops it on shutdown). */
+  pid?: number;
 }
 
 /** The config without what may legitimately differ between machines: the output path and the backend. */

@@ -52,17 +52,55 @@ function checkpointEpoch(out: string): number {
   }
 }
 
+/** Appends this attempt's events to the run's attempts.jsonl. */
+function attemptLog(job: SandboxedJob<RunJobData, RunRecord>) {
+  const base = { job: String(job.id), attempt: (job.attemptsMade ?? 0) + 1, worker: workerName(), pid: process.pid };
+  return (e: Omit<AttemptEvent, keyof typeof base | 'time'>) =>
+    appendAttempt(job.data.spec.out, { ...e, ...base, time: new Date().toISOString() });
+}
+
 export default async function processRun(
   job: SandboxedJob<RunJobData, RunRecord>,
   token?: string,
   signal?: AbortSignal,
 ): Promise<RunRecord> {
+  // This process's pid first: the worker SIGTERMs a job's process that it learns of after its own stop began
+  // (BullMQ's cancel message does not reach a job that was still starting).
+  void job.updateProgress({ epoch: 0, epochs: 0, worker: workerName(), pid: process.pid }).catch(() => {});
+  // The stop of this job: the worker's shutdown (BullMQ's abort, or a SIGTERM the worker sends), or a signal to
+  // this process (Ctrl-C reaches the whole process group). The trainer finishes its step and checkpoints; a
+  // second signal exits at once. A job stopped before its training starts goes back to the queue untouched.
+  const stop = new AbortController();
+  const stopNow = (why: string) => {
+    if (!stop.signal.aborted) process.stderr.write(`[${job.data.spec.id}] ${why}: finishing the current step, then writing a checkpoint\n`);
+    stop.abort(why);
+  };
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => (++signals > 1 ? process.exit(sig === 'SIGTERM' ? 143 : 130) : stopNow(sig));
+  const onAbort = () => {
+    if (String(signal?.reason) === 'shutdown') return stopNow('worker shutdown');
+    // The job's lock is lost: another worker may hold the job now. Leave without writing anything.
+    attemptLog(job)({ event: 'abandoned', error: String(signal?.reason) });
+    process.exit(75);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await runJob(job, token, stop.signal);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function runJob(job: SandboxedJob<RunJobData, RunRecord>, token: string | undefined, stop: AbortSignal): Promise<RunRecord> {
   const { spec } = job.data;
   const backend = process.env.TRICKS_WORKER_BACKEND;
   if (backend) spec.overrides = { ...spec.overrides, backend };
-  const base = { job: String(job.id), attempt: (job.attemptsMade ?? 0) + 1, worker: workerName(), pid: process.pid };
-  const log = (e: Omit<AttemptEvent, keyof typeof base | 'time'>) =>
-    appendAttempt(spec.out, { ...e, ...base, time: new Date().toISOString() });
+  const log = attemptLog(job);
 
   // Every machine must train what the coordinator resolved: a different plugin version or preset
   // here would make the study compare apples with pears.
@@ -70,7 +108,7 @@ export default async function processRun(
   const diff = diffConfigs(job.data.config, here.config);
   if (diff.length) {
     throw new Error(
-      `worker ${base.worker} resolves run ${spec.id} differently from the coordinator (${diff.join('; ')}): install the same versions of tricks and its plugins on every machine`,
+      `worker ${workerName()} resolves run ${spec.id} differently from the coordinator (${diff.join('; ')}): install the same versions of tricks and its plugins on every machine`,
     );
   }
 
@@ -89,37 +127,27 @@ export default async function processRun(
   const reused = existsSync(join(spec.out, 'result.json'));
   const fromEpoch = checkpointEpoch(spec.out);
   log({ event: 'start', checkpointEpoch: fromEpoch });
-  void job
-    .updateProgress({ epoch: fromEpoch, epochs: here.config.epochs, worker: base.worker, ...(fromEpoch ? { resumedFrom: fromEpoch } : {}) })
-    .catch(() => {});
-
-  signal?.addEventListener('abort', () => {
-    if (String(signal.reason) === 'shutdown') {
-      // Graceful stop of the worker: the trainer finishes its step, checkpoints and throws Interrupted.
-      process.kill(process.pid, 'SIGTERM');
-    } else {
-      // The job's lock is lost: another worker may hold the job now. Leave without writing anything.
-      log({ event: 'abandoned', error: String(signal.reason) });
-      process.exit(75);
-    }
-  });
+  const progress = (p: RunProgress) => void job.updateProgress({ ...p, pid: process.pid } as unknown as object).catch(() => {});
+  progress({ epoch: fromEpoch, epochs: here.config.epochs, worker: workerName(), ...(fromEpoch ? { resumedFrom: fromEpoch } : {}) });
+  const requeue = async (): Promise<never> => {
+    log({ event: 'interrupted' });
+    // Back to the queue without using up an attempt; the next worker resumes from the checkpoint.
+    await job.moveToWait(token);
+    const w = new Error(`run ${spec.id} interrupted by a worker shutdown; back in the queue`);
+    w.name = 'WaitingError';
+    throw w;
+  };
+  if (stop.aborted) return requeue();
 
   const runner = await loadRunner();
-  const logger = new JobLogger(spec.id, (p) => void job.updateProgress(p as unknown as object).catch(() => {}));
+  const logger = new JobLogger(spec.id, progress);
   try {
-    const record = await runner.runOne(spec, { logger, handleSignals: true });
+    const record = await runner.runOne(spec, { logger, signal: stop });
     log({ event: reused ? 'result-reused' : 'result-written', resumedFrom: record.resumedFrom, top1: record.top1 });
     return record;
   } catch (e) {
     const err = e as Error;
-    if (err?.name === 'Interrupted') {
-      log({ event: 'interrupted' });
-      // Back to the queue without using up an attempt; the next worker resumes from the checkpoint.
-      await job.moveToWait(token);
-      const w = new Error(`run ${spec.id} interrupted by a worker shutdown; back in the queue`);
-      w.name = 'WaitingError';
-      throw w;
-    }
+    if (err?.name === 'Interrupted') return requeue();
     log({ event: 'error', error: String(err?.message ?? err).slice(0, 2000) });
     throw e;
   } finally {

@@ -3,7 +3,7 @@ import { Worker, type Job } from 'bullmq';
 import { threadsPerJob } from '@tricks/backend-wasm';
 import type { Logger } from '@tricks/core';
 import { checkRedis } from './redis.js';
-import { QUEUE_NAME, type RunJobData } from './jobs.js';
+import { QUEUE_NAME, type RunJobData, type RunProgress } from './jobs.js';
 import type { RunRecord } from './runner.js';
 import { parseQueueUrl, redact } from './url.js';
 
@@ -79,6 +79,19 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       worker.cancelJob(id, 'lock-lost');
     }
   });
+  // The training process of each job, from its progress reports. BullMQ's cancel message does not reach a job
+  // whose process was still starting when the stop began: such a process, first heard of after it, gets a SIGTERM.
+  let stopRequested = false;
+  const known = new Set<number>();
+  worker.on('progress', (job, p) => {
+    const pid = (p as RunProgress | undefined)?.pid;
+    if (!pid || known.has(pid)) return;
+    known.add(pid);
+    if (stopRequested) {
+      say(`worker ${name}: stopping ${label(job)}, which started as the worker stopped (pid ${pid})`);
+      process.kill(pid, 'SIGTERM');
+    }
+  });
   await worker.waitUntilReady();
   say(
     `worker ${name}: waiting for jobs on ${target.display} (queue ${QUEUE_NAME}), concurrency ${concurrency}${opts.backend ? `, backend ${opts.backend}` : ''}`,
@@ -90,6 +103,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     stop: () =>
       (stopping ??= (async () => {
         say(`worker ${name}: stopping; running jobs checkpoint and go back to the queue`);
+        stopRequested = true;
         worker.cancelAllJobs('shutdown');
         await worker.close();
       })()),

@@ -47,7 +47,7 @@ export {
   tapOnly,
 } from './hooks/hooks.js';
 export type { GradientFunction, InferenceForward, TrainingForward } from './contract.js';
-export { completeDir, writeDirAtomic, writeFileAtomic } from './io/atomic.js';
+export { completeDir, writeDirAtomic, writeError, writeFileAtomic } from './io/atomic.js';
 export { ConsoleLogger, type Logger, MemoryLogger } from './io/logger.js';
 export { decodeTensors, fileHandler, loadModel, saveModel } from './io/model-files.js';
 export { type LossFunction, crossEntropy, lossTerms, weightedMean } from './losses/cross-entropy.js';

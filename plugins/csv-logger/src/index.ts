@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { definePlugin, METRIC_KEYS, TOKENS, TricksError, type EpochMetrics, type MetricsSink } from '@tricks/core';
+import { definePlugin, METRIC_KEYS, TOKENS, TricksError, writeError, type EpochMetrics, type MetricsSink } from '@tricks/core';
 
 export const PLUGIN_NAME = 'csv-logger';
 
@@ -44,13 +44,14 @@ export class CsvMetricsSink implements MetricsSink {
   }
 
   async write(m: EpochMetrics): Promise<void> {
+    // Node's ENOSPC names no file: the error carries this one's path for the CLI's message.
+    const append = (line: string) => appendFile(this.path, `${line}\n`).catch((e) => Promise.reject(writeError(e, this.path)));
     if (!this.columns) {
       const extra = Object.keys(m).filter((k) => !(METRIC_KEYS as readonly string[]).includes(k));
       this.columns = [...METRIC_KEYS, ...extra];
-      await appendFile(this.path, `${this.columns.join(this.o.separator)}\n`);
+      await append(this.columns.join(this.o.separator));
     }
-    const row = this.columns.map((k) => cell(m[k], this.o.separator)).join(this.o.separator);
-    await appendFile(this.path, `${row}\n`);
+    await append(this.columns.map((k) => cell(m[k], this.o.separator)).join(this.o.separator));
   }
 
   async close(): Promise<void> {}

@@ -7,6 +7,7 @@ import {
   TricksError,
   type EpochMetrics,
   completeDir,
+  DirCheckpointer,
   writeFileAtomic,
   type Logger,
   type UserConfig,
@@ -49,7 +50,12 @@ export function specHash(spec: RunSpec): string {
 export async function readResult(spec: RunSpec): Promise<RunRecord | undefined> {
   const file = join(spec.out, 'result.json');
   if (!existsSync(file)) return undefined;
-  const rec = JSON.parse(await readFile(file, 'utf8')) as RunRecord;
+  let rec: RunRecord;
+  try {
+    rec = JSON.parse(await readFile(file, 'utf8')) as RunRecord;
+  } catch (e) {
+    throw new TricksError(`${file}: not valid JSON (${(e as Error).message})`, 'delete that file to train the run again');
+  }
   const h = specHash(spec);
   if (rec.specHash && rec.specHash !== h) {
     throw new TricksError(
@@ -67,16 +73,14 @@ export async function readResult(spec: RunSpec): Promise<RunRecord | undefined> 
  */
 export async function runOne(
   spec: RunSpec,
-  opts: { logger?: Logger; handleSignals?: boolean; cwd?: string; builtins?: PluginDefinition[] } = {},
+  opts: { logger?: Logger; handleSignals?: boolean; signal?: AbortSignal; cwd?: string; builtins?: PluginDefinition[] } = {},
 ): Promise<RunRecord> {
   const done = await readResult(spec);
   if (done) return done;
   const ckpt = completeDir(join(spec.out, 'checkpoint'));
-  let resumedFrom: number | undefined;
-  if (ckpt && existsSync(join(ckpt, 'state.json'))) {
-    const state = JSON.parse(await readFile(join(ckpt, 'state.json'), 'utf8')) as { epoch: number; stepInEpoch: number };
-    resumedFrom = state.epoch;
-  }
+  // a damaged state.json is one TricksError naming it
+  const resumedFrom =
+    ckpt && existsSync(join(ckpt, 'state.json')) ? (await new DirCheckpointer().loadState(join(spec.out, 'checkpoint'))).epoch : undefined;
   const user: UserConfig = { ...spec.overrides, preset: spec.preset, seed: spec.seed, out: spec.out, checkpoint: true };
   const trainer = await createStandardTrainer(user, {
     ladderStep: spec.ladderStep,
@@ -86,7 +90,7 @@ export async function runOne(
   });
   let result;
   try {
-    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals });
+    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals, signal: opts.signal });
   } finally {
     trainer.dispose(); // a worker runs many trainings in one process
   }

@@ -5,6 +5,9 @@ import { basename, dirname, join } from 'node:path';
 let counter = 0;
 const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}-${counter++}`);
 
+/** A failed write's error with the path it was for and its size: Node's ENOSPC names neither (the CLI's message does). */
+export const writeError = (e: unknown, path: string, bytes?: number) => Object.assign(e as object, { path }, bytes && { bytes });
+
 /** Writes a file through a temp file and a rename, so readers never see half a file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -14,7 +17,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw e;
+    throw writeError(e, path, typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
   }
 }
 
@@ -30,7 +33,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
     await fill(tmp);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeError(e, dir);
   }
   const old = `${dir}.old`;
   await rm(old, { recursive: true, force: true });

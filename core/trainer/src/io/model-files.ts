@@ -46,28 +46,16 @@ export function fileHandler(dir: string, weightsFile = 'weights.bin'): tf.io.IOH
           try {
             buffers.push(new Uint8Array(await readFile(file)));
           } catch (e) {
-            throw new TricksError(`${file}: cannot read model weights (${(e as Error).message})`);
+            const { code, message } = e as Error & { code?: string };
+            throw new TricksError(`${file}: cannot read model weights (${code === 'ENOENT' ? 'the file is missing' : message})`);
           }
         }
         specs.push(...group.weights);
       }
-      const total = buffers.reduce((n, b) => n + b.byteLength, 0);
-      const all = new Uint8Array(total);
-      let o = 0;
-      for (const b of buffers) {
-        all.set(b, o);
-        o += b.byteLength;
-      }
-      return {
-        modelTopology: json.modelTopology,
-        format: json.format,
-        generatedBy: json.generatedBy,
-        convertedBy: json.convertedBy,
-        weightSpecs: specs,
-        weightData: all.buffer,
-        userDefinedMetadata: json.userDefinedMetadata,
-        trainingConfig: json.trainingConfig,
-      };
+      const all = new Uint8Array(Buffer.concat(buffers)); // a copy: its .buffer holds exactly the weights
+      checkSize(all.byteLength, specs, join(dir, json.weightsManifest?.[0]?.paths[0] ?? weightsFile), 'model.json lists');
+      const { weightsManifest: _w, ...rest } = json;
+      return { ...rest, weightSpecs: specs, weightData: all.buffer };
     },
   };
 }
@@ -87,7 +75,23 @@ export async function encodeTensors(tensors: NamedTensor[]): Promise<{ specs: tf
   return { specs, data: new Uint8Array(tf.io.CompositeArrayBuffer.join(data)) };
 }
 
-export function decodeTensors(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): tf.NamedTensorMap {
+const BYTES: Record<string, number> = { uint8: 1, bool: 1, uint16: 2, float16: 2, complex64: 8 };
+
+/** A weights file must hold exactly the bytes its manifest lists: a truncated or padded one is a TricksError naming it. */
+function checkSize(bytes: number, specs: tf.io.WeightsManifestEntry[], file: string, manifest: string): void {
+  if (specs.some((s) => s.dtype === 'string')) return;
+  const want = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * (BYTES[s.quantization?.dtype ?? s.dtype] ?? 4), 0);
+  if (bytes !== want) throw new TricksError(`${file}: has ${bytes} bytes, but ${manifest} ${want} (cut short or damaged)`);
+}
+
+/** Named tensors from a weights file and its manifest; `file` names both in the error when the sizes disagree. */
+export function decodeTensors(
+  data: Uint8Array,
+  specs: tf.io.WeightsManifestEntry[],
+  file = 'the data',
+  manifest = 'its specs list',
+): tf.NamedTensorMap {
+  checkSize(data.byteLength, specs, file, manifest);
   const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
   return tf.io.decodeWeights(buf, specs);
 }

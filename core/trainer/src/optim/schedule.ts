@@ -132,7 +132,7 @@ export const SCHEDULE_SCHEMAS: Record<string, JSONSchema> = {
 function checked<T>(name: string, f: (o: T) => LrSchedule): ScheduleFactory {
   return (opts) => {
     const copy = { ...opts };
-    validate(SCHEDULE_SCHEMAS[name]!, copy, `schedule "${name}"`, 'schedule');
+    validate(SCHEDULE_SCHEMAS[name]!, copy, `schedule "${name}"`, 'schedule', 'fix that schedule option in the config file or the preset');
     return f(copy as unknown as T);
   };
 }

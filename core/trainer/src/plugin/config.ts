@@ -96,7 +96,7 @@ export const SETTINGS_SCHEMA = {
       ],
     },
     data: { type: 'string' },
-    dataOptions: { type: 'object' },
+    dataOptions: { type: 'object', properties: { valSplit: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
     epochs: { type: 'integer', minimum: 1 },
     batchSize: { type: 'integer', minimum: 1 },
     gradAccum: { type: 'integer', minimum: 1 },
@@ -120,10 +120,12 @@ export const SETTINGS_SCHEMA = {
     preset: { type: 'string' },
     presets: { type: 'array' },
     plugins: { type: 'array' },
-    out: { type: 'string' },
+    out: { type: 'string', minLength: 1 },
     modules: { type: 'array' },
   },
 };
+
+export const SETTINGS_HELP = 'see `tricks train --help` for the settings and their flags (core/trainer/README.md: the defaults)';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -179,6 +181,6 @@ export async function loadConfigFile(
     );
   }
   if (!isObject(config)) throw new TricksError(`config file ${path}: expected an object, got ${typeof config}`);
-  validate(SETTINGS_SCHEMA, config, `config file ${path}`, '');
+  validate(SETTINGS_SCHEMA, config, `config file ${path}`, '', SETTINGS_HELP);
   return { file: path, config: config as UserConfig };
 }

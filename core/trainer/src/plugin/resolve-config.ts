@@ -1,6 +1,8 @@
 import { TricksError } from '../hooks/errors.js';
 import {
   DEFAULT_SETTINGS,
+  SETTINGS_HELP,
+  SETTINGS_SCHEMA,
   merge,
   normalizeSettings,
   type ResolvedConfig,
@@ -83,6 +85,7 @@ export async function resolveConfig(user: UserConfig, opts: ResolveOptions = {})
   let settings: TrainSettings = structuredClone(DEFAULT_SETTINGS);
   for (const c of collected) for (const s of c.settings) settings = mergeSettings(settings, s);
   settings = mergeSettings(settings, normalizeSettings(user));
+  validate(SETTINGS_SCHEMA, settings, 'the settings (presets, config file and flags merged)', '', SETTINGS_HELP);
 
   // User plugins first, then presets last to first.
   const userItems = (user.plugins ?? []).map((p) => ({ item: p, from: 'your config' }));

@@ -13,7 +13,7 @@ const cache = new WeakMap<object, ReturnType<Ajv['compile']>>();
  * names `where`, the option path (`prefix` + the instance path) and, for an unknown key, the nearest
  * valid key.
  */
-export function validate(schema: JSONSchema, value: unknown, where: string, prefix: string): void {
+export function validate(schema: JSONSchema, value: unknown, where: string, prefix: string, help = PLUGIN_HELP): void {
   let check = cache.get(schema);
   if (!check) {
     check = ajv.compile(schema);
@@ -22,7 +22,7 @@ export function validate(schema: JSONSchema, value: unknown, where: string, pref
   if (check(value)) return;
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'anyOf');
   const first = errors[0] ?? check.errors![0];
-  throw new TricksError(`${where}: ${describe(first, schema, prefix)}`, hint(first, schema));
+  throw new TricksError(`${where}: ${describe(first, schema, prefix)}`, hint(first, schema, help));
 }
 
 function pathOf(e: ErrorObject, prefix: string, extra?: string): string {
@@ -55,10 +55,12 @@ function describe(e: ErrorObject, schema: JSONSchema, prefix: string): string {
   }
 }
 
-function hint(e: ErrorObject, schema: JSONSchema): string {
+const PLUGIN_HELP = 'see `tricks plugins` for every option, its type and its default';
+
+function hint(e: ErrorObject, schema: JSONSchema, help: string): string {
   if (e.keyword === 'additionalProperties') {
     const known = Object.keys((subSchema(schema, e.schemaPath)?.properties as object) ?? {});
     return known.length ? `valid options here: ${known.join(', ')}` : 'this object takes no options';
   }
-  return 'see `tricks plugins` for every option, its type and its default';
+  return help;
 }

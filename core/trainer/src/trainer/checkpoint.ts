@@ -1,9 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { TricksError } from '../hooks/errors.js';
-import { completeDir, writeDirAtomic } from '../io/atomic.js';
+import { completeDir, writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { decodeTensors, encodeTensors, loadModel, saveModel } from '../io/model-files.js';
 import type { TricksOptimizer } from '../optim/optimizer.js';
 import type { RngState } from '../util/rng.js';
@@ -72,8 +72,8 @@ export class DirCheckpointer implements Checkpointer {
       const names = variableNames(model);
       const slots = (await optimizer.getWeights()).map(({ name, tensor }) => ({ name: renameSlot(name, names, (i) => `#${i}`), tensor }));
       const opt = await encodeTensors(slots);
-      await writeFile(join(tmp, 'optimizer.bin'), opt.data);
-      await writeFile(
+      await writeFileAtomic(join(tmp, 'optimizer.bin'), opt.data);
+      await writeFileAtomic(
         join(tmp, 'optimizer.json'),
         JSON.stringify({
           className: (optimizer.constructor as { className?: string }).className,
@@ -89,8 +89,8 @@ export class DirCheckpointer implements Checkpointer {
         for (const [k, t] of Object.entries(s.tensors ?? {})) pluginTensors.push({ name: `${name}/${k}`, tensor: t });
       }
       const pt = await encodeTensors(pluginTensors);
-      await writeFile(join(tmp, 'plugins.bin'), pt.data);
-      await writeFile(join(tmp, 'state.json'), JSON.stringify({ ...state, plugins: pluginJson, pluginSpecs: pt.specs }, null, 1));
+      await writeFileAtomic(join(tmp, 'plugins.bin'), pt.data);
+      await writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ ...state, plugins: pluginJson, pluginSpecs: pt.specs }, null, 1));
     });
   }
 
@@ -98,48 +98,74 @@ export class DirCheckpointer implements Checkpointer {
     const where = this.exists(dir);
     if (!where)
       throw new TricksError(`no checkpoint in ${dir}`, 'resume from a run directory that holds checkpoint/ (written after each epoch)');
-    const state = JSON.parse(await readFile(join(where, 'state.json'), 'utf8')) as TrainerState;
-    if (state.format !== CHECKPOINT_FORMAT)
-      throw new TricksError(`${where}: checkpoint format ${state.format}, this version reads ${CHECKPOINT_FORMAT}`);
-    return state;
+    return part(where, 'state.json', (d) => {
+      const s = json(d);
+      if (s?.format !== CHECKPOINT_FORMAT) throw new Error(`checkpoint format ${s?.format}, this version reads ${CHECKPOINT_FORMAT}`);
+      const bad = ['epoch', 'stepInEpoch', 'step'].filter((k) => !Number.isInteger(s[k]));
+      bad.push(...['metrics', 'rng', 'tfRng', 'config', 'plugins'].filter((k) => typeof s[k] !== 'object' || !s[k]));
+      if (bad.length) throw new Error(`${bad.join(', ')} missing or malformed`);
+      return s as TrainerState;
+    });
   }
 
   async restore(dir: string, { model, optimizer, plugins }: Parameters<Checkpointer['restore']>[1]): Promise<TrainerState> {
     const where = this.exists(dir)!;
     const state = await this.loadState(dir);
-    const saved = await loadModel(join(where, 'model'));
+    const saved = await part(where, 'model/model.json', () => loadModel(join(where, 'model')));
     try {
-      if (saved.weights.length !== model.weights.length) {
+      const [n, m] = [saved.weights.length, model.weights.length];
+      if (n !== m)
         throw new TricksError(
-          `${where}: the checkpoint's model has ${saved.weights.length} weights, the configured one ${model.weights.length}`,
+          `${where}: the checkpoint's model has ${n} weights, the configured one ${m}`,
           'resume with the same model and plugins',
         );
-      }
       model.setWeights(saved.getWeights());
     } finally {
       saved.dispose();
     }
-    const optMeta = JSON.parse(await readFile(join(where, 'optimizer.json'), 'utf8'));
-    const slots = decodeTensors(await readFile(join(where, 'optimizer.bin')), optMeta.specs);
+    const optSpecs = await part(where, 'optimizer.json', (d) => json(d).specs ?? Promise.reject(new Error('it has no "specs" list')));
     const positions = new Map(variableNames(model).map((n, i) => [`#${i}`, n]));
-    await optimizer.setWeights(
-      Object.entries(slots).map(([name, tensor]) => {
-        const m = /^(#\d+)(\/.*)$/.exec(name);
-        return { name: m ? `${positions.get(m[1]) ?? m[1]}${m[2]}` : name, tensor };
-      }),
-    );
-    tf.dispose(Object.values(slots));
+    await part(where, 'optimizer.bin', async (d) => {
+      const slots = decodeTensors(d, optSpecs, join(where, 'optimizer.bin'), 'optimizer.json lists');
+      await optimizer.setWeights(
+        Object.entries(slots).map(([name, tensor]) => {
+          const m = /^(#\d+)(\/.*)$/.exec(name);
+          return { name: m ? `${positions.get(m[1]) ?? m[1]}${m[2]}` : name, tensor };
+        }),
+      );
+      tf.dispose(Object.values(slots));
+    });
     const pluginState = state.plugins as Record<string, { json: unknown; tensors: string[] }>;
     const specs = (state as unknown as { pluginSpecs: tf.io.WeightsManifestEntry[] }).pluginSpecs ?? [];
-    const all = specs.length ? decodeTensors(await readFile(join(where, 'plugins.bin')), specs) : {};
+    const all = specs.length
+      ? await part(where, 'plugins.bin', (d) => decodeTensors(d, specs, join(where, 'plugins.bin'), 'state.json lists'))
+      : {};
     for (const [name, ps] of plugins) {
       const s = pluginState[name];
       if (!s) continue;
       const tensors: Record<string, tf.Tensor> = {};
       for (const k of s.tensors) tensors[k] = all[`${name}/${k}`];
-      await ps.load({ json: s.json, tensors });
+      const load = async () => ps.load({ json: s.json, tensors });
+      await part(where, 'state.json', () => load().catch((e: Error) => Promise.reject(new Error(`plugin ${name}: ${e.message}`))));
     }
     tf.dispose(Object.values(all));
     return state;
+  }
+}
+
+const json = (d: Buffer) => JSON.parse(d.toString('utf8'));
+
+/** Reads checkpoint file `f` and runs `use` on its bytes; any failure is one TricksError naming the file and what failed. */
+async function part<T>(where: string, f: string, use: (data: Buffer) => T | Promise<T>): Promise<T> {
+  const file = join(where, f);
+  try {
+    return await use(await readFile(file));
+  } catch (e) {
+    const { code, message } = e as Error & { code?: string };
+    const first = message.split('\n')[0];
+    throw new TricksError(
+      `checkpoint file ${first.startsWith(where) ? first : `${file}: ${code === 'ENOENT' ? 'the file is missing' : e instanceof SyntaxError ? `not valid JSON (${first})` : first}`}`,
+      'the checkpoint is damaged (a crash, a full disk or an edit while it was written): restore the run folder from a backup, or train again into a new --out',
+    );
   }
 }

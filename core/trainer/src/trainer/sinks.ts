@@ -2,6 +2,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TricksError } from '../hooks/errors.js';
 import type { EpochMetrics } from '../hooks/hooks.js';
+import { writeError } from '../io/atomic.js';
 
 /** Receives every epoch's metrics. Multi-bound: every sink bound to TOKENS.MetricsSink gets them. */
 export interface MetricsSink {
@@ -37,7 +38,7 @@ export class JsonlMetricsSink implements MetricsSink {
     const row: Record<string, number> = {};
     for (const k of METRIC_KEYS) row[k] = m[k];
     // One appendFile of one line: a reader never sees a partial row.
-    await appendFile(this.file, `${JSON.stringify(row)}\n`);
+    await appendFile(this.file, `${JSON.stringify(row)}\n`).catch((e) => Promise.reject(writeError(e, this.file)));
   }
   async close(): Promise<void> {}
 }

@@ -57,12 +57,22 @@ export interface RunOptions {
   resume?: boolean;
   /** Install SIGTERM/SIGINT handlers that checkpoint and stop (the CLI does). */
   handleSignals?: boolean;
+  /** Stops the run as a signal does (after the step, with a checkpoint) when it aborts; its reason names the stop. */
+  signal?: AbortSignal;
 }
 
 export const hashConfig = (c: ResolvedConfig) => {
   const { out: _o, ...rest } = c;
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
 };
+
+/** A tap of an async hook as a promise tap; its result goes through `done`, its error through `fail` (which rethrows what it does not handle). */
+function wrapTap<T extends { type: string; fn: unknown }>(tap: T, done?: (r: unknown) => unknown, fail?: (e: unknown) => unknown): T {
+  const fn = tap.fn as (...a: unknown[]) => unknown;
+  const call = (a: unknown[]) =>
+    tap.type === 'async' ? new Promise((res, rej) => fn(...a, (e: unknown, r: unknown) => (e ? rej(e) : res(r)))) : fn(...a);
+  return { ...tap, type: 'promise', fn: (...a: unknown[]) => new Promise((r) => r(call(a))).then(done, fail) };
+}
 
 /**
  * The training loop. Services come from the container; plugins tap `hooks`. One step:
@@ -106,67 +116,20 @@ export class Trainer {
     // A StopTraining thrown by an epoch tap ends the run after this epoch: the later taps (the built-in
     // sinks and checkpoint at STAGE_REPORT) still run, so the checkpoint matches the epoch it stopped after.
     this.hooks.epoch.intercept({
-      register: (tap) => {
-        const fn = tap.fn as (...a: unknown[]) => unknown;
-        const stop = (e: unknown) => {
+      register: (tap) =>
+        wrapTap(tap, undefined, (e) => {
           if (!(e instanceof StopTraining)) throw e;
           this.epochStop ??= e.reason;
-        };
-        if (tap.type === 'promise')
-          return {
-            ...tap,
-            fn: async (...a: unknown[]) => {
-              try {
-                await fn(...a);
-              } catch (e) {
-                stop(e);
-              }
-            },
-          };
-        if (tap.type === 'sync')
-          return {
-            ...tap,
-            fn: (...a: unknown[]) => {
-              try {
-                fn(...a);
-              } catch (e) {
-                stop(e);
-              }
-            },
-          };
-        return {
-          ...tap,
-          fn: (...a: unknown[]) => {
-            const cb = a.pop() as (e?: unknown) => void;
-            fn(...a, (e?: unknown) => {
-              if (e instanceof StopTraining) {
-                this.epochStop ??= e.reason;
-                cb();
-              } else cb(e);
-            });
-          },
-        };
-      },
+        }),
     });
     // The run owns every model its export taps produce (a shrunk, a quantized model...): dispose() frees them.
     this.hooks.export.intercept({
-      register: (tap) => {
-        const fn = tap.fn as (...a: unknown[]) => unknown;
-        const track = (r: unknown) => {
+      register: (tap) =>
+        wrapTap(tap, (r) => {
           const m = (r as Artifact | undefined)?.model;
           if (m) this.exportedModels.add(m);
           return r;
-        };
-        if (tap.type === 'promise') return { ...tap, fn: (...a: unknown[]) => (fn(...a) as Promise<unknown>).then(track) };
-        if (tap.type === 'sync') return { ...tap, fn: (...a: unknown[]) => track(fn(...a)) };
-        return {
-          ...tap,
-          fn: (...a: unknown[]) => {
-            const cb = a.pop() as (e: unknown, r?: unknown) => void;
-            fn(...a, (e: unknown, r?: unknown) => cb(e, e ? r : track(r)));
-          },
-        };
-      },
+        }),
     });
   }
 
@@ -290,6 +253,9 @@ export class Trainer {
     };
     const handlers = opts.handleSignals ? { SIGTERM: onSignal('SIGTERM'), SIGINT: onSignal('SIGINT') } : undefined;
     if (handlers) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
+    const onAbort = () => (this.interrupt ??= String(opts.signal?.reason ?? 'abort'));
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     let stopped: string | undefined;
     let result: RunResult | undefined;
@@ -302,8 +268,17 @@ export class Trainer {
       await this.hooks.setup.promise(ctx);
       if (opts.resume) {
         const state = await this.checkpointer.restore(ckptDir, { model: ctx.model, optimizer, plugins: this.pluginStates });
-        if (state.configHash !== hashConfig(cfg))
-          this.logger.warn(`resuming with a config that differs from the checkpoint's (${state.configHash} vs ${hashConfig(cfg)})`);
+        // What differs from the checkpoint's config (out and the presets, flattened into it, aside); a new length
+        // recomputes the schedule over the new total (as timm's --resume with another --epochs): say both lrs.
+        const was = state.config as ResolvedConfig,
+          show = (c: ResolvedConfig, k: string) => JSON.stringify(c[k as 'seed']);
+        const changed = Object.keys(cfg).filter((k) => k !== 'out' && k !== 'presets' && show(was, k) !== show(cfg, k));
+        const lr = (n: number) => schedule(ctx.baseLr, { step: state.step, stepsPerEpoch, totalSteps: stepsPerEpoch * n }).toPrecision(3);
+        const sched = `; the ${cfg.schedule.name} schedule now spans ${cfg.epochs} epochs: the lr at step ${state.step} is ${lr(cfg.epochs)}`;
+        if (changed.length)
+          this.logger.info(
+            `resumed with ${changed.map((k) => `${k} ${show(was, k)} -> ${show(cfg, k)}`).join(', ')}${was.epochs === cfg.epochs ? '' : `${sched} (${lr(was.epochs)} in the ${was.epochs}-epoch run)`}`,
+          );
         startEpoch = state.epoch;
         ctx.step = state.step;
         ctx.stepInEpoch = state.stepInEpoch;
@@ -408,6 +383,7 @@ export class Trainer {
           : e;
     }
     if (handlers) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+    opts.signal?.removeEventListener('abort', onAbort);
     this.saveState = undefined;
     // Every exit: plugins restore what they changed; a teardown error never hides the run's own.
     try {
