@@ -71,7 +71,6 @@ export async function evaluateModel(
   const all = Int32Array.from({ length: data.length }, (_, i) => i);
   for await (const raw of loadBatches(data, all, batchSize)) {
     const n = raw.labels.length;
-    // the evalBatch taps' intermediates are freed; x, y (and any tensor a tap put in the batch) are kept
     const batch = tf.tidy(() => transform(toBatch(raw, data.shape, k)) as unknown as tf.TensorContainer) as unknown as Batch;
     const logits = await predict(model, batch.x);
     const [lossT, topT] = tf.tidy(() => [tf.mul(crossEntropy(logits, batch.y), n), tf.topk(logits, kk).indices]);
@@ -84,11 +83,7 @@ export async function evaluateModel(
       const pred = top[i * kk];
       confusion[label][pred]++;
       if (pred === label) top1++;
-      for (let j = 0; j < kk; j++)
-        if (top[i * kk + j] === label) {
-          top5++;
-          break;
-        }
+      if (top.subarray(i * kk, (i + 1) * kk).includes(label)) top5++;
     }
     count += n;
   }

@@ -486,7 +486,6 @@ export class Trainer {
 
   /** Loss, top-1, top-5 and the confusion matrix on the validation set (evalBatch hook applied). */
   evaluate(model: LayersModel): Promise<EvalResult> {
-    const { val, evalBatchSize } = this.ctx;
-    return evaluateModel(model, val, evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx), this.inference);
+    return evaluateModel(model, this.ctx.val, this.ctx.evalBatchSize, (b) => this.hooks.evalBatch.call(b, this.ctx), this.inference);
   }
 }
