@@ -18,8 +18,8 @@ export interface InferenceMeta {
   inputSize: [number, number];
   /** 1 or 3: the channels of the model's input. */
   channels: number;
-  /** How the run's evaluation brought an image to inputSize. */
-  resize: ResizePolicy;
+  /** How the run's evaluation brought an image to inputSize (the dataset's ResizePolicy). */
+  resize: { policy: ResizePolicy['policy']; cropPct?: number; interpolation: 'bilinear' | 'lanczos3' };
   /** 'pixels': raw 0-255 values, the preprocessing is inside; 'normalized' (--raw): apply `preprocessing` yourself. */
   input: 'pixels' | 'normalized';
   /** Per channel of the network (after `gray`): x' = x * scale + offset from 0-255 values; inside, or to apply. */
@@ -98,7 +98,7 @@ export function inferenceMeta(model: LayersModel, plan: DeployPlan, extra: Parti
     classNames,
     inputSize: [shape[0], shape[1]],
     channels: plan.input === 'pixels' && plan.gray ? 3 : shape[2],
-    resize: trained.resize ?? { policy: 'resize', interpolation: 'bilinear' },
+    resize: (trained.resize as InferenceMeta['resize'] | undefined) ?? { policy: 'resize', interpolation: 'bilinear' },
     input: plan.input,
     preprocessing: plan.preprocessing,
     output: plan.output,

@@ -43,12 +43,8 @@ export interface BatchOptions {
   into?: Float32Array;
 }
 
-/** A dataset's resize: 'resize' stretches, 'resize-shorter-crop' covers then keeps the centre cropPct, 'resize-longer-pad' fits inside and pads black. */
-export interface ResizePolicy {
-  policy: 'resize' | 'resize-shorter-crop' | 'resize-longer-pad';
-  cropPct?: number;
-  interpolation: 'bilinear' | 'lanczos3';
-}
+/** A dataset's resize: stretch, cover then keep the centre cropPct (torchvision's Resize + CenterCrop), or fit inside and pad black. */
+export type ResizePolicy = { policy: 'resize' | 'resize-shorter-crop' | 'resize-longer-pad'; cropPct?: number; interpolation: string };
 
 export interface Dataset {
   readonly name: string;
