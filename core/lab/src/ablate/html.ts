@@ -1,9 +1,6 @@
 import { esc } from '../report/interpretation.js';
 import { REPORT_CSS } from '../report/report.js';
-import { duration, verdict, type AblationSummary } from './summary.js';
-
-const pct = (x: number) => (x * 100).toFixed(2);
-const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(2)}`;
+import { duration, pct, signed, verdict, type AblationSummary } from './format.js';
 
 /**
  * ablation.html: the ladder with its error bars, the delta table, the per-rung curves and every run (with a link
