@@ -55,9 +55,12 @@ export function decodeSpec(m: DeployedModel): {
   // data was (sharp's greyscale), tiled to R = G = B by the transform, gives the training input exactly
   const channels = m.meta?.gray || (m.meta?.channels ?? c) === 1 ? 1 : 3;
   const size: [number, number] = m.meta ? [m.meta.inputSize[0], m.meta.inputSize[1]] : [h, w];
-  // a training model's metadata has no resize policy: the folder format's defaults for that size
+  // an export's inference metadata, else the resize its run's validation set recorded (tricks.resize); a model saved
+  // before datasets recorded it gets the folder format's defaults for its size
   const policy =
-    m.meta?.resize ?? (Math.max(h, w) > 64 ? { policy: 'resize-shorter-crop' as const, cropPct: 0.875 } : { policy: 'resize' as const });
+    m.meta?.resize ??
+    m.tricks?.resize ??
+    (Math.max(h, w) > 64 ? { policy: 'resize-shorter-crop' as const, cropPct: 0.875 } : { policy: 'resize' as const });
   const crop = policy.policy === 'resize-shorter-crop';
   const pad = policy.policy === 'resize-longer-pad';
   const cropPct = crop ? (policy.cropPct ?? 1) : 1;
@@ -108,7 +111,7 @@ export async function predictFiles(
   let predicted = 0;
   try {
     const spec = decodeSpec(m);
-    const names = m.meta?.classNames ?? (m.tricks as { classNames?: string[] } | undefined)?.classNames ?? [];
+    const names = m.meta?.classNames ?? m.tricks?.classNames ?? [];
     const ev = await savedEvaluation(m, {}, o.logger, names.length || 1);
     o.logger.info(`model: ${m.file} (${m.format === 'onnx' ? 'onnxruntime-node' : 'tfjs'}); images: ${spec.text}; inputs: ${ev.describe}`);
     const [h, w] = spec.size;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
-import { loadModel, TricksError } from '@tricks/core';
+import { loadModel, TricksError, type ResizePolicy } from '@tricks/core';
 import { toOnnx } from './onnx.js';
 import { loadOrt } from './service.js';
 import { ONNX_META_KEY, type InferenceMeta } from './inference.js';
@@ -25,7 +25,12 @@ export interface DeployedModel {
   /** The export's inference metadata; undefined for a training model (OUT/model) or an older export. */
   meta?: InferenceMetaFields;
   /** model.json's userDefinedMetadata.tricks (the plugins a training model was trained with), when present. */
-  tricks?: { plugins?: string[]; pluginOptions?: { name: string; options: Record<string, unknown> }[] };
+  tricks?: {
+    plugins?: string[];
+    pluginOptions?: { name: string; options: Record<string, unknown> }[];
+    resize?: ResizePolicy;
+    classNames?: string[];
+  };
   /** The tfjs model (format tfjs). */
   model?: LayersModel;
   /** The model's outputs for an NHWC float32 batch, [n, classes] row-major: logits, or probabilities if meta says so. */
