@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
@@ -5,6 +6,7 @@ import {
   TricksError,
   createHooks,
   tapOnly,
+  writeFileAtomic,
   type Batch,
   type Hooks,
   ConsoleLogger,
@@ -28,6 +30,24 @@ import {
   type ExportRecord,
 } from '@tricks/export';
 import { cliServices } from './services.js';
+import { folder, int } from './flags.js';
+
+/** The file `tricks export` leaves in its --out: the mark of a folder it wrote, which a later export may replace. */
+export const EXPORT_MARK = '.tricks-export.json';
+
+/**
+ * Export writes only into a folder of its own: a missing or empty one, or one an earlier export wrote
+ * (it has EXPORT_MARK). A file, a run folder or anything else that is not empty is refused before any work.
+ */
+export function claimExportFolder(out: string): void {
+  if (existsSync(out) && !statSync(out).isDirectory())
+    throw new TricksError(`--out ${out} is a file, not a folder`, 'give --out a folder of its own for the export');
+  if (!existsSync(out) || !readdirSync(out).length || existsSync(join(out, EXPORT_MARK))) return;
+  throw new TricksError(
+    `--out ${out} is not empty and was not written by tricks export (${readdirSync(out).slice(0, 3).join(', ')}${readdirSync(out).length > 3 ? ', ...' : ''})`,
+    'export into a new or empty folder, e.g. --out runs/x/export-uint8 (an earlier export of tricks export is replaced)',
+  );
+}
 
 export interface ExportFlags {
   model: string;
@@ -82,6 +102,7 @@ export async function exportCommand(
     '--format',
   );
   if (!formats.length) throw new TricksError('--format is empty', `give one or more of ${EXPORT_FORMATS.join(', ')}`);
+  claimExportFolder(resolve(f.out));
   const services = await cliServices({ logger });
   await services.backend.select(f.backend);
   const model = await loadModel(resolve(f.model));
@@ -131,6 +152,7 @@ export async function exportCommand(
     );
   }
   model.dispose();
+  await writeFileAtomic(join(resolve(f.out), EXPORT_MARK), JSON.stringify({ model: resolve(f.model), formats }));
   return { source: resolve(f.model), ...(reference ? { reference_top1: reference.top1 } : {}), artifacts };
 }
 
@@ -152,10 +174,10 @@ export function registerExportCommand(program: Command): void {
     )
     .requiredOption('--model <dir>', 'a tfjs model directory (model.json + weights), e.g. runs/x/model or runs/x/model-qat')
     .requiredOption('--format <f>', 'one format, or several separated by commas (each in OUT/<format>)')
-    .requiredOption('--out <dir>', 'output directory')
+    .requiredOption('--out <dir>', 'a folder of its own: new, empty, or an earlier export (which is replaced)', folder('--out'))
     .option('--data <spec>', 'dataset to verify on (validation split) and calibrate onnx-int8 with (training split)')
-    .option('--batch-size <n>', 'batch size for evaluation and calibration', (v) => Number(v), 256)
-    .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', (v) => Number(v), 8)
+    .option('--batch-size <n>', 'batch size for evaluation and calibration', int('--batch-size', 1), 256)
+    .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', int('--bits', 2, 8), 8)
     .option('--per-tensor', 'post-training quantization: one weight scale per tensor instead of per channel')
     .option('--raw', "the bare network: it takes the run's normalized input (the metadata says how), no preprocessing inside")
     .option('--probabilities', 'append a softmax: the output is probabilities (default for web; logits for the others)')
