@@ -1,4 +1,3 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
@@ -19,6 +18,8 @@ import '@tricks/models/runtime';
 import {
   calibrationBatches,
   checkFormats,
+  claimExportFolder,
+  EXPORT_MARK,
   EXPORT_FORMATS,
   modelQuantization,
   predictTop1,
@@ -31,23 +32,6 @@ import {
 } from '@tricks/export';
 import { cliServices } from './services.js';
 import { folder, int } from './flags.js';
-
-/** The file `tricks export` leaves in its --out: the mark of a folder it wrote, which a later export may replace. */
-export const EXPORT_MARK = '.tricks-export.json';
-
-/**
- * Export writes only into a folder of its own: a missing or empty one, or one an earlier export wrote
- * (it has EXPORT_MARK). A file, a run folder or anything else that is not empty is refused before any work.
- */
-export function claimExportFolder(out: string): void {
-  if (existsSync(out) && !statSync(out).isDirectory())
-    throw new TricksError(`--out ${out} is a file, not a folder`, 'give --out a folder of its own for the export');
-  if (!existsSync(out) || !readdirSync(out).length || existsSync(join(out, EXPORT_MARK))) return;
-  throw new TricksError(
-    `--out ${out} is not empty and was not written by tricks export (${readdirSync(out).slice(0, 3).join(', ')}${readdirSync(out).length > 3 ? ', ...' : ''})`,
-    'export into a new or empty folder, e.g. --out runs/x/export-uint8 (an earlier export of tricks export is replaced)',
-  );
-}
 
 export interface ExportFlags {
   model: string;

@@ -25,3 +25,4 @@ export { type InferenceMeta, deployPlan, inferenceMeta, ONNX_META_KEY, probePrep
 export { demoPage, RUNTIME_SCRIPT, runtimeScript, TF_SCRIPT, tfMinJs } from './web.js';
 export { exportBuiltin, exportFormats } from './builtin.js';
 export { benchOnnxInference, modelFile, onnxInfo, openDeployed, type DeployedModel, type InferenceMetaFields } from './deployed.js';
+export { claimExportFolder, EXPORT_MARK } from './folder.js';
