@@ -62,13 +62,25 @@ const epochs = (out: string) =>
         .filter(Boolean)
         .map((l) => (JSON.parse(l) as { epoch: number }).epoch)
     : [];
+/** Hidden files and folders: temp files and the lock (the export folder's mark aside). */
 const hidden = (out: string) =>
   readdirSync(out, { recursive: true })
     .map(String)
-    .filter((p) => p.split('/').some((n) => n.startsWith('.')));
+    .filter((p) => p.split('/').some((n) => n.startsWith('.') && n !== '.tricks-export.json'));
 const hasCheckpoint = (out: string) =>
   ['checkpoint', 'checkpoint.old'].some((d) => existsSync(join(out, d))) ||
-  readdirSync(out).some((n) => n.startsWith('.checkpoint.tmp-') && existsSync(join(out, n, 'manifest.json')));
+  (existsSync(out) && readdirSync(out).some((n) => n.startsWith('.checkpoint.tmp-') && existsSync(join(out, n, 'manifest.json'))));
+
+type Row = Record<string, number>;
+/** metrics.jsonl without the timings: what an interrupted run must reproduce exactly. */
+const rows = (out: string): Row[] =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { seconds: _s, images_per_sec: _i, ...rest } = JSON.parse(l) as Row;
+      return rest;
+    });
 
 /** A seeded generator for the kill moments (mulberry32). */
 function rng(seed: number) {
@@ -90,7 +102,9 @@ function expectFinished(out: string, r: Result): void {
 
 describe('fault injection', function () {
   this.timeout(900000);
-  let reference: number[];
+  /** The uninterrupted run's metrics (timings aside), and its time from the "data:" line to its exit. */
+  let reference: Row[];
+  let duration = 0;
 
   after(() => {
     console.log(
@@ -102,9 +116,13 @@ describe('fault injection', function () {
 
   before(async () => {
     const out = join(tmp(), 'ref');
-    const r = await run(['train', ...SMALL, '--epochs', String(EPOCHS), '--out', out]);
+    const t = start(['train', ...SMALL, '--epochs', String(EPOCHS), '--out', out]);
+    let t0 = 0;
+    t.child.stderr!.on('data', (d) => (t0 ||= /^data: /m.test(String(d)) ? performance.now() : 0));
+    const r = await t.done;
+    duration = performance.now() - t0;
     expectFinished(out, r);
-    reference = epochs(out);
+    reference = rows(out);
   });
 
   it('kill -9 at 6 seeded random moments: every kill leaves a run that resumes (or starts again), and it ends with each epoch once', async () => {
@@ -115,7 +133,10 @@ describe('fault injection', function () {
       const args = hasCheckpoint(out)
         ? ['train', '--resume', out]
         : ['train', ...SMALL, '--epochs', String(EPOCHS), '--out', out, '--overwrite'];
-      const r = await start(args, { when: /^data: /m, delay: Math.floor(random() * 2500) }).done;
+      // a moment in what is left of the run (from its "data:" line): the epochs after the checkpoint, then export and report
+      const done = hasCheckpoint(out) ? (await new DirCheckpointer().loadState(join(out, 'checkpoint'))).epoch : 0;
+      const r = await start(args, { when: /^data: /m, delay: Math.floor(random() * duration * Math.max(0.2, 1 - done / EPOCHS)) }).done;
+      if (args[1] === '--resume') counts.resumes++;
       if (r.signal === 'SIGKILL') counts.kills++;
       else {
         last = r;
@@ -131,7 +152,7 @@ describe('fault injection', function () {
       counts.resumes++;
     }
     expectFinished(out, last);
-    expect(epochs(out)).to.deep.equal(reference);
+    expect(rows(out), 'the same metrics as the uninterrupted run').to.deep.equal(reference);
   });
 
   it('kill -9 inside the write window (between the renames), twice in a row: the sealed new generation is found and the run ends right', async () => {
@@ -159,7 +180,7 @@ describe('fault injection', function () {
     counts.resumes += 2;
     expect(end.err).to.match(/resumed from .*: epoch 4, step 0/);
     expectFinished(out, end);
-    expect(epochs(out)).to.deep.equal(reference);
+    expect(rows(out), 'the same metrics as the uninterrupted run').to.deep.equal(reference);
   });
 
   it('each file of the newest generation truncated or garbled: the resume falls back to the previous generation with a warning and ends right', async () => {
