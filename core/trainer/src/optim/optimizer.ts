@@ -28,6 +28,8 @@ export abstract class TricksOptimizer extends tf.Optimizer {
   clipNorm: number | undefined;
   /** Returns false for variables that get no weight decay. */
   decayFilter: (variableName: string) => boolean = () => true;
+  /** The factor on the lr of each variable (PyTorch's param groups: discriminative lrs, layer decay); 1 by default. */
+  lrScale: (variableName: string) => number = () => 1;
   protected slots = new Map<string, tf.Variable>();
 
   constructor(opts: OptimizerOptions) {
@@ -73,7 +75,10 @@ export abstract class TricksOptimizer extends tf.Optimizer {
       const value = tf.engine().registeredVariables[name];
       if (!value) throw new Error(`optimizer: no variable named ${name}`);
       const decay = this.weightDecay && this.decayFilter(name) ? this.weightDecay : 0;
+      const [lr, scale] = [this.learningRate, this.lrScale(name)];
+      this.learningRate = lr * scale;
       tf.tidy(() => this.update(name, value, grad, decay));
+      this.learningRate = lr;
     }
     if (clipped) tf.dispose(Object.values(clipped));
     this.incrementIterations();
