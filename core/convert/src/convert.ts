@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelRegistry, TricksError, saveModel, writeDirAtomic } from '@tricks/core';
-import { registerModels } from '@tricks/models';
+import { countParams, registerModels } from '@tricks/models';
 import { CheckpointError, isLegacyTorch, isPickle, isZip, readTorchLegacy, readTorchZip } from './torch.js';
 import { isSafetensors, readSafetensors } from './safetensors.js';
 import { SOURCE_MODELS, sourceModel, type SourceModel } from './names.js';
@@ -85,7 +85,7 @@ function slotsOf(layer: LayersModel['layers'][number], prefix: string): Omit<Slo
       push('weight', [groups * fg, cg, k, k], (v) => permute(v, [groups, fg, cg, k, k], [3, 4, 0, 2, 1]));
     } else if ((cls === 'Dense' && wname === 'kernel') || (cls === 'WindowAttention' && wname.endsWith('_kernel')))
       push(cls === 'Dense' ? 'weight' : `${wname.replace('_kernel', '')}.weight`, [s[1], s[0]], (v, t) => permute(v, t, [1, 0]));
-    else if (cls === 'WindowAttention') push(wname.replace('_bias', '.bias'), s, same);
+    else if (cls === 'WindowAttention') push(wname === 'relative_position_bias_table' ? wname : wname.replace('_bias', '.bias'), s, same);
     else if (cls === 'BatchNormalization' || cls === 'LayerNormalization') {
       const key = { gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var' }[wname];
       if (!key) return undefined;
@@ -251,7 +251,7 @@ export function convertCheckpoint(ckpt: Checkpoint, o: ConvertOptions): { model:
       const values = slot.toZoo(t.values(), t.shape);
       slot.variable.assign(tf.tensor(values, slot.variable.shape, 'float32'));
     }
-    const parameters = model.countParams();
+    const parameters = countParams(model);
     return {
       model,
       report: {
