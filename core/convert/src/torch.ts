@@ -190,7 +190,7 @@ export function readTorchZip(bytes: Uint8Array): Map<string, CheckpointTensor> {
   try {
     files = unzipSync(bytes);
   } catch (e) {
-    throw new CheckpointError(`it is a damaged or cut-short zip (${(e as Error).message})`, 'download it again');
+    throw new CheckpointError(`its zip is cut short or damaged (${(e as Error).message})`, 'download it again');
   }
   const pkl = Object.keys(files).find((f) => f === 'data.pkl' || f.endsWith('/data.pkl'));
   if (!pkl) throw new CheckpointError('it is a zip file but not a PyTorch checkpoint (no data.pkl inside)');
