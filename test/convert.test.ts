@@ -33,7 +33,9 @@ describe('tricks convert (CLI)', function () {
     const out = join(dir, 'mnv3');
     const r = run(['convert', join(dir, 'mobilenet_v3_small.pth'), '--model', 'mobilenet_v3_small', '--out', out]);
     expect(r.code, r.err).to.equal(0);
-    expect(r.out).to.match(/as torchvision's mobilenet_v3_small into the zoo's mobilenetv3-small: 210 tensors, 2,542,856 parameters, 1000 classes/);
+    expect(r.out).to.match(
+      /as torchvision's mobilenet_v3_small into the zoo's mobilenetv3-small: 210 tensors, 2,542,856 parameters, 1000 classes/,
+    );
     expect(r.out).to.match(/input: float32 NHWC \[N, 224, 224, 3\], RGB scaled to \[0, 1\] and ImageNet-normalized/);
     const meta = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).userDefinedMetadata;
     expect(meta.input).to.include({ layout: 'NHWC', dtype: 'float32' });
@@ -44,12 +46,35 @@ describe('tricks convert (CLI)', function () {
 
   it('--strict false with another class count lists what it skipped; --json reports it too', () => {
     const out = join(dir, 'head');
-    const r = run(['convert', join(dir, 'mobilenet_v3_small.safetensors'), '--model', 'mobilenetv3-small', '--out', out, '--classes', '10', '--strict', 'false', '--json']);
+    const r = run([
+      'convert',
+      join(dir, 'mobilenet_v3_small.safetensors'),
+      '--model',
+      'mobilenetv3-small',
+      '--out',
+      out,
+      '--classes',
+      '10',
+      '--strict',
+      'false',
+      '--json',
+    ]);
     expect(r.code, r.err).to.equal(0);
     const report = JSON.parse(r.out);
     expect(report.format).to.equal('safetensors');
     expect(report.skipped.map((s: { key: string }) => s.key)).to.deep.equal(['classifier.3.weight', 'classifier.3.bias']);
-    const text = run(['convert', join(dir, 'mobilenet_v3_small.safetensors'), '--model', 'mobilenetv3-small', '--out', out, '--classes', '10', '--strict', 'false']);
+    const text = run([
+      'convert',
+      join(dir, 'mobilenet_v3_small.safetensors'),
+      '--model',
+      'mobilenetv3-small',
+      '--out',
+      out,
+      '--classes',
+      '10',
+      '--strict',
+      'false',
+    ]);
     expect(text.out).to.match(/skipped \(2, --strict false\):\n {2}classifier\.3\.weight: \[1000, 1024\] in the file, \[10, 1024\] needed/);
   });
 
@@ -59,11 +84,20 @@ describe('tricks convert (CLI)', function () {
     const cut = join(dir, 'cut.pth');
     writeFileSync(cut, readFileSync(join(dir, 'mobilenet_v3_small.pth')).subarray(0, 100000));
     const cases: [string[], RegExp][] = [
-      [[join(dir, 'mobilenet_v3_small.pth'), '--model', 'resnet50'], /do not fit resnet50 \(zoo resnet50-b\)[\s\S]*looks like a mobilenet_v3_small checkpoint/],
+      [
+        [join(dir, 'mobilenet_v3_small.pth'), '--model', 'resnet50'],
+        /do not fit resnet50 \(zoo resnet50-b\)[\s\S]*looks like a mobilenet_v3_small checkpoint/,
+      ],
       [[cut, '--model', 'mobilenet_v3_small'], /cut short or damaged/],
-      [[join(dir, 'evil.pth'), '--model', 'resnet18'], /names the Python object (posix|os)\.system, which is not part of a state_dict: the file was refused and nothing in it ran/],
+      [
+        [join(dir, 'evil.pth'), '--model', 'resnet18'],
+        /names the Python object (posix|os)\.system, which is not part of a state_dict: the file was refused and nothing in it ran/,
+      ],
       [[text, '--model', 'resnet18'], /readme\.pth is not a checkpoint/],
-      [[join(dir, 'mobilenet_v3_small.pth'), '--model', 'mobilenet_v3_small', '--strict', 'maybe'], /option --strict: "maybe" is not true or false/],
+      [
+        [join(dir, 'mobilenet_v3_small.pth'), '--model', 'mobilenet_v3_small', '--strict', 'maybe'],
+        /option --strict: "maybe" is not true or false/,
+      ],
     ];
     for (const [args, re] of cases) {
       const out = join(dir, 'bad');
