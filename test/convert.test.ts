@@ -44,6 +44,30 @@ describe('tricks convert (CLI)', function () {
     expect(meta.tricks.converted.format).to.equal('pytorch-zip');
   });
 
+  it('tricks export puts the ImageNet normalization inside, tricks predict applies it (from the input metadata)', async () => {
+    const out = join(dir, 'mnv3');
+    const exp = join(dir, 'mnv3-export');
+    const e = run(['export', '--model', out, '--format', 'tfjs', '--out', exp]);
+    expect(e.code, e.err).to.equal(0);
+    const inf = JSON.parse(readFileSync(join(exp, 'model.json'), 'utf8')).userDefinedMetadata.inference;
+    const mean = [0.485, 0.456, 0.406];
+    const std = [0.229, 0.224, 0.225];
+    expect(inf.input).to.equal('pixels');
+    inf.preprocessing.scale.forEach((s: number, i: number) => expect(s).to.be.closeTo(1 / (255 * std[i]), 1e-6));
+    inf.preprocessing.offset.forEach((o: number, i: number) => expect(o).to.be.closeTo(-mean[i] / std[i], 1e-5));
+    const sharp = (await import('sharp')).default;
+    const img = join(dir, 'red.png');
+    await sharp({ create: { width: 300, height: 260, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+      .png()
+      .toFile(img);
+    const p = run(['predict', '--model', out, img]);
+    expect(p.code, p.err).to.equal(0);
+    expect(p.err + p.out).to.match(
+      /inputs: pixels \/ 255, then \(x - mean\) \/ std with mean \[0\.485,0\.456,0\.406\], std \[0\.229,0\.224,0\.225\]/,
+    );
+    expect(p.out).to.match(/red\.png\t\d+ /);
+  });
+
   it('--strict false with another class count lists what it skipped; --json reports it too', () => {
     const out = join(dir, 'head');
     const r = run([
