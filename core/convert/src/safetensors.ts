@@ -2,7 +2,7 @@
  * safetensors (the Hugging Face hub's format, timm's weights there): an 8-byte little-endian header length, a
  * JSON header {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}, then the raw little-endian bytes.
  */
-import { CheckpointError } from './torch.js';
+import { CheckpointError, stripModulePrefix } from './torch.js';
 import { ELEMENT_BYTES, gather, numel, type CheckpointTensor } from './tensor.js';
 
 const DTYPES: Record<string, string> = {
@@ -57,5 +57,5 @@ export function readSafetensors(bytes: Uint8Array): Map<string, CheckpointTensor
     out.set(name, { shape, dtype, values: () => gather(bytesOf, dtype, shape, 0, stride) });
   }
   if (!out.size) throw new CheckpointError('it holds no tensors');
-  return out;
+  return stripModulePrefix(out);
 }

@@ -74,7 +74,14 @@ const asShape = (v: unknown, what: string): number[] => {
 function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride: unknown): TensorRef {
   if (!isStorage(storage)) throw new CheckpointError('a tensor is rebuilt from something that is not a storage');
   if (!Number.isInteger(offset)) throw new CheckpointError("a tensor's storage offset is not an integer");
-  return { [TENSOR]: true, storage, offset: offset as number, shape: asShape(size, 'size'), stride: asShape(stride, 'stride') };
+  // frozen: a BUILD opcode aimed at it fails instead of rewriting its shape
+  return Object.freeze({
+    [TENSOR]: true as const,
+    storage,
+    offset: offset as number,
+    shape: asShape(size, 'size'),
+    stride: asShape(stride, 'stride'),
+  });
 }
 
 function resolveGlobal(module: string, name: string): unknown {
@@ -102,7 +109,7 @@ function storageFromPid(pid: unknown, legacy: boolean): Storage {
   const n = Number(pid[4]);
   let viewOffset = 0;
   if (legacy && Array.isArray(pid[5])) viewOffset = Number(pid[5][1]);
-  return { key, dtype, numel: n, viewOffset };
+  return Object.freeze({ key, dtype, numel: n, viewOffset });
 }
 
 function parse(reader: InstanceType<typeof BufferReader>, legacy: boolean, storages: Map<string, Storage>): unknown {
@@ -156,7 +163,14 @@ function stateDict(root: unknown): Map<string, TensorRef> {
       'it holds no tensors (no state_dict)',
       'save model.state_dict(), as torchvision and timm publish their weights',
     );
-  return found;
+  return stripModulePrefix(found);
+}
+
+/** nn.DataParallel's state_dict names every key `module.<key>`: the model's own names are the rest. */
+export function stripModulePrefix<T>(tensors: Map<string, T>): Map<string, T> {
+  const keys = [...tensors.keys()];
+  if (!keys.length || !keys.every((k) => k.startsWith('module.'))) return tensors;
+  return new Map([...tensors].map(([k, v]) => [k.slice('module.'.length), v]));
 }
 
 function materialize(refs: Map<string, TensorRef>, bytesOf: (s: Storage) => Uint8Array | undefined): Map<string, CheckpointTensor> {

@@ -292,6 +292,19 @@ describe('@tricks/convert: torchvision and timm checkpoints against PyTorch', fu
       model.dispose();
     });
 
+    it("nn.DataParallel's `module.` prefix is dropped", async () => {
+      const src = await readCheckpoint(join(dir, 'mobilenet_v3_small.pth'));
+      const file = join(work, 'dp.safetensors');
+      writeSafetensors(
+        file,
+        [...src.tensors].filter(([k]) => !k.endsWith('num_batches_tracked')).map(([k, t]) => [`module.${k}`, t.shape, t.values()]),
+      );
+      const { model, report } = convertCheckpoint(await readCheckpoint(file), { model: 'mobilenet_v3_small', inputSize: 64 });
+      expect(report.skipped).to.deep.equal([]);
+      expect(report.loaded).to.equal(210);
+      model.dispose();
+    });
+
     it("a class count other than the file's is a misshapen head (strict), a new head with --strict false", async () => {
       const out = join(work, 'head');
       const err = await expectError(
