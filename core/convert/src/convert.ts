@@ -114,6 +114,17 @@ export function guessModel(tensors: Map<string, CheckpointTensor>): string | und
   return `resnet${depth}${deep ? 'd' : ''}`;
 }
 
+/** A hint for the layouts of timm's that have no key rules here (they name their modules differently from torchvision). */
+function unmappedLayout(tensors: Map<string, CheckpointTensor>): string | undefined {
+  const keys = [...tensors.keys()];
+  const timm = keys.includes('conv_stem.weight')
+    ? "timm's EfficientNet/MobileNetV3 layout (conv_stem, blocks.S.B...)"
+    : keys.some((k) => k.startsWith('layers.0.blocks.0.attn.'))
+      ? "timm's Swin layout (layers.S.blocks.B...)"
+      : undefined;
+  return timm && `it is ${timm}, which tricks convert does not map: use torchvision's weights of that model (docs/pretrained.md)`;
+}
+
 export interface ConvertOptions {
   /** A published name (resnet50, mobilenet_v3_large, resnet50d...) or a zoo name (resnet50-b...). */
   model: string;
@@ -244,7 +255,7 @@ export function convertCheckpoint(ckpt: Checkpoint, o: ConvertOptions): { model:
           ? `convert it with --model ${other}; or --strict false to load the tensors that fit and list the rest`
           : headOnly
             ? `the file's classifier has ${headShape?.[0]} classes: drop --classes, or keep it with --strict false (a new classifier, initialized)`
-            : '--strict false loads the tensors that fit and lists the rest',
+            : (unmappedLayout(tensors) ?? '--strict false loads the tensors that fit and lists the rest'),
       );
     }
     for (const [slot, t] of load) {

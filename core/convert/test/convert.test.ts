@@ -292,6 +292,16 @@ describe('@tricks/convert: torchvision and timm checkpoints against PyTorch', fu
       model.dispose();
     });
 
+    it("timm's EfficientNet layout (not mapped) says so and points to torchvision's weights", async () => {
+      const file = join(work, 'timm-effnet.safetensors');
+      writeSafetensors(file, [
+        ['conv_stem.weight', [32, 3, 3, 3], new Float32Array(864)],
+        ['bn1.weight', [32], new Float32Array(32)],
+      ]);
+      const err = await expectError(convertFile(file, join(work, 't'), { model: 'efficientnet_b0' }), /do not fit efficientnet_b0/);
+      expect(err.hint).to.match(/timm's EfficientNet\/MobileNetV3 layout .* use torchvision's weights/);
+    });
+
     it("nn.DataParallel's `module.` prefix is dropped", async () => {
       const src = await readCheckpoint(join(dir, 'mobilenet_v3_small.pth'));
       const file = join(work, 'dp.safetensors');
