@@ -1,5 +1,6 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelRegistry, TricksError, saveModel, writeDirAtomic } from '@tricks/core';
@@ -306,9 +307,38 @@ export function convertedMetadata(r: ConvertReport): Record<string, unknown> {
   };
 }
 
-/** Reads, maps and writes: `out` gets model.json + weights.bin atomically, and only when everything succeeded. */
+/** Whether `dir` holds a model `tricks convert` wrote (its model.json's metadata has tricks.converted). */
+function writtenByConvert(dir: string): boolean {
+  try {
+    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+    return Boolean(json?.userDefinedMetadata?.tricks?.converted);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Convert writes only into a folder of its own: a missing or empty one, or one an earlier conversion wrote (which
+ * it replaces). A file, a run folder or anything else that is not empty is refused before any work.
+ */
+export function claimConvertFolder(out: string): void {
+  if (existsSync(out) && !statSync(out).isDirectory())
+    throw new TricksError(`--out ${out} is a file, not a folder`, 'give --out a folder of its own for the converted model');
+  if (!existsSync(out) || !readdirSync(out).length || writtenByConvert(out)) return;
+  const entries = readdirSync(out);
+  throw new TricksError(
+    `--out ${out} is not empty and was not written by tricks convert (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''})`,
+    'convert into a new or empty folder, e.g. --out models/resnet18 (an earlier conversion there is replaced)',
+  );
+}
+
+/**
+ * Reads, maps and writes: `out` gets model.json + weights.bin atomically, and only when everything succeeded.
+ * `out` must be new, empty, or an earlier conversion's (claimConvertFolder).
+ */
 export async function convertFile(file: string, out: string, o: ConvertOptions): Promise<ConvertReport> {
   const t0 = performance.now();
+  claimConvertFolder(out);
   const info = await stat(file).catch(() => undefined);
   if (info?.isDirectory()) throw new TricksError(`${file} is a folder, not a checkpoint file`, 'give the .pth, .pt or .safetensors file');
   const ckpt = await readCheckpoint(file);

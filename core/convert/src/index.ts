@@ -7,6 +7,7 @@ export {
   IMAGENET_STD,
   INPUT_TEXT,
   buildZooModel,
+  claimConvertFolder,
   convertCheckpoint,
   convertFile,
   convertedMetadata,

@@ -6,7 +6,7 @@ import '@tricks/models/runtime';
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -300,6 +300,25 @@ describe('@tricks/convert: torchvision and timm checkpoints against PyTorch', fu
       ]);
       const err = await expectError(convertFile(file, join(work, 't'), { model: 'efficientnet_b0' }), /do not fit efficientnet_b0/);
       expect(err.hint).to.match(/timm's EfficientNet\/MobileNetV3 layout .* use torchvision's weights/);
+    });
+
+    it('--out must be new, empty or an earlier conversion: a run folder or a file is refused before any work', async () => {
+      const run = join(work, 'a-run');
+      mkdirSync(run, { recursive: true });
+      writeFileSync(join(run, 'run.json'), '{}');
+      await expectError(
+        convertFile(join(dir, 'resnet18.pth'), run, { model: 'resnet18' }),
+        /--out .*a-run is not empty and was not written by tricks convert \(run\.json\)/,
+      );
+      expect(readdirSync(run)).to.deep.equal(['run.json']);
+      await expectError(convertFile(join(dir, 'resnet18.pth'), join(run, 'run.json'), { model: 'resnet18' }), /is a file, not a folder/);
+      // an earlier conversion is replaced
+      const out = join(work, 'again');
+      await convertFile(join(dir, 'mobilenet_v3_small.pth'), out, { model: 'mobilenet_v3_small' });
+      const report = await convertFile(join(dir, 'mobilenet_v3_small.safetensors'), out, { model: 'mobilenet_v3_small' });
+      expect(report.format).to.equal('safetensors');
+      expect(JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).userDefinedMetadata.tricks.converted.format).to.equal('safetensors');
+      expect(readdirSync(out).sort()).to.deep.equal(['model.json', 'weights.bin']);
     });
 
     it("nn.DataParallel's `module.` prefix is dropped", async () => {
