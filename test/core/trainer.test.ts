@@ -49,6 +49,7 @@ describe('trainer', function () {
     expect(rows[0].train_loss).to.be.lessThan(2.3);
     expect(result.epochs[0].val_top5).to.be.at.least(rows[0].val_top1);
     expect(readdirSync(join(cfg.out!, 'checkpoint')).sort()).to.deep.equal([
+      'manifest.json',
       'model',
       'optimizer.bin',
       'optimizer.json',

@@ -6,6 +6,7 @@ import {
   TricksError,
   createHooks,
   tapOnly,
+  writeFileAtomic,
   type Batch,
   type Hooks,
   ConsoleLogger,
@@ -18,6 +19,8 @@ import '@tricks/models/runtime';
 import {
   calibrationBatches,
   checkFormats,
+  claimExportFolder,
+  EXPORT_MARK,
   EXPORT_FORMATS,
   modelQuantization,
   normalizeFrom,
@@ -30,6 +33,7 @@ import {
   type ExportRecord,
 } from '@tricks/export';
 import { cliServices } from './services.js';
+import { folder, int } from './flags.js';
 
 export interface ExportFlags {
   model: string;
@@ -91,6 +95,7 @@ export async function exportCommand(
     '--format',
   );
   if (!formats.length) throw new TricksError('--format is empty', `give one or more of ${EXPORT_FORMATS.join(', ')}`);
+  claimExportFolder(resolve(f.out));
   const services = await cliServices({ logger });
   await services.backend.select(f.backend);
   const model = await loadModel(resolve(f.model));
@@ -140,6 +145,7 @@ export async function exportCommand(
     );
   }
   model.dispose();
+  await writeFileAtomic(join(resolve(f.out), EXPORT_MARK), JSON.stringify({ model: resolve(f.model), formats }));
   return { source: resolve(f.model), ...(reference ? { reference_top1: reference.top1 } : {}), artifacts };
 }
 
@@ -161,10 +167,10 @@ export function registerExportCommand(program: Command): void {
     )
     .requiredOption('--model <dir>', 'a tfjs model directory (model.json + weights), e.g. runs/x/model or runs/x/model-qat')
     .requiredOption('--format <f>', 'one format, or several separated by commas (each in OUT/<format>)')
-    .requiredOption('--out <dir>', 'output directory')
+    .requiredOption('--out <dir>', 'a folder of its own: new, empty, or an earlier export (which is replaced)', folder('--out'))
     .option('--data <spec>', 'dataset to verify on (validation split) and calibrate onnx-int8 with (training split)')
-    .option('--batch-size <n>', 'batch size for evaluation and calibration', (v) => Number(v), 256)
-    .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', (v) => Number(v), 8)
+    .option('--batch-size <n>', 'batch size for evaluation and calibration', int('--batch-size', 1), 256)
+    .option('--bits <n>', 'post-training quantization bits (onnx-int8 of a float model)', int('--bits', 2, 8), 8)
     .option('--per-tensor', 'post-training quantization: one weight scale per tensor instead of per channel')
     .option('--raw', "the bare network: it takes the run's normalized input (the metadata says how), no preprocessing inside")
     .option('--probabilities', 'append a softmax: the output is probabilities (default for web; logits for the others)')

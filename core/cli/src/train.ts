@@ -3,8 +3,9 @@ import { Command, Option } from 'commander';
 import { createStandardTrainer, loadLadder } from '@tricks/lab';
 import { progressBuiltin } from './progress.js';
 import { addDataFlags, checkDataFlags, collect, dataOptionsFromFlags, type DataFlags } from './data-options.js';
+import { DirCheckpointer } from '@tricks/checkpoint';
 import {
-  DirCheckpointer,
+  ConsoleLogger,
   TricksError,
   type ResolvedConfig,
   type UserConfig,
@@ -18,6 +19,7 @@ import { folder, int, num } from './flags.js';
 import { checkWritable } from './errors.js';
 
 export interface TrainFlags extends DataFlags {
+  overwrite?: boolean;
   preset?: string;
   plugin: string[];
   config?: string;
@@ -162,12 +164,13 @@ const leaves = (o: object, p = ''): [string, unknown][] =>
  */
 export async function resumeConfig(f: TrainFlags & { resume: string }): Promise<UserConfig> {
   const out = resolve(f.resume);
-  if (!new DirCheckpointer().exists(join(out, 'checkpoint')))
+  const store = new DirCheckpointer(new ConsoleLogger());
+  if (!store.exists(join(out, 'checkpoint')))
     throw new TricksError(
       `--resume ${f.resume}: no checkpoint/ in that directory`,
       'give the --out directory of a run that finished at least one epoch',
     );
-  const state = await new DirCheckpointer().loadState(join(out, 'checkpoint'));
+  const state = await store.loadState(join(out, 'checkpoint'));
   const was = state.config as ResolvedConfig;
   const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
   const given = flagSettings(f);
@@ -228,19 +231,25 @@ async function logRecipe(preset: string, logger: Logger): Promise<void> {
 
 export function registerTrainCommand(program: Command): void {
   addTrainOptions(program.command('train').description('train a model'))
-    .option('--out <dir>', 'output directory (default runs/<timestamp>)', folder('--out'))
+    .option('--out <dir>', 'output directory (default runs/<timestamp>); one that holds another run is refused', folder('--out'))
+    .option('--overwrite', 'replace the run in --out (its checkpoints, metrics.jsonl and run.json are removed first)')
     .option(
       '--resume <dir>',
       `continue the run in <dir> from its last checkpoint; of the other flags only ${RESUMABLE.map((k) => FLAG_PATHS[k]).join(', ')} may differ from the run's`,
       folder('--resume'),
     )
     .action(async (f: TrainFlags) => {
+      if (f.resume && f.overwrite)
+        throw new TricksError(
+          '--resume and --overwrite exclude each other',
+          '--resume continues the run in the folder; --overwrite replaces it',
+        );
       const user = f.resume ? await resumeConfig({ ...f, resume: f.resume }) : await configFromFlags(f);
       const trainer = await createStandardTrainer(user, { builtins: [progressBuiltin] });
       if (!f.resume) checkDataFlags(trainer.datasets, trainer.config.data, f);
       checkWritable(trainer.config.out);
       if (!f.resume && user.preset) await logRecipe(user.preset, trainer.logger);
-      const result = await trainer.run({ resume: Boolean(f.resume), handleSignals: true });
+      const result = await trainer.run({ resume: Boolean(f.resume), overwrite: f.overwrite, handleSignals: true });
       const last = result.epochs.at(-1);
       process.stdout.write(
         `${JSON.stringify({ out: result.out, val_top1: last?.val_top1, val_top5: last?.val_top5, epochs: result.epochs.length, stopped: result.stopped })}\n`,

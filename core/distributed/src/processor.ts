@@ -8,7 +8,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SandboxedJob } from 'bullmq';
-import { completeDir, type Logger, resolveConfig } from '@tricks/core';
+import { DirCheckpointer } from '@tricks/checkpoint';
+import { type Logger, resolveConfig } from '@tricks/core';
 import { appendAttempt, diffConfigs, ensureDir, type AttemptEvent, type RunJobData, type RunProgress } from './jobs.js';
 import { loadRunner, specUserConfig, type RunRecord } from './runner.js';
 
@@ -43,7 +44,7 @@ class JobLogger implements Logger {
 }
 
 function checkpointEpoch(out: string): number {
-  const dir = completeDir(join(out, 'checkpoint'));
+  const dir = new DirCheckpointer().exists(join(out, 'checkpoint'));
   if (!dir) return 0;
   try {
     return Number((JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { epoch?: number }).epoch ?? 0);

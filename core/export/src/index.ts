@@ -33,3 +33,4 @@ export {
   type DeployedModel,
   type InferenceMetaFields,
 } from './deployed.js';
+export { claimExportFolder, EXPORT_MARK } from './folder.js';

@@ -3,6 +3,7 @@
  * the validation set: size on disk, top-1 next to the training model's, and the agreement of top-1
  * predictions. The trainer runs this as the last export tap (OUT/export-report.json); `tricks export` too.
  */
+import { EXPORT_MARK } from './folder.js';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -363,6 +364,7 @@ export async function exportRun(
       `export ${f}${rec.quantization ? ` (${rec.quantization})` : ''}: ${rec.dir}, ${(rec.bytes / 1024).toFixed(1)} KiB, top-1 ${rec.top1!.toFixed(4)} (training model ${reference.top1.toFixed(4)}), agreement ${rec.agreement!.toFixed(4)}`,
     );
   }
+  await writeFileAtomic(join(rc.out, 'export', EXPORT_MARK), JSON.stringify({ model: artifact.dir, formats }));
   await writeFileAtomic(
     join(rc.out, 'export-report.json'),
     JSON.stringify({ reference: { top1: reference.top1, count: reference.preds.length }, artifacts: records }, null, 1),

@@ -18,6 +18,7 @@ import {
 } from '@tricks/core';
 import { testKit, tinyConfig } from '@tricks/core/testing';
 import { wasmBuiltin, wasmProvider } from '@tricks/backend-wasm';
+import { checkpointBuiltin } from '@tricks/checkpoint';
 import { dataBuiltin } from '@tricks/data';
 import { modelsBuiltin } from '@tricks/models';
 import { exportBuiltin } from '@tricks/export';
@@ -26,8 +27,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The built-ins of a test run: the dataset formats, the model zoo, the wasm backend and the export formats (no report). */
-export const testBuiltins: PluginDefinition[] = [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin] as PluginDefinition[];
+/** The built-ins of a test run: checkpoints, the dataset formats, the model zoo, the wasm backend and the export formats (no report). */
+export const testBuiltins: PluginDefinition[] = [
+  checkpointBuiltin,
+  dataBuiltin,
+  modelsBuiltin,
+  wasmBuiltin,
+  exportBuiltin,
+] as PluginDefinition[];
 
 const kit = testKit({ builtins: testBuiltins, backends: { wasm: wasmProvider } });
 

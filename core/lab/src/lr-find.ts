@@ -296,7 +296,7 @@ export async function lrFind(
       limit: { ...user.limit, val: 1 },
       export: { formats: ['tfjs'] },
     };
-    const skip = new Set(['tricks:report', 'tricks:divergence']);
+    const skip = new Set(['tricks:report', 'tricks:divergence', 'tricks:run-folder']);
     const builtins = [...standardBuiltins().filter((b) => !skip.has(b.name)), ...(o.builtins ?? []), plugin as PluginDefinition];
     const trainer = await createTrainer(config, { builtins, logger: sweepLogger(logger, runDir) });
     try {

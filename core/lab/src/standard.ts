@@ -1,4 +1,5 @@
 import { wasmBuiltin } from '@tricks/backend-wasm';
+import { checkpointBuiltin } from '@tricks/checkpoint';
 import { createTrainer, type CreateTrainerOptions, type PluginDefinition, type Trainer, type UserConfig } from '@tricks/core';
 import { dataBuiltin } from '@tricks/data';
 import { exportBuiltin } from '@tricks/export';
@@ -8,10 +9,18 @@ import { reportBuiltin } from './report/builtin.js';
 
 /**
  * The built-ins of a standard run, as `tricks train` has them: the dataset formats, the model zoo, the
- * wasm backend, the export formats, report.html and the divergence warning. (The CLI adds its progress output.)
+ * wasm backend, crash-safe checkpoints and the run-folder lock, the export formats, report.html and the divergence warning. (The CLI adds its progress output.)
  */
 export function standardBuiltins(): PluginDefinition[] {
-  return [dataBuiltin, modelsBuiltin, wasmBuiltin, exportBuiltin, reportBuiltin, divergenceCheck()] as PluginDefinition[];
+  return [
+    checkpointBuiltin,
+    dataBuiltin,
+    modelsBuiltin,
+    wasmBuiltin,
+    exportBuiltin,
+    reportBuiltin,
+    divergenceCheck(),
+  ] as PluginDefinition[];
 }
 
 /** createTrainer with the standard built-ins (and any extra ones first in `opts.builtins`). */

@@ -255,6 +255,8 @@ export interface TrainContext {
   lastEval?: EvalResult;
   /** True when the run continues from a checkpoint. */
   resumed: boolean;
+  /** The run may replace a previous run in `out` (RunOptions.overwrite, `tricks train --overwrite`). */
+  overwrite: boolean;
 }
 
 export interface EvalResult {

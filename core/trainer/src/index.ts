@@ -47,9 +47,9 @@ export {
   tapOnly,
 } from './hooks/hooks.js';
 export type { GradientFunction, InferenceForward, TrainingForward } from './contract.js';
-export { completeDir, writeDirAtomic, writeError, writeFileAtomic } from './io/atomic.js';
+export { writeDirAtomic, writeError, writeFileAtomic } from './io/atomic.js';
 export { ConsoleLogger, type Logger, MemoryLogger } from './io/logger.js';
-export { decodeTensors, fileHandler, loadModel, saveModel } from './io/model-files.js';
+export { decodeTensors, encodeTensors, fileHandler, loadModel, saveModel } from './io/model-files.js';
 export { type LossFunction, crossEntropy, lossTerms, weightedMean } from './losses/cross-entropy.js';
 export { type ModelBuilder, type ModelEntry, ModelRegistry, type ModelSpec, emptyBuildHooks } from './models/registry.js';
 export { clipByGlobalNorm, globalNorm } from './optim/clip.js';
@@ -92,7 +92,7 @@ export {
 export { type Resolution, type ResolveOptions, parsePluginFlag, resolveConfig } from './plugin/resolve-config.js';
 export { listInstalled, load, loadPreset } from './plugin/resolve.js';
 export { validate } from './plugin/validate.js';
-export { CHECKPOINT_FORMAT, type Checkpointer, DirCheckpointer, type TrainerState } from './trainer/checkpoint.js';
+export { CHECKPOINT_FORMAT, type Checkpointer, NoCheckpointer, type TrainerState } from './trainer/checkpoint.js';
 export { type EvalResult, type PluginState, type TrainContext } from './trainer/context.js';
 export { defaultInference, evaluateModel, toBatch } from './trainer/evaluate.js';
 export { type Exporter, TfjsExporter } from './trainer/exporter.js';

@@ -2,7 +2,16 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { definePlugin, METRIC_KEYS, TOKENS, TricksError, writeError, type EpochMetrics, type MetricsSink } from '@tricks/core';
+import {
+  definePlugin,
+  METRIC_KEYS,
+  TOKENS,
+  TricksError,
+  writeError,
+  writeFileAtomic,
+  type EpochMetrics,
+  type MetricsSink,
+} from '@tricks/core';
 
 export const PLUGIN_NAME = 'csv-logger';
 
@@ -23,11 +32,13 @@ const cell = (v: unknown, sep: string) => {
 /**
  * OUT/metrics.csv, one row per epoch (Keras's CSVLogger): the standard columns (METRIC_KEYS) first, then
  * every other number the epoch's metrics carry (other plugins' metrics), in the order first seen. Each row
- * is one appendFile of one line, so a reader never sees half a row. A resumed run keeps the file's header.
+ * is one appendFile of one line, so a reader never sees half a row. A resumed run keeps the file's header,
+ * and its first row replaces the rows of the epochs it re-runs (a kill after a row, before its checkpoint).
  */
 export class CsvMetricsSink implements MetricsSink {
   private path = '';
   private columns: string[] | undefined;
+  private resumed = false;
 
   constructor(private readonly o: CsvLoggerOptions) {}
 
@@ -35,6 +46,7 @@ export class CsvMetricsSink implements MetricsSink {
     this.path = join(out, this.o.file);
     await mkdir(dirname(this.path), { recursive: true });
     this.columns = undefined;
+    this.resumed = resumed;
     if (existsSync(this.path) && (resumed || this.o.append)) {
       const header = (await readFile(this.path, 'utf8')).split('\n')[0];
       if (header) this.columns = header.split(this.o.separator);
@@ -46,6 +58,13 @@ export class CsvMetricsSink implements MetricsSink {
   async write(m: EpochMetrics): Promise<void> {
     // Node's ENOSPC names no file: the error carries this one's path for the CLI's message.
     const append = (line: string) => appendFile(this.path, `${line}\n`).catch((e) => Promise.reject(writeError(e, this.path)));
+    if (this.resumed && this.columns) {
+      this.resumed = false;
+      const [header, ...rows] = (await readFile(this.path, 'utf8')).split('\n').filter(Boolean);
+      const at = this.columns.indexOf('epoch');
+      const keep = rows.filter((r) => Number(r.split(this.o.separator)[at]) < m.epoch);
+      if (keep.length < rows.length) await writeFileAtomic(this.path, [header, ...keep].map((l) => `${l}\n`).join(''));
+    }
     if (!this.columns) {
       const extra = Object.keys(m).filter((k) => !(METRIC_KEYS as readonly string[]).includes(k));
       this.columns = [...METRIC_KEYS, ...extra];

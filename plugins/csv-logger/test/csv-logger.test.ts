@@ -62,6 +62,17 @@ describe('csv-logger', function () {
     expect(lines).to.have.length(3);
     expect(lines[0].split(';').at(-1)).to.equal('ema_val_top1');
     expect(lines[2].split(';').at(-1)).to.equal('0.7');
+    // a run killed after its epoch-2 row, before that epoch's checkpoint: the resumed run re-runs epoch 2
+    const again = new CsvMetricsSink({ file: 'm.csv', separator: ';', append: false });
+    await again.open(dir, true);
+    await again.write(m(2, { ema_val_top1: 0.8 }));
+    await again.write(m(3, { ema_val_top1: 0.9 }));
+    lines = readFileSync(join(dir, 'm.csv'), 'utf8').trim().split('\n');
+    expect(lines.slice(1).map((l) => [l.split(';')[0], l.split(';').at(-1)])).to.deep.equal([
+      ['1', '0.6'],
+      ['2', '0.8'],
+      ['3', '0.9'],
+    ]);
     const c = new CsvMetricsSink({ file: 'm.csv', separator: ';', append: false });
     await c.open(dir, false);
     await c.write(m(1));

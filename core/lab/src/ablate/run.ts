@@ -2,16 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  type PluginDefinition,
-  TricksError,
-  type EpochMetrics,
-  completeDir,
-  DirCheckpointer,
-  writeFileAtomic,
-  type Logger,
-  type UserConfig,
-} from '@tricks/core';
+import { type PluginDefinition, TricksError, type EpochMetrics, writeFileAtomic, type Logger, type UserConfig } from '@tricks/core';
+import { DirCheckpointer } from '@tricks/checkpoint';
 import { createStandardTrainer } from '../standard.js';
 import type { RunSpec } from './plan.js';
 
@@ -77,10 +69,10 @@ export async function runOne(
 ): Promise<RunRecord> {
   const done = await readResult(spec);
   if (done) return done;
-  const ckpt = completeDir(join(spec.out, 'checkpoint'));
-  // a damaged state.json is one TricksError naming it
-  const resumedFrom =
-    ckpt && existsSync(join(ckpt, 'state.json')) ? (await new DirCheckpointer().loadState(join(spec.out, 'checkpoint'))).epoch : undefined;
+  const store = new DirCheckpointer(opts.logger);
+  const ckpt = store.exists(join(spec.out, 'checkpoint'));
+  // a damaged state.json is one TricksError naming it (a damaged newest generation falls back to the previous)
+  const resumedFrom = ckpt ? (await store.loadState(join(spec.out, 'checkpoint'))).epoch : undefined;
   const user: UserConfig = { ...spec.overrides, preset: spec.preset, seed: spec.seed, out: spec.out, checkpoint: true };
   const trainer = await createStandardTrainer(user, {
     ladderStep: spec.ladderStep,
@@ -90,7 +82,9 @@ export async function runOne(
   });
   let result;
   try {
-    result = await trainer.run({ resume: resumedFrom !== undefined, handleSignals: opts.handleSignals, signal: opts.signal });
+    // the rung's folder is the ablation's own: a run killed before its first checkpoint starts again there
+    const resume = resumedFrom !== undefined;
+    result = await trainer.run({ resume, overwrite: !resume, handleSignals: opts.handleSignals, signal: opts.signal });
   } finally {
     trainer.dispose(); // a worker runs many trainings in one process
   }

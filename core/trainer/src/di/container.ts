@@ -14,7 +14,7 @@ import { ScheduleRegistry } from '../optim/schedule.js';
 import type { UserConfig } from '../plugin/config.js';
 import type { PluginDefinition } from '../plugin/define.js';
 import { resolveConfig, type ResolveOptions, type Resolution } from '../plugin/resolve-config.js';
-import { DirCheckpointer } from '../trainer/checkpoint.js';
+import { NoCheckpointer } from '../trainer/checkpoint.js';
 import { TfjsExporter } from '../trainer/exporter.js';
 import { JsonlMetricsSink } from '../trainer/sinks.js';
 import { Trainer } from '../trainer/trainer.js';
@@ -40,7 +40,9 @@ export function coreModule(logger?: Logger): ContainerModule {
     bind(TOKENS.Sampler).toConstantValue(new ShuffleSampler());
     bind(TOKENS.Rng).toConstantValue((seed: number) => new Rng(seed));
     bind(TOKENS.MetricsSink).to(JsonlMetricsSink);
-    bind(TOKENS.Checkpointer).to(DirCheckpointer).inSingletonScope();
+    bind(TOKENS.Checkpointer)
+      .toResolvedValue((l: Logger) => new NoCheckpointer(l), [TOKENS.Logger])
+      .inSingletonScope();
     bind(TOKENS.Exporter).to(TfjsExporter).inSingletonScope();
     bind(TOKENS.Trainer).to(Trainer).inSingletonScope();
   });

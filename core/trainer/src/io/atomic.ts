@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
@@ -8,12 +8,16 @@ const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${
 /** A failed write's error with the path it was for and its size: Node's ENOSPC names neither (the CLI's message does). */
 export const writeError = (e: unknown, path: string, bytes?: number) => Object.assign(e as object, { path }, bytes && { bytes });
 
-/** Writes a file through a temp file and a rename, so readers never see half a file. */
+/** Writes a file through a flushed temp file and a rename, so readers never see half a file, even after a power cut. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tmpName(path);
   try {
-    await writeFile(tmp, data);
+    const h = await open(tmp, 'w');
+    await h
+      .writeFile(data)
+      .then(() => h.sync())
+      .finally(() => h.close());
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
@@ -22,8 +26,8 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 }
 
 /**
- * Fills a temp directory with `fill`, then swaps it in for `dir`: the old one is renamed aside and
- * removed only after the new one is in place, so at every moment one complete version exists.
+ * Fills a temp directory with `fill`, then swaps it in for `dir`: the old one is renamed aside (to a hidden
+ * temp name beside it, never touching another folder) and removed only after the new one is in place.
  */
 export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   await mkdir(dirname(dir), { recursive: true });
@@ -35,16 +39,8 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
     await rm(tmp, { recursive: true, force: true });
     throw writeError(e, dir);
   }
-  const old = `${dir}.old`;
-  await rm(old, { recursive: true, force: true });
+  const old = tmpName(dir);
   if (existsSync(dir)) await rename(dir, old);
   await rename(tmp, dir);
   await rm(old, { recursive: true, force: true });
-}
-
-/** The complete version of a directory written by writeDirAtomic, even if a swap was interrupted. */
-export function completeDir(dir: string): string | undefined {
-  if (existsSync(dir)) return dir;
-  if (existsSync(`${dir}.old`)) return `${dir}.old`;
-  return undefined;
 }

@@ -57,6 +57,8 @@ export interface RunOptions {
   resume?: boolean;
   /** Install SIGTERM/SIGINT handlers that checkpoint and stop (the CLI does). */
   handleSignals?: boolean;
+  /** Replace a previous run in OUT (the run-folder guard of @tricks/checkpoint refuses one otherwise). */
+  overwrite?: boolean;
   /** Stops the run as a signal does (after the step, with a checkpoint) when it aborts; its reason names the stop. */
   signal?: AbortSignal;
 }
@@ -222,6 +224,7 @@ export class Trainer {
       microBatches: Math.min(cfg.gradAccum ?? 1, cfg.batchSize),
       evalBatchSize: cfg.evalBatchSize,
       resumed: Boolean(opts.resume),
+      overwrite: Boolean(opts.overwrite),
     });
     model = ctx.model = withSeededMathRandom(tfRng, () => this.hooks.model.call(model, ctx));
     this.logger.info(
