@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { Command, Option } from 'commander';
 import { SyncWaterfallHook } from 'tapable';
 import {
@@ -22,6 +23,7 @@ import {
   EXPORT_MARK,
   EXPORT_FORMATS,
   modelQuantization,
+  normalizeFrom,
   predictTop1,
   probePreprocessing,
   tfjsTop1,
@@ -50,10 +52,17 @@ export interface ExportFlags {
 
 /** The evalBatch taps of the plugins a model was trained with (normalization...), as `tricks eval` applies them. */
 export async function evalTransform(
-  meta: { tricks?: { pluginOptions?: { name: string; options: Record<string, unknown> }[] } } | undefined,
+  meta: { tricks?: { pluginOptions?: { name: string; options: Record<string, unknown> }[] }; input?: unknown } | undefined,
   warn: (m: string) => void,
 ): Promise<(b: Batch) => Batch> {
   const evalBatch = new SyncWaterfallHook<[Batch, TrainContext]>(['batch', 'ctx']);
+  // a converted model (tricks convert) trained with no plugin here: the normalization its metadata names
+  const norm = meta?.tricks?.pluginOptions?.length ? undefined : normalizeFrom(meta?.input);
+  if (norm)
+    evalBatch.tap('tricks:input', (b) => ({
+      ...b,
+      x: tf.div(tf.sub(b.x, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std)) as tf.Tensor4D,
+    }));
   for (const p of meta?.tricks?.pluginOptions ?? []) {
     const { definition } = await load<PluginDefinition>(p.name, 'plugin').catch(() => ({ definition: undefined }));
     if (!definition) {

@@ -11,6 +11,7 @@ const OPTIONAL_COMMANDS = [
   './model.js',
   './augment-preview.js',
   './export.js',
+  './convert.js',
   './predict.js',
   './ablate.js',
   './new.js',

@@ -71,6 +71,16 @@ export async function savedEvaluation(m: DeployedModel, flags: TtaFlags, logger:
   const ctx = { numClasses, inputShape: m.inputShape, epoch: 0, step: 0 } as unknown as TrainContext;
   let transform = (b: Batch) => hooks.evalBatch.call(b, ctx);
   let describe = `pixels / 255${trained.length ? `, then the evaluation transforms of ${trained.map((p) => p.name).join(', ')}` : ''}`;
+  if (!m.meta && !trained.length && m.normalize) {
+    // a converted model (tricks convert): its metadata names the normalization its weights expect
+    const { mean, std } = m.normalize;
+    transform = (batch) => {
+      const x = tf.tidy(() => tf.div(tf.sub(batch.x, tf.tensor1d(mean)), tf.tensor1d(std))) as tf.Tensor4D;
+      batch.x.dispose();
+      return { ...batch, x };
+    };
+    describe = `pixels / 255, then (x - mean) / std with mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)} (model.json's input metadata)`;
+  }
   if (m.meta) {
     const { scale, offset } = m.meta.preprocessing;
     const raw = m.meta.input === 'pixels';

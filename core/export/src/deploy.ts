@@ -86,10 +86,12 @@ function groupedConv(layer: tfl.layers.Layer, x: SymbolicTensor, weights: Weight
   const [, h, w, cin] = x.shape as number[];
   const m = filters / groups;
   const cg = cin / groups;
-  const ho = Math.ceil(h / strides);
-  const wo = Math.ceil(w / strides);
+  const padding = cfg.padding === 'valid' ? 'valid' : 'same';
+  const size = (n: number) => (padding === 'same' ? Math.ceil(n / strides) : Math.floor((n - kernelSize) / strides) + 1);
+  const ho = size(h);
+  const wo = size(w);
   const useBias = Boolean(cfg.useBias);
-  const dw = tfl.layers.depthwiseConv2d({ kernelSize, strides, padding: 'same', depthMultiplier: m, useBias, name: `${name}_dw` });
+  const dw = tfl.layers.depthwiseConv2d({ kernelSize, strides, padding, depthMultiplier: m, useBias, name: `${name}_dw` });
   let y = dw.apply(x) as SymbolicTensor;
   y = tfl.layers.reshape({ targetShape: [ho * wo * groups, cg, m], name: `${name}_groups` }).apply(y) as SymbolicTensor;
   y = tfl.layers

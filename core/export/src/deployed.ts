@@ -31,6 +31,11 @@ export interface DeployedModel {
     resize?: ResizePolicy;
     classNames?: string[];
   };
+  /**
+   * The per-channel normalization a model's input takes after x / 255, from model.json's userDefinedMetadata.input
+   * (what `tricks convert` writes: ImageNet's mean and std), when present.
+   */
+  normalize?: { mean: number[]; std: number[] };
   /** The tfjs model (format tfjs). */
   model?: LayersModel;
   /** The model's outputs for an NHWC float32 batch, [n, classes] row-major: logits, or probabilities if meta says so. */
@@ -74,12 +79,21 @@ export function onnxInfo(file: string): { props: Record<string, string>; inputSh
   return { props, inputShape: dims.map((d) => (d.dimValue ? Number(d.dimValue) : null)) };
 }
 
+/** userDefinedMetadata.input's mean and std (a converted model's), when they are per-channel number arrays. */
+export function normalizeFrom(input: unknown): DeployedModel['normalize'] {
+  const { mean, std } = (input ?? {}) as { mean?: unknown; std?: unknown };
+  const nums = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.length > 0 && v.every((n) => typeof n === 'number' && Number.isFinite(n));
+  if (!nums(mean) || !nums(std) || mean.length !== std.length || std.some((s) => s <= 0)) return undefined;
+  return { mean, std };
+}
+
 /** Opens a saved model for inference: tfjs (model.json) through tfjs, ONNX through onnxruntime-node (`threads` intra-op). */
 export async function openDeployed(dir: string, opts: { threads?: number } = {}): Promise<DeployedModel> {
   const { file, format } = modelFile(dir);
   if (format === 'tfjs') {
     const model = await loadModel(statSync(dir).isFile() ? join(dir, '..') : dir);
-    const ud = (model.getUserDefinedMetadata() ?? {}) as { inference?: unknown; tricks?: DeployedModel['tricks'] };
+    const ud = (model.getUserDefinedMetadata() ?? {}) as { inference?: unknown; tricks?: DeployedModel['tricks']; input?: unknown };
     const [, h, w, c] = model.inputs[0].shape as number[];
     return {
       format,
@@ -87,6 +101,7 @@ export async function openDeployed(dir: string, opts: { threads?: number } = {})
       inputShape: [h, w, c],
       meta: metaFrom(ud.inference),
       tricks: ud.tricks,
+      normalize: normalizeFrom(ud.input),
       model,
       run: async (x) => {
         const y = model.predict(x) as tf.Tensor2D;

@@ -24,5 +24,13 @@ export { type DeployPlan, type Deployed, deployModel, GRAY_WEIGHTS, PREPROCESS_L
 export { type InferenceMeta, deployPlan, inferenceMeta, ONNX_META_KEY, probePreprocessing, readInferenceMeta } from './inference.js';
 export { demoPage, RUNTIME_SCRIPT, runtimeScript, TF_SCRIPT, tfMinJs } from './web.js';
 export { exportBuiltin, exportFormats } from './builtin.js';
-export { benchOnnxInference, modelFile, onnxInfo, openDeployed, type DeployedModel, type InferenceMetaFields } from './deployed.js';
+export {
+  benchOnnxInference,
+  modelFile,
+  normalizeFrom,
+  onnxInfo,
+  openDeployed,
+  type DeployedModel,
+  type InferenceMetaFields,
+} from './deployed.js';
 export { claimExportFolder, EXPORT_MARK } from './folder.js';

@@ -162,7 +162,7 @@ export function toOnnx(model: LayersModel, opts: OnnxExportOptions = {}): Uint8A
       if (x.layout !== 'nchw') unsupported(name, cls, 'expects a 4-D input');
       const strides = pair(cfg.strides ?? 1);
       const dil = pair(cfg.dilationRate ?? 1);
-      const padding = cls === 'GroupedConv2D' ? 'same' : cfg.padding; // its only padding
+      const padding = cls === 'GroupedConv2D' ? (cfg.padding ?? 'same') : cfg.padding; // saved before it had one: 'same'
       const pads = padding === 'same' ? samePads([inputShape[1]!, inputShape[2]!], k, strides, dil) : [0, 0, 0, 0];
       if (padding !== 'same' && padding !== 'valid') unsupported(name, cls, `padding ${padding}`);
       const y = node('Conv', [qdqInput(x.name, name), w, ...(b ? [b] : [])], name, [

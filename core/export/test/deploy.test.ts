@@ -154,12 +154,32 @@ describe('deploy: stock layers, preprocessing inside, inference metadata', funct
     m.dispose();
   });
 
-  for (const name of ['mobilenetv3-small', 'efficientnet-b0', 'resnext50-32x4d-cifar']) {
-    it(`onnx of ${name} with the preprocessing inside: onnxruntime on 0-255 pixels gives the training model's logits`, async () => {
-      const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 4 });
+  it("PyTorch's padding (what tricks convert builds): ZeroPadding2D and a 'valid' GroupedConv2D export to stock layers, same logits", () => {
+    for (const name of ['resnext50-32x4d', 'mobilenetv3-small']) {
+      const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 4, options: { padding: 'torch' } });
+      perturb(m);
+      const pre = { scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] };
+      const d = deployModel(m, deployPlan(m, pre, { stock: true }));
+      expect(d.customLayers, name).to.deep.equal([]);
+      const x = tf.randomUniform([2, 32, 32, 3], 0, 255) as tf.Tensor4D;
+      const ref = (m.predict(tf.div(x, 255)) as tf.Tensor).dataSync();
+      expect(relDiff((d.model.predict(x) as tf.Tensor).dataSync(), ref), name).to.be.below(1e-5);
+      d.model.dispose();
+      m.dispose();
+    }
+  });
+
+  for (const [name, options] of [
+    ['mobilenetv3-small', {}],
+    ['efficientnet-b0', {}],
+    ['resnext50-32x4d-cifar', {}],
+    ['resnext50-32x4d', { padding: 'torch' }],
+  ] as const) {
+    it(`onnx of ${name}${options.padding ? " (padding 'torch')" : ''} with the preprocessing inside: onnxruntime on 0-255 pixels gives the training model's logits`, async () => {
+      const m = registry.build(name, { inputShape: [32, 32, 3], numClasses: 4, options });
       perturb(m);
       const preprocessing = probePreprocessing(normalizeTransform([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), [32, 32, 3], 4);
-      const rec = await writeFormat(m, 'onnx', join(dir, `onnx-${name}`), { preprocessing });
+      const rec = await writeFormat(m, 'onnx', join(dir, `onnx-${name}${options.padding ? '-torch' : ''}`), { preprocessing });
       expect(rec.input).to.equal('pixels');
       const x = tf.randomUniform([2, 32, 32, 3], 0, 255) as tf.Tensor4D;
       const ref = tf.tidy(() => (m.predict(tf.add(tf.mul(x, preprocessing.scale), preprocessing.offset)) as tf.Tensor).dataSync());

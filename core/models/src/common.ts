@@ -15,6 +15,35 @@ export function activation(x: L, act: Act, name: string): L {
   return apply(tfl.layers.activation({ activation: 'swish', name }), x);
 }
 
+/**
+ * 'same': TF-style padding (asymmetric at stride 2: the extra pixel at the end). 'torch': PyTorch's symmetric
+ * padding k/2, so that a model holding torchvision's weights computes torchvision's outputs: a strided conv
+ * becomes ZeroPadding2D + a 'valid' conv (at stride 1 the two paddings agree and nothing changes).
+ */
+export type Padding = 'same' | 'torch';
+export const PADDINGS: Padding[] = ['same', 'torch'];
+
+/** The model option `padding` ('same' by default), checked. */
+export const paddingOption = (options: Record<string, unknown> | undefined, model: string): Padding =>
+  option<Padding>(options, 'padding', 'same', model, (v) => PADDINGS.includes(v as Padding), "'same' | 'torch'");
+
+/** ZeroPadding2D(k/2) before a strided layer when padding is 'torch' (and the padding its layer then takes). */
+export function torchPad(x: L, kernel: number, stride: number, padding: Padding | undefined, name: string): [L, 'same' | 'valid'] {
+  if (padding !== 'torch' || stride === 1 || kernel === 1) return [x, 'same'];
+  const p = Math.floor(kernel / 2);
+  const padded = apply(
+    tfl.layers.zeroPadding2d({
+      padding: [
+        [p, p],
+        [p, p],
+      ],
+      name,
+    }),
+    x,
+  );
+  return [padded, 'valid'];
+}
+
 export interface ConvBnArgs {
   kernel?: number;
   stride?: number;
@@ -25,18 +54,25 @@ export interface ConvBnArgs {
   /** Start the BN scale at 0 (zero-gamma). */
   zeroGamma?: boolean;
   depthwise?: boolean;
+  /** 'same' (default) or 'torch' (see Padding). */
+  padding?: Padding;
 }
 
-/** conv (no bias, padding 'same') + BatchNorm + activation, named `${name}_conv`, `${name}_bn`, `${name}_act`. */
+/**
+ * conv (no bias, padding 'same') + BatchNorm + activation, named `${name}_conv`, `${name}_bn`, `${name}_act`
+ * (with padding 'torch' a strided conv is preceded by `${name}_pad`).
+ */
 export function convBn(x: L, filters: number, name: string, a: ConvBnArgs = {}): L {
   const kernelSize = a.kernel ?? 3;
   const strides = a.stride ?? 1;
+  let padding: 'same' | 'valid';
+  [x, padding] = torchPad(x, kernelSize, strides, a.padding, `${name}_pad`);
   x = a.depthwise
     ? apply(
         tfl.layers.depthwiseConv2d({
           kernelSize,
           strides,
-          padding: 'same',
+          padding,
           useBias: false,
           depthwiseInitializer: 'heNormal',
           name: `${name}_conv`,
@@ -48,7 +84,7 @@ export function convBn(x: L, filters: number, name: string, a: ConvBnArgs = {}):
           filters,
           kernelSize,
           strides,
-          padding: 'same',
+          padding,
           useBias: false,
           kernelInitializer: 'heNormal',
           name: `${name}_conv`,

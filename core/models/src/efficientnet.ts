@@ -1,7 +1,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BuildHooks, ModelSpec } from '@tricks/core';
-import { apply, checkOptions, convBn, option, squeezeExcite, type L } from './common.js';
+import { apply, checkOptions, convBn, option, paddingOption, squeezeExcite, type L } from './common.js';
 import { StochasticDepth } from './runtime.js';
 
 /** [expand ratio, kernel, stride, in, out, layers]: torchvision's efficientnet_b0 (Tan & Le 2019, Table 1). */
@@ -19,16 +19,17 @@ const B0: [number, number, number, number, number, number][] = [
  * EfficientNet-B0 as torchvision builds it: 3x3/2 stem of 32 + swish, MBConv blocks (1x1 expand, depthwise,
  * SE with squeeze = max(1, in/4) and swish inside, 1x1 project), stochastic depth on the residual branches
  * with probability 0.2 * blockIndex / 16, 1x1 conv to 1280, pooling, dropout 0.2, Linear.
- * Options: dropout (0.2), stochasticDepth (0.2). Every MBConv's branch passes the block hook; the branch of a
+ * Options: dropout (0.2), stochasticDepth (0.2), padding ('same'; 'torch': PyTorch's). Every MBConv's branch passes the block hook; the branch of a
  * block without a residual (stride 2 or a width change) passes it too, and is then the block's output.
  * Block-hook stages are the 7 rows of the table; the neck gets one output per resolution (/2 ... /32).
  */
 export function efficientNetB0(spec: ModelSpec, hooks: BuildHooks): LayersModel {
   const model = 'efficientnet-b0';
-  checkOptions(spec.options, ['dropout', 'stochasticDepth'], model);
+  checkOptions(spec.options, ['dropout', 'stochasticDepth', 'padding'], model);
+  const padding = paddingOption(spec.options, model);
   const dropout = option(spec.options, 'dropout', 0.2, model);
   const sd = option(spec.options, 'stochasticDepth', 0.2, model, (v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)');
-  const bn = { momentum: 0.9, epsilon: 1e-5 };
+  const bn = { momentum: 0.9, epsilon: 1e-5, padding };
   const input = tfl.input({ shape: spec.inputShape, name: 'input' });
   let x = convBn(input, 32, 'stem', { stride: 2, act: 'swish', ...bn });
   const total = B0.reduce((n, r) => n + r[5], 0);

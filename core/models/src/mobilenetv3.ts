@@ -1,7 +1,18 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BuildHooks, ModelSpec } from '@tricks/core';
-import { activation, apply, checkOptions, convBn, makeDivisible, option, squeezeExcite, type Act, type L } from './common.js';
+import {
+  activation,
+  apply,
+  checkOptions,
+  convBn,
+  makeDivisible,
+  option,
+  paddingOption,
+  squeezeExcite,
+  type Act,
+  type L,
+} from './common.js';
 import { HardSigmoid } from './runtime.js';
 
 /** One row of the MobileNetV3 paper's Tables 1 and 2: [in, kernel, expanded, out, SE, activation, stride]. */
@@ -43,16 +54,17 @@ const SMALL: Row[] = [
  * MobileNetV3-Large / -Small (Howard et al. 2019) as torchvision builds them: 3x3/2 stem of 16 with h-swish,
  * the published inverted-residual tables (SE squeeze = make_divisible(expanded/4, 8), ReLU inside, h-sigmoid
  * gate), a 1x1 conv to 6x the last width, global pooling, Linear(1280 | 1024) + h-swish + dropout + Linear.
- * BN eps 1e-3, momentum 0.01 (PyTorch sense). Option dropout (default 0.2).
+ * BN eps 1e-3, momentum 0.01 (PyTorch sense). Options dropout (default 0.2), padding ('same'; 'torch': PyTorch's).
  * A "stage" for the block hook and the neck ends where the resolution halves (5 stages, as C1..C5).
  */
 export function mobilenetV3(size: 'small' | 'large', spec: ModelSpec, hooks: BuildHooks): LayersModel {
   const model = `mobilenetv3-${size}`;
-  checkOptions(spec.options, ['dropout'], model);
+  checkOptions(spec.options, ['dropout', 'padding'], model);
   const dropout = option(spec.options, 'dropout', 0.2, model);
+  const padding = paddingOption(spec.options, model);
   const rows = size === 'large' ? LARGE : SMALL;
   const lastChannel = size === 'large' ? 1280 : 1024;
-  const bn = { momentum: 0.99, epsilon: 1e-3 };
+  const bn = { momentum: 0.99, epsilon: 1e-3, padding };
   const input = tfl.input({ shape: spec.inputShape, name: 'input' });
   let x = convBn(input, 16, 'stem', { stride: 2, act: 'hswish', ...bn });
   const stages: L[] = [];

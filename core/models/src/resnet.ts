@@ -1,7 +1,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BuildHooks, ModelSpec } from '@tricks/core';
-import { apply, checkOptions, convBn, option, type L } from './common.js';
+import { apply, checkOptions, convBn, option, paddingOption, torchPad, type L } from './common.js';
 import { GroupedConv2D, type GroupedConvImpl } from './runtime.js';
 
 export type ResNetVariant = 'a' | 'b' | 'c' | 'd';
@@ -20,7 +20,7 @@ export interface ResNetConfig {
   widthPerGroup?: number;
 }
 
-export const RESNET_OPTIONS = ['variant', 'zeroGamma', 'groupedConv'];
+export const RESNET_OPTIONS = ['variant', 'zeroGamma', 'groupedConv', 'padding'];
 
 /**
  * ResNet-18/34/50 (He et al. 2016) and ResNeXt (Xie et al. 2017), torchvision's layer widths, with the
@@ -33,6 +33,7 @@ export const RESNET_OPTIONS = ['variant', 'zeroGamma', 'groupedConv'];
  * Basic blocks (18, 34) have no 1x1 to move the stride from, so 'b' equals 'a' for them.
  * ResNeXt's 3x3 is a GroupedConv2D (runtime module); option groupedConv picks its implementation.
  * Padding is TF-style 'same' (asymmetric at stride 2), unlike PyTorch's symmetric padding; shapes agree.
+ * Option padding 'torch' pads as PyTorch does (what @tricks/convert builds for torchvision's and timm's weights).
  */
 export function resnet(cfg: ResNetConfig, spec: ModelSpec, hooks: BuildHooks): LayersModel {
   const o = spec.options;
@@ -61,17 +62,22 @@ export function resnet(cfg: ResNetConfig, spec: ModelSpec, hooks: BuildHooks): L
   const widthPerGroup = cfg.widthPerGroup ?? 64;
   const expansion = cfg.block === 'bottleneck' ? 4 : 1;
   const cifar = cfg.stem === 'cifar';
+  const padding = paddingOption(o, cfg.name);
 
   const input = tfl.input({ shape: spec.inputShape, name: 'input' });
   let x: L = input;
   if (deepStem) {
-    x = convBn(x, 32, 'stem1', { stride: cifar ? 1 : 2, act: 'relu' });
+    x = convBn(x, 32, 'stem1', { stride: cifar ? 1 : 2, act: 'relu', padding });
     x = convBn(x, 32, 'stem2', { act: 'relu' });
     x = convBn(x, 64, 'stem3', { act: 'relu' });
   } else {
-    x = convBn(x, 64, 'stem', { kernel: cifar ? 3 : 7, stride: cifar ? 1 : 2, act: 'relu' });
+    x = convBn(x, 64, 'stem', { kernel: cifar ? 3 : 7, stride: cifar ? 1 : 2, act: 'relu', padding });
   }
-  if (!cifar) x = apply(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' }), x);
+  if (!cifar) {
+    // after a ReLU, zero padding gives PyTorch's max-pool (which pads with -inf)
+    const [px, pad] = torchPad(x, 3, 2, padding, 'stem_pool_pad');
+    x = apply(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: pad, name: 'stem_pool' }), px);
+  }
 
   let inCh = 64;
   const stages: L[] = [];
@@ -83,18 +89,22 @@ export function resnet(cfg: ResNetConfig, spec: ModelSpec, hooks: BuildHooks): L
       const name = `s${s + 1}b${b + 1}`;
       let branch: L;
       if (cfg.block === 'basic') {
-        branch = convBn(x, planes, `${name}_1`, { stride, act: 'relu' });
+        branch = convBn(x, planes, `${name}_1`, { stride, act: 'relu', padding });
         branch = convBn(branch, planes, `${name}_2`, { zeroGamma });
       } else {
         const width = Math.floor(planes * (widthPerGroup / 64)) * groups;
         branch = convBn(x, width, `${name}_1`, { kernel: 1, stride: strideOn3x3 ? 1 : stride, act: 'relu' });
         const s3 = strideOn3x3 ? stride : 1;
         if (groups > 1) {
-          branch = apply(new GroupedConv2D({ filters: width, kernelSize: 3, strides: s3, groups, impl, name: `${name}_2_conv` }), branch);
+          const [px, pad] = torchPad(branch, 3, s3, padding, `${name}_2_pad`);
+          branch = apply(
+            new GroupedConv2D({ filters: width, kernelSize: 3, strides: s3, groups, impl, padding: pad, name: `${name}_2_conv` }),
+            px,
+          );
           branch = apply(tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_2_bn` }), branch);
           branch = apply(tfl.layers.reLU({ name: `${name}_2_act` }), branch);
         } else {
-          branch = convBn(branch, width, `${name}_2`, { stride: s3, act: 'relu' });
+          branch = convBn(branch, width, `${name}_2`, { stride: s3, act: 'relu', padding });
         }
         branch = convBn(branch, outCh, `${name}_3`, { kernel: 1, zeroGamma });
       }

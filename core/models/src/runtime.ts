@@ -110,10 +110,12 @@ export interface GroupedConv2DArgs extends LayerArgs {
   impl?: GroupedConvImpl;
   useBias?: boolean;
   kernelInitializer?: Initializer;
+  /** 'same' (default, TF-style) or 'valid' (a ZeroPadding2D before it gives PyTorch's symmetric padding). */
+  padding?: 'same' | 'valid';
 }
 
 /**
- * A grouped 2-D convolution (as in ResNeXt), padding 'same', which tfjs does not have. The kernel is stored as
+ * A grouped 2-D convolution (as in ResNeXt), padding 'same' (or 'valid'), which tfjs does not have. The kernel is stored as
  * [k, k, inChannels, filters/groups]: the weight from input channel i (in group g = i / (in/groups)) to
  * output channel g*(filters/groups) + m is kernel[:, :, i, m], i.e. PyTorch's weight[g*fg+m, i % (in/groups)]
  * transposed. It has exactly the parameters of PyTorch's Conv2d(groups=groups).
@@ -126,6 +128,7 @@ export class GroupedConv2D extends tfl.layers.Layer {
   readonly groups: number;
   impl: GroupedConvImpl;
   readonly useBias: boolean;
+  readonly padding: 'same' | 'valid';
   private readonly kernelInit: Initializer;
   private kernel?: tfl.LayerVariable;
   private bias?: tfl.LayerVariable;
@@ -138,6 +141,7 @@ export class GroupedConv2D extends tfl.layers.Layer {
     this.groups = args.groups;
     this.impl = args.impl ?? 'depthwise';
     this.useBias = args.useBias ?? false;
+    this.padding = args.padding ?? 'same';
     this.kernelInit = args.kernelInitializer ?? tfl.initializers.heNormal({});
     if (this.filters % this.groups !== 0) throw new Error(`GroupedConv2D: filters ${this.filters} not divisible by groups ${this.groups}`);
   }
@@ -154,7 +158,9 @@ export class GroupedConv2D extends tfl.layers.Layer {
 
   computeOutputShape(inputShape: Shape | Shape[]): Shape {
     const s = oneShape(inputShape);
-    const out = (n: number | null) => (n == null ? null : Math.ceil(n / this.strides));
+    const k = this.kernelSize;
+    const out = (n: number | null) =>
+      n == null ? null : this.padding === 'same' ? Math.ceil(n / this.strides) : Math.floor((n - k) / this.strides) + 1;
     return [s[0], out(s[1]), out(s[2]), this.filters];
   }
 
@@ -162,7 +168,7 @@ export class GroupedConv2D extends tfl.layers.Layer {
     return tf.tidy(() => {
       const x = one(inputs) as tf.Tensor4D;
       const w = this.kernel!.read() as tf.Tensor4D;
-      let y = groupedConv2d(x, w, this.groups, this.strides, this.impl);
+      let y = groupedConv2d(x, w, this.groups, this.strides, this.impl, this.padding);
       if (this.bias) y = tf.add(y, this.bias.read());
       return y;
     });
@@ -177,23 +183,25 @@ export class GroupedConv2D extends tfl.layers.Layer {
       groups: this.groups,
       impl: this.impl,
       useBias: this.useBias,
+      padding: this.padding,
     };
   }
 }
 
-/** Grouped conv of x [B,H,W,Cin] with kernel [k,k,Cin,Cout/groups], padding 'same' (see GroupedConv2D). */
+/** Grouped conv of x [B,H,W,Cin] with kernel [k,k,Cin,Cout/groups], padding 'same' by default (see GroupedConv2D). */
 export function groupedConv2d(
   x: tf.Tensor4D,
   w: tf.Tensor4D,
   groups: number,
   strides: number,
   impl: GroupedConvImpl = 'depthwise',
+  padding: 'same' | 'valid' = 'same',
 ): tf.Tensor4D {
   const [k, , cin, m] = w.shape;
   const cg = cin / groups;
   const cout = m * groups;
   if (impl === 'depthwise') {
-    const y = tf.depthwiseConv2d(x, w, strides, 'same');
+    const y = tf.depthwiseConv2d(x, w, strides, padding);
     const [b, h, wd] = y.shape;
     return tf.reshape(tf.sum(tf.reshape(y, [b, h, wd, groups, cg, m]), 4), [b, h, wd, cout]);
   }
@@ -201,14 +209,14 @@ export function groupedConv2d(
     const xs = tf.split(x, groups, 3);
     const ws = tf.split(w, groups, 2);
     return tf.concat(
-      xs.map((xi, g) => tf.conv2d(xi as tf.Tensor4D, ws[g] as tf.Tensor4D, strides, 'same')),
+      xs.map((xi, g) => tf.conv2d(xi as tf.Tensor4D, ws[g] as tf.Tensor4D, strides, padding)),
       3,
     ) as tf.Tensor4D;
   }
   // dense: a block-diagonal kernel [k,k,Cin,Cout]
   const eye = tf.reshape(tf.eye(groups), [1, 1, groups, 1, groups, 1]);
   const full = tf.reshape(tf.mul(tf.reshape(w, [k, k, groups, cg, 1, m]), eye), [k, k, cin, cout]) as tf.Tensor4D;
-  return tf.conv2d(x, full, strides, 'same');
+  return tf.conv2d(x, full, strides, padding);
 }
 
 export interface WindowAttentionArgs extends LayerArgs {

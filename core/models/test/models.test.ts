@@ -295,6 +295,48 @@ describe('model zoo: options', function () {
     expect(() => build(32, 3, 32, 10, 'pool')).to.throw(/options\.head must be auto, flatten or gap/);
   });
 
+  it("padding 'torch' pads every strided layer symmetrically (ZeroPadding2D + valid), same weights; other outputs than 'same'", async () => {
+    for (const name of ['resnet18', 'resnet50-d', 'resnext50-32x4d', 'mobilenetv3-small', 'efficientnet-b0']) {
+      const spec = { inputShape: [32, 32, 3] as [number, number, number], numClasses: 4 };
+      const same = registry.build(name, spec);
+      const torch = registry.build(name, { ...spec, options: { padding: 'torch' } });
+      expect(countParams(torch), name).to.equal(countParams(same));
+      expect(torch.outputs[0].shape).to.deep.equal(same.outputs[0].shape);
+      expect(same.layers.some((l) => l.getClassName() === 'ZeroPadding2D')).to.equal(false);
+      // every strided layer with an odd kernel > 1 reads a ZeroPadding2D of k/2 and pads 'valid' (ResNet-D's 2x2
+      // average pool keeps 'same': at stride 2 it equals timm's AvgPool2d(2, ceil_mode=True, count_include_pad=False))
+      const strided = torch.layers.filter((l) => {
+        const c = l.getConfig() as { strides?: number | number[]; kernelSize?: number | number[]; poolSize?: number[] };
+        const s = [c.strides ?? 1].flat()[0];
+        const k = [c.kernelSize ?? c.poolSize ?? 1].flat()[0];
+        return s > 1 && k % 2 === 1 && k > 1;
+      });
+      expect(strided.length, name).to.be.above(2);
+      for (const l of strided) {
+        const c = l.getConfig() as { padding: string; kernelSize?: number | number[]; poolSize?: number[] };
+        const k = [c.kernelSize ?? c.poolSize].flat()[0]!;
+        const prev = l.inboundNodes[0].inboundLayers[0];
+        expect(c.padding, l.name).to.equal('valid');
+        expect(prev.getClassName(), l.name).to.equal('ZeroPadding2D');
+        expect((prev.getConfig() as { padding: number[][] }).padding, l.name).to.deep.equal([
+          [Math.floor(k / 2), Math.floor(k / 2)],
+          [Math.floor(k / 2), Math.floor(k / 2)],
+        ]);
+      }
+      torch.setWeights(same.getWeights());
+      const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 7);
+      const [a, b] = [same.predict(x) as tf.Tensor, torch.predict(x) as tf.Tensor];
+      const scale = Math.max(...Array.from(await a.data(), Math.abs));
+      expect(maxAbsDiff(await a.data(), await b.data()) / scale, name).to.be.above(1e-3);
+      tf.dispose([x, a, b]);
+      same.dispose();
+      torch.dispose();
+    }
+    expect(() => registry.build('resnet18', { inputShape: [32, 32, 3], numClasses: 4, options: { padding: 'symmetric' } })).to.throw(
+      /option "padding" is "symmetric"/,
+    );
+  });
+
   it('a wrong option is a user error naming the option', () => {
     expect(() => registry.build('resnet50', { inputShape: [32, 32, 3], numClasses: 4, options: { variant: 'e' } })).to.throw(/variant/);
     expect(() => registry.build('swin-cifar', { inputShape: [32, 32, 3], numClasses: 4, options: { windw: 4 } })).to.throw(/windw/);
