@@ -19,6 +19,7 @@ import { folder, int, num } from './flags.js';
 import { checkWritable } from './errors.js';
 
 export interface TrainFlags extends DataFlags {
+  initFrom?: string;
   overwrite?: boolean;
   preset?: string;
   plugin: string[];
@@ -57,6 +58,10 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--data <spec>', 'dataset: digits, fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR');
   return addDataFlags(cmd)
     .option('--model <name>', 'backbone name (see `tricks model list`)')
+    .option(
+      '--init-from <path>',
+      'start from pretrained weights: a `tricks convert` folder or a .pth/.pt/.safetensors checkpoint (converted in memory); a new head when the class count differs',
+    )
     .option('--epochs <n>', 'epochs', int('--epochs', 1))
     .option('--batch-size <n>', 'batch size', int('--batch-size', 1))
     .option(
@@ -98,6 +103,7 @@ function flagSettings(f: TrainFlags): UserConfig {
     checkpoint: f.checkpoint === false ? false : undefined,
     divergence: f.onDivergence,
     report: f.interpret === false ? { interpret: false } : undefined,
+    initFrom: f.initFrom,
   };
   if (f.lr !== undefined || f.optimizer)
     s.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
@@ -139,6 +145,7 @@ const FLAG_PATHS: Record<string, string> = {
   'dataOptions.strict': '--strict',
   divergence: '--on-divergence',
   checkpoint: '--no-checkpoint',
+  initFrom: '--init-from',
 };
 
 /**

@@ -17,3 +17,4 @@ export {
 export { SOURCE_MODELS, type SourceModel, sourceModel } from './names.js';
 export { ALLOWED_GLOBALS, CheckpointError } from './torch.js';
 export { type CheckpointTensor } from './tensor.js';
+export { initFromBuiltin, transferWeights } from './init-from.js';

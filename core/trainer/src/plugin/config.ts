@@ -38,6 +38,8 @@ export interface TrainSettings {
   export: { formats: string[] };
   /** report.html (@tricks/lab's report built-in validates it): `interpret: false` or its sizes. */
   report?: { interpret?: boolean | Record<string, unknown> };
+  /** Start from these weights: a converted model folder or a PyTorch/safetensors checkpoint (@tricks/convert's built-in). */
+  initFrom?: string;
 }
 
 /** What a user writes: a config file, or flags. Everything is optional. */
@@ -117,6 +119,7 @@ export const SETTINGS_SCHEMA = {
     checkpoint: { type: 'boolean' },
     export: { type: 'object', properties: { formats: { type: 'array', items: { type: 'string' } } }, additionalProperties: false },
     report: { type: 'object' },
+    initFrom: { type: 'string', minLength: 1 },
     preset: { type: 'string' },
     presets: { type: 'array' },
     plugins: { type: 'array' },

@@ -1,0 +1,109 @@
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { definePlugin, loadModel, TricksError, type TrainContext } from '@tricks/core';
+import { convertCheckpoint, readCheckpoint } from './convert.js';
+import { sourceModel } from './names.js';
+
+const NAME = 'tricks:init-from';
+
+/** The pretrained model `initFrom` names: a converted (or any tfjs LayersModel) folder, or a checkpoint converted in memory. */
+async function source(path: string, zoo: string, ctx: TrainContext): Promise<LayersModel> {
+  if (!existsSync(path))
+    throw new TricksError(`initFrom ${path}: no such file or folder`, 'give a `tricks convert` folder or a .pth/.pt/.safetensors file');
+  if (statSync(path).isDirectory()) {
+    if (!existsSync(join(path, 'model.json')))
+      throw new TricksError(
+        `initFrom ${path}: the folder has no model.json`,
+        'give the folder `tricks convert --out` wrote, or the checkpoint file',
+      );
+    return loadModel(path);
+  }
+  const src = sourceModel(zoo);
+  if (!src)
+    throw new TricksError(
+      `initFrom ${path}: a checkpoint file needs a model tricks convert maps, and --model ${zoo} is not one`,
+      'see `tricks convert --help` for the models, or convert the file yourself and give the folder',
+    );
+  const { model, report } = convertCheckpoint(await readCheckpoint(path), { model: zoo, inputSize: ctx.inputShape[0] });
+  ctx.logger.info(
+    `init-from: ${path}: ${report.publisher} ${report.source}, ${report.loaded} tensors (${report.format}), converted in memory`,
+  );
+  return model;
+}
+
+/**
+ * Copies `from`'s weights onto `to`, weight by weight (both are the same zoo model). The classifier may
+ * differ in its class count (then `to` keeps its new head), and a first conv over 3 channels goes onto
+ * 1-channel input summed over its input channels (timm's adapt_input_conv). Any other mismatch is an error.
+ */
+export function transferWeights(from: LayersModel, to: LayersModel, log: (m: string) => void): void {
+  const [a, b] = [from.weights, to.weights];
+  if (a.length !== b.length)
+    throw new TricksError(
+      `initFrom: the pretrained model has ${a.length} weights, the configured ${to.name} ${b.length}`,
+      'give --model the architecture the weights were trained for (the converted model.json says it under tricks.model)',
+    );
+  const headAt = b.length - 2; // the last Dense's kernel and bias
+  const values: tf.Tensor[] = [];
+  const kept: string[] = [];
+  b.forEach((w, i) => {
+    const v = a[i]!.read();
+    const [sa, sb] = [v.shape, w.shape];
+    if (sa.join() === sb.join()) values.push(v);
+    else if (i >= headAt && sa.at(-1) !== sb.at(-1) && sa.length === sb.length) {
+      values.push(w.read());
+      kept.push(w.originalName);
+    } else if (sa.length === 4 && sa[2] === 3 && sb[2] === 1 && [0, 1, 3].every((d) => sa[d] === sb[d])) {
+      values.push(tf.sum(v, 2, true));
+      log(
+        `init-from: ${w.originalName} takes 1-channel input: its pretrained RGB kernel summed over the channels (timm's adapt_input_conv)`,
+      );
+    } else
+      throw new TricksError(
+        `initFrom: ${w.originalName} is [${sb.join(', ')}] here, [${sa.join(', ')}] in the pretrained model`,
+        'give --model (and its options) of the architecture the weights were trained for',
+      );
+  });
+  to.setWeights(values);
+  for (const [i, v] of values.entries()) if (v !== a[i]!.read() && v !== b[i]!.read()) v.dispose();
+  if (kept.length)
+    log(
+      `init-from: the classifier is new (${a[headAt]!.shape.at(-1)} classes in the pretrained weights, ${b[headAt]!.shape.at(-1)} here): ${kept.join(', ')} initialized`,
+    );
+}
+
+/**
+ * The built-in behind `initFrom` (`tricks train --init-from`): before any other setup tap, the run's model
+ * gets the pretrained weights (the model pads as PyTorch does: zoo option padding 'torch').
+ */
+export const initFromBuiltin = definePlugin({
+  name: NAME,
+  description: 'starts the model from pretrained weights (config.initFrom: a converted folder or a PyTorch/safetensors checkpoint)',
+  apply(api) {
+    const path = api.config.initFrom;
+    if (!path) return;
+    // torchvision's convs pad k/2 on both sides; the zoo's 'same' padding would shift every strided layer
+    const options = (api.config.model.options ??= {});
+    const padded = sourceModel(api.config.model.name) && api.config.model.name !== 'swin-t';
+    if (padded && options.padding === undefined) options.padding = 'torch';
+    api.hooks.setup.tapPromise({ name: NAME, stage: -1e8 }, async (ctx) => {
+      if (ctx.resumed) return; // the checkpoint holds the weights
+      const from = await source(resolve(path), api.config.model.name, ctx);
+      try {
+        transferWeights(from, ctx.model, (m) => ctx.logger.info(m));
+      } finally {
+        from.dispose();
+      }
+      const normalizes = api.config.plugins.some(
+        (p) => (p.name === 'finetune' && p.options.normalize !== false) || (p.name === 'augment' && p.options.normalize === 'imagenet'),
+      );
+      ctx.logger.info(`init-from: ${path}: ${ctx.model.weights.length} weights loaded${padded ? ' (the model pads as PyTorch)' : ''}`);
+      if (!normalizes)
+        ctx.logger.warn(
+          'init-from: ImageNet weights expect ImageNet-normalized input: add the finetune plugin (it normalizes) or augment with normalize "imagenet"',
+        );
+    });
+  },
+});
