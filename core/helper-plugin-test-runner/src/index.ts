@@ -258,8 +258,59 @@ export interface ResumeParity {
   resumed: Record<string, number>[];
   /** The trainers of both runs (their ctx, their plugins' final state). */
   trainers: { full: Trainer; resumed: Trainer };
-  /** The log lines of the uninterrupted run and of the resumed part. */
-  logs: { full: string[]; resumed: string[] };
+  /** The log lines of the uninterrupted run, of the run that was cut and of the resumed part. */
+  logs: { full: string[]; cut: string[]; resumed: string[] };
+}
+
+/** The run's config for a parity check: the tiny run with `epochs` epochs and checkpoints on, into `out`. */
+function parityConfig(opts: RunStepsOptions & { epochs: number }, out: string): UserConfig {
+  const base = tinyConfig(opts.config);
+  return {
+    ...base,
+    epochs: opts.epochs,
+    checkpoint: true,
+    plugins: opts.plugins ?? base.plugins,
+    out,
+    limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
+  };
+}
+
+/**
+ * Trains `epochs` epochs straight into one folder, then stops a second run of the same config with `stop`
+ * (a fixture built-in that ends it) into another, resumes it and returns both runs' per-epoch figures.
+ */
+async function parity(
+  opts: RunStepsOptions & { epochs: number; keys?: string[] },
+  stop: { builtin: PluginDefinition; run: (t: Trainer) => Promise<unknown>; expect: (e: unknown) => boolean; what: string },
+): Promise<ResumeParity> {
+  await useTestBackend();
+  const keys = (rows: EpochMetrics[]) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
+  const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
+  const make = (out: string, logger: MemoryLogger, extra: PluginDefinition[] = []) =>
+    createTestTrainer(parityConfig(opts, out), { logger, modules: opts.modules, cwd: opts.cwd, builtins: [...(opts.builtins ?? []), ...extra] });
+  try {
+    const logs = { full: new MemoryLogger(), cut: new MemoryLogger(), resumed: new MemoryLogger() };
+    const full = await make(dirs[0]!, logs.full);
+    const a = await full.run();
+    const cutting = await make(dirs[1]!, logs.cut, [stop.builtin]);
+    const err = await stop.run(cutting).then(
+      () => undefined,
+      (e) => e,
+    );
+    if (!stop.expect(err)) throw new Error(`parity check: the cut run did not stop ${stop.what}: ${err}`);
+    cutting.dispose();
+    const resumed = await make(dirs[1]!, logs.resumed);
+    const b = await resumed.run({ resume: true });
+    return {
+      full: keys(a.epochs),
+      resumed: keys(b.epochs),
+      trainers: { full, resumed },
+      logs: { full: logs.full.lines, cut: logs.cut.lines, resumed: logs.resumed.lines },
+    };
+  } finally {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -267,58 +318,62 @@ export interface ResumeParity {
  * epoch `cut` (its checkpoint written), and resumes it. Same seed and backend: the two must agree
  * exactly, which they only do when every plugin's state survived the checkpoint.
  */
-export async function resumeParity(opts: RunStepsOptions & { epochs: number; cut?: number; keys?: string[] }): Promise<ResumeParity> {
-  await useTestBackend();
+export function resumeParity(opts: RunStepsOptions & { epochs: number; cut?: number; keys?: string[] }): Promise<ResumeParity> {
   const cut = opts.cut ?? 1;
-  const user = (out: string): UserConfig => {
-    const base = tinyConfig(opts.config);
-    return {
-      ...base,
-      epochs: opts.epochs,
-      checkpoint: true,
-      plugins: opts.plugins ?? base.plugins,
-      out,
-      limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
-    };
-  };
-  const keys = (rows: EpochMetrics[]) =>
-    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
-  const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
-  try {
-    const logs = { full: new MemoryLogger(), resumed: new MemoryLogger() };
-    const full = await createTestTrainer(user(dirs[0]!), {
-      logger: logs.full,
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: opts.builtins,
-    });
-    const a = await full.run();
-    const failing = await createTestTrainer(user(dirs[1]!), {
-      logger: new MemoryLogger(),
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: [...(opts.builtins ?? []), failAfterEpoch(cut)],
-    });
-    const err = await failing.run().then(
-      () => undefined,
-      (e) => e,
-    );
-    if (!(err instanceof FixtureFailure)) throw new Error(`resumeParity: the cut run did not stop after epoch ${cut}: ${err}`);
-    failing.dispose();
-    const resumed = await createTestTrainer(user(dirs[1]!), {
-      logger: logs.resumed,
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: opts.builtins,
-    });
-    const b = await resumed.run({ resume: true });
-    return {
-      full: keys(a.epochs),
-      resumed: keys(b.epochs),
-      trainers: { full, resumed },
-      logs: { full: logs.full.lines, resumed: logs.resumed.lines },
-    };
-  } finally {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }
+  return parity(opts, {
+    builtin: failAfterEpoch(cut),
+    run: (t) => t.run(),
+    expect: (e) => e instanceof FixtureFailure,
+    what: `after epoch ${cut}`,
+  });
+}
+
+/**
+ * A fixture built-in that aborts `controller` after global step `step` (1-based): the trainer finishes that
+ * step, its interrupt hook writes the mid-epoch checkpoint, and the run throws Interrupted, as on SIGTERM.
+ */
+export const abortAfterStep = (step: number, controller: AbortController): PluginDefinition =>
+  definePlugin({
+    name: 'test-utils:abort',
+    description: 'aborts the run after the given step (tests)',
+    apply(api) {
+      api.hooks.stepEnd.tap({ name: 'test-utils:abort', stage: STAGE_REPORT + 100 }, (ctx) => {
+        if (ctx.step === step) controller.abort('SIGTERM');
+      });
+    },
+  }) as PluginDefinition;
+
+/**
+ * The interrupt-parity check: trains `epochs` epochs straight, then the same config again, stopped by an
+ * AbortSignal after global step `at` (mid-epoch: pick one that is not a multiple of the steps per epoch),
+ * which writes the checkpoint a SIGTERM writes; then resumes it. Same seed and backend: the per-epoch
+ * figures must agree exactly, which they only do when every plugin's state, its running sums of the
+ * interrupted epoch and every generator it draws from survived the checkpoint.
+ */
+export function interruptParity(opts: RunStepsOptions & { epochs: number; at: number; keys?: string[] }): Promise<ResumeParity> {
+  const controller = new AbortController();
+  return parity(opts, {
+    builtin: abortAfterStep(opts.at, controller),
+    run: (t) => t.run({ signal: controller.signal }),
+    expect: (e) => (e as Error)?.name === 'Interrupted',
+    what: `after step ${opts.at} (Interrupted)`,
+  });
+}
+
+/**
+ * Throws unless the resumed run's figures equal the uninterrupted run's: exactly (tolerance 0), or each
+ * within `tolerance` (absolute); the message lists every figure that differs.
+ */
+export function assertParity(p: Pick<ResumeParity, 'full' | 'resumed'>, tolerance = 0): void {
+  const diffs: string[] = [];
+  if (p.full.length !== p.resumed.length) diffs.push(`${p.full.length} epochs straight, ${p.resumed.length} resumed`);
+  p.full.forEach((row, e) => {
+    for (const k of new Set([...Object.keys(row), ...Object.keys(p.resumed[e] ?? {})])) {
+      const a = row[k],
+        b = p.resumed[e]?.[k];
+      const same = a === b || (Number.isNaN(a) && Number.isNaN(b)) || (tolerance > 0 && Math.abs(a! - b!) <= tolerance);
+      if (!same) diffs.push(`epoch ${e + 1} ${k}: ${a} straight, ${b} resumed`);
+    }
+  });
+  if (diffs.length) throw new Error(`resume parity: ${diffs.join('; ')}`);
 }
