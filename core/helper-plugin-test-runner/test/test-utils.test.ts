@@ -86,8 +86,11 @@ describe('@tricks/helper-plugin-test-runner', function () {
     expect(tf.memory().numTensors).to.equal(before);
   });
 
-  it('interruptParity: an abort mid-epoch and a resume give the uninterrupted figures, with the interrupted epoch\'s sums', async () => {
+  it("interruptParity: an abort mid-epoch and a resume give the uninterrupted figures, with the interrupted epoch's sums", async () => {
     const p = await interruptParity({ epochs: 2, at: 6 });
+    const twice = await interruptParity({ epochs: 3, at: [6, 7, 11] });
+    expect(twice.logs.cut.join('\n')).to.match(/resumed from .*: epoch 2, step 2 of it[\s\S]*resumed from .*: epoch 2, step 3 of it/);
+    assertParity(twice);
     expect(p.full).to.have.length(2);
     expect(p.logs.cut.join('\n')).to.not.match(/epoch 2\/2/); // stopped inside epoch 2
     expect(p.logs.resumed.join('\n')).to.match(/resumed from .*: epoch 2, step 2 of it/);
@@ -97,7 +100,10 @@ describe('@tricks/helper-plugin-test-runner', function () {
 
   it('the parity checks catch a plugin that keeps state without saving it, and pass once it saves it', async () => {
     const forgetful = [[fixture('counter'), { save: false }]] as PluginItem[];
-    for (const p of [await interruptParity({ plugins: forgetful, epochs: 2, at: 6 }), await resumeParity({ plugins: forgetful, epochs: 2 })])
+    for (const p of [
+      await interruptParity({ plugins: forgetful, epochs: 2, at: 6 }),
+      await resumeParity({ plugins: forgetful, epochs: 2 }),
+    ])
       expect(() => assertParity(p)).to.throw(/epoch 2 train_loss: .* straight, .* resumed/);
     const saving = [[fixture('counter'), { save: true }]] as PluginItem[];
     assertParity(await interruptParity({ plugins: saving, epochs: 2, at: 6 }));
