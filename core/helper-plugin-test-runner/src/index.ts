@@ -410,3 +410,16 @@ export function assertParity(p: Pick<ResumeParity, 'full' | 'resumed'>, toleranc
   });
   if (diffs.length) throw new Error(`resume parity: ${diffs.join('; ')}`);
 }
+
+/** Throws unless each of `files` (default: all the check read) was written by both runs with the same bytes. */
+export function assertSameFiles(p: Pick<ResumeParity, 'files'>, files = Object.keys(p.files)): void {
+  const bad = files.filter((f) => {
+    const { full, resumed } = p.files[f] ?? {};
+    return !full || !resumed || !full.equals(resumed);
+  });
+  const say = (f: string) => {
+    const { full, resumed } = p.files[f] ?? {};
+    return !full || !resumed ? `${f} (${!full ? 'not written straight' : 'not written resumed'})` : f;
+  };
+  if (bad.length) throw new Error(`resume parity: ${bad.map(say).join(', ')} differ`);
+}
