@@ -19,4 +19,20 @@ describe('ema resumes exactly after a signal mid-epoch', function () {
     assertSameFiles(p);
     expect(p.logs.resumed.join('\n')).to.match(/ema: .* 12 updates/);
   });
+
+  it('with finetune freezing the body in epoch 1 (model.weights reorders), stopped inside epochs 1 and 2: the same rows', async () => {
+    // the shadow follows each weight, not its place in model.weights (which moved frozen layers last: shapes 8 and 16 met)
+    const p = await interruptParity({
+      plugins: [
+        ['finetune', { freezeEpochs: 1, head: 1, groups: 2, normalize: false }],
+        ['ema', { decay: 0.9, export: 'always' }],
+      ],
+      epochs: 3,
+      at: [2, 6],
+      keys: ['ema_val_top1', 'ema_val_loss'],
+      files: ['model-ema/weights.bin', 'model/weights.bin'],
+    });
+    assertParity(p);
+    assertSameFiles(p);
+  });
 });
