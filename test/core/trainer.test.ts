@@ -176,6 +176,38 @@ describe('trainer', function () {
     expect(b).to.deep.equal(a);
   });
 
+  it('an abort mid-epoch (as SIGTERM) and a resume give the uninterrupted rows, the lr of a cosine schedule too', async () => {
+    // stops after step 3 (inside epoch 1) and after step 8 (the last step of epoch 2, before its evaluation: the
+    // resumed run takes no step of that epoch and must still report the lr its last step used)
+    const base = { epochs: 3, checkpoint: true, limit: { train: 256, val: 64, steps: 4 }, schedule: { name: 'cosine' } };
+    const full = tiny(base);
+    await (await createTestTrainer(full, quiet())).run();
+    const out = tmp();
+    for (const at of [3, 8]) {
+      const controller = new AbortController();
+      const stop = definePlugin({
+        name: 'test:stop',
+        description: 'aborts after a step',
+        apply(api) {
+          api.hooks.stepEnd.tap('test:stop', (ctx) => void (ctx.step === at && controller.abort('SIGTERM')));
+        },
+      }) as PluginDefinition;
+      const logger = new MemoryLogger();
+      const cut = await createTestTrainer({ ...tiny(base), out }, { logger, builtins: [stop] });
+      const err = await cut.run({ resume: at !== 3, signal: controller.signal }).catch((e) => e);
+      expect((err as Error).message).to.match(/^SIGTERM: stopped after the current step/);
+      if (at === 8) expect(logger.lines.join('\n')).to.match(/resumed from .*: epoch 1, step 3 of it/);
+      cut.dispose();
+    }
+    const logger = new MemoryLogger();
+    await (await createTestTrainer({ ...tiny(base), out }, { logger })).run({ resume: true });
+    expect(logger.lines.join('\n')).to.match(/resumed from .*: epoch 2, step 4 of it/);
+    const figures = (o: string) => lines(o).map((r) => [r.train_loss, r.val_loss, r.val_top1, r.lr]);
+    expect(figures(out)).to.have.length(3);
+    expect(new Set(figures(out).map((r) => r[3])).size, 'cosine: a new lr every epoch').to.equal(3);
+    expect(figures(out)).to.deep.equal(figures(full.out!));
+  });
+
   it('stops on a NaN loss with the epoch and step, before the update, keeping the last good checkpoint', async () => {
     const cfg = tiny({ epochs: 2, checkpoint: true, plugins: [[plugin('nan'), { epoch: 2, at: 3 }]] });
     const trainer = await createTestTrainer(cfg, quiet());

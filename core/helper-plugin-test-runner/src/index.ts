@@ -23,7 +23,7 @@ import { dataBuiltin } from '@tricks/data';
 import { modelsBuiltin } from '@tricks/models';
 import { exportBuiltin } from '@tricks/export';
 import type { ContainerModule } from 'inversify';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -248,18 +248,94 @@ export async function runFailing(opts: RunStepsOptions): Promise<Omit<StepRun, '
   return { trainer, error, calls, tensorsAtStep: [], logger, out };
 }
 
-/** The figures of an epoch that a restart must reproduce (not its speed). */
-const PARITY_KEYS = ['train_loss', 'val_loss', 'val_top1', 'val_top5'];
+/** The figures of an epoch that a restart must reproduce (not its speed); lr is the last step's. */
+const PARITY_KEYS = ['train_loss', 'val_loss', 'val_top1', 'val_top5', 'lr'];
 
 export interface ResumeParity {
-  /** The per-epoch figures (train/val loss, top-1, top-5, and any plugin metric) of the uninterrupted run. */
+  /** The per-epoch figures (train/val loss, top-1, top-5, lr, and any plugin metric) of the uninterrupted run. */
   full: Record<string, number>[];
   /** The same of the run that failed after epoch `cut` and was resumed from its checkpoint. */
   resumed: Record<string, number>[];
   /** The trainers of both runs (their ctx, their plugins' final state). */
   trainers: { full: Trainer; resumed: Trainer };
-  /** The log lines of the uninterrupted run and of the resumed part. */
-  logs: { full: string[]; resumed: string[] };
+  /** The log lines of the uninterrupted run, of the run that was cut (every part before the last) and of the resumed part. */
+  logs: { full: string[]; cut: string[]; resumed: string[] };
+  /** The bytes of each of `files` (relative to the run's folder) at the end of both runs; undefined: not written. */
+  files: Record<string, { full?: Buffer; resumed?: Buffer }>;
+}
+
+export interface ParityOptions extends RunStepsOptions {
+  epochs: number;
+  /** Metrics beyond train/val loss, top-1 and top-5 to compare (a plugin's own: ema_val_top1, lr...). */
+  keys?: string[];
+  /** Files of the run's folder to read at the end of both runs (reports, a best model...), for the test to compare. */
+  files?: string[];
+}
+
+/** The run's config for a parity check: the tiny run with `epochs` epochs and checkpoints on, into `out`. */
+function parityConfig(opts: RunStepsOptions & { epochs: number }, out: string): UserConfig {
+  const base = tinyConfig(opts.config);
+  return {
+    ...base,
+    epochs: opts.epochs,
+    checkpoint: true,
+    plugins: opts.plugins ?? base.plugins,
+    out,
+    limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
+  };
+}
+
+/**
+ * Trains `epochs` epochs straight into one folder, then stops a second run of the same config with `stop`
+ * (a fixture built-in that ends it) into another, resumes it and returns both runs' per-epoch figures.
+ */
+async function parity(
+  opts: ParityOptions,
+  stops: {
+    builtin: PluginDefinition;
+    run: (t: Trainer, resume: boolean) => Promise<unknown>;
+    expect: (e: unknown) => boolean;
+    what: string;
+  }[],
+): Promise<ResumeParity> {
+  await useTestBackend();
+  const keys = (rows: EpochMetrics[]) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
+  const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
+  const make = (out: string, logger: MemoryLogger, extra: PluginDefinition[] = []) =>
+    createTestTrainer(parityConfig(opts, out), {
+      logger,
+      modules: opts.modules,
+      cwd: opts.cwd,
+      builtins: [...(opts.builtins ?? []), ...extra],
+    });
+  try {
+    const logs = { full: new MemoryLogger(), cut: new MemoryLogger(), resumed: new MemoryLogger() };
+    const full = await make(dirs[0]!, logs.full);
+    const a = await full.run();
+    // each stop ends one part of the run (the first a fresh run, the others resumes); the last part runs to the end
+    for (const [i, stop] of stops.entries()) {
+      const cutting = await make(dirs[1]!, logs.cut, [stop.builtin]);
+      const err = await stop.run(cutting, i > 0).then(
+        () => undefined,
+        (e) => e,
+      );
+      if (!stop.expect(err)) throw new Error(`parity check: the cut run did not stop ${stop.what}: ${err}`);
+      cutting.dispose();
+    }
+    const resumed = await make(dirs[1]!, logs.resumed);
+    const b = await resumed.run({ resume: true });
+    const read = (dir: string, f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f)) : undefined);
+    return {
+      full: keys(a.epochs),
+      resumed: keys(b.epochs),
+      trainers: { full, resumed },
+      logs: { full: logs.full.lines, cut: logs.cut.lines, resumed: logs.resumed.lines },
+      files: Object.fromEntries((opts.files ?? []).map((f) => [f, { full: read(dirs[0]!, f), resumed: read(dirs[1]!, f) }])),
+    };
+  } finally {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -267,58 +343,83 @@ export interface ResumeParity {
  * epoch `cut` (its checkpoint written), and resumes it. Same seed and backend: the two must agree
  * exactly, which they only do when every plugin's state survived the checkpoint.
  */
-export async function resumeParity(opts: RunStepsOptions & { epochs: number; cut?: number; keys?: string[] }): Promise<ResumeParity> {
-  await useTestBackend();
+export function resumeParity(opts: ParityOptions & { cut?: number }): Promise<ResumeParity> {
   const cut = opts.cut ?? 1;
-  const user = (out: string): UserConfig => {
-    const base = tinyConfig(opts.config);
-    return {
-      ...base,
-      epochs: opts.epochs,
-      checkpoint: true,
-      plugins: opts.plugins ?? base.plugins,
-      out,
-      limit: { ...base.limit, ...(opts.steps ? { steps: opts.steps } : {}) },
-    };
+  return parity(opts, [
+    {
+      builtin: failAfterEpoch(cut),
+      run: (t) => t.run(),
+      expect: (e) => e instanceof FixtureFailure,
+      what: `after epoch ${cut}`,
+    },
+  ]);
+}
+
+/**
+ * A fixture built-in that aborts `controller` after global step `step` (1-based): the trainer finishes that
+ * step, its interrupt hook writes the mid-epoch checkpoint, and the run throws Interrupted, as on SIGTERM.
+ */
+export const abortAfterStep = (step: number, controller: AbortController): PluginDefinition =>
+  definePlugin({
+    name: 'test-utils:abort',
+    description: 'aborts the run after the given step (tests)',
+    apply(api) {
+      api.hooks.stepEnd.tap({ name: 'test-utils:abort', stage: STAGE_REPORT + 100 }, (ctx) => {
+        if (ctx.step === step) controller.abort('SIGTERM');
+      });
+    },
+  }) as PluginDefinition;
+
+/**
+ * The interrupt-parity check: trains `epochs` epochs straight, then the same config again, stopped by an
+ * AbortSignal after global step `at` (mid-epoch: pick one that is not a multiple of the steps per epoch),
+ * which writes the checkpoint a SIGTERM writes; then resumes it. With several steps, the resumed run is
+ * stopped again at each next one and resumed again. Same seed and backend: the per-epoch figures must
+ * agree exactly, which they only do when every plugin's state, its running sums of the interrupted
+ * epoch and every generator it draws from survived the checkpoint.
+ */
+export function interruptParity(opts: ParityOptions & { at: number | number[] }): Promise<ResumeParity> {
+  return parity(
+    opts,
+    [opts.at].flat().map((at) => {
+      const controller = new AbortController();
+      return {
+        builtin: abortAfterStep(at, controller),
+        run: (t: Trainer, resume: boolean) => t.run({ resume, signal: controller.signal }),
+        expect: (e: unknown) => (e as Error)?.name === 'Interrupted',
+        what: `after step ${at} (Interrupted)`,
+      };
+    }),
+  );
+}
+
+/**
+ * Throws unless the resumed run's figures equal the uninterrupted run's: exactly (tolerance 0), or each
+ * within `tolerance` (absolute); the message lists every figure that differs.
+ */
+export function assertParity(p: Pick<ResumeParity, 'full' | 'resumed'>, tolerance = 0): void {
+  const diffs: string[] = [];
+  if (p.full.length !== p.resumed.length) diffs.push(`${p.full.length} epochs straight, ${p.resumed.length} resumed`);
+  p.full.forEach((row, e) => {
+    for (const k of new Set([...Object.keys(row), ...Object.keys(p.resumed[e] ?? {})])) {
+      const a = row[k],
+        b = p.resumed[e]?.[k];
+      const same = a === b || (Number.isNaN(a) && Number.isNaN(b)) || (tolerance > 0 && Math.abs(a! - b!) <= tolerance);
+      if (!same) diffs.push(`epoch ${e + 1} ${k}: ${a} straight, ${b} resumed`);
+    }
+  });
+  if (diffs.length) throw new Error(`resume parity: ${diffs.join('; ')}`);
+}
+
+/** Throws unless each of `files` (default: all the check read) was written by both runs with the same bytes. */
+export function assertSameFiles(p: Pick<ResumeParity, 'files'>, files = Object.keys(p.files)): void {
+  const bad = files.filter((f) => {
+    const { full, resumed } = p.files[f] ?? {};
+    return !full || !resumed || !full.equals(resumed);
+  });
+  const say = (f: string) => {
+    const { full, resumed } = p.files[f] ?? {};
+    return !full || !resumed ? `${f} (${!full ? 'not written straight' : 'not written resumed'})` : f;
   };
-  const keys = (rows: EpochMetrics[]) =>
-    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => PARITY_KEYS.includes(k) || (opts.keys ?? []).includes(k))));
-  const dirs = [mkdtempSync(join(tmpdir(), 'tricks-parity-')), mkdtempSync(join(tmpdir(), 'tricks-parity-'))];
-  try {
-    const logs = { full: new MemoryLogger(), resumed: new MemoryLogger() };
-    const full = await createTestTrainer(user(dirs[0]!), {
-      logger: logs.full,
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: opts.builtins,
-    });
-    const a = await full.run();
-    const failing = await createTestTrainer(user(dirs[1]!), {
-      logger: new MemoryLogger(),
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: [...(opts.builtins ?? []), failAfterEpoch(cut)],
-    });
-    const err = await failing.run().then(
-      () => undefined,
-      (e) => e,
-    );
-    if (!(err instanceof FixtureFailure)) throw new Error(`resumeParity: the cut run did not stop after epoch ${cut}: ${err}`);
-    failing.dispose();
-    const resumed = await createTestTrainer(user(dirs[1]!), {
-      logger: logs.resumed,
-      modules: opts.modules,
-      cwd: opts.cwd,
-      builtins: opts.builtins,
-    });
-    const b = await resumed.run({ resume: true });
-    return {
-      full: keys(a.epochs),
-      resumed: keys(b.epochs),
-      trainers: { full, resumed },
-      logs: { full: logs.full.lines, resumed: logs.resumed.lines },
-    };
-  } finally {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }
+  if (bad.length) throw new Error(`resume parity: ${bad.map(say).join(', ')} differ`);
 }

@@ -1,13 +1,17 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
+import type { PluginItem } from '@tricks/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   assertHookOrder,
   assertNoLeak,
   assertOptionError,
+  assertParity,
   assertTapOrder,
   cleanup,
   hooksOf,
+  interruptParity,
+  resumeParity,
   runSteps,
   tapsOf,
   tinyBatch,
@@ -80,5 +84,35 @@ describe('@tricks/helper-plugin-test-runner', function () {
     expect(Array.from(argmax.dataSync())).to.deep.equal(Array.from(a.meta.labels));
     tf.dispose([a.x, a.y, b.x, b.y, sums, argmax]);
     expect(tf.memory().numTensors).to.equal(before);
+  });
+
+  it("interruptParity: an abort mid-epoch and a resume give the uninterrupted figures, with the interrupted epoch's sums", async () => {
+    const p = await interruptParity({ epochs: 2, at: 6 });
+    const twice = await interruptParity({ epochs: 3, at: [6, 7, 11] });
+    expect(twice.logs.cut.join('\n')).to.match(/resumed from .*: epoch 2, step 2 of it[\s\S]*resumed from .*: epoch 2, step 3 of it/);
+    assertParity(twice);
+    expect(p.full).to.have.length(2);
+    expect(p.logs.cut.join('\n')).to.not.match(/epoch 2\/2/); // stopped inside epoch 2
+    expect(p.logs.resumed.join('\n')).to.match(/resumed from .*: epoch 2, step 2 of it/);
+    assertParity(p);
+    expect(p.resumed).to.deep.equal(p.full);
+  });
+
+  it('the parity checks catch a plugin that keeps state without saving it, and pass once it saves it', async () => {
+    const forgetful = [[fixture('counter'), { save: false }]] as PluginItem[];
+    for (const p of [
+      await interruptParity({ plugins: forgetful, epochs: 2, at: 6 }),
+      await resumeParity({ plugins: forgetful, epochs: 2 }),
+    ])
+      expect(() => assertParity(p)).to.throw(/epoch 2 train_loss: .* straight, .* resumed/);
+    const saving = [[fixture('counter'), { save: true }]] as PluginItem[];
+    assertParity(await interruptParity({ plugins: saving, epochs: 2, at: 6 }));
+  });
+
+  it('assertParity allows a stated tolerance and names every figure that differs', () => {
+    const full = [{ train_loss: 1, val_top1: 0.5 }];
+    expect(() => assertParity({ full, resumed: [{ train_loss: 1 + 1e-9, val_top1: 0.5 }] })).to.throw(/epoch 1 train_loss: 1 straight/);
+    assertParity({ full, resumed: [{ train_loss: 1 + 1e-9, val_top1: 0.5 }] }, 1e-6);
+    expect(() => assertParity({ full, resumed: [] })).to.throw(/1 epochs straight, 0 resumed/);
   });
 });

@@ -19,7 +19,7 @@ import {
   type DecodePlan,
 } from '@tricks/core';
 import { loadFolder } from '@tricks/data';
-import { assertNoLeak, cleanup, resumeParity, runSteps } from '@tricks/helper-plugin-test-runner';
+import { assertNoLeak, assertParity, cleanup, interruptParity, resumeParity, runSteps } from '@tricks/helper-plugin-test-runner';
 import plugin, {
   augmentGeometryAndColour,
   augmentNormalizeAndErase,
@@ -278,5 +278,17 @@ describe('augment: crop at decode time and the folded Normalize (decode hook)', 
       expect(d.cropped).to.match(/^augment#\d+$/);
       expect(d.pixels, 'folded: no other tap before Normalize here').to.equal(d.cropped);
     }
+  });
+
+  it('resumes exactly after a signal mid-epoch with the crop done while decoding (the generator of each item is a function of its place)', async () => {
+    // 6 training images, batch 2: 3 steps an epoch; stopped inside epoch 1 and inside epoch 2
+    const r = await interruptParity({
+      plugins: [['augment', { preset: 'imagenet' }]],
+      epochs: 3,
+      at: [2, 4],
+      config: { data: `folder:${dir}`, dataOptions: { size: 32, valSplit: 0.25, cache: false }, batchSize: 2, limit: {} },
+    });
+    expect(r.logs.cut.join('\n')).to.match(/resumed from .*: epoch 1, step 2 of it/);
+    assertParity(r);
   });
 });

@@ -33,6 +33,8 @@ export const emaDecay = (decay: number, n: number, warmup: boolean) => (warmup ?
  * timm's ModelEmaV2 averages the whole state_dict), updated as shadow -= (1 - d) * (shadow - w).
  */
 export class WeightEma {
+  /** The model's weights when the EMA started, paired with `shadow` by position: model.weights reorders when a layer's trainable flag changes (finetune). */
+  readonly vars: LayersModel['weights'];
   readonly shadow: tf.Variable[];
   updates = 0;
 
@@ -41,14 +43,15 @@ export class WeightEma {
     readonly decay: number,
     readonly warmup: boolean,
   ) {
-    this.shadow = model.weights.map((w) => tf.variable(w.read(), false));
+    this.vars = model.weights.slice();
+    this.shadow = this.vars.map((w) => tf.variable(w.read(), false));
   }
 
   /** One update after an optimizer step; returns the decay it used. */
   update(): number {
     const d = emaDecay(this.decay, this.updates, this.warmup);
     tf.tidy(() => {
-      this.model.weights.forEach((w, i) => {
+      this.vars.forEach((w, i) => {
         const s = this.shadow[i]!;
         if (s.dtype !== 'float32') s.assign(w.read());
         else s.assign(tf.sub(s, tf.mul(tf.sub(s, w.read()), 1 - d)));
@@ -60,12 +63,12 @@ export class WeightEma {
 
   /** Runs f with the EMA weights in the model, then puts the trained weights back. */
   async withShadow<T>(f: () => Promise<T>): Promise<T> {
-    const saved = this.model.weights.map((w) => tf.clone(w.read()));
-    this.model.setWeights(this.shadow);
+    const saved = this.vars.map((w) => tf.clone(w.read()));
+    this.vars.forEach((w, i) => w.write(this.shadow[i]!));
     try {
       return await f();
     } finally {
-      this.model.setWeights(saved);
+      this.vars.forEach((w, i) => w.write(saved[i]!));
       tf.dispose(saved);
     }
   }

@@ -135,6 +135,15 @@ export default definePlugin<FinetuneOptions>({
     });
     // the frozen state follows the epoch, so a resumed run freezes exactly as the uninterrupted one
     api.hooks.epochStart.tap({ name: PLUGIN_NAME }, (ctx) => setFrozen(ctx, ctx.epoch < options.freezeEpochs));
+    // Outside the steps every layer is trainable again: a frozen layer's weights move behind the trainable ones in
+    // model.weights, the order a checkpoint saves the model and the optimizer's slots by (and model.json records
+    // trainable: false), so a checkpoint written while frozen would not load into the model a resumed run builds.
+    // First in the epoch hook (before early-stopping, best-checkpoint and the checkpoint) and in the interrupt hook.
+    const thaw = async () => {
+      for (const l of groups.slice(0, -1).flat()) l.trainable = true;
+    };
+    api.hooks.epoch.tapPromise({ name: PLUGIN_NAME, stage: -1e6 }, thaw);
+    api.hooks.interrupt.tapPromise({ name: PLUGIN_NAME, stage: -1e6 }, thaw);
     if (options.normalize === 'imagenet' && !augmentNormalizes) {
       const norm = (b: Batch): Batch =>
         b.x.shape.length === 4 ? { ...b, x: normalize(b.x as tf.Tensor4D, IMAGENET_MEAN, IMAGENET_STD) } : b;

@@ -289,6 +289,8 @@ export class Trainer {
         rng.setState(state.rng);
         tfRng.setState(state.tfRng);
         partial = state.partial;
+        // the lr of the last step taken (the epoch's row reports it even when no step of it is left to run)
+        ctx.lr = schedule(ctx.baseLr, { step: Math.max(0, ctx.step - 1), stepsPerEpoch, totalSteps: ctx.totalSteps });
         this.logger.info(`resumed from ${ckptDir}: epoch ${startEpoch + 1}, step ${ctx.stepInEpoch} of it`);
       }
       for (let epoch = startEpoch; epoch < cfg.epochs && !stopped; epoch++) {
