@@ -17,9 +17,14 @@ import {
 } from '@tricks/core';
 import { fsync, MANIFEST, readManifest, seal, verify, type Manifest } from './manifest.js';
 
-/** Engine names of the model's weights, in order. */
+/** Engine names of the model's weights, in model.weights order (which a change of a layer's trainable flag reorders). */
 function variableNames(model: LayersModel): string[] {
   return model.weights.map((w) => (w.read() as tf.Variable).name);
+}
+
+/** Engine name -> "@layer.weight": a weight's place in its layer, stable whatever the trainable flags (finetune freezes layers). */
+function layerKeys(model: LayersModel): Map<string, string> {
+  return new Map(model.layers.flatMap((l, li) => l.weights.map((w, wi) => [(w.read() as tf.Variable).name, `@${li}.${wi}`] as const)));
 }
 
 /** "conv1/kernel_3/momentum" -> "#4/momentum" when conv1/kernel_3 is weight 4. */
@@ -82,7 +87,11 @@ export class DirCheckpointer implements Checkpointer {
       // Slots are keyed by tfjs variable names, which get suffixes when several models live in one
       // process; store them under the weight's position instead, so any process can restore them.
       const names = variableNames(model);
-      const slots = (await optimizer.getWeights()).map(({ name, tensor }) => ({ name: renameSlot(name, names, (i) => `#${i}`), tensor }));
+      const keys = layerKeys(model);
+      const slots = (await optimizer.getWeights()).map(({ name, tensor }) => ({
+        name: renameSlot(name, names, (i) => keys.get(names[i]!)!),
+        tensor,
+      }));
       const opt = await encodeTensors(slots);
       await writeFile(join(tmp, 'optimizer.bin'), opt.data);
       const className = (optimizer.constructor as { className?: string }).className;
@@ -203,22 +212,27 @@ export class DirCheckpointer implements Checkpointer {
     const saved = await part(where, 'model/model.json', () => loadModel(join(where, 'model')));
     try {
       const [n, m] = [saved.weights.length, model.weights.length];
-      if (n !== m)
+      if (n !== m || saved.layers.length !== model.layers.length)
         throw new TricksError(
           `${where}: the checkpoint's model has ${n} weights, the configured one ${m}`,
           'resume with the same model and plugins',
         );
-      model.setWeights(saved.getWeights());
+      // layer by layer: model.weights' order depends on the layers' trainable flags, each layer's own does not
+      model.layers.forEach((l, i) => l.setWeights(saved.layers[i]!.getWeights()));
     } finally {
       saved.dispose();
     }
     const optSpecs = await part(where, 'optimizer.json', (d) => json(d).specs ?? Promise.reject(new Error('it has no "specs" list')));
-    const positions = new Map(variableNames(model).map((n, i) => [`#${i}`, n]));
+    // "@layer.weight" keys; "#i" (a position in model.weights) in checkpoints written before them
+    const positions = new Map([
+      ...variableNames(model).map((n, i) => [`#${i}`, n] as const),
+      ...[...layerKeys(model)].map(([n, k]) => [k, n] as const),
+    ]);
     await part(where, 'optimizer.bin', async (d) => {
       const slots = decodeTensors(d, optSpecs, join(where, 'optimizer.bin'), 'optimizer.json lists');
       await optimizer.setWeights(
         Object.entries(slots).map(([name, tensor]) => {
-          const m = /^(#\d+)(\/.*)$/.exec(name);
+          const m = /^(#\d+|@\d+\.\d+)(\/.*)$/.exec(name);
           return { name: m ? `${positions.get(m[1]) ?? m[1]}${m[2]}` : name, tensor };
         }),
       );

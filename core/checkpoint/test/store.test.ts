@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MemoryLogger, TricksError, type PluginDefinition } from '@tricks/core';
+import { definePlugin, MemoryLogger, TricksError, type PluginDefinition } from '@tricks/core';
 import { testKit } from '@tricks/core/testing';
 import { dataBuiltin } from '@tricks/data';
 import { modelsBuiltin } from '@tricks/models';
@@ -154,6 +154,39 @@ describe('checkpoint generations', function () {
     const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(rows.map((l) => JSON.parse(l).epoch)).to.deep.equal([1, 2]);
     expect(logger.lines.join('\n')).to.match(/resumed from .*: epoch 2, step 0/);
+  });
+});
+
+describe('a checkpoint written while layers were frozen', function () {
+  this.timeout(300000);
+
+  it('resumes into a model whose layers are all trainable (model.weights reorders), with the same weights and momentum', async () => {
+    await testBackend();
+    // freezes the first conv in epoch 1 only, as finetune freezes a backbone; the epoch-1 checkpoint is written frozen
+    const freeze = definePlugin({
+      name: 'test:freeze-first',
+      description: 'the first layer with weights frozen in epoch 1',
+      apply(api) {
+        api.hooks.epochStart.tap({ name: 'test:freeze-first' }, (ctx) => {
+          ctx.model.layers.find((l) => l.weights.length > 0)!.trainable = ctx.epoch > 0;
+        });
+      },
+    });
+    const user = () => tiny({ epochs: 2, checkpoint: true, optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 } });
+    const full = await createTestTrainer(user(), { logger: new MemoryLogger(), builtins: [freeze] });
+    const a = await full.run();
+    const weightsA = full.ctx.model.getWeights().map((w) => Array.from(w.dataSync()));
+    full.dispose();
+    const cfg = user();
+    const cut = await createTestTrainer({ ...cfg, epochs: 1 }, { logger: new MemoryLogger(), builtins: [freeze] });
+    await cut.run();
+    cut.dispose();
+    const resumed = await createTestTrainer(cfg, { logger: new MemoryLogger(), builtins: [freeze] });
+    const b = await resumed.run({ resume: true });
+    const weightsB = resumed.ctx.model.getWeights().map((w) => Array.from(w.dataSync()));
+    resumed.dispose();
+    expect(b.epochs.map((e) => [e.train_loss, e.val_loss])).to.deep.equal(a.epochs.map((e) => [e.train_loss, e.val_loss]));
+    expect(weightsB).to.deep.equal(weightsA);
   });
 });
 
