@@ -39,39 +39,37 @@ async function source(path: string, zoo: string, ctx: TrainContext): Promise<Lay
  * 1-channel input summed over its input channels (timm's adapt_input_conv). Any other mismatch is an error.
  */
 export function transferWeights(from: LayersModel, to: LayersModel, log: (m: string) => void): void {
-  const [a, b] = [from.weights, to.weights];
-  if (a.length !== b.length)
+  const [la, lb] = [from.layers.filter((l) => l.weights.length), to.layers.filter((l) => l.weights.length)];
+  if (la.length !== lb.length || from.weights.length !== to.weights.length)
     throw new TricksError(
-      `initFrom: the pretrained model has ${a.length} weights, the configured ${to.name} ${b.length}`,
+      `initFrom: the pretrained model has ${from.weights.length} weights in ${la.length} layers, the configured ${to.name} ${to.weights.length} in ${lb.length}`,
       'give --model the architecture the weights were trained for (the converted model.json says it under tricks.model)',
     );
-  const headAt = b.length - 2; // the last Dense's kernel and bias
-  const values: tf.Tensor[] = [];
-  const kept: string[] = [];
-  b.forEach((w, i) => {
-    const v = a[i]!.read();
-    const [sa, sb] = [v.shape, w.shape];
-    if (sa.join() === sb.join()) values.push(v);
-    else if (i >= headAt && sa.at(-1) !== sb.at(-1) && sa.length === sb.length) {
-      values.push(w.read());
-      kept.push(w.originalName);
-    } else if (sa.length === 4 && sa[2] === 3 && sb[2] === 1 && [0, 1, 3].every((d) => sa[d] === sb[d])) {
-      values.push(tf.sum(v, 2, true));
-      log(
-        `init-from: ${w.originalName} takes 1-channel input: its pretrained RGB kernel summed over the channels (timm's adapt_input_conv)`,
-      );
-    } else
+  const head = [...lb].reverse().find((l) => l.getClassName() === 'Dense');
+  let kept = '';
+  // layer by layer: model.weights' order depends on the trainable flags, a layer's own does not
+  lb.forEach((layer, li) => {
+    const src = la[li]!.getWeights();
+    const values = layer.getWeights().map((w, i) => {
+      const v = src[i]!;
+      const [sa, sb] = [v.shape, w.shape];
+      if (sa.join() === sb.join()) return v;
+      if (layer === head && sa.length === sb.length && sa.at(-1) !== sb.at(-1)) {
+        kept ||= `${sa.at(-1)} classes in the pretrained weights, ${sb.at(-1)} here`;
+        return w;
+      }
+      if (sa.length === 4 && sa[2] === 3 && sb[2] === 1 && [0, 1, 3].every((d) => sa[d] === sb[d])) {
+        log(`init-from: ${layer.name} takes 1-channel input: its pretrained RGB kernel summed over the channels (timm's adapt_input_conv)`);
+        return tf.sum(v, 2, true);
+      }
       throw new TricksError(
-        `initFrom: ${w.originalName} is [${sb.join(', ')}] here, [${sa.join(', ')}] in the pretrained model`,
+        `initFrom: ${layer.weights[i]!.originalName} is [${sb.join(', ')}] here, [${sa.join(', ')}] in the pretrained model`,
         'give --model (and its options) of the architecture the weights were trained for',
       );
+    });
+    layer.setWeights(values);
   });
-  to.setWeights(values);
-  for (const [i, v] of values.entries()) if (v !== a[i]!.read() && v !== b[i]!.read()) v.dispose();
-  if (kept.length)
-    log(
-      `init-from: the classifier is new (${a[headAt]!.shape.at(-1)} classes in the pretrained weights, ${b[headAt]!.shape.at(-1)} here): ${kept.join(', ')} initialized`,
-    );
+  if (kept) log(`init-from: the classifier is new (${kept}): ${head!.name} initialized`);
 }
 
 /**
