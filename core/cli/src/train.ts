@@ -20,6 +20,7 @@ import { checkWritable } from './errors.js';
 
 export interface TrainFlags extends DataFlags {
   initFrom?: string;
+  pretrained?: boolean;
   overwrite?: boolean;
   preset?: string;
   plugin: string[];
@@ -58,6 +59,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--data <spec>', 'dataset: digits, fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR');
   return addDataFlags(cmd)
     .option('--model <name>', 'backbone name (see `tricks model list`)')
+    .option('--pretrained', "start from torchvision's published weights of --model (downloaded once into TRICKS_CACHE, SHA-256 checked)")
     .option(
       '--init-from <path>',
       'start from pretrained weights: a `tricks convert` folder or a .pth/.pt/.safetensors checkpoint (converted in memory); a new head when the class count differs',
@@ -104,6 +106,7 @@ function flagSettings(f: TrainFlags): UserConfig {
     divergence: f.onDivergence,
     report: f.interpret === false ? { interpret: false } : undefined,
     initFrom: f.initFrom,
+    pretrained: f.pretrained || undefined,
   };
   if (f.lr !== undefined || f.optimizer)
     s.optimizer = { ...(f.optimizer ? { name: f.optimizer } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}) };
@@ -146,6 +149,7 @@ const FLAG_PATHS: Record<string, string> = {
   divergence: '--on-divergence',
   checkpoint: '--no-checkpoint',
   initFrom: '--init-from',
+  pretrained: '--pretrained',
 };
 
 /**

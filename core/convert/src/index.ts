@@ -18,3 +18,4 @@ export { SOURCE_MODELS, type SourceModel, sourceModel } from './names.js';
 export { ALLOWED_GLOBALS, CheckpointError } from './torch.js';
 export { type CheckpointTensor } from './tensor.js';
 export { initFromBuiltin, transferWeights } from './init-from.js';
+export { cacheDir, fetchPretrained, hashPrefix, TORCHVISION_WEIGHTS, weightsUrl } from './pretrained.js';

@@ -1,12 +1,29 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { definePlugin, loadModel, TricksError, type TrainContext } from '@tricks/core';
 import { convertCheckpoint, readCheckpoint } from './convert.js';
 import { sourceModel } from './names.js';
+import { fetchPretrained } from './pretrained.js';
 
 const NAME = 'tricks:init-from';
+
+/** A download's progress: a bar redrawn in place on a terminal, a line at each quarter otherwise. */
+function progress(ctx: TrainContext) {
+  let shown = -1;
+  return (done: number, total: number) => {
+    const pct = total ? Math.floor((100 * done) / total) : 0;
+    const text = `pretrained: ${(done / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`;
+    if (process.stderr.isTTY) {
+      const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, '.');
+      process.stderr.write(`\r${text} [${bar}] ${pct}%${done === total ? '\n' : ''}`);
+    } else if (Math.floor(pct / 25) > shown) {
+      shown = Math.floor(pct / 25);
+      ctx.logger.info(`${text} (${pct}%)`);
+    }
+  };
+}
 
 /** The pretrained model `initFrom` names: a converted (or any tfjs LayersModel) folder, or a checkpoint converted in memory. */
 async function source(path: string, zoo: string, ctx: TrainContext): Promise<LayersModel> {
@@ -21,6 +38,11 @@ async function source(path: string, zoo: string, ctx: TrainContext): Promise<Lay
     return loadModel(path);
   }
   const src = sourceModel(zoo);
+  if (src && src.zoo !== zoo)
+    throw new TricksError(
+      `initFrom ${path}: ${src.publisher}'s ${zoo} is the zoo's ${src.zoo}, not the zoo's ${zoo}`,
+      `give --model ${src.zoo}`,
+    );
   if (!src)
     throw new TricksError(
       `initFrom ${path}: a checkpoint file needs a model tricks convert maps, and --model ${zoo} is not one`,
@@ -80,14 +102,23 @@ export const initFromBuiltin = definePlugin({
   name: NAME,
   description: 'starts the model from pretrained weights (config.initFrom: a converted folder or a PyTorch/safetensors checkpoint)',
   apply(api) {
-    const path = api.config.initFrom;
-    if (!path) return;
+    const { initFrom, pretrained } = api.config;
+    if (!initFrom && !pretrained) return;
+    if (initFrom && pretrained)
+      throw new TricksError(
+        'initFrom and pretrained exclude each other',
+        "--pretrained downloads torchvision's weights; --init-from gives your own",
+      );
     // torchvision's convs pad k/2 on both sides; the zoo's 'same' padding would shift every strided layer
     const options = (api.config.model.options ??= {});
-    const padded = sourceModel(api.config.model.name) && api.config.model.name !== 'swin-t';
+    // PyTorch's weights (a checkpoint, a converted folder, --pretrained); a tricks run's model keeps its own padding
+    const folder = initFrom && existsSync(join(initFrom, 'model.json')) ? join(initFrom, 'model.json') : undefined;
+    const converted = folder ? Boolean(JSON.parse(readFileSync(folder, 'utf8'))?.userDefinedMetadata?.tricks?.converted) : true;
+    const padded = converted && sourceModel(api.config.model.name) && api.config.model.name !== 'swin-t';
     if (padded && options.padding === undefined) options.padding = 'torch';
     api.hooks.setup.tapPromise({ name: NAME, stage: -1e8 }, async (ctx) => {
       if (ctx.resumed) return; // the checkpoint holds the weights
+      const path = initFrom ?? (await fetchPretrained(api.config.model.name, { progress: progress(ctx), log: (m) => ctx.logger.info(m) }));
       const from = await source(resolve(path), api.config.model.name, ctx);
       try {
         transferWeights(from, ctx.model, (m) => ctx.logger.info(m));

@@ -40,6 +40,8 @@ export interface TrainSettings {
   report?: { interpret?: boolean | Record<string, unknown> };
   /** Start from these weights: a converted model folder or a PyTorch/safetensors checkpoint (@tricks/convert's built-in). */
   initFrom?: string;
+  /** Start from torchvision's published weights of the model (downloaded once, SHA-256 checked; @tricks/convert). */
+  pretrained?: boolean;
 }
 
 /** What a user writes: a config file, or flags. Everything is optional. */
@@ -120,6 +122,7 @@ export const SETTINGS_SCHEMA = {
     export: { type: 'object', properties: { formats: { type: 'array', items: { type: 'string' } } }, additionalProperties: false },
     report: { type: 'object' },
     initFrom: { type: 'string', minLength: 1 },
+    pretrained: { type: 'boolean' },
     preset: { type: 'string' },
     presets: { type: 'array' },
     plugins: { type: 'array' },
