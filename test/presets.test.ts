@@ -5,6 +5,7 @@ import { createTestTrainer, testBackend } from './core/helpers.js';
  * of the rung active; the exported artifacts load and predict; report.html is written.
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +152,40 @@ describe('presets on generated data (one step per ladder rung)', function () {
       },
     );
     expect(models).to.deep.equal(['resnet50', ...Array(7).fill('resnet50-d')]);
+  });
+
+  it('finetune: both rungs from a torchvision ResNet-18 checkpoint made here by PyTorch (--init-from), the body frozen', async function () {
+    const dir = tmp();
+    const py = spawnSync(
+      existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+      [
+        '-c',
+        'import sys, torch, torchvision\ntorch.manual_seed(0)\ntorch.save(torchvision.models.resnet18().state_dict(), sys.argv[1])',
+        join(dir, 'r18.pth'),
+      ],
+      { encoding: 'utf8' },
+    );
+    if (py.status !== 0) {
+      console.log(`    (skipped: PyTorch with torchvision is not importable here: ${py.stderr.trim().split('\n').at(-1)})`);
+      this.skip();
+    }
+    await writeFolder(join(dir, 'imgs'), ['a', 'b', 'c'], { train: 4, val: 2 });
+    await runEveryRung(
+      'finetune',
+      {
+        data: `folder:${join(dir, 'imgs')}`,
+        dataOptions: { size: 32 },
+        batchSize: 4,
+        evalBatchSize: 6,
+        epochs: 1,
+        limit: { steps: 1 },
+        checkpoint: false,
+        backend,
+        initFrom: join(dir, 'r18.pth'),
+      },
+      () => [],
+      async () => {},
+    );
   });
 
   it('mobile: MobileNetV3 + kd + pruning + QAT, ending in a valid int8 ONNX export', async () => {
