@@ -129,7 +129,7 @@ export const initFromBuiltin = definePlugin({
         (p) => (p.name === 'finetune' && p.options.normalize !== false) || (p.name === 'augment' && p.options.normalize === 'imagenet'),
       );
       ctx.logger.info(`init-from: ${path}: ${ctx.model.weights.length} weights loaded${padded ? ' (the model pads as PyTorch)' : ''}`);
-      if (!normalizes)
+      if (!normalizes && converted)
         ctx.logger.warn(
           'init-from: ImageNet weights expect ImageNet-normalized input: add the finetune plugin (it normalizes) or augment with normalize "imagenet"',
         );
