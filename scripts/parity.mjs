@@ -8,8 +8,9 @@
 // and the two side by side, and writes OUT/parity.md and OUT/parity.json.
 //   --tricks-from DIR   reuse a finished `tricks ablate --out DIR` (its ablation.json) instead of running tricks
 //   --twin-only         run only the twin (no tricks table)
-//   --twin k=v,...      the twin's departures from tricks' defaults: bnMomentum (0.99), bnEpsilon (0.001),
-//                       init (tfjs: Glorot-uniform, zero bias; torch: PyTorch's own)
+//   --twin k=v,...      the twin's departures from the tricks model's options (small-cnn: init torch|glorot,
+//                       bnMomentum 0.9, bnEpsilon 1e-5); for experiments only, the side-by-side table then compares
+//                       two different recipes
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';

@@ -6,9 +6,10 @@
 # - data: the Fashion-MNIST IDX files, the same training subset (tricks' indices) and the same per-epoch order
 #   (tricks' ShuffleSampler), pixels / 255, the whole test set; drop_last as tricks' loader;
 # - model: small-cnn (core/models/src/small-cnn.ts): conv3x3 (no bias) -> BN -> ReLU -> maxpool 2, twice (width,
-#   2 width), flatten in NHWC order, dense 128 + ReLU, dense classes; tfjs-layers' defaults: Glorot-uniform kernels
-#   (Keras fans: receptive field x channels), zero biases, BN momentum 0.99 (torch's momentum = 1 - 0.99),
-#   epsilon 1e-3 (job.twin: bnMomentum, bnEpsilon, init "tfjs" or "torch" for PyTorch's own defaults). The moving
+#   2 width), flatten in NHWC order, dense 128 + ReLU, dense classes; the model's options `init` ("torch": PyTorch's
+#   own reset_parameters(), small-cnn's default; "glorot": tfjs-layers' Glorot-uniform kernels with Keras fans and
+#   zero biases), `bnMomentum` (tfjs sense, default 0.9; torch's momentum = 1 - it) and `bnEpsilon` (1e-5), which
+#   job.twin may override (`--twin init=glorot,bnMomentum=0.99,bnEpsilon=0.001` is tfjs-layers' model). The moving
 #   variance: tfjs-layers averages the biased batch variance, torch the unbiased one, a factor N/(N-1) with N =
 #   batch x height x width (25,088 at batch 32 and 28 px): not mirrored;
 # - optimizer: torch.optim.SGD(momentum, nesterov, weight_decay) on every parameter (tricks decays BN and biases
@@ -70,7 +71,7 @@ class SmallCnn(nn.Module):
         s = hw // 4
         self.fc1 = nn.Linear(c[2] * s * s, 128)
         self.out = nn.Linear(128, classes)
-        if init == "tfjs":
+        if init == "glorot":  # tfjs-layers' defaults; "torch": PyTorch's own reset_parameters()
             for conv in self.convs:
                 o, i, kh, kw = conv.weight.shape
                 glorot_(conv.weight, i * kh * kw, o * kh * kw)
@@ -102,9 +103,12 @@ def run(rung, seed):
     m = cfg["model"]
     if m["name"] != "small-cnn":
         raise ValueError(f"model {m['name']}: not in the twin")
-    width = int((m.get("options") or {}).get("width", 32))
-    tw = job.get("twin", {})
-    model = SmallCnn(width, 10, 28, tw.get("bnMomentum", 0.99), tw.get("bnEpsilon", 1e-3), tw.get("init", "tfjs"))
+    mo = m.get("options") or {}
+    width = int(mo.get("width", 32))
+    # small-cnn's options and defaults (core/models/src/small-cnn.ts); job.twin overrides them for experiments
+    tw = {"init": mo.get("init", "torch"), "bnMomentum": mo.get("bnMomentum", 0.9), "bnEpsilon": mo.get("bnEpsilon", 1e-5),
+          **job.get("twin", {})}
+    model = SmallCnn(width, 10, 28, tw["bnMomentum"], tw["bnEpsilon"], tw["init"])
     o = cfg["optimizer"]
     if o["name"] != "sgd":
         raise ValueError(f"optimizer {o['name']}: not in the twin")
