@@ -16,7 +16,9 @@
 #   too unless no-bias-decay is on), the lr set every step from the schedule's closed form (constant, cosine);
 # - loss: cross-entropy, mean over the batch; label smoothing as F.cross_entropy(label_smoothing=eps);
 # - augment: torchvision.transforms.RandomCrop(size, padding) and RandomHorizontalFlip(p) on the [0,1] image
-#   (zero fill before any Normalize, torchvision's order), one draw per image.
+#   (zero fill before any Normalize, torchvision's order), one draw per image; mixup (Zhang et al. 2018, timm's
+#   Mixup in batch mode): one lambda ~ Beta(alpha, alpha) per batch, partners from a random permutation, the loss
+#   lam CE(y) + (1 - lam) CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
 # Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
 import json, math, sys, time, gzip, os
 import numpy as np
@@ -114,7 +116,8 @@ def run(rung, seed):
         raise ValueError(f"optimizer {o['name']}: not in the twin")
     opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o.get("momentum", 0), nesterov=o.get("nesterov", False),
                           weight_decay=o.get("weightDecay", 0))
-    aug, smoothing = None, 0.0
+    aug, smoothing, mixup = None, 0.0, None
+    beta = np.random.default_rng(seed)
     for p in cfg["plugins"]:
         name, po = p["name"], p.get("options", {})
         if name == "augment":
@@ -129,6 +132,10 @@ def run(rung, seed):
             aug = T.Compose(ops)
         elif name == "label-smoothing":
             smoothing = po.get("epsilon", 0.1)
+        elif name == "mixup":
+            if po.get("prob", 1) != 1 or po.get("offEpoch") is not None:
+                raise ValueError("mixup with prob or offEpoch: not in the twin")
+            mixup = po.get("alpha", 0.4)
         else:
             raise ValueError(f"plugin {name}: not in the twin")
     bs, epochs = cfg["batchSize"], cfg["epochs"]
@@ -151,7 +158,15 @@ def run(rung, seed):
             lr = schedule(sched["name"], {k: v for k, v in sched.items() if k != "name"}, o["lr"], step, total)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+            if mixup:  # Zhang et al. 2018, one lambda per batch, partner perm[i] (plugins/mixup; timm's Mixup, mode batch)
+                lam = float(beta.beta(mixup, mixup))
+                perm = torch.randperm(len(x))
+                logits = model(lam * x + (1 - lam) * x[perm])
+                # soft targets lam*y + (1-lam)*y[perm], smoothed after mixing: CE is linear in the target
+                loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
+                    (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
+            else:
+                loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
             opt.zero_grad()
             loss.backward()
             opt.step()
