@@ -50,13 +50,22 @@ const twin = Object.fromEntries(
       return [k, Number.isFinite(Number(v)) ? Number(v) : v];
     }),
 );
-for (const [k, v] of [['--seeds', seeds], ['--epochs', epochs], ['--limit-train', limitTrain], ['--batch-size', batchSize]])
+for (const [k, v] of [
+  ['--seeds', seeds],
+  ['--epochs', epochs],
+  ['--limit-train', limitTrain],
+  ['--batch-size', batchSize],
+])
   if (!Number.isInteger(v) || v < 1) fail(`${k} must be an integer >= 1, got ${v}`);
-if (!/^fashion-mnist(:|$)/.test(data)) fail(`--data ${data}: the twin reads Fashion-MNIST IDX files only`, 'use --data fashion-mnist[:DIR]');
+if (!/^fashion-mnist(:|$)/.test(data))
+  fail(`--data ${data}: the twin reads Fashion-MNIST IDX files only`, 'use --data fashion-mnist[:DIR]');
 const dataDir = data.includes(':') ? data.slice(data.indexOf(':') + 1) : '/usr/share/datasets/fashion-mnist';
 
 const { ladder } = await loadLadder(preset, root);
-const rungSet = selectRungs(args.flatMap((a, i) => (args[i - 1] === '--rungs' ? [a] : [])), ladder.map((s) => s.name));
+const rungSet = selectRungs(
+  args.flatMap((a, i) => (args[i - 1] === '--rungs' ? [a] : [])),
+  ladder.map((s) => s.name),
+);
 const rungIdx = ladder.map((_, i) => i).filter((i) => rungSet.size === 0 || rungSet.has(i));
 const overrides = { data, epochs, batchSize, limit: { train: limitTrain } };
 mkdirSync(out, { recursive: true });
@@ -96,9 +105,22 @@ const rungs = [];
 for (const i of rungIdx) {
   const { config } = await resolveConfig({ ...overrides, preset }, { cwd: root, ladderStep: i });
   const trick = tricksRuns.find((r) => r.ladderStep === i)?.trick ?? ladder[i].name;
-  rungs.push({ ladderStep: i, stepName: ladder[i].name, trick, config: { ...config, plugins: config.plugins.map(({ name, options }) => ({ name, options })) } });
+  rungs.push({
+    ladderStep: i,
+    stepName: ladder[i].name,
+    trick,
+    config: { ...config, plugins: config.plugins.map(({ name, options }) => ({ name, options })) },
+  });
 }
-const job = { dataDir, trainIndices: trainIndices ?? Array.from({ length: trainLength }, (_, i) => i), epochOrders, rungs, seeds: seedList, twin, threads: 1 };
+const job = {
+  dataDir,
+  trainIndices: trainIndices ?? Array.from({ length: trainLength }, (_, i) => i),
+  epochOrders,
+  rungs,
+  seeds: seedList,
+  twin,
+  threads: 1,
+};
 
 // 3. the twin, one JSON line per run
 console.log(`parity: ${python} core/lab/py/parity_twin.py (${rungs.length} rungs x ${seeds} seeds)`);
@@ -170,5 +192,12 @@ const write = (file, text) => {
   renameSync(`${file}.tmp`, file);
 };
 write(join(out, 'parity.md'), md);
-write(join(out, 'parity.json'), JSON.stringify({ preset, epochs, batchSize, limitTrain, seeds: seedList, twin, cpu, tricks: tricksRuns, torch: twinRuns, skipped }, null, 1));
+write(
+  join(out, 'parity.json'),
+  JSON.stringify(
+    { preset, epochs, batchSize, limitTrain, seeds: seedList, twin, cpu, tricks: tricksRuns, torch: twinRuns, skipped },
+    null,
+    1,
+  ),
+);
 console.log(`parity: ${join(out, 'parity.md')}, ${join(out, 'parity.json')}`);
