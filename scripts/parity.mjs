@@ -17,10 +17,18 @@ import { gunzipSync } from 'node:zlib';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Rng, epochRng, resolveConfig } from '@tricks/core';
+import { Rng, TricksError, epochRng, resolveConfig } from '@tricks/core';
 import { ablationMarkdown, selectRungs, summarizeRuns, loadLadder } from '@tricks/lab';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// a user's mistake (unknown preset, bad --rungs) is one message, not a stack trace
+process.on('uncaughtException', (e) => {
+  if (e instanceof TricksError) {
+    console.error(`parity: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+});
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
   const i = args.indexOf(name);

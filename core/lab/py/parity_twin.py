@@ -23,13 +23,11 @@
 import json, math, sys, time, gzip, os
 import numpy as np
 
-job = json.load(sys.stdin)
 try:
     import torch, torch.nn as nn, torch.nn.functional as F
     import torchvision.transforms as T
 except ImportError as e:
     print(json.dumps({"error": f"PyTorch/torchvision not importable with {sys.executable}: {e}"})); sys.exit(0)
-torch.set_num_threads(int(job.get("threads", 1)))
 
 
 def idx(path):
@@ -47,15 +45,6 @@ def find(d, stem):
         if os.path.exists(os.path.join(d, name)):
             return os.path.join(d, name)
     raise SystemExit(json.dumps({"error": f"no {stem}[.gz] in {d}"}))
-
-
-D = job["dataDir"]
-xtr = torch.from_numpy(idx(find(D, "train-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
-ytr = torch.from_numpy(idx(find(D, "train-labels-idx1-ubyte")).astype(np.int64))
-xte = torch.from_numpy(idx(find(D, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
-yte = torch.from_numpy(idx(find(D, "t10k-labels-idx1-ubyte")).astype(np.int64))
-sub = torch.tensor(job["trainIndices"], dtype=torch.long)
-xtr, ytr = xtr[sub], ytr[sub]
 
 
 def glorot_(w, fan_in, fan_out):
@@ -184,10 +173,25 @@ def run(rung, seed):
             "epochs": curve, "backend": f"torch {torch.__version__} cpu"}
 
 
-for rung in job["rungs"]:
-    for seed in job["seeds"]:
-        try:
-            rec = run(rung, seed)
-        except ValueError as e:
-            rec = {"skip": str(e), "ladderStep": rung["ladderStep"], "stepName": rung["stepName"], "seed": seed}
-        print(json.dumps(rec), flush=True)
+def main():
+    global job, xtr, ytr, xte, yte, sub
+    job = json.load(sys.stdin)
+    torch.set_num_threads(int(job.get("threads", 1)))
+    D = job["dataDir"]
+    xtr = torch.from_numpy(idx(find(D, "train-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
+    ytr = torch.from_numpy(idx(find(D, "train-labels-idx1-ubyte")).astype(np.int64))
+    xte = torch.from_numpy(idx(find(D, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
+    yte = torch.from_numpy(idx(find(D, "t10k-labels-idx1-ubyte")).astype(np.int64))
+    sub = torch.tensor(job["trainIndices"], dtype=torch.long)
+    xtr, ytr = xtr[sub], ytr[sub]
+    for rung in job["rungs"]:
+        for seed in job["seeds"]:
+            try:
+                rec = run(rung, seed)
+            except ValueError as e:
+                rec = {"skip": str(e), "ladderStep": rung["ladderStep"], "stepName": rung["stepName"], "seed": seed}
+            print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()
