@@ -177,7 +177,7 @@ for (const i of rungIdx) {
     const diff = a.mean - b.mean;
     const se = Math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n);
     d = `${diff >= 0 ? '+' : '−'}${f(Math.abs(diff))} ± ${f(se)}`;
-    v = Math.abs(diff) > 2 * se ? 'differ (> 2 SE)' : 'agree (≤ 2 SE)';
+    v = a.n < 2 || b.n < 2 ? 'one seed: no verdict' : Math.abs(diff) > 2 * se ? 'differ (> 2 SE)' : 'agree (≤ 2 SE)';
   }
   const cell = (s) => (s ? `${f(s.mean)} ± ${f(s.std)} (n ${s.n})` : 'no twin');
   side.push(`| ${i + 1} | ${ladder[i].name} | ${a?.trick ?? b?.trick ?? ''} | ${a ? cell(a) : '—'} | ${cell(b)} | ${d} | ${v} |`);

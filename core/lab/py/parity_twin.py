@@ -170,7 +170,7 @@ def run(rung, seed):
         curve.append({"epoch": ep + 1, "train_loss": loss_sum / seen, "val_top1": correct / len(xte), "lr": lr})
     return {"id": f"torch-s{rung['ladderStep'] + 1}-seed{seed}", "stepName": rung["stepName"], "trick": rung["trick"],
             "ladderStep": rung["ladderStep"], "seed": seed, "top1": curve[-1]["val_top1"], "seconds": time.time() - t0,
-            "epochs": curve, "backend": f"torch {torch.__version__} cpu"}
+            "epochs": curve, "steps": step, "trainItems": len(sub), "backend": f"torch {torch.__version__} cpu"}
 
 
 def main():
