@@ -1,4 +1,4 @@
-// npm run parity -- --preset fashion-mnist [--rungs 1-3] [--seeds 3] [--epochs 3] [--limit-train 4000] [--batch-size 32]
+// npm run parity -- --preset fashion-mnist [--model resnet20] [--rungs 1-3] [--seeds 3] [--epochs 3] [--limit-train 4000] [--batch-size 32]
 //                   [--out runs/parity-fashion-mnist] [--tricks-from DIR] [--twin bnMomentum=0.9,init=torch]
 //
 // The parity harness: a preset's ablation ladder trained by `tricks ablate` and by its PyTorch twin
@@ -75,7 +75,8 @@ const rungSet = selectRungs(
   ladder.map((s) => s.name),
 );
 const rungIdx = ladder.map((_, i) => i).filter((i) => rungSet.size === 0 || rungSet.has(i));
-const overrides = { data, epochs, batchSize, limit: { train: limitTrain } };
+const model = arg('--model');
+const overrides = { data, epochs, batchSize, limit: { train: limitTrain }, ...(model ? { model } : {}) };
 mkdirSync(out, { recursive: true });
 
 // 1. tricks: `tricks ablate` (or a finished one)
@@ -86,6 +87,7 @@ if (!twinOnly) {
     const rungFlag = rungIdx.map((i) => i + 1).join(',');
     const a = ['core/cli/bin/tricks.js', 'ablate', '--preset', preset, '--data', data, '--seeds', String(seeds)];
     a.push('--epochs', String(epochs), '--limit-train', String(limitTrain), '--batch-size', String(batchSize));
+    if (model) a.push('--model', model);
     a.push('--backend', arg('--backend', 'wasm'), '--jobs', arg('--jobs', '1'), '--rungs', rungFlag, '--no-interpret', '--out', dir);
     console.log(`parity: node ${a.join(' ')}`);
     const r = spawnSync(process.execPath, a, { cwd: root, stdio: 'inherit' });
@@ -187,7 +189,7 @@ const twinNote = Object.keys(twin).length ? ` Twin departures: ${JSON.stringify(
 const md = [
   `# Parity: preset ${preset}, tricks against its PyTorch twin`,
   '',
-  `Recipe: the preset with ${epochs} epochs, batch ${batchSize}, ${limitTrain} training images (tricks' subset), the full test set; seeds ${seedList.join(', ')}; CPU: ${cpu}.${twinNote}`,
+  `Recipe: the preset${model ? ` with model ${model}` : ''}, ${epochs} epochs, batch ${batchSize}, ${limitTrain} training images (tricks' subset), the full test set; seeds ${seedList.join(', ')}; CPU: ${cpu}.${twinNote}`,
   '',
   ...side,
   '',

@@ -77,6 +77,64 @@ class SmallCnn(nn.Module):
         return self.out(F.relu(self.fc1(x)))
 
 
+def he_normal_(w):
+    """tfjs-layers' heNormal: VarianceScaling(2, fanIn, 'normal'), a normal truncated at 2 std, std corrected by
+    .87962566103423978 (Keras's constant) so that the truncated draw has variance 2 / fan_in."""
+    fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+    std = math.sqrt(2.0 / fan_in) / .87962566103423978
+    with torch.no_grad():
+        nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
+
+
+class ConvBn(nn.Module):
+    """core/models/src/resnet-cifar.ts convBn: conv (no bias, TF 'same' padding, heNormal) + BN 0.9 / 1e-5."""
+
+    def __init__(self, cin, cout, stride, k=3):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        self.k, self.stride = k, stride
+        he_normal_(self.conv.weight)
+
+    def forward(self, x):
+        # TF 'same': total padding max(k - s, 0) (even input), the extra pixel at the bottom/right
+        h = x.shape[2]
+        total = max(self.k - self.stride, 0) if h % self.stride == 0 else max(self.k - h % self.stride, 0)
+        a = total // 2
+        x = F.pad(x, (a, total - a, a, total - a))
+        return self.bn(self.conv(x))
+
+
+class ResNetCifar(nn.Module):
+    """core/models/src/resnet-cifar.ts: 3x3 stem 16, three stages of (depth-2)/6 basic blocks (16, 32, 64 x width),
+    stride 2 at stages 2 and 3, 1x1 projection shortcuts where the shape changes, GAP, dense (tfjs default init:
+    Glorot-uniform, zero bias)."""
+
+    def __init__(self, depth, classes, width=1):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.stem = ConvBn(1, 16 * width, 1)
+        blocks, cin = [], 16 * width
+        for s, base in enumerate([16, 32, 64]):
+            ch = base * width
+            for b in range(n):
+                stride = 2 if s > 0 and b == 0 else 1
+                blocks.append(nn.ModuleDict({"c1": ConvBn(cin, ch, stride), "c2": ConvBn(ch, ch, 1),
+                                             **({"down": ConvBn(cin, ch, stride, 1)} if stride != 1 or cin != ch else {})}))
+                cin = ch
+        self.blocks = nn.ModuleList(blocks)
+        self.out = nn.Linear(cin, classes)
+        glorot_(self.out.weight, cin, classes)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for b in self.blocks:
+            y = b["c2"](F.relu(b["c1"](x)))
+            x = F.relu(y + (b["down"](x) if "down" in b else x))
+        return self.out(x.mean((2, 3)))
+
+
 def schedule(name, opts, base, step, total):
     if name == "constant":
         return base
@@ -92,14 +150,17 @@ def run(rung, seed):
     cfg = rung["config"]
     torch.manual_seed(seed)
     m = cfg["model"]
-    if m["name"] != "small-cnn":
-        raise ValueError(f"model {m['name']}: not in the twin")
     mo = m.get("options") or {}
-    width = int(mo.get("width", 32))
-    # small-cnn's options and defaults (core/models/src/small-cnn.ts); job.twin overrides them for experiments
-    tw = {"init": mo.get("init", "torch"), "bnMomentum": mo.get("bnMomentum", 0.9), "bnEpsilon": mo.get("bnEpsilon", 1e-5),
-          **job.get("twin", {})}
-    model = SmallCnn(width, 10, 28, tw["bnMomentum"], tw["bnEpsilon"], tw["init"])
+    if m["name"] == "small-cnn":
+        width = int(mo.get("width", 32))
+        # small-cnn's options and defaults (core/models/src/small-cnn.ts); job.twin overrides them for experiments
+        tw = {"init": mo.get("init", "torch"), "bnMomentum": mo.get("bnMomentum", 0.9), "bnEpsilon": mo.get("bnEpsilon", 1e-5),
+              **job.get("twin", {})}
+        model = SmallCnn(width, 10, 28, tw["bnMomentum"], tw["bnEpsilon"], tw["init"])
+    elif m["name"] in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
+        model = ResNetCifar(int(m["name"][6:]), 10, int(mo.get("width", 1)))
+    else:
+        raise ValueError(f"model {m['name']}: not in the twin")
     o = cfg["optimizer"]
     if o["name"] != "sgd":
         raise ValueError(f"optimizer {o['name']}: not in the twin")

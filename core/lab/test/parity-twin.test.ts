@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelRegistry, emptyBuildHooks } from '@tricks/core';
-import { registerModels } from '@tricks/models';
+import { registerModels, resnetCifar } from '@tricks/models';
 
 type T = { shape: number[]; values: number[] };
 const fx = JSON.parse(readFileSync(new URL('../../test/fixtures/parity/small_cnn.json', import.meta.url), 'utf8')) as {
@@ -58,5 +58,23 @@ describe('parity twin: its small-cnn equals tricks small-cnn (fixtures/parity)',
       expect(maxDiff(variance.dataSync(), want.movingVariance), `${bn} moving variance`).to.be.below(1e-3);
     }
     tf.dispose([x, y]);
+  });
+});
+
+describe("parity twin: its CIFAR ResNet equals tricks' resnet-cifar (fixtures/parity/resnet8.json)", () => {
+  it('ResNet-8 on fixed weights: the same layers and the same evaluation logits (TF same padding, projection shortcuts)', async () => {
+    await tf.setBackend('wasm');
+    const rx = JSON.parse(readFileSync(new URL('../../test/fixtures/parity/resnet8.json', import.meta.url), 'utf8')) as typeof fx & {
+      depth: number;
+    };
+    const model = resnetCifar(rx.depth, { inputShape: [28, 28, 1], numClasses: 10 }, emptyBuildHooks());
+    const withWeights = model.layers.filter((l) => l.getWeights().length).map((l) => l.name);
+    expect([...withWeights].sort()).to.deep.equal(Object.keys(rx.weights).sort());
+    for (const [name, ws] of Object.entries(rx.weights)) model.getLayer(name).setWeights(ws.map((w) => tf.tensor(w.values, w.shape)));
+    const x = tf.tensor(rx.input.values, rx.input.shape);
+    const y = model.predict(x) as tf.Tensor;
+    expect(maxDiff(y.dataSync(), rx.evalLogits)).to.be.below(1e-3);
+    tf.dispose([x, y]);
+    model.dispose();
   });
 });
