@@ -302,28 +302,39 @@ export function resizedCropFast(x: tf.Tensor4D, boxes: Box[], size: [number, num
   });
 }
 
-/** Fast path of padCrop: one cropAndResize with integer sample points; zeros outside the image, as the zero pad. Exact. */
+/**
+ * Fast path of padCrop: one gather of the batch's pixels (plus an appended zero pixel for the padding), every index
+ * computed on the host. Exact on every backend: a gather copies. (It was one tf.image.cropAndResize with integer
+ * sample points; the box corners, integers divided by h - 1, come back a rounding error off, and the kernels then
+ * lose a border row or column (cpu: the sample at -1e-7 is extrapolated as 0) or shift the whole crop (wasm: its
+ * kernel copies the image unshifted when x2 - x1 rounds to exactly 1, e.g. offset (2, 3) of a 28-px image padded by 2).)
+ */
 export function padCropFast(
   x: tf.Tensor4D,
   padding: number,
   offsets: { top: number; left: number }[],
   flips?: ArrayLike<boolean>,
 ): tf.Tensor4D {
-  const [b, h, w] = x.shape;
-  const coords = new Float32Array(b * 4);
+  const [b, h, w, c] = x.shape;
+  if (offsets.length !== b) throw new Error(`padCropFast: ${offsets.length} offsets for a batch of ${b}`);
+  const hw = h * w;
+  const zero = b * hw; // index of the appended zero pixel
+  const idx = new Int32Array(b * hw);
   for (let n = 0; n < b; n++) {
-    const y1 = offsets[n].top - padding,
-      y2 = y1 + h - 1;
-    let x1 = offsets[n].left - padding,
-      x2 = x1 + w - 1;
-    if (flips?.[n]) [x1, x2] = [x2, x1];
-    coords.set([y1 / (h - 1), x1 / (w - 1), y2 / (h - 1), x2 / (w - 1)], n * 4);
+    const { top, left } = offsets[n];
+    if (top < 0 || left < 0 || top > 2 * padding || left > 2 * padding)
+      throw new Error(`padCropFast: offset (${top}, ${left}) is outside 0..${2 * padding}`);
+    const flip = !!flips?.[n];
+    for (let y = 0; y < h; y++) {
+      const sy = y + top - padding;
+      for (let xx = 0; xx < w; xx++) {
+        const sx = (flip ? w - 1 - xx : xx) + left - padding;
+        idx[n * hw + y * w + xx] = sy >= 0 && sy < h && sx >= 0 && sx < w ? n * hw + sy * w + sx : zero;
+      }
+    }
   }
   return tf.tidy(() => {
-    const ind = tf.tensor1d(
-      Int32Array.from({ length: b }, (_, i) => i),
-      'int32',
-    );
-    return tf.image.cropAndResize(x, tf.tensor2d(coords, [b, 4]), ind, [h, w], 'bilinear', 0) as tf.Tensor4D;
+    const flat = tf.concat([tf.reshape(x, [b * hw, c]), tf.zeros([1, c], x.dtype)], 0);
+    return tf.reshape(tf.gather(flat, tf.tensor1d(idx, 'int32')), [b, h, w, c]) as tf.Tensor4D;
   });
 }

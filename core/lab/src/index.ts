@@ -1,7 +1,7 @@
 export { runAblation, selectRungs } from './ablate/ablate.js';
 export { type RunSpec, loadLadder, planAblation } from './ablate/plan.js';
 export { type RunRecord, runOne } from './ablate/run.js';
-export { type AblationSummary, summarize } from './ablate/summary.js';
+export { type AblationSummary, ablationMarkdown, summarize, summarizeRuns } from './ablate/summary.js';
 export { benchDataParallel, benchTrain, torchPeer, type PeerResult } from './bench.js';
 export { HtmlReporter, type Reporter } from './report/report.js';
 export { createStandardTrainer, standardBuiltins } from './standard.js';

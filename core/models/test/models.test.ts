@@ -265,6 +265,50 @@ describe('model zoo: options', function () {
     m.dispose();
   });
 
+  it("small-cnn's defaults are PyTorch's: nn.Conv2d/nn.Linear initialization and BatchNorm2d momentum/epsilon (fixtures/models/small_cnn_init.json)", () => {
+    const init = JSON.parse(readFileSync(new URL('../../test/fixtures/models/small_cnn_init.json', import.meta.url), 'utf8'));
+    const stats = (t: tf.Tensor) => {
+      const a = t.dataSync();
+      let s = 0,
+        s2 = 0,
+        mx = 0;
+      for (const v of a) {
+        s += v;
+        s2 += v * v;
+        mx = Math.max(mx, Math.abs(v));
+      }
+      const mean = s / a.length;
+      return { mean, std: Math.sqrt(s2 / a.length - mean * mean), maxAbs: mx, n: a.length };
+    };
+    const build = (options: Record<string, unknown>) =>
+      registry.build('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, options: { width: 16, ...options } });
+    // pool 20 builds, as the fixture pools 20 torch resets (conv1 alone has 144 weights)
+    const models = Array.from({ length: 20 }, () => build({}));
+    for (const [key, want] of Object.entries(init.weights as Record<string, { std: number; maxAbs: number }>)) {
+      const [layer, kind] = key.split('/');
+      const values = models.map((m) => m.getLayer(layer).getWeights()[kind === 'kernel' ? 0 : 1]);
+      const got = stats(tf.concat(values.map((v) => tf.reshape(v, [-1]))));
+      // U(-b, b): std b/sqrt(3), max just under b; the spread of 20 x (10..200k) draws is well inside 10%
+      expect(got.std / want.std, `${key} std ${got.std} vs torch ${want.std}`).to.be.within(0.9, 1.1);
+      expect(got.maxAbs, `${key} max |w|`).to.be.at.most(want.maxAbs * 1.02);
+      expect(got.maxAbs, `${key} max |w|`).to.be.at.least(want.maxAbs * 0.8);
+    }
+    for (const name of ['bn1', 'bn2']) {
+      const c = models[0].getLayer(name).getConfig() as { momentum: number; epsilon: number };
+      expect(c.momentum, name).to.be.closeTo(init.batchNorm.momentum, 1e-12);
+      expect(c.epsilon, name).to.be.closeTo(init.batchNorm.epsilon, 1e-12);
+    }
+    models.forEach((m) => m.dispose());
+    // the previous model on request: tfjs-layers' Glorot kernels, zero biases, BN 0.99 / 1e-3
+    const old = build({ init: 'glorot', bnMomentum: 0.99, bnEpsilon: 0.001 });
+    expect(stats(old.getLayer('fc1').getWeights()[1]).maxAbs).to.equal(0);
+    expect(stats(old.getLayer('fc1').getWeights()[0]).maxAbs).to.be.above(init.weights['fc1/kernel'].maxAbs * 2);
+    expect((old.getLayer('bn1').getConfig() as { momentum: number }).momentum).to.equal(0.99);
+    old.dispose();
+    expect(() => build({ init: 'xavier' })).to.throw(/options.init must be torch or glorot/);
+    expect(() => build({ bnMomentum: 1 })).to.throw(/options.bnMomentum/);
+  });
+
   it('small-cnn: the flattened head up to 64 px (counts as before), global average pooling above (no 25.7M-weight dense layer)', () => {
     const build = (side: number, c: number, width: number, numClasses = 10, head?: string) =>
       registry.build('small-cnn', { inputShape: [side, side, c], numClasses, options: { width, ...(head ? { head } : {}) } });

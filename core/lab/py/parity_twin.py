@@ -1,0 +1,258 @@
+# The PyTorch twin of an ablation ladder (`npm run parity`, scripts/parity.mjs): the same recipe written in PyTorch
+# and torchvision, rung by rung and seed by seed, to compare with `tricks ablate`. It reads one JSON job on stdin
+# (written by scripts/parity.mjs from the resolved tricks configs) and prints one JSON line per finished run.
+#
+# What is mirrored from tricks (read from the job, never guessed):
+# - data: the Fashion-MNIST IDX files, the same training subset (tricks' indices) and the same per-epoch order
+#   (tricks' ShuffleSampler), pixels / 255, the whole test set; drop_last as tricks' loader;
+# - model: small-cnn (core/models/src/small-cnn.ts): conv3x3 (no bias) -> BN -> ReLU -> maxpool 2, twice (width,
+#   2 width), flatten in NHWC order, dense 128 + ReLU, dense classes; the model's options `init` ("torch": PyTorch's
+#   own reset_parameters(), small-cnn's default; "glorot": tfjs-layers' Glorot-uniform kernels with Keras fans and
+#   zero biases), `bnMomentum` (tfjs sense, default 0.9; torch's momentum = 1 - it) and `bnEpsilon` (1e-5), which
+#   job.twin may override (`--twin init=glorot,bnMomentum=0.99,bnEpsilon=0.001` is tfjs-layers' model). The moving
+#   variance: tfjs-layers averages the biased batch variance, torch the unbiased one, a factor N/(N-1) with N =
+#   batch x height x width (25,088 at batch 32 and 28 px): not mirrored;
+# - optimizer: torch.optim.SGD(momentum, nesterov, weight_decay) on every parameter (tricks decays BN and biases
+#   too unless no-bias-decay is on), the lr set every step from the schedule's closed form (constant, cosine);
+# - loss: cross-entropy, mean over the batch; label smoothing as F.cross_entropy(label_smoothing=eps);
+# - augment: torchvision.transforms.RandomCrop(size, padding) and RandomHorizontalFlip(p) on the [0,1] image
+#   (zero fill before any Normalize, torchvision's order), one draw per image; mixup (Zhang et al. 2018, timm's
+#   Mixup in batch mode): one lambda ~ Beta(alpha, alpha) per batch, partners from a random permutation, the loss
+#   lam CE(y) + (1 - lam) CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
+# Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
+import json, math, sys, time, gzip, os
+import numpy as np
+
+try:
+    import torch, torch.nn as nn, torch.nn.functional as F
+    import torchvision.transforms as T
+except ImportError as e:
+    print(json.dumps({"error": f"PyTorch/torchvision not importable with {sys.executable}: {e}"})); sys.exit(0)
+
+
+def idx(path):
+    op = gzip.open if path.endswith(".gz") else open
+    with op(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[0:4], "big")
+    nd = magic & 0xFF
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def find(d, stem):
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    raise SystemExit(json.dumps({"error": f"no {stem}[.gz] in {d}"}))
+
+
+def glorot_(w, fan_in, fan_out):
+    lim = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        w.uniform_(-lim, lim)
+
+
+class SmallCnn(nn.Module):
+    def __init__(self, width, classes, hw, bn_momentum, bn_eps, init):
+        super().__init__()
+        c = [1, width, width * 2]
+        self.convs = nn.ModuleList([nn.Conv2d(c[i], c[i + 1], 3, padding=1, bias=False) for i in range(2)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(c[i + 1], eps=bn_eps, momentum=1 - bn_momentum) for i in range(2)])
+        s = hw // 4
+        self.fc1 = nn.Linear(c[2] * s * s, 128)
+        self.out = nn.Linear(128, classes)
+        if init == "glorot":  # tfjs-layers' defaults; "torch": PyTorch's own reset_parameters()
+            for conv in self.convs:
+                o, i, kh, kw = conv.weight.shape
+                glorot_(conv.weight, i * kh * kw, o * kh * kw)
+            for lin in (self.fc1, self.out):
+                glorot_(lin.weight, lin.in_features, lin.out_features)
+                nn.init.zeros_(lin.bias)
+
+    def forward(self, x):
+        for conv, bn in zip(self.convs, self.bns):
+            x = F.max_pool2d(F.relu(bn(conv(x))), 2)
+        x = x.permute(0, 2, 3, 1).flatten(1)  # NHWC flatten, as tfjs
+        return self.out(F.relu(self.fc1(x)))
+
+
+def he_normal_(w):
+    """tfjs-layers' heNormal: VarianceScaling(2, fanIn, 'normal'), a normal truncated at 2 std, std corrected by
+    .87962566103423978 (Keras's constant) so that the truncated draw has variance 2 / fan_in."""
+    fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+    std = math.sqrt(2.0 / fan_in) / .87962566103423978
+    with torch.no_grad():
+        nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
+
+
+class ConvBn(nn.Module):
+    """core/models/src/resnet-cifar.ts convBn: conv (no bias, TF 'same' padding, heNormal) + BN 0.9 / 1e-5."""
+
+    def __init__(self, cin, cout, stride, k=3):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        self.k, self.stride = k, stride
+        he_normal_(self.conv.weight)
+
+    def forward(self, x):
+        # TF 'same': total padding max(k - s, 0) (even input), the extra pixel at the bottom/right
+        h = x.shape[2]
+        total = max(self.k - self.stride, 0) if h % self.stride == 0 else max(self.k - h % self.stride, 0)
+        a = total // 2
+        x = F.pad(x, (a, total - a, a, total - a))
+        return self.bn(self.conv(x))
+
+
+class ResNetCifar(nn.Module):
+    """core/models/src/resnet-cifar.ts: 3x3 stem 16, three stages of (depth-2)/6 basic blocks (16, 32, 64 x width),
+    stride 2 at stages 2 and 3, 1x1 projection shortcuts where the shape changes, GAP, dense (tfjs default init:
+    Glorot-uniform, zero bias)."""
+
+    def __init__(self, depth, classes, width=1):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.stem = ConvBn(1, 16 * width, 1)
+        blocks, cin = [], 16 * width
+        for s, base in enumerate([16, 32, 64]):
+            ch = base * width
+            for b in range(n):
+                stride = 2 if s > 0 and b == 0 else 1
+                blocks.append(nn.ModuleDict({"c1": ConvBn(cin, ch, stride), "c2": ConvBn(ch, ch, 1),
+                                             **({"down": ConvBn(cin, ch, stride, 1)} if stride != 1 or cin != ch else {})}))
+                cin = ch
+        self.blocks = nn.ModuleList(blocks)
+        self.out = nn.Linear(cin, classes)
+        glorot_(self.out.weight, cin, classes)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for b in self.blocks:
+            y = b["c2"](F.relu(b["c1"](x)))
+            x = F.relu(y + (b["down"](x) if "down" in b else x))
+        return self.out(x.mean((2, 3)))
+
+
+def schedule(name, opts, base, step, total):
+    if name == "constant":
+        return base
+    if name == "cosine":
+        if opts.get("warmupEpochs") or opts.get("etaMin"):
+            raise ValueError("cosine with warmup/etaMin: not in the twin")
+        t = min(step, total) / max(total, 1)
+        return base * (1 + math.cos(math.pi * t)) / 2
+    raise ValueError(f"schedule {name}: not in the twin")
+
+
+def run(rung, seed):
+    cfg = rung["config"]
+    torch.manual_seed(seed)
+    m = cfg["model"]
+    mo = m.get("options") or {}
+    if m["name"] == "small-cnn":
+        width = int(mo.get("width", 32))
+        # small-cnn's options and defaults (core/models/src/small-cnn.ts); job.twin overrides them for experiments
+        tw = {"init": mo.get("init", "torch"), "bnMomentum": mo.get("bnMomentum", 0.9), "bnEpsilon": mo.get("bnEpsilon", 1e-5),
+              **job.get("twin", {})}
+        model = SmallCnn(width, 10, 28, tw["bnMomentum"], tw["bnEpsilon"], tw["init"])
+    elif m["name"] in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
+        model = ResNetCifar(int(m["name"][6:]), 10, int(mo.get("width", 1)))
+    else:
+        raise ValueError(f"model {m['name']}: not in the twin")
+    o = cfg["optimizer"]
+    if o["name"] != "sgd":
+        raise ValueError(f"optimizer {o['name']}: not in the twin")
+    opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o.get("momentum", 0), nesterov=o.get("nesterov", False),
+                          weight_decay=o.get("weightDecay", 0))
+    aug, smoothing, mixup = None, 0.0, None
+    beta = np.random.default_rng(seed)
+    for p in cfg["plugins"]:
+        name, po = p["name"], p.get("options", {})
+        if name == "augment":
+            if po.get("preset") != "none" or po.get("randomResizedCrop") or po.get("rotate") or po.get("affine") \
+                    or po.get("colorJitter") or po.get("erasing") or po.get("cutout") or po.get("normalize"):
+                raise ValueError("augment beyond padCrop/flip (preset none, normalize false): not in the twin")
+            ops = []
+            if po.get("padCrop"):
+                ops.append(T.RandomCrop(28, padding=4 if po["padCrop"] is True else int(po["padCrop"])))
+            if po.get("flip"):
+                ops.append(T.RandomHorizontalFlip(po["flip"]))
+            aug = T.Compose(ops)
+        elif name == "label-smoothing":
+            smoothing = po.get("epsilon", 0.1)
+        elif name == "mixup":
+            if po.get("prob", 1) != 1 or po.get("offEpoch") is not None:
+                raise ValueError("mixup with prob or offEpoch: not in the twin")
+            mixup = po.get("alpha", 0.4)
+        else:
+            raise ValueError(f"plugin {name}: not in the twin")
+    bs, epochs = cfg["batchSize"], cfg["epochs"]
+    orders = job["epochOrders"][str(seed)]
+    steps_per_epoch = len(sub) // bs
+    total = steps_per_epoch * epochs
+    sched = cfg["schedule"]
+    step = 0
+    t0 = time.time()
+    curve = []
+    for ep in range(epochs):
+        order = torch.tensor(orders[ep], dtype=torch.long)
+        model.train()
+        seen, loss_sum = 0, 0.0
+        for b in range(steps_per_epoch):
+            ii = order[b * bs:(b + 1) * bs]
+            x, y = xtr[ii], ytr[ii]
+            if aug is not None:
+                x = torch.stack([aug(img) for img in x])
+            lr = schedule(sched["name"], {k: v for k, v in sched.items() if k != "name"}, o["lr"], step, total)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if mixup:  # Zhang et al. 2018, one lambda per batch, partner perm[i] (plugins/mixup; timm's Mixup, mode batch)
+                lam = float(beta.beta(mixup, mixup))
+                perm = torch.randperm(len(x))
+                logits = model(lam * x + (1 - lam) * x[perm])
+                # soft targets lam*y + (1-lam)*y[perm], smoothed after mixing: CE is linear in the target
+                loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
+                    (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
+            else:
+                loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            seen += len(y)
+            step += 1
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for k in range(0, len(xte), 500):
+                correct += (model(xte[k:k + 500]).argmax(1) == yte[k:k + 500]).sum().item()
+        curve.append({"epoch": ep + 1, "train_loss": loss_sum / seen, "val_top1": correct / len(xte), "lr": lr})
+    return {"id": f"torch-s{rung['ladderStep'] + 1}-seed{seed}", "stepName": rung["stepName"], "trick": rung["trick"],
+            "ladderStep": rung["ladderStep"], "seed": seed, "top1": curve[-1]["val_top1"], "seconds": time.time() - t0,
+            "epochs": curve, "steps": step, "trainItems": len(sub), "backend": f"torch {torch.__version__} cpu"}
+
+
+def main():
+    global job, xtr, ytr, xte, yte, sub
+    job = json.load(sys.stdin)
+    torch.set_num_threads(int(job.get("threads", 1)))
+    D = job["dataDir"]
+    xtr = torch.from_numpy(idx(find(D, "train-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
+    ytr = torch.from_numpy(idx(find(D, "train-labels-idx1-ubyte")).astype(np.int64))
+    xte = torch.from_numpy(idx(find(D, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
+    yte = torch.from_numpy(idx(find(D, "t10k-labels-idx1-ubyte")).astype(np.int64))
+    sub = torch.tensor(job["trainIndices"], dtype=torch.long)
+    xtr, ytr = xtr[sub], ytr[sub]
+    for rung in job["rungs"]:
+        for seed in job["seeds"]:
+            try:
+                rec = run(rung, seed)
+            except ValueError as e:
+                rec = {"skip": str(e), "ladderStep": rung["ladderStep"], "stepName": rung["stepName"], "seed": seed}
+            print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()

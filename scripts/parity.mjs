@@ -1,0 +1,213 @@
+// npm run parity -- --preset fashion-mnist [--model resnet20] [--rungs 1-3] [--seeds 3] [--epochs 3] [--limit-train 4000] [--batch-size 32]
+//                   [--out runs/parity-fashion-mnist] [--tricks-from DIR] [--twin bnMomentum=0.9,init=torch]
+//
+// The parity harness: a preset's ablation ladder trained by `tricks ablate` and by its PyTorch twin
+// (core/lab/py/parity_twin.py, run with TORCH_PYTHON, default /usr/bin/python3), with the same recipe read from the
+// resolved tricks configs: the same training subset and per-epoch order, model definition and initializers,
+// optimizer, schedule, batch, epochs and augmentation (torchvision's ops). Prints the `tricks ablate` table of each
+// and the two side by side, and writes OUT/parity.md and OUT/parity.json.
+//   --tricks-from DIR   reuse a finished `tricks ablate --out DIR` (its ablation.json) instead of running tricks
+//   --twin-only         run only the twin (no tricks table)
+//   --twin k=v,...      the twin's departures from the tricks model's options (small-cnn: init torch|glorot,
+//                       bnMomentum 0.9, bnEpsilon 1e-5); for experiments only, the side-by-side table then compares
+//                       two different recipes
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rng, TricksError, epochRng, resolveConfig } from '@tricks/core';
+import { ablationMarkdown, selectRungs, summarizeRuns, loadLadder } from '@tricks/lab';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// a user's mistake (unknown preset, bad --rungs) is one message, not a stack trace
+process.on('uncaughtException', (e) => {
+  if (e instanceof TricksError) {
+    console.error(`parity: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+});
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const fail = (msg, hint) => {
+  console.error(`parity: ${msg}${hint ? `\n  hint: ${hint}` : ''}`);
+  process.exit(1);
+};
+const preset = arg('--preset');
+if (!preset) fail('--preset is required', 'npm run parity -- --preset fashion-mnist');
+const seeds = Number(arg('--seeds', '3'));
+const epochs = Number(arg('--epochs', '3'));
+const limitTrain = Number(arg('--limit-train', '4000'));
+const batchSize = Number(arg('--batch-size', '32'));
+const data = arg('--data', 'fashion-mnist');
+const out = resolve(arg('--out', join('runs', `parity-${preset}`)));
+const tricksFrom = arg('--tricks-from');
+const twinOnly = args.includes('--twin-only');
+const python = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+const twin = Object.fromEntries(
+  (arg('--twin', '') || '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => {
+      const [k, v] = kv.split('=');
+      return [k, Number.isFinite(Number(v)) ? Number(v) : v];
+    }),
+);
+for (const [k, v] of [
+  ['--seeds', seeds],
+  ['--epochs', epochs],
+  ['--limit-train', limitTrain],
+  ['--batch-size', batchSize],
+])
+  if (!Number.isInteger(v) || v < 1) fail(`${k} must be an integer >= 1, got ${v}`);
+if (!/^fashion-mnist(:|$)/.test(data))
+  fail(`--data ${data}: the twin reads Fashion-MNIST IDX files only`, 'use --data fashion-mnist[:DIR]');
+const dataDir = data.includes(':') ? data.slice(data.indexOf(':') + 1) : '/usr/share/datasets/fashion-mnist';
+
+const { ladder } = await loadLadder(preset, root);
+const rungSet = selectRungs(
+  args.flatMap((a, i) => (args[i - 1] === '--rungs' ? [a] : [])),
+  ladder.map((s) => s.name),
+);
+const rungIdx = ladder.map((_, i) => i).filter((i) => rungSet.size === 0 || rungSet.has(i));
+const model = arg('--model');
+const overrides = { data, epochs, batchSize, limit: { train: limitTrain }, ...(model ? { model } : {}) };
+mkdirSync(out, { recursive: true });
+
+// 1. tricks: `tricks ablate` (or a finished one)
+let tricksRuns = [];
+if (!twinOnly) {
+  const dir = tricksFrom ? resolve(tricksFrom) : join(out, 'tricks');
+  if (!tricksFrom) {
+    const rungFlag = rungIdx.map((i) => i + 1).join(',');
+    const a = ['core/cli/bin/tricks.js', 'ablate', '--preset', preset, '--data', data, '--seeds', String(seeds)];
+    a.push('--epochs', String(epochs), '--limit-train', String(limitTrain), '--batch-size', String(batchSize));
+    if (model) a.push('--model', model);
+    a.push('--backend', arg('--backend', 'wasm'), '--jobs', arg('--jobs', '1'), '--rungs', rungFlag, '--no-interpret', '--out', dir);
+    console.log(`parity: node ${a.join(' ')}`);
+    const r = spawnSync(process.execPath, a, { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) fail(`tricks ablate exited with ${r.status}`);
+  }
+  const file = join(dir, 'ablation.json');
+  if (!existsSync(file)) fail(`${file} does not exist`, 'give --tricks-from the --out folder of a finished `tricks ablate`');
+  const abl = JSON.parse(readFileSync(file, 'utf8'));
+  const curves = new Map((abl.curves ?? []).map((c) => [c.id, c.epochs]));
+  tricksRuns = abl.runs
+    .filter((r) => r.role !== 'teacher' && rungIdx.includes(r.ladderStep))
+    .map((r) => ({ ...r, epochs: curves.get(r.id) ?? [] }));
+}
+
+// 2. the twin's job: resolved configs, tricks' subset and per-epoch orders (trainer.limit, ShuffleSampler)
+const labels = gunzipSync(readFileSync(join(dataDir, 'train-labels-idx1-ubyte.gz')));
+const trainLength = labels.readUInt32BE(4);
+const trainIndices = limitTrain < trainLength ? [...new Rng(1).permutation(trainLength).slice(0, limitTrain).sort()] : null;
+const subsetLength = trainIndices ? trainIndices.length : trainLength;
+const seedList = Array.from({ length: seeds }, (_, k) => k);
+const epochOrders = Object.fromEntries(
+  seedList.map((s) => [s, Array.from({ length: epochs }, (_, e) => [...epochRng(s, e).permutation(subsetLength)])]),
+);
+const rungs = [];
+for (const i of rungIdx) {
+  const { config } = await resolveConfig({ ...overrides, preset }, { cwd: root, ladderStep: i });
+  const trick = tricksRuns.find((r) => r.ladderStep === i)?.trick ?? ladder[i].name;
+  rungs.push({
+    ladderStep: i,
+    stepName: ladder[i].name,
+    trick,
+    config: { ...config, plugins: config.plugins.map(({ name, options }) => ({ name, options })) },
+  });
+}
+const job = {
+  dataDir,
+  trainIndices: trainIndices ?? Array.from({ length: trainLength }, (_, i) => i),
+  epochOrders,
+  rungs,
+  seeds: seedList,
+  twin,
+  threads: 1,
+};
+
+// 3. the twin, one JSON line per run
+console.log(`parity: ${python} core/lab/py/parity_twin.py (${rungs.length} rungs x ${seeds} seeds)`);
+const twinRuns = [];
+const skipped = [];
+await new Promise((ok, ko) => {
+  const p = spawn(python, [join(root, 'core/lab/py/parity_twin.py')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+  let buf = '';
+  p.stdout.on('data', (d) => {
+    buf += d;
+    let k;
+    while ((k = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, k);
+      buf = buf.slice(k + 1);
+      if (!line.trim()) continue;
+      const rec = JSON.parse(line);
+      if (rec.error) return ko(new Error(rec.error));
+      if (rec.skip) skipped.push(rec);
+      else twinRuns.push(rec);
+      console.log(
+        rec.skip
+          ? `parity: twin skips ${rec.stepName} seed ${rec.seed}: ${rec.skip}`
+          : `parity: twin ${rec.stepName} seed ${rec.seed}: top-1 ${(100 * rec.top1).toFixed(2)} % in ${rec.seconds.toFixed(0)} s`,
+      );
+    }
+  });
+  p.on('error', ko);
+  p.on('close', (code) => (code === 0 ? ok() : ko(new Error(`the twin exited with ${code}`))));
+  p.stdin.end(JSON.stringify(job));
+}).catch((e) => fail(e.message, `run ${python} with torch and torchvision installed, or set TORCH_PYTHON`));
+
+// 4. the tables
+const tSum = tricksRuns.length ? summarizeRuns(tricksRuns) : undefined;
+const pSum = summarizeRuns(twinRuns);
+const f = (x) => (100 * x).toFixed(2);
+const side = [
+  '| # | step | trick added | tricks top-1 (%) | PyTorch twin top-1 (%) | tricks − twin (points) | verdict |',
+  '|---|---|---|---|---|---|---|',
+];
+for (const i of rungIdx) {
+  const a = tSum?.steps.find((s) => s.ladderStep === i);
+  const b = pSum.steps.find((s) => s.ladderStep === i);
+  let d = '',
+    v = '';
+  if (a && b) {
+    const diff = a.mean - b.mean;
+    const se = Math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n);
+    d = `${diff >= 0 ? '+' : '−'}${f(Math.abs(diff))} ± ${f(se)}`;
+    v = a.n < 2 || b.n < 2 ? 'one seed: no verdict' : Math.abs(diff) > 2 * se ? 'differ (> 2 SE)' : 'agree (≤ 2 SE)';
+  }
+  const cell = (s) => (s ? `${f(s.mean)} ± ${f(s.std)} (n ${s.n})` : 'no twin');
+  side.push(`| ${i + 1} | ${ladder[i].name} | ${a?.trick ?? b?.trick ?? ''} | ${a ? cell(a) : '—'} | ${cell(b)} | ${d} | ${v} |`);
+}
+const cpu = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout?.match(/Model name:\s*(.+)/)?.[1] ?? cpus()[0]?.model;
+const twinNote = Object.keys(twin).length ? ` Twin departures: ${JSON.stringify(twin)}.` : '';
+const md = [
+  `# Parity: preset ${preset}, tricks against its PyTorch twin`,
+  '',
+  `Recipe: the preset${model ? ` with model ${model}` : ''}, ${epochs} epochs, batch ${batchSize}, ${limitTrain} training images (tricks' subset), the full test set; seeds ${seedList.join(', ')}; CPU: ${cpu}.${twinNote}`,
+  '',
+  ...side,
+  '',
+  ...(tSum ? [ablationMarkdown(tSum, 'tricks ablate'), ''] : []),
+  ablationMarkdown(pSum, 'PyTorch twin (core/lab/py/parity_twin.py)'),
+].join('\n');
+console.log(`\n${side.join('\n')}\n`);
+const write = (file, text) => {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+};
+write(join(out, 'parity.md'), md);
+write(
+  join(out, 'parity.json'),
+  JSON.stringify(
+    { preset, epochs, batchSize, limitTrain, seeds: seedList, twin, cpu, tricks: tricksRuns, torch: twinRuns, skipped },
+    null,
+    1,
+  ),
+);
+console.log(`parity: ${join(out, 'parity.md')}, ${join(out, 'parity.json')}`);

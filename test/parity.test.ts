@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, tmp } from './cli-helpers.js';
+
+/** `npm run parity` (scripts/parity.mjs) end to end on a tiny budget: tricks ablate and the PyTorch twin, side by side. */
+const python = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+const hasTorch = () => spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+const parity = (args: string[]) => {
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'parity.mjs'), ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+describe('npm run parity', function () {
+  this.timeout(300000);
+
+  it('trains two rungs in tricks and in the twin, and writes both tables side by side', function () {
+    if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
+    const out = join(tmp(), 'parity');
+    const r = parity([
+      '--preset',
+      'fashion-mnist',
+      '--rungs',
+      '1-2',
+      '--seeds',
+      '1',
+      '--epochs',
+      '1',
+      '--limit-train',
+      '320',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.err + r.out).to.equal(0);
+    const res = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
+    expect(res.tricks.map((x: { ladderStep: number }) => x.ladderStep).sort()).to.deep.equal([0, 1]);
+    expect(res.torch.map((x: { ladderStep: number }) => x.ladderStep).sort()).to.deep.equal([0, 1]);
+    for (const run of [...res.tricks, ...res.torch]) {
+      expect(run.epochs).to.have.length(1);
+      // 10 steps of batch 32 on 320 images: well above chance (0.1) in both frameworks
+      expect(run.top1, `${run.id}`).to.be.within(0.2, 1);
+    }
+    // the twin trained on tricks' 320-item subset for the steps tricks takes (320 / 32, drop-last)
+    for (const run of res.torch) expect([run.trainItems, run.steps]).to.deep.equal([320, 10]);
+    const md = readFileSync(join(out, 'parity.md'), 'utf8');
+    expect(md).to.match(/\| 1 \| baseline \| baseline \| \d+\.\d\d ± 0\.00 \(n 1\) \| \d+\.\d\d ± 0\.00 \(n 1\) \| [+−]\d+\.\d\d/);
+    expect(md).to.match(/\| 2 \| \+ augmentation \| augment\(preset=none, padCrop=2, flip=0\.5, normalize=false\) \|/);
+    expect(md).to.contain('# tricks ablate').and.to.contain('# PyTorch twin');
+  });
+
+  it('a user mistake is one message, not a stack trace', () => {
+    const r = parity(['--preset', 'nosuchpreset']);
+    expect(r.code).to.not.equal(0);
+    expect(r.err).to.match(/parity: unknown preset "nosuchpreset"/);
+    expect(r.err).to.not.match(/^\s+at .+:\d+:\d+/m);
+    const r2 = parity(['--preset', 'fashion-mnist', '--seeds', '0']);
+    expect(r2.err).to.match(/--seeds must be an integer >= 1/);
+  });
+});
