@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -30,6 +30,15 @@ export const cacheDir = () =>
 
 /** The SHA-256 prefix in a torchvision file name ("resnet18-f37072fd.pth" -> "f37072fd"). */
 export const hashPrefix = (file: string) => /-([a-f0-9]{6,})\./.exec(basename(file))?.[1];
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -69,6 +78,11 @@ export async function fetchPretrained(zoo: string, o: FetchOptions = {}): Promis
     o.log?.(`pretrained: ${file} does not match the SHA-256 prefix ${prefix} in its name: downloading it again`);
   }
   await mkdir(cacheDir(), { recursive: true });
+  // a download a kill cut short left FILE.tmp-PID-TIME behind: drop those whose process is gone
+  for (const n of readdirSync(cacheDir())) {
+    const pid = n.startsWith(`${basename(file)}.tmp-`) ? Number(/\.tmp-(\d+)-\d+$/.exec(n)?.[1]) : NaN;
+    if (pid && !alive(pid)) await rm(join(cacheDir(), n), { force: true });
+  }
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const offline = (why: string) =>
     new TricksError(

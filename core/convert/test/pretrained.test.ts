@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,11 @@ describe('--pretrained', function () {
 
   it('downloads into the cache, checks the SHA-256 prefix in the name, reports progress, then uses the cached file', async () => {
     const url = `${base}/resnet18-${sha.slice(0, 8)}.pth`;
+    // what a killed download left: its process is gone, so it is removed
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    mkdirSync(join(cache, 'weights'), { recursive: true });
+    const stale = join(cache, 'weights', `resnet18-${sha.slice(0, 8)}.pth.tmp-${dead}-1700000000000`);
+    writeFileSync(stale, 'half a download');
     const seen: number[] = [];
     const file = await fetchPretrained('resnet18', { url, progress: (d) => seen.push(d) });
     expect(file).to.equal(join(cache, 'weights', `resnet18-${sha.slice(0, 8)}.pth`));
@@ -68,6 +73,7 @@ describe('--pretrained', function () {
     const before = requests;
     expect(await fetchPretrained('resnet18', { url })).to.equal(file);
     expect(requests, 'the second call reads the cache').to.equal(before);
+    expect(existsSync(stale), "the killed download's temp file is gone").to.equal(false);
   });
 
   it('refuses a download whose SHA-256 does not start with the prefix in its name, and leaves nothing in the cache', async () => {
