@@ -21,7 +21,7 @@ function project(): string {
   for (const n of ['a', 'b', 'c', 'd', 'e']) pkg(`tricks-plugin-${n}`, plugin(n));
   pkg(
     'tricks-preset-one',
-    `export default { name: 'one', description: '', plugins: ['a', ['b', { alpha: 2 }]], settings: { epochs: 3, model: { name: 'resnet20' } } };`,
+    `export default { name: 'one', description: '', plugins: ['a', ['b', { alpha: 2 }]], settings: { epochs: 3, model: { name: 'resnet20', options: { width: 4 } } } };`,
   );
   pkg('tricks-preset-two', `export default { name: 'two', description: '', plugins: ['c'], presets: ['three'], settings: { epochs: 5 } };`);
   pkg('tricks-preset-three', `export default { name: 'three', description: '', plugins: ['d'], settings: { batchSize: 7 } };`);
@@ -48,6 +48,14 @@ describe('config resolution', () => {
     const b = r.config.plugins.find((p) => p.name === 'b')!;
     expect(b.options).to.deep.equal({ alpha: 2, beta: 4 });
     expect(r.config.epochs).to.equal(9);
+  });
+
+  it("drops a preset's model options when the user names another model, keeps them for the same one", async () => {
+    // `--model small-cnn` on a preset of resnet20 width 4: small-cnn with its own defaults, not a 4x-wide one
+    const other = await resolveConfig({ preset: 'one', model: 'small-cnn' }, { cwd });
+    expect(other.config.model).to.deep.equal({ name: 'small-cnn' });
+    const same = await resolveConfig({ preset: 'one', model: { name: 'resnet20', options: { depthMult: 2 } } } as never, { cwd });
+    expect(same.config.model).to.deep.equal({ name: 'resnet20', options: { width: 4, depthMult: 2 } });
   });
 
   it("passes a preset item's options to a function-style preset", async () => {

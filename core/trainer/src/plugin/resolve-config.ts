@@ -61,9 +61,13 @@ async function collectPreset(item: PresetItem, cwd: string, opts: ResolveOptions
   };
 }
 
-/** Deep merge, except that a schedule or optimizer with another name replaces the previous one (multistep -> cosine; sgd -> adamw keeps lr and weight decay). */
+/**
+ * Deep merge, except that a model, schedule or optimizer with another name replaces the previous one (a preset's
+ * small-cnn options never reach `--model resnet20`; multistep -> cosine; sgd -> adamw keeps lr and weight decay).
+ */
 export function mergeSettings(base: TrainSettings, over: Partial<TrainSettings>): TrainSettings {
   const b = { ...base };
+  if (over.model?.name && over.model.name !== base.model.name) b.model = { name: over.model.name };
   if (over.schedule?.name && over.schedule.name !== base.schedule.name) b.schedule = { name: over.schedule.name };
   if (over.optimizer?.name && over.optimizer.name !== base.optimizer.name)
     b.optimizer = { name: over.optimizer.name, lr: base.optimizer.lr, weightDecay: base.optimizer.weightDecay };
