@@ -141,7 +141,9 @@ describe('ablation plan', () => {
     ]);
     const teacher = specs[4];
     expect(teacher.role).to.equal('teacher');
-    expect(teacher.ladderStep).to.equal(0);
+    // the rung before kd (cosine here): the teacher learns on the inputs the student's batches will have
+    expect(teacher.ladderStep).to.equal(1);
+    expect(teacher.trick).to.equal('teacher small-cnn (rung 2 recipe)');
     expect(teacher.overrides.model).to.deep.equal({ name: 'small-cnn', options: { width: 8 } });
     expect(specs[5].dependsOn).to.deep.equal(['teacher']);
     expect(specs[5].overrides.plugins).to.deep.equal([['kd', { teacher: teacher.out }]]);
@@ -151,6 +153,15 @@ describe('ablation plan', () => {
     const given = await planAblation({ preset, seeds: 1, overrides: {}, out: join(dir, 'abl'), teacher: '/models/t' });
     expect(given.map((s) => s.id)).to.deep.equal(['s1-baseline-seed0', 's2-cosine-seed0', 's3-kd-seed0']);
     expect(given[2].overrides.plugins).to.deep.equal([['kd', { teacher: '/models/t' }]]);
+    // kd on the first rung has no rung before it to train the teacher with
+    const first = join(dir, 'kd-first.mjs');
+    writeFileSync(
+      first,
+      "export default { name: 'kd-first', description: 'kd first', ladder: [{ name: 'kd', plugins: [['kd', { teacherModel: { name: 'small-cnn' } }]] }] };",
+    );
+    const err = await planAblation({ preset: first, seeds: 1, overrides: {}, out: join(dir, 'abl2') }).catch((e) => e);
+    expect(err.message).to.match(/ladder step "kd": kd with a teacherModel cannot be the first rung/);
+    expect((await planAblation({ preset: first, seeds: 1, overrides: {}, out: join(dir, 'abl2'), teacher: '/t' })).length).to.equal(1);
   });
 
   it('refuses a preset without a ladder and a bad seed count, with clear errors', async () => {

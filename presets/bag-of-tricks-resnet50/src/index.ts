@@ -6,7 +6,7 @@ import { definePreset } from '@tricks/core';
  * Rung 1 is the paper's baseline (ResNet-50, batch 256, lr 0.1, lr / 10 at epochs 30, 60, 90 of 120,
  * random resized crop + flip + colour jitter); each later rung adds the paper's refinements in order.
  * The linear warm-up of the paper goes with the cosine rung: core's cosine schedule carries the warm-up
- * (the step schedule has none). Distillation needs a teacher: `tricks ablate` trains one (rung-1 recipe,
+ * (the step schedule has none). Distillation needs a teacher: `tricks ablate` trains one (the recipe of the rung before kd,
  * ResNeXt-50 32x4d, the largest backbone of the zoo; the paper used a ResNet-152-D), or pass --teacher DIR.
  */
 export default definePreset({

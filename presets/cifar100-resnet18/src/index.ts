@@ -8,7 +8,7 @@ export const CIFAR100_STD = [0.2673, 0.2564, 0.2762];
  * The CIFAR-100 ResNet-18 recipe as an ablation ladder. ResNet-18 with the CIFAR stem (3x3/1 conv, no
  * max-pool), SGD momentum 0.9, lr 0.1, weight decay 5e-4, batch 128, 200 epochs; step LR (x0.2 at epochs 60,
  * 120, 160) until the rung that switches to cosine. Needs the data: --data cifar100:DIR (train.bin, test.bin).
- * The distillation rung needs a ResNet-50 teacher: `tricks ablate` trains one (rung-1 recipe, resnet50-cifar),
+ * The distillation rung needs a ResNet-50 teacher: `tricks ablate` trains one (the recipe of the rung before kd, resnet50-cifar),
  * or pass --teacher DIR; `tricks train` needs --plugin 'kd={"teacher":"DIR"}'.
  */
 export default definePreset({

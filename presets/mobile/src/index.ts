@@ -3,7 +3,7 @@ import { definePreset } from '@tricks/core';
 /**
  * A model for phones and browsers: MobileNetV3-Large (Howard et al. 2019) on ImageNet-style folders
  * (--data folder:DIR), 224x224, SGD with cosine LR. The ladder adds distillation from a larger teacher
- * (ResNet-50, trained by `tricks ablate` with the rung-1 recipe, or --teacher DIR), then gradual structured
+ * (ResNet-50, trained by `tricks ablate` with the recipe of the rung before kd, or --teacher DIR), then gradual structured
  * pruning of 30 % of the channels (AGP, L1), then quantization-aware training, and ends in an int8 export
  * (ONNX QDQ int8, per-channel weights, from the QAT grid) next to the float tfjs model.
  */

@@ -108,9 +108,11 @@ function withTeacher(plugins: PluginItem[], teacher: string): PluginItem[] {
 /**
  * One run per ladder step x seed, in ladder order (all seeds of a rung together). When a rung adds
  * distillation (kd with `teacherModel` and no `teacher`) and no teacher is given, a teacher run comes
- * first: the baseline recipe (rung 1) with the teacher's model, seed `base`; the kd rungs depend on it. Rung 1
- * is used (not the rung before kd) so that no architecture plugin (se-block) changes the teacher: kd rebuilds
- * `teacherModel` from the registry and loads the teacher's weights into it.
+ * first: the recipe of the rung before the kd rung with the teacher's model, seed `base`; the kd rungs depend
+ * on it. The teacher is fed the student's batches, so it must be trained on the same inputs (normalize, input
+ * size): rung 1's recipe without the student's augment plugin gave a teacher that saw other pixel scales, and a
+ * student that collapsed to 12 %. An architecture plugin before kd (se-block) is in the teacher too: kd then
+ * loads the teacher's saved topology instead of rebuilding `teacherModel`.
  */
 export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
   if (!Number.isInteger(opts.seeds) || opts.seeds < 1) throw new TricksError(`--seeds ${opts.seeds}: must be an integer >= 1`);
@@ -124,14 +126,20 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
   ladder.forEach((step, i) => {
     const need = teacherNeed(step);
     if (need && !teacherDir) {
+      if (i === 0) {
+        throw new TricksError(
+          `ladder step "${step.name}": kd with a teacherModel cannot be the first rung (the teacher trains the rung before it)`,
+          'put kd in a later rung, or pass --teacher DIR',
+        );
+      }
       teacherId = 'teacher';
       teacherDir = join(out, 'runs', teacherId);
       specs.push({
         id: teacherId,
         preset: opts.preset,
-        ladderStep: 0,
+        ladderStep: i - 1,
         stepName: 'teacher',
-        trick: `teacher ${need.name}`,
+        trick: `teacher ${need.name} (rung ${i} recipe)`,
         seed: base,
         overrides: { ...opts.overrides, model: { name: need.name, options: need.options }, seed: base },
         out: teacherDir,
