@@ -8,11 +8,13 @@
 // and the two side by side, and writes OUT/parity.md and OUT/parity.json.
 //   --tricks-from DIR   reuse a finished `tricks ablate --out DIR` (its ablation.json) instead of running tricks
 //   --twin-only         run only the twin (no tricks table)
+//   resumable: the twin's finished runs are kept in OUT/twin-runs.jsonl; a second call trains only the missing ones
 //   --twin k=v,...      the twin's departures from the tricks model's options (small-cnn: init torch|glorot,
 //                       bnMomentum 0.9, bnEpsilon 1e-5); for experiments only, the side-by-side table then compares
 //                       two different recipes
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -122,6 +124,21 @@ for (const i of rungIdx) {
     config: { ...config, plugins: config.plugins.map(({ name, options }) => ({ name, options })) },
   });
 }
+// resumable: each finished twin run is a line of OUT/twin-runs.jsonl, keyed by its rung's config, the seed and the
+// data subset (not its default out folder, a timestamp); a second call trains only the runs not there yet
+const runsFile = join(out, 'twin-runs.jsonl');
+const keyOf = (rung, seed) =>
+  createHash('sha256')
+    .update(JSON.stringify({ config: { ...rung.config, out: undefined }, seed, twin, limitTrain, dataDir }))
+    .digest('hex')
+    .slice(0, 16);
+const done = new Map(
+  (existsSync(runsFile) ? readFileSync(runsFile, 'utf8').split('\n') : [])
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l))
+    .map((r) => [r.key, r]),
+);
+for (const rung of rungs) rung.seeds = seedList.filter((s) => !done.has(keyOf(rung, s)));
 const job = {
   dataDir,
   trainIndices: trainIndices ?? Array.from({ length: trainLength }, (_, i) => i),
@@ -133,34 +150,43 @@ const job = {
 };
 
 // 3. the twin, one JSON line per run
-console.log(`parity: ${python} core/lab/py/parity_twin.py (${rungs.length} rungs x ${seeds} seeds)`);
-const twinRuns = [];
+const todo = rungs.reduce((n, r) => n + r.seeds.length, 0);
+console.log(
+  `parity: ${python} core/lab/py/parity_twin.py (${rungs.length} rungs x ${seeds} seeds: ${todo} to train, ${rungs.length * seeds - todo} done in ${runsFile})`,
+);
+const twinRuns = rungs.flatMap((r) => seedList.map((s) => done.get(keyOf(r, s))).filter(Boolean));
 const skipped = [];
-await new Promise((ok, ko) => {
-  const p = spawn(python, [join(root, 'core/lab/py/parity_twin.py')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
-  let buf = '';
-  p.stdout.on('data', (d) => {
-    buf += d;
-    let k;
-    while ((k = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, k);
-      buf = buf.slice(k + 1);
-      if (!line.trim()) continue;
-      const rec = JSON.parse(line);
-      if (rec.error) return ko(new Error(rec.error));
-      if (rec.skip) skipped.push(rec);
-      else twinRuns.push(rec);
-      console.log(
-        rec.skip
-          ? `parity: twin skips ${rec.stepName} seed ${rec.seed}: ${rec.skip}`
-          : `parity: twin ${rec.stepName} seed ${rec.seed}: top-1 ${(100 * rec.top1).toFixed(2)} % in ${rec.seconds.toFixed(0)} s`,
-      );
-    }
-  });
-  p.on('error', ko);
-  p.on('close', (code) => (code === 0 ? ok() : ko(new Error(`the twin exited with ${code}`))));
-  p.stdin.end(JSON.stringify(job));
-}).catch((e) => fail(e.message, `run ${python} with torch and torchvision installed, or set TORCH_PYTHON`));
+if (todo > 0)
+  await new Promise((ok, ko) => {
+    const p = spawn(python, [join(root, 'core/lab/py/parity_twin.py')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+    let buf = '';
+    p.stdout.on('data', (d) => {
+      buf += d;
+      let k;
+      while ((k = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, k);
+        buf = buf.slice(k + 1);
+        if (!line.trim()) continue;
+        const rec = JSON.parse(line);
+        if (rec.error) return ko(new Error(rec.error));
+        if (rec.skip) skipped.push(rec);
+        else {
+          const rung = rungs.find((r) => r.ladderStep === rec.ladderStep);
+          const withKey = { ...rec, key: keyOf(rung, rec.seed) };
+          appendFileSync(runsFile, `${JSON.stringify(withKey)}\n`);
+          twinRuns.push(withKey);
+        }
+        console.log(
+          rec.skip
+            ? `parity: twin skips ${rec.stepName} seed ${rec.seed}: ${rec.skip}`
+            : `parity: twin ${rec.stepName} seed ${rec.seed}: top-1 ${(100 * rec.top1).toFixed(2)} % in ${rec.seconds.toFixed(0)} s`,
+        );
+      }
+    });
+    p.on('error', ko);
+    p.on('close', (code) => (code === 0 ? ok() : ko(new Error(`the twin exited with ${code}`))));
+    p.stdin.end(JSON.stringify(job));
+  }).catch((e) => fail(e.message, `run ${python} with torch and torchvision installed, or set TORCH_PYTHON`));
 
 // 4. the tables
 const tSum = tricksRuns.length ? summarizeRuns(tricksRuns) : undefined;

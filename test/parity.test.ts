@@ -47,6 +47,19 @@ describe('npm run parity', function () {
     expect(md).to.match(/\| 1 \| baseline \| baseline \| \d+\.\d\d ± 0\.00 \(n 1\) \| \d+\.\d\d ± 0\.00 \(n 1\) \| [+−]\d+\.\d\d/);
     expect(md).to.match(/\| 2 \| \+ augmentation \| augment\(preset=none, padCrop=2, flip=0\.5, normalize=false\) \|/);
     expect(md).to.contain('# tricks ablate').and.to.contain('# PyTorch twin');
+    // resumable: a second call (tricks' finished ablation reused) trains no twin run and reports the same figures
+    const again = parity(
+      ['--preset', 'fashion-mnist', '--rungs', '1-2', '--seeds', '1', '--epochs', '1', '--limit-train', '320'].concat([
+        '--tricks-from',
+        join(out, 'tricks'),
+        '--out',
+        out,
+      ]),
+    );
+    expect(again.code, again.err + again.out).to.equal(0);
+    expect(again.out).to.match(/0 to train, 2 done in/);
+    const res2 = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
+    expect(res2.torch.map((x: { top1: number }) => x.top1)).to.deep.equal(res.torch.map((x: { top1: number }) => x.top1));
   });
 
   it('a user mistake is one message, not a stack trace', () => {

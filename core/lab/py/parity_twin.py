@@ -246,7 +246,7 @@ def main():
     sub = torch.tensor(job["trainIndices"], dtype=torch.long)
     xtr, ytr = xtr[sub], ytr[sub]
     for rung in job["rungs"]:
-        for seed in job["seeds"]:
+        for seed in rung.get("seeds", job["seeds"]):  # the seeds not yet in OUT/twin-runs.jsonl
             try:
                 rec = run(rung, seed)
             except ValueError as e:

@@ -94,6 +94,9 @@ describe('config resolution', () => {
   it('resolves a plugin by package name and by path', async () => {
     const r = await resolveConfig({ plugins: ['tricks-plugin-a', join(cwd, 'node_modules', 'tricks-plugin-b', 'index.js')] }, { cwd });
     expect(r.config.plugins.map((p) => p.name)).to.deep.equal(['a', 'b']);
+    // A relative path without ./ (what a shell completes) is a path when the file exists, not a package name.
+    const bare = await resolveConfig({ plugins: ['node_modules/tricks-plugin-b/index.js'] }, { cwd });
+    expect(bare.config.plugins.map((p) => p.name)).to.deep.equal(['b']);
   });
 
   it('parses --plugin flags', () => {

@@ -17,7 +17,10 @@ export function candidates(name: string, kind: Kind): string[] {
   return [`@tricks/${kind}-${name}`, `tricks-${kind}-${name}`];
 }
 
-const isPath = (name: string) => name.startsWith('.') || isAbsolute(name);
+/** `./x`, `/x`, or a relative path to an existing file or folder such as `scripts/my-preset.mjs` (no package name has
+ * a slash unless it is scoped, `@scope/name`). */
+const isPath = (name: string, cwd: string) =>
+  name.startsWith('.') || isAbsolute(name) || (!name.startsWith('@') && name.includes('/') && existsSync(resolve(cwd, name)));
 
 /** Directories whose node_modules are searched: the user's project first, then where core is installed. */
 function searchRoots(cwd: string): string[] {
@@ -57,7 +60,7 @@ async function importDefinition(file: string, source: string, kind: Kind): Promi
 export async function load<T>(name: string, kind: Kind, cwd = process.cwd()): Promise<Loaded<T>> {
   let file: string | undefined;
   let source = name;
-  if (isPath(name)) {
+  if (isPath(name, cwd)) {
     const p = resolve(cwd, name);
     file = tryResolve(p, cwd) ?? (existsSync(p) && statSync(p).isFile() ? p : undefined);
     if (!file)
