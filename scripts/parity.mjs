@@ -154,7 +154,13 @@ const todo = rungs.reduce((n, r) => n + r.seeds.length, 0);
 console.log(
   `parity: ${python} core/lab/py/parity_twin.py (${rungs.length} rungs x ${seeds} seeds: ${todo} to train, ${rungs.length * seeds - todo} done in ${runsFile})`,
 );
-const twinRuns = rungs.flatMap((r) => seedList.map((s) => done.get(keyOf(r, s))).filter(Boolean));
+// a cached run takes this call's trick label (a --twin-only call labels rungs by their step names)
+const twinRuns = rungs.flatMap((r) =>
+  seedList
+    .map((s) => done.get(keyOf(r, s)))
+    .filter(Boolean)
+    .map((rec) => ({ ...rec, trick: r.trick })),
+);
 const skipped = [];
 if (todo > 0)
   await new Promise((ok, ko) => {
