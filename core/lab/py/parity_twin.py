@@ -13,12 +13,27 @@
 #   variance: tfjs-layers averages the biased batch variance, torch the unbiased one, a factor N/(N-1) with N =
 #   batch x height x width (25,088 at batch 32 and 28 px): not mirrored;
 # - optimizer: torch.optim.SGD(momentum, nesterov, weight_decay) on every parameter (tricks decays BN and biases
-#   too unless no-bias-decay is on), the lr set every step from the schedule's closed form (constant, cosine);
+#   too unless no-bias-decay is on), the lr set every step from tricks' closed form: constant, cosine (with its
+#   warmupEpochs / warmupLr / etaMin) and onecycle (PyTorch's OneCycleLR, two cosine phases, lr only: tricks
+#   cycles no momentum);
 # - loss: cross-entropy, mean over the batch; label smoothing as F.cross_entropy(label_smoothing=eps);
-# - augment: torchvision.transforms.RandomCrop(size, padding) and RandomHorizontalFlip(p) on the [0,1] image
-#   (zero fill before any Normalize, torchvision's order), one draw per image; mixup (Zhang et al. 2018, timm's
-#   Mixup in batch mode): one lambda ~ Beta(alpha, alpha) per batch, partners from a random permutation, the loss
-#   lam CE(y) + (1 - lam) CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
+# - augment (each instance of the plugin in the config's order; preset none, normalize false): RandomResizedCrop
+#   (tricks' scale / ratio, output the image size, bilinear) or RandomCrop(size, padding), then
+#   RandomHorizontalFlip(p), one draw per image on the [0,1] image (zero fill); then colour jitter with
+#   torchvision's functional ops and factors drawn as ColorJitter.get_params, per image, with tricks' two
+#   departures mirrored: ONE random order of the four ops per batch (torchvision: one per image) and a per-image
+#   `prob` (torchvision: RandomApply). Saturation and hue leave 1-channel images as they are in both. Not mirrored:
+#   tricks' fast RandomResizedCrop (augment `exact: false`, the default) reads the pixel just outside the crop on
+#   its outer half-pixel ring where torchvision repeats the crop's edge (max abs 0.09 there, interior < 1e-5);
+# - autoaugment: T.AutoAugment (cifar10 / imagenet / svhn) or T.RandAugment(n, m, bins), nearest, per image,
+#   after every augment instance (tricks' stage). torchvision's Posterize / Equalize take uint8 only: the twin
+#   rounds the image to uint8 for the policy and back to float; tricks applies the ops to the float image;
+# - mixing (timm's Mixup in batch mode; tricks' cutmix taps before mixup and a mixed batch is not mixed again):
+#   cutmix (Yun et al. 2019): lambda ~ Beta(alpha, alpha), a box of side sqrt(1 - lambda) of each image side
+#   (truncated), centre uniform, clipped at the borders, lambda corrected to the clipped area, pasted from a
+#   random permutation, with prob, switchProb (then mixup with mixupAlpha) and offEpoch; mixup (Zhang et al.
+#   2018): one lambda ~ Beta(alpha, alpha) per batch, with prob and offEpoch; the loss lam CE(y) + (1 - lam)
+#   CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
 # Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
 import json, math, sys, time, gzip, os
 import numpy as np
@@ -208,6 +223,29 @@ def augment_op(po, hw):
     return apply
 
 
+def autoaugment_op(po, hw):
+    """plugins/autoaugment (after augment's crop/flip/colour, before mixing): torchvision's AutoAugment or
+    RandAugment per image. torchvision's Posterize and Equalize take uint8 only, so the twin rounds the [0, 1] image
+    to uint8, applies the policy and divides by 255 again; tricks applies the ops to the float image (solarize's
+    threshold / 255), without that rounding."""
+    policy = po.get("policy", "auto")
+    if policy == "auto":
+        policy = "cifar10" if hw <= 64 else "imagenet"
+    interp = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR}[po.get("interpolation", "nearest")]
+    if policy == "randaugment":
+        aa = T.RandAugment(po.get("n", 2), po.get("m", 9), po.get("bins", 31), interp)
+    else:
+        aa = T.AutoAugment({"cifar10": T.AutoAugmentPolicy.CIFAR10, "imagenet": T.AutoAugmentPolicy.IMAGENET,
+                            "svhn": T.AutoAugmentPolicy.SVHN}[policy], interp)
+    prob = po.get("prob", 1)
+
+    def apply(x):
+        u = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        u = torch.stack([aa(img) if prob >= 1 or float(torch.rand(1)) < prob else img for img in u])
+        return u.float() / 255
+    return apply
+
+
 def cutmix_box(rng, h, w, lam):
     """tricks' cutmixBox (plugins/cutmix/src/box.ts, the authors' and timm's rand_bbox): side sqrt(1 - lam) of each
     image side (truncated), centre uniform, clipped; lambda corrected to the clipped box's area."""
@@ -264,7 +302,9 @@ def run(rung, seed):
     for p in cfg["plugins"]:
         name, po = p["name"], p.get("options", {})
         if name == "augment":
-            augs.append(augment_op(po, 28))
+            augs.append((0, augment_op(po, 28)))
+        elif name == "autoaugment":
+            augs.append((10, autoaugment_op(po, 28)))
         elif name == "label-smoothing":
             smoothing = po.get("epsilon", 0.1)
         elif name in ("mixup", "cutmix"):
@@ -272,6 +312,7 @@ def run(rung, seed):
         else:
             raise ValueError(f"plugin {name}: not in the twin")
     mixers.sort(key=lambda m: m[0] != "cutmix")  # cutmix taps before mixup
+    augs = [f for _, f in sorted(augs, key=lambda a: a[0])]  # the batch hook's stages: augment, then autoaugment
     bs, epochs = cfg["batchSize"], cfg["epochs"]
     orders = job["epochOrders"][str(seed)]
     steps_per_epoch = len(sub) // bs
