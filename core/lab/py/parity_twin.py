@@ -13,12 +13,27 @@
 #   variance: tfjs-layers averages the biased batch variance, torch the unbiased one, a factor N/(N-1) with N =
 #   batch x height x width (25,088 at batch 32 and 28 px): not mirrored;
 # - optimizer: torch.optim.SGD(momentum, nesterov, weight_decay) on every parameter (tricks decays BN and biases
-#   too unless no-bias-decay is on), the lr set every step from the schedule's closed form (constant, cosine);
+#   too unless no-bias-decay is on), the lr set every step from tricks' closed form: constant, cosine (with its
+#   warmupEpochs / warmupLr / etaMin) and onecycle (PyTorch's OneCycleLR, two cosine phases, lr only: tricks
+#   cycles no momentum);
 # - loss: cross-entropy, mean over the batch; label smoothing as F.cross_entropy(label_smoothing=eps);
-# - augment: torchvision.transforms.RandomCrop(size, padding) and RandomHorizontalFlip(p) on the [0,1] image
-#   (zero fill before any Normalize, torchvision's order), one draw per image; mixup (Zhang et al. 2018, timm's
-#   Mixup in batch mode): one lambda ~ Beta(alpha, alpha) per batch, partners from a random permutation, the loss
-#   lam CE(y) + (1 - lam) CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
+# - augment (each instance of the plugin in the config's order; preset none, normalize false): RandomResizedCrop
+#   (tricks' scale / ratio, output the image size, bilinear) or RandomCrop(size, padding), then
+#   RandomHorizontalFlip(p), one draw per image on the [0,1] image (zero fill); then colour jitter with
+#   torchvision's functional ops and factors drawn as ColorJitter.get_params, per image, with tricks' two
+#   departures mirrored: ONE random order of the four ops per batch (torchvision: one per image) and a per-image
+#   `prob` (torchvision: RandomApply). Saturation and hue leave 1-channel images as they are in both. Not mirrored:
+#   tricks' fast RandomResizedCrop (augment `exact: false`, the default) reads the pixel just outside the crop on
+#   its outer half-pixel ring where torchvision repeats the crop's edge (max abs 0.09 there, interior < 1e-5);
+# - autoaugment: T.AutoAugment (cifar10 / imagenet / svhn) or T.RandAugment(n, m, bins), nearest, per image,
+#   after every augment instance (tricks' stage). torchvision's Posterize / Equalize take uint8 only: the twin
+#   rounds the image to uint8 for the policy and back to float; tricks applies the ops to the float image;
+# - mixing (timm's Mixup in batch mode; tricks' cutmix taps before mixup and a mixed batch is not mixed again):
+#   cutmix (Yun et al. 2019): lambda ~ Beta(alpha, alpha), a box of side sqrt(1 - lambda) of each image side
+#   (truncated), centre uniform, clipped at the borders, lambda corrected to the clipped area, pasted from a
+#   random permutation, with prob, switchProb (then mixup with mixupAlpha) and offEpoch; mixup (Zhang et al.
+#   2018): one lambda ~ Beta(alpha, alpha) per batch, with prob and offEpoch; the loss lam CE(y) + (1 - lam)
+#   CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
 # Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
 import json, math, sys, time, gzip, os
 import numpy as np
@@ -26,6 +41,7 @@ import numpy as np
 try:
     import torch, torch.nn as nn, torch.nn.functional as F
     import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
 except ImportError as e:
     print(json.dumps({"error": f"PyTorch/torchvision not importable with {sys.executable}: {e}"})); sys.exit(0)
 
@@ -135,15 +151,130 @@ class ResNetCifar(nn.Module):
         return self.out(x.mean((2, 3)))
 
 
-def schedule(name, opts, base, step, total):
+def schedule(name, opts, base, step, total, steps_per_epoch):
+    """The lr at a step, tricks' closed forms (core/trainer/src/optim/schedule.ts) with its option defaults."""
     if name == "constant":
         return base
-    if name == "cosine":
-        if opts.get("warmupEpochs") or opts.get("etaMin"):
-            raise ValueError("cosine with warmup/etaMin: not in the twin")
-        t = min(step, total) / max(total, 1)
-        return base * (1 + math.cos(math.pi * t)) / 2
+    if name == "cosine":  # optional linear warmup, then cosine to etaMin (CosineAnnealingLR's closed form)
+        w_lr, eta = opts.get("warmupLr", 0), opts.get("etaMin", 0)
+        w = min(math.floor(opts.get("warmupEpochs", 0) * steps_per_epoch + 0.5), total)  # JS Math.round (halves up)
+        if step < w:
+            return w_lr + (base - w_lr) * step / w
+        span = max(total - w, 1)
+        t = min(step - w, span) / span
+        return eta + (base - eta) * (1 + math.cos(math.pi * t)) / 2
+    if name == "onecycle":  # PyTorch's OneCycleLR, anneal 'cos', two phases, lr only (no momentum cycling)
+        pct, div, final_div = opts.get("pctStart", 0.3), opts.get("divFactor", 25), opts.get("finalDivFactor", 1e4)
+        max_lr = opts.get("maxLr", base)
+        initial = max_lr / div
+        low = initial / final_div
+        s = min(step, total - 1)
+        end1, end2 = pct * total - 1, total - 1
+        cos = lambda a, b, p: b + (a - b) / 2 * (math.cos(math.pi * p) + 1)  # noqa: E731
+        if s <= end1:
+            return cos(initial, max_lr, s / end1 if end1 > 0 else 1)
+        return cos(max_lr, low, (s - end1) / (end2 - end1))
     raise ValueError(f"schedule {name}: not in the twin")
+
+
+def color_jitter(x, cj):
+    """tricks' colorJitter on a batch (plugins/augment/src/index.ts): per image an on/off flag (prob) and factors
+    drawn as torchvision's ColorJitter.get_params, ONE random order of the four ops for the whole batch (torchvision
+    draws one per image), torchvision's functional ops; saturation and hue leave 1-channel images as they are."""
+    n, c = x.shape[0], x.shape[1]
+    on = torch.rand(n) < cj.get("prob", 1)
+    rng = lambda v, centre: (max(0, centre - v), centre + v) if v else None  # noqa: E731
+    def draw(r, ident):
+        return [float(torch.empty(1).uniform_(r[0], r[1])) if (o and r) else ident for o in on.tolist()]
+    b, ct, s = draw(rng(cj.get("brightness"), 1), 1), draw(rng(cj.get("contrast"), 1), 1), draw(rng(cj.get("saturation"), 1), 1)
+    hu = draw((-cj["hue"], cj["hue"]) if cj.get("hue") else None, 0)
+    ops = {0: ("brightness", TF.adjust_brightness, b), 1: ("contrast", TF.adjust_contrast, ct),
+           2: ("saturation", TF.adjust_saturation, s), 3: ("hue", TF.adjust_hue, hu)}
+    for k in torch.randperm(4).tolist():
+        key, fn, f = ops[k]
+        if cj.get(key) and (k < 2 or c == 3):
+            x = torch.stack([fn(img, fk) for img, fk in zip(x, f)])
+    return x
+
+
+def augment_op(po, hw):
+    """One augment plugin instance (plugins/augment/src/pipeline.ts, preset none): crop (RandomResizedCrop or
+    RandomCrop) and flip per image, then colour jitter per batch."""
+    if po.get("preset") != "none" or po.get("rotate") or po.get("affine") or po.get("erasing") or po.get("cutout") \
+            or po.get("normalize"):
+        raise ValueError("augment beyond randomResizedCrop/padCrop/flip/colorJitter (preset none, normalize false): not in the twin")
+    ops = []
+    rrc = po.get("randomResizedCrop")
+    if rrc:
+        r = {} if rrc is True else rrc
+        ops.append(T.RandomResizedCrop(hw, scale=tuple(r.get("scale", (0.08, 1))), ratio=tuple(r.get("ratio", (3 / 4, 4 / 3)))))
+    elif po.get("padCrop"):
+        ops.append(T.RandomCrop(hw, padding=4 if po["padCrop"] is True else int(po["padCrop"])))
+    if po.get("flip"):
+        ops.append(T.RandomHorizontalFlip(po["flip"]))
+    geo = T.Compose(ops) if ops else None
+    cj = po.get("colorJitter")
+    cj = cj if cj and any(cj.get(k) for k in ("brightness", "contrast", "saturation", "hue")) else None
+
+    def apply(x):
+        if geo is not None:
+            x = torch.stack([geo(img) for img in x])
+        return color_jitter(x, cj) if cj else x
+    return apply
+
+
+def autoaugment_op(po, hw):
+    """plugins/autoaugment (after augment's crop/flip/colour, before mixing): torchvision's AutoAugment or
+    RandAugment per image. torchvision's Posterize and Equalize take uint8 only, so the twin rounds the [0, 1] image
+    to uint8, applies the policy and divides by 255 again; tricks applies the ops to the float image (solarize's
+    threshold / 255), without that rounding."""
+    policy = po.get("policy", "auto")
+    if policy == "auto":
+        policy = "cifar10" if hw <= 64 else "imagenet"
+    interp = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR}[po.get("interpolation", "nearest")]
+    if policy == "randaugment":
+        aa = T.RandAugment(po.get("n", 2), po.get("m", 9), po.get("bins", 31), interp)
+    else:
+        aa = T.AutoAugment({"cifar10": T.AutoAugmentPolicy.CIFAR10, "imagenet": T.AutoAugmentPolicy.IMAGENET,
+                            "svhn": T.AutoAugmentPolicy.SVHN}[policy], interp)
+    prob = po.get("prob", 1)
+
+    def apply(x):
+        u = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        u = torch.stack([aa(img) if prob >= 1 or float(torch.rand(1)) < prob else img for img in u])
+        return u.float() / 255
+    return apply
+
+
+def cutmix_box(rng, h, w, lam):
+    """tricks' cutmixBox (plugins/cutmix/src/box.ts, the authors' and timm's rand_bbox): side sqrt(1 - lam) of each
+    image side (truncated), centre uniform, clipped; lambda corrected to the clipped box's area."""
+    cut = math.sqrt(1 - lam)
+    cw, ch = int(w * cut), int(h * cut)
+    cx, cy = int(rng.integers(w)), int(rng.integers(h))
+    x1, x2 = min(max(cx - cw // 2, 0), w), min(max(cx + cw // 2, 0), w)
+    y1, y2 = min(max(cy - ch // 2, 0), h), min(max(cy + ch // 2, 0), h)
+    return (y1, y2, x1, x2), 1 - (y2 - y1) * (x2 - x1) / (h * w)
+
+
+def mix_batch(x, mixers, rng, epoch):
+    """cutmix (taps before mixup) then mixup, the first that mixes wins (tricks' meta.mix); returns x, lam, perm."""
+    for kind, o in mixers:
+        if o.get("offEpoch") is not None and epoch >= o["offEpoch"]:
+            continue
+        if o.get("prob", 1) < 1 and rng.random() >= o["prob"]:
+            continue
+        if kind == "cutmix" and not (o.get("switchProb", 0) > 0 and rng.random() < o["switchProb"]):
+            (y1, y2, x1, x2), lam = cutmix_box(rng, x.shape[2], x.shape[3], float(rng.beta(o.get("alpha", 1.0), o.get("alpha", 1.0))))
+            perm = torch.randperm(len(x))
+            xm = x.clone()
+            xm[:, :, y1:y2, x1:x2] = x[perm][:, :, y1:y2, x1:x2]
+            return xm, lam, perm
+        a = o.get("mixupAlpha", 0.4) if kind == "cutmix" else o.get("alpha", 0.4)
+        lam = float(rng.beta(a, a))
+        perm = torch.randperm(len(x))
+        return lam * x + (1 - lam) * x[perm], lam, perm
+    return x, None, None
 
 
 def run(rung, seed):
@@ -166,28 +297,22 @@ def run(rung, seed):
         raise ValueError(f"optimizer {o['name']}: not in the twin")
     opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o.get("momentum", 0), nesterov=o.get("nesterov", False),
                           weight_decay=o.get("weightDecay", 0))
-    aug, smoothing, mixup = None, 0.0, None
+    augs, smoothing, mixers = [], 0.0, []
     beta = np.random.default_rng(seed)
     for p in cfg["plugins"]:
         name, po = p["name"], p.get("options", {})
         if name == "augment":
-            if po.get("preset") != "none" or po.get("randomResizedCrop") or po.get("rotate") or po.get("affine") \
-                    or po.get("colorJitter") or po.get("erasing") or po.get("cutout") or po.get("normalize"):
-                raise ValueError("augment beyond padCrop/flip (preset none, normalize false): not in the twin")
-            ops = []
-            if po.get("padCrop"):
-                ops.append(T.RandomCrop(28, padding=4 if po["padCrop"] is True else int(po["padCrop"])))
-            if po.get("flip"):
-                ops.append(T.RandomHorizontalFlip(po["flip"]))
-            aug = T.Compose(ops)
+            augs.append((0, augment_op(po, 28)))
+        elif name == "autoaugment":
+            augs.append((10, autoaugment_op(po, 28)))
         elif name == "label-smoothing":
             smoothing = po.get("epsilon", 0.1)
-        elif name == "mixup":
-            if po.get("prob", 1) != 1 or po.get("offEpoch") is not None:
-                raise ValueError("mixup with prob or offEpoch: not in the twin")
-            mixup = po.get("alpha", 0.4)
+        elif name in ("mixup", "cutmix"):
+            mixers.append((name, po))
         else:
             raise ValueError(f"plugin {name}: not in the twin")
+    mixers.sort(key=lambda m: m[0] != "cutmix")  # cutmix taps before mixup
+    augs = [f for _, f in sorted(augs, key=lambda a: a[0])]  # the batch hook's stages: augment, then autoaugment
     bs, epochs = cfg["batchSize"], cfg["epochs"]
     orders = job["epochOrders"][str(seed)]
     steps_per_epoch = len(sub) // bs
@@ -203,16 +328,14 @@ def run(rung, seed):
         for b in range(steps_per_epoch):
             ii = order[b * bs:(b + 1) * bs]
             x, y = xtr[ii], ytr[ii]
-            if aug is not None:
-                x = torch.stack([aug(img) for img in x])
-            lr = schedule(sched["name"], {k: v for k, v in sched.items() if k != "name"}, o["lr"], step, total)
+            for aug in augs:
+                x = aug(x)
+            lr = schedule(sched["name"], {k: v for k, v in sched.items() if k != "name"}, o["lr"], step, total, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            if mixup:  # Zhang et al. 2018, one lambda per batch, partner perm[i] (plugins/mixup; timm's Mixup, mode batch)
-                lam = float(beta.beta(mixup, mixup))
-                perm = torch.randperm(len(x))
-                logits = model(lam * x + (1 - lam) * x[perm])
-                # soft targets lam*y + (1-lam)*y[perm], smoothed after mixing: CE is linear in the target
+            x, lam, perm = mix_batch(x, mixers, beta, ep)
+            if lam is not None:  # soft targets lam*y + (1-lam)*y[perm], smoothed after mixing: CE is linear in the target
+                logits = model(x)
                 loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
                     (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
             else:

@@ -2,11 +2,12 @@
 // (test/fixtures/parity/make_fixtures.py), gives the logits tricks' small-cnn gives on the same weights, in
 // evaluation and in training mode (batch statistics), and leaves the same BN moving statistics.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { ModelRegistry, emptyBuildHooks } from '@tricks/core';
+import { ModelRegistry, ScheduleRegistry, emptyBuildHooks } from '@tricks/core';
 import { registerModels, resnetCifar } from '@tricks/models';
 
 type T = { shape: number[]; values: number[] };
@@ -76,5 +77,34 @@ describe("parity twin: its CIFAR ResNet equals tricks' resnet-cifar (fixtures/pa
     expect(maxDiff(y.dataSync(), rx.evalLogits)).to.be.below(1e-3);
     tf.dispose([x, y]);
     model.dispose();
+  });
+});
+
+describe("parity twin: its learning-rate schedules are tricks' closed forms (core/lab/py/parity_twin.py schedule())", () => {
+  const python = process.env.TORCH_PYTHON ?? '/usr/bin/python3';
+  const cases = [
+    { name: 'onecycle' },
+    { name: 'onecycle', maxLr: 0.2, pctStart: 0.25, divFactor: 10, finalDivFactor: 100 },
+    { name: 'cosine' },
+    { name: 'cosine', warmupEpochs: 1.5, warmupLr: 0.001, etaMin: 0.002 },
+  ];
+  const [base, stepsPerEpoch, totalSteps] = [0.05, 7, 30];
+  it('onecycle (defaults and every option) and cosine with warmup and etaMin: the same lr at every step', function () {
+    this.timeout(30000);
+    const script = [
+      'import json, sys; sys.path.insert(0, "core/lab/py"); import parity_twin as P',
+      'cases = json.loads(sys.argv[1])',
+      `print(json.dumps([[P.schedule(c["name"], c, ${base}, s, ${totalSteps}, ${stepsPerEpoch}) for s in range(${totalSteps + 2})] for c in cases]))`,
+    ].join('\n');
+    const r = spawnSync(python, ['-c', script, JSON.stringify(cases)], { cwd: new URL('../../../../', import.meta.url), encoding: 'utf8' });
+    if (r.error) return this.skip(); // no python for the twin on this machine
+    expect(r.status, r.stderr).to.equal(0);
+    const twin = JSON.parse(r.stdout) as number[][];
+    const registry = new ScheduleRegistry();
+    cases.forEach((c, i) => {
+      const lr = registry.create(c);
+      const want = Array.from({ length: totalSteps + 2 }, (_, step) => lr(base, { step, stepsPerEpoch, totalSteps }));
+      expect(maxDiff(twin[i], want), JSON.stringify(c)).to.be.below(1e-12);
+    });
   });
 });
