@@ -114,22 +114,30 @@ const epochOrders = Object.fromEntries(
   seedList.map((s) => [s, Array.from({ length: epochs }, (_, e) => [...epochRng(s, e).permutation(subsetLength)])]),
 );
 const rungs = [];
+const plain = (config) => ({ ...config, out: undefined, plugins: config.plugins.map(({ name, options }) => ({ name, options })) });
+// kd with a teacherModel: the teacher `tricks ablate` trains (core/lab/src/ablate/plan.ts), i.e. the recipe of the rung
+// before the first kd rung with the teacher's model and the first seed; the twin trains it once, in torch
+const kdAt = ladder.findIndex((s) => (s.plugins ?? []).some((p) => Array.isArray(p) && p[0] === 'kd' && p[1]?.teacherModel));
+let teacher;
+if (kdAt > 0 && rungIdx.some((i) => i >= kdAt)) {
+  const teacherModel = ladder[kdAt].plugins.find((p) => Array.isArray(p) && p[0] === 'kd')[1].teacherModel;
+  const { config } = await resolveConfig({ ...overrides, preset, model: teacherModel, seed: 0 }, { cwd: root, ladderStep: kdAt - 1 });
+  teacher = { config: plain(config), seed: 0 };
+}
 for (const i of rungIdx) {
-  const { config } = await resolveConfig({ ...overrides, preset }, { cwd: root, ladderStep: i });
+  // kd rungs: `tricks ablate` passes its teacher run's folder; the twin trains its own (the path is never read)
+  const kdOverride = teacher && i >= kdAt ? { plugins: [['kd', { teacher: 'twin-teacher' }]] } : {};
+  const { config } = await resolveConfig({ ...overrides, ...kdOverride, preset }, { cwd: root, ladderStep: i });
   const trick = tricksRuns.find((r) => r.ladderStep === i)?.trick ?? ladder[i].name;
-  rungs.push({
-    ladderStep: i,
-    stepName: ladder[i].name,
-    trick,
-    config: { ...config, plugins: config.plugins.map(({ name, options }) => ({ name, options })) },
-  });
+  const kd = config.plugins.some((p) => p.name === 'kd');
+  rungs.push({ ladderStep: i, stepName: ladder[i].name, trick, config: plain(config), ...(kd && teacher ? { teacher } : {}) });
 }
 // resumable: each finished twin run is a line of OUT/twin-runs.jsonl, keyed by its rung's config, the seed and the
 // data subset (not its default out folder, a timestamp); a second call trains only the runs not there yet
 const runsFile = join(out, 'twin-runs.jsonl');
 const keyOf = (rung, seed) =>
   createHash('sha256')
-    .update(JSON.stringify({ config: { ...rung.config, out: undefined }, seed, twin, limitTrain, dataDir }))
+    .update(JSON.stringify({ config: rung.config, teacher: rung.teacher, seed, twin, limitTrain, dataDir }))
     .digest('hex')
     .slice(0, 16);
 const done = new Map(
@@ -162,6 +170,7 @@ const twinRuns = rungs.flatMap((r) =>
     .map((rec) => ({ ...rec, trick: r.trick })),
 );
 const skipped = [];
+let twinTeacher;
 if (todo > 0)
   await new Promise((ok, ko) => {
     const p = spawn(python, [join(root, 'core/lab/py/parity_twin.py')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -175,6 +184,11 @@ if (todo > 0)
         if (!line.trim()) continue;
         const rec = JSON.parse(line);
         if (rec.error) return ko(new Error(rec.error));
+        if (rec.teacher !== undefined) {
+          console.log(`parity: twin teacher: top-1 ${(100 * rec.teacher).toFixed(2)} % in ${rec.seconds.toFixed(0)} s`);
+          twinTeacher = rec;
+          continue;
+        }
         if (rec.skip) skipped.push(rec);
         else {
           const rung = rungs.find((r) => r.ladderStep === rec.ladderStep);
@@ -225,6 +239,7 @@ const md = [
   '',
   ...side,
   '',
+  ...(twinTeacher ? [`The twin's kd teacher (trained in torch in this call): top-1 ${(100 * twinTeacher.teacher).toFixed(2)} %.`, ''] : []),
   ...(tSum ? [ablationMarkdown(tSum, 'tricks ablate'), ''] : []),
   ablationMarkdown(pSum, 'PyTorch twin (core/lab/py/parity_twin.py)'),
 ].join('\n');
@@ -237,7 +252,19 @@ write(join(out, 'parity.md'), md);
 write(
   join(out, 'parity.json'),
   JSON.stringify(
-    { preset, epochs, batchSize, limitTrain, seeds: seedList, twin, cpu, tricks: tricksRuns, torch: twinRuns, skipped },
+    {
+      preset,
+      epochs,
+      batchSize,
+      limitTrain,
+      seeds: seedList,
+      twin,
+      cpu,
+      tricks: tricksRuns,
+      torch: twinRuns,
+      torchTeacher: twinTeacher,
+      skipped,
+    },
     null,
     1,
   ),

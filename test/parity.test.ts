@@ -62,6 +62,21 @@ describe('npm run parity', function () {
     expect(res2.torch.map((x: { top1: number }) => x.top1)).to.deep.equal(res.torch.map((x: { top1: number }) => x.top1));
   });
 
+  it('kd: the twin trains the teacher tricks ablate would (the rung before kd, the teacher model) and distils from it', function () {
+    if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
+    const out = join(tmp(), 'parity-kd');
+    const args = ['--preset', 'scripts/experiments/fm-data-limited.mjs', '--rungs', '6', '--seeds', '1', '--epochs', '1'];
+    const r = parity([...args, '--limit-train', '640', '--batch-size', '64', '--twin-only', '--out', out]);
+    expect(r.code, r.err + r.out).to.equal(0);
+    expect(r.out).to.match(/parity: twin teacher: top-1 \d+\.\d\d %/);
+    const res = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
+    expect(res.skipped, JSON.stringify(res.skipped)).to.deep.equal([]);
+    expect(res.torch.map((x: { ladderStep: number }) => x.ladderStep)).to.deep.equal([5]);
+    expect(res.torchTeacher.teacher).to.be.within(0.1, 1);
+    // 10 steps of batch 64: the distilled student is above chance
+    expect(res.torch[0].top1).to.be.within(0.15, 1);
+  });
+
   it('a user mistake is one message, not a stack trace', () => {
     const r = parity(['--preset', 'nosuchpreset']);
     expect(r.code).to.not.equal(0);

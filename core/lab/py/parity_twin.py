@@ -33,7 +33,12 @@
 #   (truncated), centre uniform, clipped at the borders, lambda corrected to the clipped area, pasted from a
 #   random permutation, with prob, switchProb (then mixup with mixupAlpha) and offEpoch; mixup (Zhang et al.
 #   2018): one lambda ~ Beta(alpha, alpha) per batch, with prob and offEpoch; the loss lam CE(y) + (1 - lam)
-#   CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both).
+#   CE(y[perm]) (= CE of the mixed soft targets; label smoothing applies to both);
+# - kd (Hinton et al. 2015, plugins/kd): the teacher `tricks ablate` trains (the rung before the first kd rung with
+#   the teacher's model, the first seed; job rung.teacher from scripts/parity.mjs), trained once per job in torch,
+#   then in eval mode on the student's augmented, mixed batch; the loss (1 - alpha) x the supervised loss + alpha
+#   T^2 KL(softmax(t/T) || softmax(s/T)) (batchmean). Tricks distils from its own teacher, the twin from its own:
+#   the two teachers are trained alike, not equal.
 # Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
 import json, math, sys, time, gzip, os
 import numpy as np
@@ -277,8 +282,31 @@ def mix_batch(x, mixers, rng, epoch):
     return x, None, None
 
 
-def run(rung, seed):
+_teachers = {}
+
+
+def teacher_for(rung):
+    """The kd teacher `tricks ablate` trains: the recipe of the rung before kd with the teacher's model, its first
+    seed (job rung.teacher, from scripts/parity.mjs); trained once per job, then used in eval mode (BN's moving
+    statistics), as tricks' kd runs the saved teacher's predict."""
+    t = rung.get("teacher")
+    if t is None:
+        raise ValueError("kd without a teacherModel teacher: not in the twin")
+    key = json.dumps(t, sort_keys=True)
+    if key not in _teachers:
+        rec, model = run({"config": t["config"], "ladderStep": -1, "stepName": "teacher", "trick": "teacher"}, t["seed"], True)
+        model.eval()
+        for q in model.parameters():
+            q.requires_grad_(False)
+        print(json.dumps({"teacher": rec["top1"], "seconds": rec["seconds"]}), flush=True)
+        _teachers[key] = model
+    return _teachers[key]
+
+
+def run(rung, seed, keep_model=False):
     cfg = rung["config"]
+    if any(p["name"] == "kd" for p in cfg["plugins"]):
+        teacher_for(rung)  # before this run's seed, so the student's random stream does not depend on it
     torch.manual_seed(seed)
     m = cfg["model"]
     mo = m.get("options") or {}
@@ -297,7 +325,7 @@ def run(rung, seed):
         raise ValueError(f"optimizer {o['name']}: not in the twin")
     opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o.get("momentum", 0), nesterov=o.get("nesterov", False),
                           weight_decay=o.get("weightDecay", 0))
-    augs, smoothing, mixers = [], 0.0, []
+    augs, smoothing, mixers, kd = [], 0.0, [], None
     beta = np.random.default_rng(seed)
     for p in cfg["plugins"]:
         name, po = p["name"], p.get("options", {})
@@ -309,6 +337,8 @@ def run(rung, seed):
             smoothing = po.get("epsilon", 0.1)
         elif name in ("mixup", "cutmix"):
             mixers.append((name, po))
+        elif name == "kd":  # Hinton et al. 2015 as plugins/kd: alpha T^2 KL(p_t/T || p_s/T) (batchmean) + (1 - alpha) CE
+            kd = (teacher_for(rung), float(po.get("temperature", 2)), float(po.get("alpha", 0.7)))
         else:
             raise ValueError(f"plugin {name}: not in the twin")
     mixers.sort(key=lambda m: m[0] != "cutmix")  # cutmix taps before mixup
@@ -334,12 +364,18 @@ def run(rung, seed):
             for g in opt.param_groups:
                 g["lr"] = lr
             x, lam, perm = mix_batch(x, mixers, beta, ep)
+            logits = model(x)
             if lam is not None:  # soft targets lam*y + (1-lam)*y[perm], smoothed after mixing: CE is linear in the target
-                logits = model(x)
                 loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + \
                     (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing)
             else:
-                loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+                loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+            if kd is not None:  # the teacher sees the same augmented, mixed batch (kd's batch tap is the last)
+                teacher, T, alpha = kd
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                kl = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1), reduction="batchmean", log_target=True)
+                loss = (1 - alpha) * loss + alpha * T * T * kl
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -352,9 +388,10 @@ def run(rung, seed):
             for k in range(0, len(xte), 500):
                 correct += (model(xte[k:k + 500]).argmax(1) == yte[k:k + 500]).sum().item()
         curve.append({"epoch": ep + 1, "train_loss": loss_sum / seen, "val_top1": correct / len(xte), "lr": lr})
-    return {"id": f"torch-s{rung['ladderStep'] + 1}-seed{seed}", "stepName": rung["stepName"], "trick": rung["trick"],
+    rec = {"id": f"torch-s{rung['ladderStep'] + 1}-seed{seed}", "stepName": rung["stepName"], "trick": rung["trick"],
             "ladderStep": rung["ladderStep"], "seed": seed, "top1": curve[-1]["val_top1"], "seconds": time.time() - t0,
             "epochs": curve, "steps": step, "trainItems": len(sub), "backend": f"torch {torch.__version__} cpu"}
+    return (rec, model) if keep_model else rec
 
 
 def main():
