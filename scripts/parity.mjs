@@ -20,7 +20,7 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng, TricksError, epochRng, resolveConfig } from '@tricks/core';
-import { ablationMarkdown, selectRungs, summarizeRuns, loadLadder } from '@tricks/lab';
+import { ablationMarkdown, selectRungs, summarizeRuns, loadLadder, planAblation } from '@tricks/lab';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // a user's mistake (unknown preset, bad --rungs) is one message, not a stack trace
@@ -114,36 +114,46 @@ const epochOrders = Object.fromEntries(
   seedList.map((s) => [s, Array.from({ length: epochs }, (_, e) => [...epochRng(s, e).permutation(subsetLength)])]),
 );
 const rungs = [];
-const plain = (config) => ({ ...config, out: undefined, plugins: config.plugins.map(({ name, options }) => ({ name, options })) });
-// kd with a teacherModel: the teacher `tricks ablate` trains (core/lab/src/ablate/plan.ts), i.e. the recipe of the rung
-// before the first kd rung with the teacher's model and the first seed; the twin trains it once, in torch
-const kdAt = ladder.findIndex((s) => (s.plugins ?? []).some((p) => Array.isArray(p) && p[0] === 'kd' && p[1]?.teacherModel));
-let teacher;
-if (kdAt > 0 && rungIdx.some((i) => i >= kdAt)) {
-  const teacherModel = ladder[kdAt].plugins.find((p) => Array.isArray(p) && p[0] === 'kd')[1].teacherModel;
-  const { config } = await resolveConfig({ ...overrides, preset, model: teacherModel, seed: 0 }, { cwd: root, ladderStep: kdAt - 1 });
-  teacher = { config: plain(config), seed: 0 };
-}
+// what the twin reads (and its cache key): not the out folder (a timestamp) nor kd's teacher folder (it trains its own)
+const plain = (config) => ({
+  ...config,
+  out: undefined,
+  plugins: config.plugins.map(({ name, options }) => ({ name, options: name === 'kd' ? { ...options, teacher: undefined } : options })),
+});
+// the runs `tricks ablate` would plan (core/lab/src/ablate/plan.ts): a kd rung's overrides carry its teacher's folder,
+// and the teacher run (the recipe of the rung before kd, the teacher's model, the first seed) is what the twin trains
+// once, in torch, before it distils
+const plan = await planAblation({ preset, seeds: 1, overrides, out: join(out, 'tricks'), cwd: root });
+const configOf = async ({ seed: _, ...o }, ladderStep) => plain((await resolveConfig({ ...o, preset }, { cwd: root, ladderStep })).config);
+const teacherSpec = plan.find((r) => r.role === 'teacher');
+const teacher = teacherSpec && { config: await configOf(teacherSpec.overrides, teacherSpec.ladderStep), seed: teacherSpec.seed };
 for (const i of rungIdx) {
-  // kd rungs: `tricks ablate` passes its teacher run's folder; the twin trains its own (the path is never read)
-  const kdOverride = teacher && i >= kdAt ? { plugins: [['kd', { teacher: 'twin-teacher' }]] } : {};
-  const { config } = await resolveConfig({ ...overrides, ...kdOverride, preset }, { cwd: root, ladderStep: i });
+  const spec = plan.find((r) => r.role !== 'teacher' && r.ladderStep === i);
+  const config = await configOf(spec.overrides, i);
   const trick = tricksRuns.find((r) => r.ladderStep === i)?.trick ?? ladder[i].name;
   const kd = config.plugins.some((p) => p.name === 'kd');
-  rungs.push({ ladderStep: i, stepName: ladder[i].name, trick, config: plain(config), ...(kd && teacher ? { teacher } : {}) });
+  rungs.push({ ladderStep: i, stepName: ladder[i].name, trick, config, ...(kd && teacher ? { teacher } : {}) });
 }
 // resumable: each finished twin run is a line of OUT/twin-runs.jsonl, keyed by its rung's config, the seed and the
-// data subset (not its default out folder, a timestamp); a second call trains only the runs not there yet
+// data subset; a second call trains only the runs not there yet
 const runsFile = join(out, 'twin-runs.jsonl');
 const keyOf = (rung, seed) =>
   createHash('sha256')
     .update(JSON.stringify({ config: rung.config, teacher: rung.teacher, seed, twin, limitTrain, dataDir }))
     .digest('hex')
     .slice(0, 16);
+const cached = existsSync(runsFile) ? readFileSync(runsFile, 'utf8') : '';
+if (cached && !cached.endsWith('\n')) appendFileSync(runsFile, '\n'); // new runs start on a line of their own
 const done = new Map(
-  (existsSync(runsFile) ? readFileSync(runsFile, 'utf8').split('\n') : [])
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l))
+  cached
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return []; // a line cut short by a kill: that run trains again
+      }
+    })
     .map((r) => [r.key, r]),
 );
 for (const rung of rungs) rung.seeds = seedList.filter((s) => !done.has(keyOf(rung, s)));

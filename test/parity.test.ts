@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, tmp } from './cli-helpers.js';
 
@@ -47,7 +47,9 @@ describe('npm run parity', function () {
     expect(md).to.match(/\| 1 \| baseline \| baseline \| \d+\.\d\d ± 0\.00 \(n 1\) \| \d+\.\d\d ± 0\.00 \(n 1\) \| [+−]\d+\.\d\d/);
     expect(md).to.match(/\| 2 \| \+ augmentation \| augment\(preset=none, padCrop=2, flip=0\.5, normalize=false\) \|/);
     expect(md).to.contain('# tricks ablate').and.to.contain('# PyTorch twin');
-    // resumable: a second call (tricks' finished ablation reused) trains no twin run and reports the same figures
+    // resumable: a second call (tricks' finished ablation reused) trains no twin run and reports the same figures,
+    // and a line a kill cut short is ignored, not a crash
+    appendFileSync(join(out, 'twin-runs.jsonl'), '{"id":"torch-s1-se');
     const again = parity(
       ['--preset', 'fashion-mnist', '--rungs', '1-2', '--seeds', '1', '--epochs', '1', '--limit-train', '320'].concat([
         '--tricks-from',
