@@ -107,12 +107,13 @@ if (!twinOnly) {
 // 2. the twin's job: resolved configs, tricks' subset and per-epoch orders (trainer.limit, ShuffleSampler)
 const labels = gunzipSync(readFileSync(join(dataDir, 'train-labels-idx1-ubyte.gz')));
 const trainLength = labels.readUInt32BE(4);
-const trainIndices = limitTrain < trainLength ? [...new Rng(1).permutation(trainLength).slice(0, limitTrain).sort()] : null;
+const subsetOf = (limit) => (limit && limit < trainLength ? [...new Rng(1).permutation(trainLength).slice(0, limit).sort()] : null);
+const ordersOf = (length, nEpochs, seedList) =>
+  Object.fromEntries(seedList.map((s) => [s, Array.from({ length: nEpochs }, (_, e) => [...epochRng(s, e).permutation(length)])]));
+const trainIndices = subsetOf(limitTrain);
 const subsetLength = trainIndices ? trainIndices.length : trainLength;
 const seedList = Array.from({ length: seeds }, (_, k) => k);
-const epochOrders = Object.fromEntries(
-  seedList.map((s) => [s, Array.from({ length: epochs }, (_, e) => [...epochRng(s, e).permutation(subsetLength)])]),
-);
+const epochOrders = ordersOf(subsetLength, epochs, seedList);
 const rungs = [];
 // what the twin reads (and its cache key): not the out folder (a timestamp) nor kd's teacher folder (it trains its own)
 const plain = (config) => ({
@@ -127,6 +128,15 @@ const plan = await planAblation({ preset, seeds: 1, overrides, out: join(out, 't
 const configOf = async ({ seed: _, ...o }, ladderStep) => plain((await resolveConfig({ ...o, preset }, { cwd: root, ladderStep })).config);
 const teacherSpec = plan.find((r) => r.role === 'teacher');
 const teacher = teacherSpec && { config: await configOf(teacherSpec.overrides, teacherSpec.ladderStep), seed: teacherSpec.seed };
+// a kd rung's teacherSettings may give the teacher other images or epochs than the students: its own subset and orders
+let teacherData;
+if (teacher && (teacher.config.limit.train !== limitTrain || teacher.config.epochs !== epochs)) {
+  const idx = subsetOf(teacher.config.limit.train);
+  teacherData = {
+    trainIndices: idx ?? Array.from({ length: trainLength }, (_, i) => i),
+    epochOrders: ordersOf(idx ? idx.length : trainLength, teacher.config.epochs, [teacher.seed]),
+  };
+}
 for (const i of rungIdx) {
   const spec = plan.find((r) => r.role !== 'teacher' && r.ladderStep === i);
   const config = await configOf(spec.overrides, i);
@@ -161,6 +171,7 @@ const job = {
   dataDir,
   trainIndices: trainIndices ?? Array.from({ length: trainLength }, (_, i) => i),
   epochOrders,
+  ...(teacherData ? { teacherData } : {}),
   rungs,
   seeds: seedList,
   twin,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, tmp } from './cli-helpers.js';
 
@@ -77,6 +77,26 @@ describe('npm run parity', function () {
     expect(res.torchTeacher.teacher).to.be.within(0.1, 1);
     // 10 steps of batch 64: the distilled student is above chance
     expect(res.torch[0].top1).to.be.within(0.15, 1);
+  });
+
+  it("kd's teacherSettings: the twin's teacher trains on its own subset and epochs (tricks' limit and orders)", function () {
+    if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
+    const dir = tmp();
+    const preset = join(dir, 'kd-more.mjs');
+    writeFileSync(
+      preset,
+      `import base from ${JSON.stringify(join(root, 'scripts/experiments/fm-data-limited.mjs'))};
+      export default { ...base, name: 'kd-more', ladder: [base.ladder[0], { name: '+ kd',
+        plugins: [['kd', { teacherModel: { name: 'small-cnn', options: { width: 8 } } }]], teacherSettings: { limit: { train: 1280 }, epochs: 2 } }] };`,
+    );
+    const out = join(dir, 'parity');
+    const args = ['--preset', preset, '--rungs', '2', '--seeds', '1', '--epochs', '1', '--limit-train', '640', '--batch-size', '64'];
+    const r = parity([...args, '--twin-only', '--out', out]);
+    expect(r.code, r.err + r.out).to.equal(0);
+    const res = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
+    // the teacher: 1,280 images for 2 epochs of 20 steps; the student: 640 images, 1 epoch of 10 steps
+    expect([res.torchTeacher.trainItems, res.torchTeacher.steps]).to.deep.equal([1280, 40]);
+    expect([res.torch[0].trainItems, res.torch[0].steps]).to.deep.equal([640, 10]);
   });
 
   it('a user mistake is one message, not a stack trace', () => {

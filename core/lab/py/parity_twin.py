@@ -38,7 +38,8 @@
 #   the teacher's model, the first seed; job rung.teacher from scripts/parity.mjs), trained once per job in torch,
 #   then in eval mode on the student's augmented, mixed batch; the loss (1 - alpha) x the supervised loss + alpha
 #   T^2 KL(softmax(t/T) || softmax(s/T)) (batchmean). Tricks distils from its own teacher, the twin from its own:
-#   the two teachers are trained alike, not equal.
+#   the two teachers are trained alike, not equal. A kd rung's teacherSettings (other images, other epochs) come as
+#   job.teacherData: the teacher's own subset (tricks' limit) and per-epoch orders.
 # Anything the twin does not know is refused with a message (the harness then prints "no twin" for the rung).
 import json, math, sys, time, gzip, os
 import numpy as np
@@ -294,17 +295,23 @@ def teacher_for(rung):
         raise ValueError("kd without a teacherModel teacher: not in the twin")
     key = json.dumps(t, sort_keys=True)
     if key not in _teachers:
-        rec, model = run({"config": t["config"], "ladderStep": -1, "stepName": "teacher", "trick": "teacher"}, t["seed"], True)
+        # job.teacherData: the teacher's own subset and orders when its teacherSettings give it other images or epochs
+        rec, model = run({"config": t["config"], "ladderStep": -1, "stepName": "teacher", "trick": "teacher"}, t["seed"], True,
+                         job.get("teacherData"))
         model.eval()
         for q in model.parameters():
             q.requires_grad_(False)
-        print(json.dumps({"teacher": rec["top1"], "seconds": rec["seconds"]}), flush=True)
+        print(json.dumps({"teacher": rec["top1"], "seconds": rec["seconds"], "trainItems": rec["trainItems"], "steps": rec["steps"]}),
+              flush=True)
         _teachers[key] = model
     return _teachers[key]
 
 
-def run(rung, seed, keep_model=False):
+def run(rung, seed, keep_model=False, data=None):
     cfg = rung["config"]
+    data = data or job
+    sub = torch.tensor(data["trainIndices"], dtype=torch.long)
+    xtr, ytr = XF[sub], YF[sub]
     if any(p["name"] == "kd" for p in cfg["plugins"]):
         teacher_for(rung)  # before this run's seed, so the student's random stream does not depend on it
     torch.manual_seed(seed)
@@ -344,7 +351,7 @@ def run(rung, seed, keep_model=False):
     mixers.sort(key=lambda m: m[0] != "cutmix")  # cutmix taps before mixup
     augs = [f for _, f in sorted(augs, key=lambda a: a[0])]  # the batch hook's stages: augment, then autoaugment
     bs, epochs = cfg["batchSize"], cfg["epochs"]
-    orders = job["epochOrders"][str(seed)]
+    orders = data["epochOrders"][str(seed)]
     steps_per_epoch = len(sub) // bs
     total = steps_per_epoch * epochs
     sched = cfg["schedule"]
@@ -395,16 +402,14 @@ def run(rung, seed, keep_model=False):
 
 
 def main():
-    global job, xtr, ytr, xte, yte, sub
+    global job, XF, YF, xte, yte
     job = json.load(sys.stdin)
     torch.set_num_threads(int(job.get("threads", 1)))
     D = job["dataDir"]
-    xtr = torch.from_numpy(idx(find(D, "train-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
-    ytr = torch.from_numpy(idx(find(D, "train-labels-idx1-ubyte")).astype(np.int64))
+    XF = torch.from_numpy(idx(find(D, "train-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
+    YF = torch.from_numpy(idx(find(D, "train-labels-idx1-ubyte")).astype(np.int64))
     xte = torch.from_numpy(idx(find(D, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0).unsqueeze(1)
     yte = torch.from_numpy(idx(find(D, "t10k-labels-idx1-ubyte")).astype(np.int64))
-    sub = torch.tensor(job["trainIndices"], dtype=torch.long)
-    xtr, ytr = xtr[sub], ytr[sub]
     for rung in job["rungs"]:
         for seed in rung.get("seeds", job["seeds"]):  # the seeds not yet in OUT/twin-runs.jsonl
             try:

@@ -164,6 +164,28 @@ describe('ablation plan', () => {
     expect((await planAblation({ preset: first, seeds: 1, overrides: {}, out: join(dir, 'abl2'), teacher: '/t' })).length).to.equal(1);
   });
 
+  it("trains the teacher with the kd rung's teacherSettings (more images, more epochs), the students without them", async () => {
+    const dir = tmp();
+    const preset = join(dir, 'kd-more.mjs');
+    writeFileSync(
+      preset,
+      `export default { name: 'kd-more', description: 'kd from a teacher on more data', settings: { epochs: 2, limit: { train: 64 } },
+        ladder: [{ name: 'baseline' }, { name: '+ kd', plugins: [['kd', { teacherModel: { name: 'resnet20' } }]],
+          teacherSettings: { epochs: 5, limit: { train: 60000 } } }] };`,
+    );
+    const specs = await planAblation({ preset, seeds: 1, overrides: { limit: { train: 100, val: 50 } }, out: join(dir, 'abl') });
+    const teacher = specs.find((s) => s.role === 'teacher')!;
+    expect(teacher.trick).to.equal('teacher resnet20 (rung 1 recipe, epochs 5, limit {"train":60000})');
+    expect(teacher.overrides.epochs).to.equal(5);
+    // over the user's --limit-train, key by key (--limit-val stays)
+    expect(teacher.overrides.limit).to.deep.equal({ train: 60000, val: 50 });
+    const student = specs.find((s) => s.stepName === '+ kd')!;
+    expect(student.overrides.limit).to.deep.equal({ train: 100, val: 50 });
+    expect(student.overrides.epochs).to.equal(undefined);
+    const cfg = await resolveConfig({ ...teacher.overrides, preset }, { ladderStep: teacher.ladderStep });
+    expect([cfg.config.epochs, cfg.config.limit.train, cfg.config.model.name]).to.deep.equal([5, 60000, 'resnet20']);
+  });
+
   it('refuses a preset without a ladder and a bad seed count, with clear errors', async () => {
     const dir = tmp();
     const file = join(dir, 'flat.mjs');

@@ -112,7 +112,9 @@ function withTeacher(plugins: PluginItem[], teacher: string): PluginItem[] {
  * on it. The teacher is fed the student's batches, so it must be trained on the same inputs (normalize, input
  * size): rung 1's recipe without the student's augment plugin gave a teacher that saw other pixel scales, and a
  * student that collapsed to 12 %. An architecture plugin before kd (se-block) is in the teacher too: kd then
- * loads the teacher's saved topology instead of rebuilding `teacherModel`.
+ * loads the teacher's saved topology instead of rebuilding `teacherModel`. The kd rung's `teacherSettings`
+ * (more epochs, more images) apply to the teacher run only, over the user's overrides (a teacher on all images
+ * while --limit-train limits the students).
  */
 export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
   if (!Number.isInteger(opts.seeds) || opts.seeds < 1) throw new TricksError(`--seeds ${opts.seeds}: must be an integer >= 1`);
@@ -134,14 +136,22 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
       }
       teacherId = 'teacher';
       teacherDir = join(out, 'runs', teacherId);
+      const ts = step.teacherSettings ?? {};
+      const changed = Object.entries(ts).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`);
       specs.push({
         id: teacherId,
         preset: opts.preset,
         ladderStep: i - 1,
         stepName: 'teacher',
-        trick: `teacher ${need.name} (rung ${i} recipe)`,
+        trick: `teacher ${need.name} (rung ${i} recipe${changed.length ? `, ${changed.join(', ')}` : ''})`,
         seed: base,
-        overrides: { ...opts.overrides, model: { name: need.name, options: need.options }, seed: base },
+        overrides: {
+          ...opts.overrides,
+          ...ts,
+          ...(ts.limit ? { limit: { ...opts.overrides.limit, ...ts.limit } } : {}),
+          model: { name: need.name, options: need.options },
+          seed: base,
+        },
         out: teacherDir,
         role: 'teacher',
       });

@@ -63,6 +63,12 @@ export interface LadderStep {
   plugins?: PluginItem[];
   /** Settings changed at this step (and kept for later steps). */
   settings?: Partial<TrainSettings>;
+  /**
+   * For a rung that adds kd with a `teacherModel`: what the teacher run `tricks ablate` trains changes from the
+   * recipe of the rung before (e.g. `{ epochs: 60 }`, or `{ limit: { train: 60000 } }` for a teacher that saw more
+   * data than the student). Not applied to the student.
+   */
+  teacherSettings?: Partial<TrainSettings>;
 }
 
 export interface PresetDefinition {
