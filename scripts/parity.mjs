@@ -234,9 +234,19 @@ const tSum = tricksRuns.length ? summarizeRuns(tricksRuns) : undefined;
 const pSum = summarizeRuns(twinRuns);
 const f = (x) => (100 * x).toFixed(2);
 const side = [
-  '| # | step | trick added | tricks top-1 (%) | PyTorch twin top-1 (%) | tricks − twin (points) | verdict |',
-  '|---|---|---|---|---|---|---|',
+  '| # | step | trick added | tricks top-1 (%) | PyTorch twin top-1 (%) | tricks − twin (points) | verdict | paired by seed |',
+  '|---|---|---|---|---|---|---|---|',
 ];
+// a seed gives both frameworks the same data order (tricks' ShuffleSampler), not the same initial weights: the
+// per-seed differences are a second, paired estimate (mean ± its standard error)
+const paired = (i) => {
+  const t = new Map(tricksRuns.filter((r) => r.ladderStep === i).map((r) => [r.seed, r.top1]));
+  const d = twinRuns.filter((r) => r.ladderStep === i && t.has(r.seed)).map((r) => t.get(r.seed) - r.top1);
+  if (d.length < 2) return '';
+  const m = d.reduce((a, v) => a + v, 0) / d.length;
+  const se = Math.sqrt(d.reduce((a, v) => a + (v - m) ** 2, 0) / (d.length - 1) / d.length);
+  return `${m >= 0 ? '+' : '−'}${f(Math.abs(m))} ± ${f(se)} (${(Math.abs(m) / se).toFixed(1)} SE)`;
+};
 for (const i of rungIdx) {
   const a = tSum?.steps.find((s) => s.ladderStep === i);
   const b = pSum.steps.find((s) => s.ladderStep === i);
@@ -249,7 +259,9 @@ for (const i of rungIdx) {
     v = a.n < 2 || b.n < 2 ? 'one seed: no verdict' : Math.abs(diff) > 2 * se ? 'differ (> 2 SE)' : 'agree (≤ 2 SE)';
   }
   const cell = (s) => (s ? `${f(s.mean)} ± ${f(s.std)} (n ${s.n})` : 'no twin');
-  side.push(`| ${i + 1} | ${ladder[i].name} | ${a?.trick ?? b?.trick ?? ''} | ${a ? cell(a) : '—'} | ${cell(b)} | ${d} | ${v} |`);
+  side.push(
+    `| ${i + 1} | ${ladder[i].name} | ${a?.trick ?? b?.trick ?? ''} | ${a ? cell(a) : '—'} | ${cell(b)} | ${d} | ${v} | ${paired(i)} |`,
+  );
 }
 const cpu = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout?.match(/Model name:\s*(.+)/)?.[1] ?? cpus()[0]?.model;
 const twinNote = Object.keys(twin).length ? ` Twin departures: ${JSON.stringify(twin)}.` : '';
