@@ -6,7 +6,7 @@ import { planAblation, describeStep } from '../src/ablate/plan.js';
 import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
 import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
 import { ladderSpec } from '../src/report/charts.js';
-import { TricksError, MemoryLogger, resolveConfig } from '@tricks/core';
+import { TricksError, MemoryLogger, definePlugin, resolveConfig } from '@tricks/core';
 import { testBackend, tmp } from './helpers.js';
 import { writeTinyPreset } from '@tricks/core/testing';
 
@@ -258,6 +258,28 @@ describe('runOne', function () {
     const err = await runOne({ ...spec, overrides: { epochs: 3 } }).catch((e) => e);
     expect(err).to.be.instanceOf(TricksError);
     expect(err.message).to.match(/different configuration/);
+  });
+
+  it("reports the run's own error when freeing the failed run fails too (a damaged wasm heap)", async () => {
+    const dir = tmp();
+    const preset = writeTinyPreset(dir);
+    const [spec] = await planAblation({ preset, seeds: 1, overrides: {}, out: join(dir, 'abl') });
+    const faulty = definePlugin({
+      name: 'test:fail-then-fail-to-free',
+      description: 'the run fails at its first epoch end; disposing its optimizer fails as well',
+      apply(api) {
+        api.hooks.epoch.tapPromise({ name: 'test:fail-then-fail-to-free' }, async (ctx) => {
+          ctx.optimizer.dispose = () => {
+            throw new Error('memory access out of bounds');
+          };
+          throw new Error('the run broke');
+        });
+      },
+    });
+    const logger = new MemoryLogger();
+    const err = await runOne(spec, { logger, builtins: [faulty] }).catch((e) => e);
+    expect(err.message).to.equal('the run broke');
+    expect(logger.lines.join('\n')).to.match(/freeing run s1-baseline-seed0 after its error failed too: memory access out of bounds/);
   });
 
   it('resumes an interrupted run from its checkpoint', async () => {

@@ -85,9 +85,16 @@ export async function runOne(
     // the rung's folder is the ablation's own: a run killed before its first checkpoint starts again there
     const resume = resumedFrom !== undefined;
     result = await trainer.run({ resume, overwrite: !resume, handleSignals: opts.handleSignals, signal: opts.signal });
-  } finally {
-    trainer.dispose(); // a worker runs many trainings in one process
+  } catch (e) {
+    // the run's own error is the one to report: freeing what a failed run left (a damaged wasm heap) may fail too
+    try {
+      trainer.dispose();
+    } catch (d) {
+      opts.logger?.warn(`ablate: freeing run ${spec.id} after its error failed too: ${(d as Error).message}`);
+    }
+    throw e;
   }
+  trainer.dispose(); // a worker runs many trainings in one process
   const last = result.epochs.at(-1);
   if (!last) throw new TricksError(`run ${spec.id} finished without an epoch`);
   const record: RunRecord = {
