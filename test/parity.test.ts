@@ -99,6 +99,23 @@ describe('npm run parity', function () {
     expect([res.torch[0].trainItems, res.torch[0].steps]).to.deep.equal([640, 10]);
   });
 
+  it('--twin dtype=float64: the twin trains in float64 (the same run up to float32 rounding)', function () {
+    if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
+    const top1 = (twin: string[]) => {
+      const out = join(tmp(), 'parity');
+      const args = ['--preset', 'fashion-mnist', '--rungs', '1', '--seeds', '1', '--epochs', '1', '--limit-train', '320'];
+      const r = parity([...args, '--twin-only', ...twin, '--out', out]);
+      expect(r.code, r.err + r.out).to.equal(0);
+      const res = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
+      return { twin: res.twin, top1: res.torch[0].top1 as number, loss: res.torch[0].epochs[0].train_loss as number };
+    };
+    const [f32, f64] = [top1([]), top1(['--twin', 'dtype=float64'])];
+    expect(f64.twin).to.deep.equal({ dtype: 'float64' });
+    // 10 steps from the same initial weights and batches: the training losses agree to float32 rounding, not exactly
+    expect(f64.loss).to.be.closeTo(f32.loss, 1e-3 * f32.loss);
+    expect(f64.loss).to.not.equal(f32.loss);
+  });
+
   it('a user mistake is one message, not a stack trace', () => {
     const r = parity(['--preset', 'nosuchpreset']);
     expect(r.code).to.not.equal(0);

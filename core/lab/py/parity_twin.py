@@ -9,7 +9,8 @@
 #   2 width), flatten in NHWC order, dense 128 + ReLU, dense classes; the model's options `init` ("torch": PyTorch's
 #   own reset_parameters(), small-cnn's default; "glorot": tfjs-layers' Glorot-uniform kernels with Keras fans and
 #   zero biases), `bnMomentum` (tfjs sense, default 0.9; torch's momentum = 1 - it) and `bnEpsilon` (1e-5), which
-#   job.twin may override (`--twin init=glorot,bnMomentum=0.99,bnEpsilon=0.001` is tfjs-layers' model). The moving
+#   job.twin may override (`--twin init=glorot,bnMomentum=0.99,bnEpsilon=0.001` is tfjs-layers' model; `--twin
+#   dtype=float64` trains any model in float64). The moving
 #   variance: tfjs-layers averages the biased batch variance, torch the unbiased one, a factor N/(N-1) with N =
 #   batch x height x width (25,088 at batch 32 and 28 px): not mirrored;
 # - optimizer: torch.optim.SGD(momentum, nesterov, weight_decay) on every parameter (tricks decays BN and biases
@@ -327,6 +328,10 @@ def run(rung, seed, keep_model=False, data=None):
         model = ResNetCifar(int(m["name"][6:]), 10, int(mo.get("width", 1)))
     else:
         raise ValueError(f"model {m['name']}: not in the twin")
+    # job.twin dtype=float64: the same run in float64 (how much float32 rounding moves a result)
+    dt = torch.float64 if job.get("twin", {}).get("dtype") == "float64" else torch.float32
+    model = model.to(dt)
+    xtr = xtr.to(dt)
     o = cfg["optimizer"]
     if o["name"] != "sgd":
         raise ValueError(f"optimizer {o['name']}: not in the twin")
@@ -393,7 +398,7 @@ def run(rung, seed, keep_model=False, data=None):
         correct = 0
         with torch.no_grad():
             for k in range(0, len(xte), 500):
-                correct += (model(xte[k:k + 500]).argmax(1) == yte[k:k + 500]).sum().item()
+                correct += (model(xte[k:k + 500].to(dt)).argmax(1) == yte[k:k + 500]).sum().item()
         curve.append({"epoch": ep + 1, "train_loss": loss_sum / seen, "val_top1": correct / len(xte), "lr": lr})
     rec = {"id": f"torch-s{rung['ladderStep'] + 1}-seed{seed}", "stepName": rung["stepName"], "trick": rung["trick"],
             "ladderStep": rung["ladderStep"], "seed": seed, "top1": curve[-1]["val_top1"], "seconds": time.time() - t0,
