@@ -184,6 +184,15 @@ describe('ablation plan', () => {
     expect(student.overrides.epochs).to.equal(undefined);
     const cfg = await resolveConfig({ ...teacher.overrides, preset }, { ladderStep: teacher.ladderStep });
     expect([cfg.config.epochs, cfg.config.limit.train, cfg.config.model.name]).to.deep.equal([5, 60000, 'resnet20']);
+    // teacherSettings on a rung without a teacher to train: one message naming the rung
+    const stray = join(dir, 'stray.mjs');
+    writeFileSync(
+      stray,
+      "export default { name: 'stray', description: 'x', ladder: [{ name: 'baseline', teacherSettings: { epochs: 5 } }] };",
+    );
+    const err = await planAblation({ preset: stray, seeds: 1, overrides: {}, out: join(dir, 'abl3') }).catch((e) => e);
+    expect(err).to.be.instanceOf(TricksError);
+    expect(err.message).to.match(/ladder step "baseline": teacherSettings, but the step adds no kd with a teacherModel/);
   });
 
   it('refuses a preset without a ladder and a bad seed count, with clear errors', async () => {

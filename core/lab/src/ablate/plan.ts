@@ -127,6 +127,11 @@ export async function planAblation(opts: PlanOptions): Promise<RunSpec[]> {
   const width = String(ladder.length).length;
   ladder.forEach((step, i) => {
     const need = teacherNeed(step);
+    if (step.teacherSettings && !need && !opts.teacher)
+      throw new TricksError(
+        `ladder step "${step.name}": teacherSettings, but the step adds no kd with a teacherModel (there is no teacher run to apply them to)`,
+        'move teacherSettings to the rung that adds kd with a teacherModel, or remove them',
+      );
     if (need && !teacherDir) {
       if (i === 0) {
         throw new TricksError(
