@@ -423,3 +423,16 @@ export function assertSameFiles(p: Pick<ResumeParity, 'files'>, files = Object.k
   };
   if (bad.length) throw new Error(`resume parity: ${bad.map(say).join(', ')} differ`);
 }
+
+/**
+ * Whether onnxruntime's fused int8 kernels compute QDQ models exactly on this CPU. On x86 without VNNI (AVX2 and
+ * AVX-512 without avx512_vnni / avx_vnni), ORT's u8s8 kernels use VPMADDUBSW, whose 16-bit pair sums saturate
+ * (onnxruntime's quantization docs; OpenVINO's "saturation issue"): an int8 model's top-1 may then move by a few
+ * points against its simulation. Tests of ORT's int8 results are exact only where this is true; the QDQ graph's
+ * semantics are checked on every CPU with graph optimizations off.
+ */
+export function int8KernelsExact(): boolean {
+  if (process.arch !== 'x64' || !existsSync('/proc/cpuinfo')) return true;
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
+  return /\b(avx512_vnni|avx_vnni)\b/.test(flags);
+}
