@@ -436,3 +436,21 @@ export function int8KernelsExact(): boolean {
   const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
   return /\b(avx512_vnni|avx_vnni)\b/.test(flags);
 }
+
+/**
+ * An export report's int8 ONNX artifact against its simulation: within `top1Tolerance` and agreement >= 0.98
+ * where ORT's int8 kernels are exact (int8KernelsExact); on x86 without VNNI, within 5 points and agreement
+ * >= 0.85, printing the measured gap (saturation moves a few predictions, a broken model moves many).
+ */
+export function assertInt8Artifact(onnx: { top1: number; reference_top1: number; agreement: number }, top1Tolerance: number): void {
+  const exact = int8KernelsExact();
+  if (!exact)
+    console.log(
+      `    (x86 without VNNI: ORT int8 top-1 ${onnx.top1} against the simulation's ${onnx.reference_top1}, agreement ${onnx.agreement})`,
+    );
+  const [tol, agree] = exact ? [top1Tolerance, 0.98] : [0.05, 0.85];
+  const gap = Math.abs(onnx.top1 - onnx.reference_top1);
+  if (gap > tol) throw new Error(`int8 ONNX top-1 ${onnx.top1} is ${gap} from the simulation's ${onnx.reference_top1} (at most ${tol})`);
+  if (onnx.agreement < agree)
+    throw new Error(`int8 ONNX agrees with the simulation on ${onnx.agreement} of the images (at least ${agree})`);
+}

@@ -10,7 +10,7 @@ import {
   assertNoLeak,
   assertOptionError,
   cleanup,
-  int8KernelsExact,
+  assertInt8Artifact,
   runSteps,
   tapsOf,
   useTestBackend,
@@ -120,17 +120,7 @@ describe('prune', function () {
       expect(onnx.quantization).to.equal('qat');
       // tinyConfig validates on 128 images: int8 rounding may flip one borderline prediction (it did when the
       // float conv kernels changed their summation order), not more; agreement bounds the rest.
-      if (int8KernelsExact()) {
-        expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(1 / 128 + 1e-9);
-        expect(onnx.agreement).to.be.at.least(0.98);
-      } else {
-        // ORT's u8s8 kernels saturate on x86 without VNNI (int8KernelsExact): a few points, not a broken model
-        console.log(
-          `    (x86 without VNNI: ORT int8 top-1 ${onnx.top1} against the simulation's ${onnx.reference_top1}, agreement ${onnx.agreement})`,
-        );
-        expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(0.05);
-        expect(onnx.agreement).to.be.at.least(0.85);
-      }
+      assertInt8Artifact(onnx, 1 / 128 + 1e-9);
       expect(run.result.epochs.map((e) => e.qat ?? 0)).to.deep.equal([0, 0, 1]);
     } finally {
       cleanup(run);

@@ -10,7 +10,7 @@ import {
   assertNoLeak,
   assertOptionError,
   cleanup,
-  int8KernelsExact,
+  assertInt8Artifact,
   runSteps,
   tapsOf,
   useTestBackend,
@@ -117,17 +117,7 @@ describe('qat', function () {
       expect(tfjs.dir).to.equal(join(run.out, 'export', 'tfjs'));
       expect(tfjs.quantization).to.equal('qat');
       expect(onnx.quantization).to.equal('qat');
-      if (int8KernelsExact()) {
-        expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(0.002);
-        expect(onnx.agreement).to.be.at.least(0.98);
-      } else {
-        // ORT's u8s8 kernels saturate on x86 without VNNI (int8KernelsExact): a few points, not a broken model
-        console.log(
-          `    (x86 without VNNI: ORT int8 top-1 ${onnx.top1} against the simulation's ${onnx.reference_top1}, agreement ${onnx.agreement})`,
-        );
-        expect(Math.abs(onnx.top1 - onnx.reference_top1)).to.be.at.most(0.05);
-        expect(onnx.agreement).to.be.at.least(0.85);
-      }
+      assertInt8Artifact(onnx, 0.002);
       expect(report.reference.top1).to.equal(run.result.epochs.at(-1)!.val_top1);
       const meta = JSON.parse(readFileSync(join(run.out, 'model-qat', 'model.json'), 'utf8')).userDefinedMetadata.tricks_quantization;
       expect(meta.layers.conv1.weight.scale).to.have.length(8);
