@@ -177,6 +177,10 @@ describe('micro-batches and memory', function () {
     expect(isOutOfMemory(oob)).to.equal(true);
     expect(isOutOfMemory(new RangeError('Array buffer allocation failed'))).to.equal(true);
     expect(isOutOfMemory(new TypeError('x is undefined'))).to.equal(false);
+    // kernel threads never allocate: their faults are kernel errors, reported as they are
+    const kernel = new Error('wasm kernel bn_apply failed on a kernel thread: RuntimeError: memory access out of bounds');
+    kernel.name = 'RuntimeError';
+    expect(isOutOfMemory(kernel)).to.equal(false);
   });
 
   it('out of memory on a forced tiny budget: one message naming model, input and batch, non-zero exit, the checkpoint intact', () => {

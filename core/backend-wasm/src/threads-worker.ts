@@ -29,7 +29,12 @@ const SPIN = 20000;
 let seen = 0;
 for (;;) {
   for (let i = 0; i < SPIN && Atomics.load(ctrl, SEQ) === seen; i++);
-  Atomics.wait(ctrl, SEQ, seen);
+  // Sleep until SEQ moves, re-checking after every wake-up: a wake-up is no new call by itself. The caller
+  // stores SEQ, then notifies; if it is descheduled in between, this thread sees the new SEQ while spinning,
+  // runs the call, goes to sleep, and only then gets that notify. Taking it for a call ran the last call a
+  // second time, while the caller had moved on (issue 18: 1 step in ~1,000 corrupted under CPU contention,
+  // a diverged training, dlmalloc faults when the rerun wrote into freed blocks).
+  while (Atomics.load(ctrl, SEQ) === seen) Atomics.wait(ctrl, SEQ, seen);
   seen = Atomics.load(ctrl, SEQ);
   try {
     fns[ctrl[FN]](...Array.from(args.subarray(0, ctrl[NARGS])));

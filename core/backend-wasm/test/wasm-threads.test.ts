@@ -44,6 +44,18 @@ describe('wasm kernels on several threads', function () {
     expect(r.name).to.equal('RuntimeError');
   });
 
+  it('a kernel thread woken with no new call (a late notify) does not run its last call again', () => {
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./fixtures/wasm-thread-late-notify-child.js', import.meta.url))], {
+      env: { ...process.env, TRICKS_WASM_THREADS: '2' },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { threads: number; woken: number; y: number[] };
+    expect(r.threads).to.equal(2);
+    expect(r.woken, 'the helper was asleep when the late notify came').to.equal(1);
+    // y = y + 1 ran once; running it again on the late notify gave 2 (issue 18)
+    expect(r.y).to.deep.equal([1, 1, 1, 1]);
+  });
+
   it("rewrites a module's own memory into a shared import with the same limits", () => {
     // a module with one memory (initial 2 pages, max 10) that exports it, plus a function import
     const wat = Uint8Array.from([

@@ -43,10 +43,15 @@ export function outOfMemory(where: string, batchSize: number, detail: string, mi
   );
 }
 
-/** Whether an error is a backend running out of memory: wasm's abort or out-of-bounds access, or a failed allocation. */
+/**
+ * Whether an error is a backend running out of memory: wasm's abort or out-of-bounds access, or a failed allocation.
+ * A fault on a wasm kernel thread is not: those threads never allocate, so it is a kernel's own error and is reported
+ * as it is (it was called out of memory before the late-notify rerun of issue 18 was found).
+ */
 export function isOutOfMemory(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   const m = `${e.name}: ${e.message}`;
+  if (/failed on a kernel thread/.test(m)) return false;
   return (
     /RuntimeError: (Aborted|memory access out of bounds)/.test(m) ||
     /Array buffer allocation failed|Invalid typed array length|out of memory|Cannot allocate Wasm memory|WebAssembly\.Memory\(\): could not allocate/i.test(
