@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { etaSeconds } from '../src/ablate/ablate.js';
 import { planAblation, describeStep } from '../src/ablate/plan.js';
 import { runOne, specHash, type RunRecord } from '../src/ablate/run.js';
 import { ablationMarkdown, std, summarize, summarizeRuns, verdict } from '../src/ablate/summary.js';
@@ -25,6 +26,13 @@ const rec = (ladderStep: number, seed: number, top1: number, stepName = `step${l
 });
 
 describe('ablation summary', () => {
+  it('ETA: the mean run time times the runs left, over the jobs that run at once', () => {
+    // 4 runs of 2 min finished at --jobs 2, 6 left: 3 more pairs, 6 min (it printed 3.2 min, halved twice)
+    expect(etaSeconds(120, 6, 2)).to.equal(360);
+    expect(etaSeconds(120, 1, 2)).to.equal(120); // the last run runs alone
+    expect(etaSeconds(120, 5, 1)).to.equal(600);
+  });
+
   it('computes mean, sample std, the step-to-step difference and its standard error', () => {
     const runs = [rec(0, 0, 0.8), rec(0, 1, 0.82), rec(0, 2, 0.84), rec(1, 0, 0.85), rec(1, 1, 0.86), rec(1, 2, 0.87)];
     const s = summarizeRuns(runs);

@@ -59,6 +59,15 @@ export interface AblateResult {
 }
 
 /** Spawns `tricks ablate-run SPEC` with its output appended to OUT/runs/<id>/train.log. */
+/**
+ * The time left at this session's pace: the mean wall time of a run finished here, times the runs left, over the
+ * jobs that run at once. (Wall time since the start per finished run already divides by the jobs: dividing that
+ * again halved the ETA at --jobs 2.)
+ */
+export function etaSeconds(meanRunSeconds: number, left: number, jobs: number): number {
+  return (meanRunSeconds * left) / Math.max(1, Math.min(jobs, left));
+}
+
 function spawnRun(spec: RunSpec, cwd: string, jobs: number, bin: string): { child: ChildProcess; log: string; done: Promise<number> } {
   mkdirSync(spec.out, { recursive: true });
   const log = join(spec.out, 'train.log');
@@ -134,12 +143,12 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
   if (handlers) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
   const total = specs.length;
   const t0 = performance.now();
-  let finishedHere = 0;
-  /** The time left at this session's pace: wall time per run finished here, times the runs left, over the jobs. */
+  let finishedHere = 0,
+    secondsHere = 0;
   const eta = () => {
     const left = total - records.size;
     if (!finishedHere || !left) return '';
-    return `, eta ${duration((((performance.now() - t0) / 1000 / finishedHere) * left) / Math.min(jobs, left))}`;
+    return `, eta ${duration(etaSeconds(secondsHere / finishedHere, left, jobs))}`;
   };
   try {
     while ((pending.length || running.size) && !(interrupted && !running.size)) {
@@ -158,6 +167,7 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
         await writeFileAtomic(join(spec.out, 'spec.json'), JSON.stringify(spec, null, 1));
         const r = spawnRun(spec, cwd, jobs, o.bin);
         logger.info(`ablate: [${records.size + running.size + 1}/${total}] start ${spec.id} (${spec.trick}); log ${r.log}`);
+        const started = performance.now();
         running.set(spec.id, {
           ...r,
           done: r.done.then(async (code) => {
@@ -169,6 +179,7 @@ export async function runAblation(o: AblateOptions): Promise<AblateResult> {
               if (rec) {
                 records.set(spec.id, rec);
                 finishedHere++;
+                secondsHere += (performance.now() - started) / 1000;
                 logger.info(
                   `ablate: done ${spec.id}: top-1 ${(rec.top1 * 100).toFixed(2)} % in ${duration(rec.seconds)}${rec.resumedFrom !== undefined ? ` (resumed at epoch ${rec.resumedFrom + 1})` : ''}; ${records.size}/${total} finished, ${duration((performance.now() - t0) / 1000)} so far${eta()}`,
                 );
