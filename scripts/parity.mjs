@@ -1,4 +1,4 @@
-// npm run parity -- --preset fashion-mnist [--model resnet20] [--rungs 1-3] [--seeds 3] [--epochs 3] [--limit-train 4000] [--batch-size 32]
+// npm run parity -- --preset fashion-mnist [--model resnet20] [--rungs 1-3] [--seeds 3 | --seeds 10-19 --twin-only] [--epochs 3] [--limit-train 4000] [--batch-size 32]
 //                   [--out runs/parity-fashion-mnist] [--tricks-from DIR] [--twin bnMomentum=0.9,init=torch]
 //
 // The parity harness: a preset's ablation ladder trained by `tricks ablate` and by its PyTorch twin
@@ -42,7 +42,10 @@ const fail = (msg, hint) => {
 };
 const preset = arg('--preset');
 if (!preset) fail('--preset is required', 'npm run parity -- --preset fashion-mnist');
-const seeds = Number(arg('--seeds', '3'));
+// --seeds N: seeds 0..N-1; --seeds A-B: seeds A..B (the twin only: more seeds for a rung run before)
+const seedsArg = String(arg('--seeds', '3'));
+const seedRange = /^(\d+)-(\d+)$/.exec(seedsArg);
+const seeds = seedRange ? Number(seedRange[2]) - Number(seedRange[1]) + 1 : Number(seedsArg);
 const epochs = Number(arg('--epochs', '3'));
 const limitTrain = Number(arg('--limit-train', '4000'));
 const batchSize = Number(arg('--batch-size', '32'));
@@ -83,6 +86,7 @@ mkdirSync(out, { recursive: true });
 
 // 1. tricks: `tricks ablate` (or a finished one)
 let tricksRuns = [];
+if (seedRange && !twinOnly) fail(`--seeds ${seedsArg}: a range of seeds is for the twin only`, 'add --twin-only');
 if (!twinOnly) {
   const dir = tricksFrom ? resolve(tricksFrom) : join(out, 'tricks');
   if (!tricksFrom) {
@@ -112,7 +116,7 @@ const ordersOf = (length, nEpochs, seedList) =>
   Object.fromEntries(seedList.map((s) => [s, Array.from({ length: nEpochs }, (_, e) => [...epochRng(s, e).permutation(length)])]));
 const trainIndices = subsetOf(limitTrain);
 const subsetLength = trainIndices ? trainIndices.length : trainLength;
-const seedList = Array.from({ length: seeds }, (_, k) => k);
+const seedList = Array.from({ length: seeds }, (_, k) => k + (seedRange ? Number(seedRange[1]) : 0));
 const epochOrders = ordersOf(subsetLength, epochs, seedList);
 const rungs = [];
 // what the twin reads (and its cache key): not the out folder (a timestamp) nor kd's teacher folder (it trains its own)

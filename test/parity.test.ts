@@ -123,5 +123,25 @@ describe('npm run parity', function () {
     expect(r.err).to.not.match(/^\s+at .+:\d+:\d+/m);
     const r2 = parity(['--preset', 'fashion-mnist', '--seeds', '0']);
     expect(r2.err).to.match(/--seeds must be an integer >= 1/);
+    const r3 = parity(['--preset', 'fashion-mnist', '--seeds', '10-19']);
+    expect(r3.err).to.match(/--seeds 10-19: a range of seeds is for the twin only/);
+  });
+
+  it('--seeds A-B --twin-only trains seeds A..B, each with its own data order (more seeds for a rung run before)', function () {
+    if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
+    const run = (seeds: string) => {
+      const out = join(tmp(), 'parity');
+      const args = ['--preset', 'fashion-mnist', '--rungs', '1', '--seeds', seeds, '--epochs', '1', '--limit-train', '320'];
+      const r = parity([...args, '--twin-only', '--out', out]);
+      expect(r.code, r.err + r.out).to.equal(0);
+      return JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8')).torch as Array<{
+        seed: number;
+        epochs: Array<{ train_loss: number }>;
+      }>;
+    };
+    const [first, later] = [run('2'), run('1-1')];
+    expect(later.map((r) => r.seed)).to.deep.equal([1]);
+    // seed 1 of "--seeds 2" and of "--seeds 1-1" is the same run
+    expect(later[0]!.epochs[0]!.train_loss).to.equal(first.find((r) => r.seed === 1)!.epochs[0]!.train_loss);
   });
 });
