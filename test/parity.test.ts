@@ -103,7 +103,21 @@ describe('npm run parity', function () {
     if (!hasTorch() || !existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz')) this.skip();
     const top1 = (twin: string[]) => {
       const out = join(tmp(), 'parity');
-      const args = ['--preset', 'fashion-mnist', '--rungs', '1', '--seeds', '1', '--epochs', '1', '--limit-train', '320'];
+      // one step of batch 32: its loss is computed from the initial weights, before any update
+      const args = [
+        '--preset',
+        'fashion-mnist',
+        '--rungs',
+        '1',
+        '--seeds',
+        '1',
+        '--epochs',
+        '1',
+        '--limit-train',
+        '32',
+        '--batch-size',
+        '32',
+      ];
       const r = parity([...args, '--twin-only', ...twin, '--out', out]);
       expect(r.code, r.err + r.out).to.equal(0);
       const res = JSON.parse(readFileSync(join(out, 'parity.json'), 'utf8'));
@@ -111,8 +125,9 @@ describe('npm run parity', function () {
     };
     const [f32, f64] = [top1([]), top1(['--twin', 'dtype=float64'])];
     expect(f64.twin).to.deep.equal({ dtype: 'float64' });
-    // 10 steps from the same initial weights and batches: the training losses agree to float32 rounding, not exactly
-    expect(f64.loss).to.be.closeTo(f32.loss, 1e-3 * f32.loss);
+    // the same initial weights and batch: the losses agree to float32 rounding, not exactly. (After 10 steps they
+    // had drifted 1e-3 apart on AVX2 and 1.3e-3 on AVX-512: rounding grows with training, so one step is compared.)
+    expect(f64.loss).to.be.closeTo(f32.loss, 1e-5 * f32.loss);
     expect(f64.loss).to.not.equal(f32.loss);
   });
 
