@@ -58,7 +58,6 @@ export interface AblateResult {
   skipped: string[];
 }
 
-/** Spawns `tricks ablate-run SPEC` with its output appended to OUT/runs/<id>/train.log. */
 /**
  * The time left at this session's pace: the mean wall time of a run finished here, times the runs left, over the
  * jobs that run at once. (Wall time since the start per finished run already divides by the jobs: dividing that
@@ -68,6 +67,7 @@ export function etaSeconds(meanRunSeconds: number, left: number, jobs: number): 
   return (meanRunSeconds * left) / Math.max(1, Math.min(jobs, left));
 }
 
+/** Spawns `tricks ablate-run SPEC` with its output appended to OUT/runs/<id>/train.log. */
 function spawnRun(spec: RunSpec, cwd: string, jobs: number, bin: string): { child: ChildProcess; log: string; done: Promise<number> } {
   mkdirSync(spec.out, { recursive: true });
   const log = join(spec.out, 'train.log');
